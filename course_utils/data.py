@@ -1,0 +1,134 @@
+"""The course's real data sets, loaded from `data/` after checking their SHA-256.
+
+Every file is shipped in git and listed in `data/SHA256SUMS` (written by
+`scripts/build_data.py`, which rebuilds it from its Debian source package).
+A missing or damaged file raises `DataError` naming the file and the command
+that restores it, instead of a confusing failure three cells later.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(os.environ.get("COURSE_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
+
+AUSTEN_TITLES = {  # file stem -> title, in publication order
+    "sensesensibility": "Sense and Sensibility",
+    "prideprejudice": "Pride and Prejudice",
+    "mansfieldpark": "Mansfield Park",
+    "emma": "Emma",
+    "northangerabbey": "Northanger Abbey",
+    "persuasion": "Persuasion",
+}
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+_SOURCES = {  # first path component -> (data set, Debian package that rebuilds it, build_data.py argument)
+    "de_en_pairs.tsv": ("German-English pairs", "trans-de-en", "pairs"),
+    "austen": ("Jane Austen's novels", "r-cran-janeaustenr", "austen"),
+    "fashion_mnist": ("Fashion-MNIST", "dataset-fashion-mnist", "fashion"),
+}
+_verified: dict[str, tuple[float, int]] = {}
+
+
+class DataError(RuntimeError):
+    """A data file is missing or does not match its recorded checksum."""
+
+
+def _expected_sums() -> dict[str, str]:
+    sums = DATA_DIR / "SHA256SUMS"
+    if not sums.exists():
+        raise DataError(f"{sums} is missing: restore it with `git checkout -- data/SHA256SUMS`")
+    pairs = (line.split(maxsplit=1) for line in sums.read_text().splitlines() if line.strip())
+    return {name.strip(): digest for digest, name in pairs}
+
+
+def _fix_hint(relpath: str) -> str:
+    _, package, arg = _SOURCES[relpath.split("/")[0]]
+    return (f"restore the shipped copy with `git checkout -- data/{relpath}`, or rebuild it from its source with "
+            f"`sudo apt-get install {package} && python scripts/build_data.py {arg}`")
+
+
+def data_path(relpath: str) -> Path:
+    """Path of `data/<relpath>` after checking it exists and matches data/SHA256SUMS.
+
+    >>> data_path("de_en_pairs.tsv").name
+    'de_en_pairs.tsv'
+    """
+    expected = _expected_sums()
+    if relpath not in expected:
+        raise ValueError(f"data_path: {relpath!r} is not a course data file; known files: {sorted(expected)}")
+    path = DATA_DIR / relpath
+    if not path.exists():
+        raise DataError(f"data file data/{relpath} is missing: {_fix_hint(relpath)}")
+    stat = path.stat()
+    if _verified.get(relpath) != (stat.st_mtime, stat.st_size):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != expected[relpath]:
+            raise DataError(f"data file data/{relpath} is corrupt or truncated ({stat.st_size:,} bytes, "
+                            f"SHA-256 {digest[:12]}... but data/SHA256SUMS says {expected[relpath][:12]}...): "
+                            f"{_fix_hint(relpath)}")
+        _verified[relpath] = (stat.st_mtime, stat.st_size)
+    return path
+
+
+def status() -> dict[str, bool]:
+    """For each data set, whether all its files are present and intact (no exception)."""
+    result = {}
+    for top, (title, _, _) in _SOURCES.items():
+        try:
+            names = [n for n in _expected_sums() if n.split("/")[0] == top]
+            for n in names:
+                data_path(n)
+            result[title] = bool(names)
+        except DataError:
+            result[title] = False
+    return result
+
+
+def load_translation_pairs(split: str | None = None) -> list[tuple[str, str]]:
+    """(german, english) sentence pairs from the Ding dictionary, ~18k of them.
+
+    split: "train" (~90 %), "valid" (~5 %), "test" (~5 %) or None for all. The split
+    is fixed in the file (a hash of the German sentence), so every run agrees.
+    """
+    if split not in (None, "train", "valid", "test"):
+        raise ValueError(f"load_translation_pairs: split must be 'train', 'valid', 'test' or None, got {split!r}")
+    with open(data_path("de_en_pairs.tsv"), encoding="utf-8", newline="") as f:
+        rows = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return [(r["de"], r["en"]) for r in rows if split is None or r["split"] == split]
+
+
+def load_austen() -> dict[str, str]:
+    """Jane Austen's six novels, {title: full text}, in publication order (~4.0 M characters).
+
+    >>> books = load_austen(); list(books)[1], len(books)
+    ('Pride and Prejudice', 6)
+    """
+    return {title: data_path(f"austen/{stem}.txt").read_text(encoding="utf-8")
+            for stem, title in AUSTEN_TITLES.items()}
+
+
+def _read_idx(relpath: str) -> np.ndarray:
+    """Parse an IDX file (the MNIST format): magic, dimension sizes (big-endian int32), uint8 data."""
+    raw = gzip.decompress(data_path(relpath).read_bytes())
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_fashion_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST images (N, 28, 28) uint8 and labels (N,) int64; N = 60,000 (train) or 10,000 (test).
+
+    Class names are in `FASHION_CLASSES`.
+    """
+    prefix = {"train": "train", "test": "t10k"}.get(split)
+    if prefix is None:
+        raise ValueError(f"load_fashion_mnist: split must be 'train' or 'test', got {split!r}")
+    images = _read_idx(f"fashion_mnist/{prefix}-images-idx3-ubyte.gz")
+    labels = _read_idx(f"fashion_mnist/{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+    return images, labels

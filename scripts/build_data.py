@@ -1,0 +1,160 @@
+"""Rebuild every file in data/ from its Debian source package, then write data/SHA256SUMS.
+
+    apt-get install trans-de-en dataset-fashion-mnist r-cran-janeaustenr
+    python scripts/build_data.py            # all three data sets
+    python scripts/build_data.py austen     # just one
+
+The course ships the results in git, so students never need this; it exists so
+anyone can check where each byte came from (see data/README.md).
+"""
+import argparse
+import bz2
+import gzip
+import hashlib
+import lzma
+import re
+import shutil
+import struct
+import sys
+import warnings
+import zlib
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+DING = Path("/usr/share/trans/de-en")
+AUSTEN_R = Path("/usr/lib/R/site-library/janeaustenr/data")
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+AUSTEN_NOVELS = ["sensesensibility", "prideprejudice", "mansfieldpark",
+                 "emma", "northangerabbey", "persuasion"]  # publication order
+
+
+def need(path: Path, package: str) -> None:
+    if not path.exists():
+        sys.exit(f"{path} not found: install it with `sudo apt-get install {package}`")
+
+
+# --- German-English pairs -------------------------------------------------
+_ANNOTATION = re.compile(r"\s*(\{[^}]*\}|\[[^\]]*\]|\([^)]*\))")  # {f} [coll.] (optional words)
+
+
+def _clean(s: str) -> str:
+    return re.sub(r"\s+", " ", _ANNOTATION.sub("", s)).strip()
+
+
+def _is_sentence(s: str) -> bool:
+    """A full sentence: ends in . ? !, has >= 3 words, no abbreviation placeholder or slash choice."""
+    if s[-1:] not in ".?!" or len(s.split()) < 3 or "/" in s:
+        return False
+    return not re.search(r"\b(etw|jdm|jdn|jds|sth|sb|sb's)\.$", s)
+
+
+def ding_pairs(text: str):
+    """Yield (german, english) sentence pairs from the Ding dictionary's lines.
+
+    A line is `de_1 | de_2 :: en_1 | en_2`; the i-th parts translate each other and
+    each part may list alternatives split by `; `. Alternatives are zipped when both
+    sides list as many, and a single one is paired with each alternative opposite.
+    """
+    for line in text.splitlines():
+        if line.startswith("#") or " :: " not in line:
+            continue
+        de, en = line.split(" :: ", 1)
+        de_parts, en_parts = de.split(" | "), en.split(" | ")
+        if len(de_parts) != len(en_parts):
+            continue
+        for d, e in zip(de_parts, en_parts):
+            ds = [_clean(x) for x in d.split("; ")]
+            es = [_clean(x) for x in e.split("; ")]
+            if not all(_is_sentence(x) for x in ds + es):
+                continue
+            if len(ds) == len(es):
+                yield from zip(ds, es)
+            elif len(ds) == 1:
+                yield from ((ds[0], x) for x in es)
+            elif len(es) == 1:
+                yield from ((x, es[0]) for x in ds)
+
+
+def split_of(german: str) -> str:
+    """A fixed split by a hash of the German side: ~90 % train, 5 % valid, 5 % test."""
+    h = int(hashlib.sha256(german.encode("utf-8")).hexdigest(), 16) % 100
+    return "test" if h < 5 else "valid" if h < 10 else "train"
+
+
+def build_pairs() -> None:
+    need(DING, "trans-de-en")
+    seen, rows = set(), []
+    for de, en in ding_pairs(DING.read_text(encoding="utf-8")):
+        if (de, en) in seen or "\t" in de + en:
+            continue
+        seen.add((de, en))
+        rows.append(f"{split_of(de)}\t{de}\t{en}")
+    out = DATA / "de_en_pairs.tsv"
+    out.write_text("split\tde\ten\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    print(f"{out}: {len(rows)} pairs")
+
+
+# --- Jane Austen ---------------------------------------------------------
+def _r_object(blob: bytes):
+    """One object of an R lazy-load database: 4-byte length, a compression byte, payload."""
+    import rdata  # pip install rdata (in the dev extra)
+
+    kind = blob[4:5]
+    if kind == b"2":
+        raw = bz2.decompress(blob[5:])
+    elif kind == b"X":
+        raw = lzma.decompress(blob[5:])
+    elif kind == b"Z":
+        raw = zlib.decompress(blob[5:])
+    else:  # plain zlib stream right after the length
+        raw = zlib.decompress(blob[4:])
+    assert len(raw) == struct.unpack(">I", blob[:4])[0], "length header disagrees"
+    return rdata.conversion.convert(rdata.parser.parse_data(raw))
+
+
+def build_austen() -> None:
+    import rdata
+
+    need(AUSTEN_R / "Rdata.rdb", "r-cran-janeaustenr")
+    warnings.simplefilter("ignore")
+    index = rdata.conversion.convert(rdata.parser.parse_data(gzip.open(AUSTEN_R / "Rdata.rdx").read()))
+    rdb = (AUSTEN_R / "Rdata.rdb").read_bytes()
+    (DATA / "austen").mkdir(parents=True, exist_ok=True)
+    for name in AUSTEN_NOVELS:
+        offset, length = (int(x) for x in index["variables"][name])
+        lines = _r_object(rdb[offset:offset + length])
+        out = DATA / "austen" / f"{name}.txt"
+        out.write_text("\n".join(str(x) for x in lines) + "\n", encoding="utf-8")
+        print(f"{out}: {len(lines)} lines")
+
+
+# --- Fashion-MNIST --------------------------------------------------------
+def build_fashion() -> None:
+    (DATA / "fashion_mnist").mkdir(parents=True, exist_ok=True)
+    for name in FASHION_FILES:
+        need(FASHION / name, "dataset-fashion-mnist")
+        shutil.copyfile(FASHION / name, DATA / "fashion_mnist" / name)
+        print(f"data/fashion_mnist/{name}")
+
+
+def write_checksums() -> None:
+    files = sorted(p for p in DATA.rglob("*") if p.is_file() and p.name not in {"SHA256SUMS", "README.md"})
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(DATA).as_posix()}" for p in files]
+    (DATA / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+BUILDERS = {"pairs": build_pairs, "austen": build_austen, "fashion": build_fashion}
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", nargs="*", help=f"any of {', '.join(BUILDERS)} (default: all)")
+    which = parser.parse_args().which or list(BUILDERS)
+    unknown = set(which) - set(BUILDERS)
+    if unknown:
+        parser.error(f"unknown data set(s) {sorted(unknown)}; choose from {list(BUILDERS)}")
+    for name in which:
+        BUILDERS[name]()
+    write_checksums()

@@ -1,0 +1,82 @@
+"""The shipped data sets: sizes the issue promises, checksums, and helpful errors when a file is damaged."""
+import hashlib
+import re
+import shutil
+
+import numpy as np
+import pytest
+from course_utils import data
+
+
+def test_translation_pairs():
+    pairs = data.load_translation_pairs()
+    assert len(pairs) >= 15_000
+    splits = {s: data.load_translation_pairs(s) for s in ("train", "valid", "test")}
+    assert sum(map(len, splits.values())) == len(pairs)
+    assert 800 <= len(splits["test"]) <= 1200 and 800 <= len(splits["valid"]) <= 1200
+    assert not set(splits["test"]) & set(splits["train"]), "test pairs leak into train"
+    for de, en in pairs[:2000]:
+        assert de[-1] in ".?!" and en[-1] in ".?!" and len(de.split()) >= 3 and len(en.split()) >= 3
+        assert not re.search(r"\{[a-z]+\}|\[[a-z. ]+\]", de + en), (de, en)  # annotations removed
+
+
+def test_translation_split_validation():
+    with pytest.raises(ValueError, match="split"):
+        data.load_translation_pairs("dev")
+
+
+def test_austen():
+    books = data.load_austen()
+    assert list(books) == list(data.AUSTEN_TITLES.values())
+    assert sum(map(len, books.values())) >= 3_000_000
+    assert "It is a truth universally acknowledged" in books["Pride and Prejudice"]
+    assert "Emma Woodhouse, handsome, clever, and rich" in books["Emma"]
+
+
+def test_fashion_mnist():
+    x, y = data.load_fashion_mnist("train")
+    xt, yt = data.load_fashion_mnist("test")
+    assert x.shape == (60_000, 28, 28) and xt.shape == (10_000, 28, 28) and x.dtype == np.uint8
+    assert y.shape == (60_000,) and yt.shape == (10_000,)
+    assert np.bincount(y).tolist() == [6000] * 10 and np.bincount(yt).tolist() == [1000] * 10
+    assert len(data.FASHION_CLASSES) == 10
+    with pytest.raises(ValueError, match="split"):
+        data.load_fashion_mnist("valid")
+
+
+def test_readme_lists_every_file_with_its_checksum():
+    readme = (data.DATA_DIR / "README.md").read_text()
+    for name, digest in data._expected_sums().items():
+        assert name in readme and digest in readme, f"data/README.md must list {name} with its SHA-256"
+
+
+def test_sums_match_files():
+    for name, digest in data._expected_sums().items():
+        assert hashlib.sha256((data.DATA_DIR / name).read_bytes()).hexdigest() == digest, name
+
+
+@pytest.fixture
+def data_copy(tmp_path, monkeypatch):
+    """A copy of data/ the test may damage."""
+    copy = tmp_path / "data"
+    shutil.copytree(data.DATA_DIR, copy)
+    monkeypatch.setattr(data, "DATA_DIR", copy)
+    monkeypatch.setattr(data, "_verified", {})
+    return copy
+
+
+def test_truncated_file_names_the_file_and_the_fix(data_copy):
+    f = data_copy / "de_en_pairs.tsv"
+    f.write_bytes(f.read_bytes()[:1000])
+    with pytest.raises(data.DataError) as err:
+        data.load_translation_pairs()
+    msg = str(err.value)
+    assert "data/de_en_pairs.tsv" in msg and "corrupt or truncated" in msg
+    assert "git checkout -- data/de_en_pairs.tsv" in msg and "scripts/build_data.py pairs" in msg
+
+
+def test_missing_file_names_the_file_and_the_fix(data_copy):
+    (data_copy / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(data.DataError, match=r"data/fashion_mnist/t10k-labels-idx1-ubyte.gz is missing.*dataset-fashion-mnist"):
+        data.load_fashion_mnist("test")
+    assert data.status()["Fashion-MNIST"] is False
