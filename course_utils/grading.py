@@ -39,11 +39,11 @@ def _as_array(x: Any) -> np.ndarray | None:
     return None
 
 
-def _close(a: Any, b: Any, atol: float, rtol: float) -> bool:
+def _close(a: Any, b: Any, atol: float, rtol: float, equal_nan: bool = False) -> bool:
     x, y = _as_array(a), _as_array(b)
     if x is None or y is None:
         return a == b
-    return x.shape == y.shape and bool(np.allclose(x, y, atol=atol, rtol=rtol, equal_nan=False))
+    return x.shape == y.shape and bool(np.allclose(x, y, atol=atol, rtol=rtol, equal_nan=equal_nan))
 
 
 def call(fn: Callable, *args, what: str | None = None, **kwargs) -> Any:
@@ -85,7 +85,7 @@ def expect_close(actual: Any, expected: Any, what: str, *, atol: float = 1e-5, r
     if _close(actual, expected, atol, rtol):
         return
     for message, wrong in (mistakes or {}).items():
-        if _close(actual, wrong, atol, rtol):
+        if _close(actual, wrong, atol, rtol, equal_nan=True):  # a mistake may produce NaN where it overflows
             raise GradingError(f"{what} is not right. It looks like: {message}.")
     if x is not None:
         if not np.isfinite(x).all():
