@@ -41,7 +41,7 @@ kernel: setup
 	@echo "Jupyter kernel 'transformers-course' registered for $(abspath $(VENV))"
 
 lab: kernel
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb $(if $(NO_BROWSER),--no-browser) \
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb --ServerApp.root_dir=. $(if $(NO_BROWSER),--no-browser) \
 	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: setup
