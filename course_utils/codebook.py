@@ -1,0 +1,154 @@
+"""Images as sequences of discrete tokens: a k-means codebook of image patches.
+
+Notebook 08 builds this to show seed 003's text-to-image idea (Parti, Yu et al. 2022): cut
+an image into p x p patches, replace each patch by the id of its nearest *codeword*, and
+the image becomes a short sequence of integers, a "sentence" in a visual vocabulary. A
+decoder-only transformer can then model text tokens followed by image tokens exactly as
+it models text, and generate an image token by token; a decoder turns ids back into pixels.
+
+Parti learns its codebook with a ViT-VQGAN (an encoder, a decoder and a learned codebook,
+trained end to end). Here the codebook is plain k-means on raw pixel patches: no training
+of networks, the same interface (encode -> ids -> decode), blurrier reconstructions.
+
+    28 x 28 Fashion-MNIST image, p = 4  ->  7 x 7 = 49 patches  ->  49 ids in [0, K)
+
+Concessions: Lloyd's algorithm with k-means++ seeding on a sample of patches (not all
+millions of them); empty clusters are re-seeded with the worst-fitted patches.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+__all__ = ["patchify", "unpatchify", "kmeans", "PatchCodebook"]
+
+
+def _check_images(fn: str, images, patch: int) -> None:
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        raise TypeError(f"{fn}: images must be a floating-point torch.Tensor (N, H, W), got "
+                        f"{images.dtype if isinstance(images, torch.Tensor) else type(images).__name__}")
+    if images.dim() != 3:
+        raise ValueError(f"{fn}: images must have shape (N, H, W), got {tuple(images.shape)}")
+    if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1:
+        raise ValueError(f"{fn}: patch must be a positive int, got {patch!r}")
+    if images.shape[1] % patch or images.shape[2] % patch:
+        raise ValueError(f"{fn}: image size {tuple(images.shape[1:])} is not a multiple of patch={patch}")
+
+
+def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """(N, H, W) -> (N, H/p * W/p, p*p): non-overlapping patches in raster order (row by row).
+
+    >>> patchify(torch.arange(16.).view(1, 4, 4), 2)[0, 1].tolist()   # top-right patch
+    [2.0, 3.0, 6.0, 7.0]
+    """
+    _check_images("patchify", images, patch)
+    N, H, W = images.shape
+    x = images.reshape(N, H // patch, patch, W // patch, patch)          # (N, rows, p, cols, p)
+    return x.permute(0, 1, 3, 2, 4).reshape(N, (H // patch) * (W // patch), patch * patch)
+
+
+def unpatchify(patches: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, L, p*p) -> (N, H, W): the inverse of `patchify`.
+
+    >>> x = torch.randn(2, 8, 12); bool((unpatchify(patchify(x, 4), 8, 12) == x).all())
+    True
+    """
+    if not isinstance(patches, torch.Tensor) or patches.dim() != 3:
+        raise ValueError(f"unpatchify: patches must be a (N, L, p*p) tensor, got "
+                         f"{tuple(patches.shape) if isinstance(patches, torch.Tensor) else type(patches).__name__}")
+    N, L, pp = patches.shape
+    p = int(round(pp ** 0.5))
+    if p * p != pp or height % p or width % p or (height // p) * (width // p) != L:
+        raise ValueError(f"unpatchify: {L} patches of {pp} pixels do not tile a {height} x {width} image")
+    x = patches.reshape(N, height // p, width // p, p, p).permute(0, 1, 3, 2, 4)
+    return x.reshape(N, height, width)
+
+
+def kmeans(x: torch.Tensor, k: int, n_iter: int = 20, generator: Optional[torch.Generator] = None,
+           progress: bool = False) -> tuple[torch.Tensor, list[float]]:
+    """Lloyd's k-means on the rows of x (N, D) -> (centroids (k, D), mean squared error per iteration).
+
+    Seeding: k-means++ (each new centre drawn with probability proportional to its squared
+    distance to the nearest chosen centre), which avoids most bad local minima.
+    The error never increases from one iteration to the next (each step is a minimisation).
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
+        raise TypeError(f"kmeans: x must be a floating-point (N, D) tensor, got "
+                        f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(x):
+        raise ValueError(f"kmeans: k must be an int in [1, N={len(x)}], got {k!r}")
+    first = torch.randint(len(x), (1,), generator=generator)
+    centres = [x[first]]                                                   # k-means++ seeding
+    d2 = torch.cdist(x, centres[0]).squeeze(1) ** 2                         # (N,) to the nearest centre
+    for _ in range(1, k):
+        i = torch.multinomial(d2 + 1e-12, 1, generator=generator)
+        centres.append(x[i])
+        d2 = torch.minimum(d2, (torch.cdist(x, x[i]).squeeze(1)) ** 2)
+    c = torch.cat(centres)                                                 # (k, D)
+    history = []
+    steps = range(n_iter)
+    if progress:
+        from tqdm.auto import tqdm
+        steps = tqdm(steps, desc="k-means", leave=False)
+    for _ in steps:
+        dist = torch.cdist(x, c) ** 2                                      # (N, k)
+        best, assign = dist.min(dim=1)
+        history.append(float(best.mean()) / x.shape[1])                   # per-pixel MSE
+        sums = torch.zeros_like(c).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)
+        empty = counts == 0
+        c = torch.where(empty[:, None], c, sums / counts.clamp_min(1)[:, None])
+        if empty.any():                                                    # re-seed with the worst-fitted points
+            c[empty] = x[best.topk(int(empty.sum())).indices]
+    return c, history
+
+
+class PatchCodebook:
+    """A visual vocabulary: K codewords of p x p pixels; encode images to ids, decode ids to images.
+
+    >>> book = PatchCodebook(torch.stack([torch.zeros(4), torch.ones(4)]), patch=2)
+    >>> book.encode(torch.tensor([[[0.1, 0.0], [0.2, 0.0]]])).tolist()
+    [[0]]
+    """
+
+    def __init__(self, codewords: torch.Tensor, patch: int):
+        if not isinstance(codewords, torch.Tensor) or codewords.dim() != 2 or codewords.shape[1] != patch * patch:
+            raise ValueError(f"PatchCodebook: codewords must be (K, patch*patch={patch * patch}), got "
+                             f"{tuple(codewords.shape) if isinstance(codewords, torch.Tensor) else type(codewords).__name__}")
+        self.codewords, self.patch = codewords, patch
+        self.history: list[float] = []
+
+    @classmethod
+    def fit(cls, images: torch.Tensor, k: int, patch: int = 4, n_patches: int = 50_000, n_iter: int = 20,
+            seed: int = 0, progress: bool = False) -> "PatchCodebook":
+        """Learn K codewords by k-means on n_patches patches sampled from images (N, H, W) in [0, 1]."""
+        _check_images("PatchCodebook.fit", images, patch)
+        g = torch.Generator().manual_seed(seed)
+        all_patches = patchify(images, patch).reshape(-1, patch * patch)
+        pick = torch.randperm(len(all_patches), generator=g)[:n_patches]
+        codewords, history = kmeans(all_patches[pick], k, n_iter, g, progress)
+        book = cls(codewords, patch)
+        book.history = history                                             # per-pixel MSE per iteration
+        return book
+
+    @property
+    def size(self) -> int:
+        return len(self.codewords)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) -> (N, H/p * W/p) long: each patch's nearest codeword, raster order."""
+        _check_images("PatchCodebook.encode", images, self.patch)
+        p = patchify(images, self.patch)                                   # (N, L, p*p)
+        dist = torch.cdist(p, self.codewords.expand(len(p), -1, -1))       # (N, L, K)
+        return dist.argmin(dim=-1)
+
+    def decode(self, ids: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """(N, L) ids -> (N, H, W): paste each id's codeword back in place."""
+        if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"PatchCodebook.decode: ids must be an integer tensor (N, L), got "
+                            f"{ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__}")
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.size):
+            raise ValueError(f"PatchCodebook.decode: ids must lie in [0, {self.size}), got "
+                             f"[{int(ids.min())}, {int(ids.max())}]")
+        return unpatchify(self.codewords[ids], height, width)
