@@ -100,10 +100,13 @@ _BYTE_RANK = {b: r for r, b in enumerate(sorted(range(256), key=lambda b: _B2U[b
 
 
 def _render(token: bytes) -> str:
-    """A token as readable text: UTF-8 where it decodes, control characters escaped."""
-    s = token.decode("utf-8", errors="replace")
-    return "".join(ch if ch.isprintable() and ch != "\ufffd" else repr(ch)[1:-1] if ch != "\ufffd" else "\\ufffd"
-                   for ch in s)
+    r"""A token as readable text: UTF-8 where it decodes, other bytes and control characters escaped.
+
+    >>> print(_render(b"the"), _render("東".encode()[:2]), _render(b"\n"))
+    the \xe6\x9d \n
+    """
+    text = token.decode("utf-8", errors="backslashreplace")
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class ByteLevelBPE:
@@ -206,6 +209,24 @@ class ByteLevelBPE:
                           f"vocabulary has {256 + len(pairs) + len(self._special_names)} ids, not {vocab_size}")
         self._assign_special_ids()
         return self
+
+    def truncated(self, vocab_size: int) -> "ByteLevelBPE":
+        """The tokenizer made by the first merges only, with `vocab_size` ids (special tokens included).
+
+        Greedy BPE learns merges in order, so training to 1,024 ids gives exactly the first
+        768 merges of a run to 8,192: one training run serves every smaller vocabulary.
+        """
+        n = vocab_size - 256 - len(self._special_names)
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not 0 <= n <= len(self.merges):
+            raise ValueError(f"truncated: vocab_size must be an int from {256 + len(self._special_names)} to "
+                             f"{len(self)}, got {vocab_size!r}")
+        tok = ByteLevelBPE(special_tokens=self._special_names, use_regex=self.use_regex)
+        for k, (pair, new) in enumerate(self.merges.items()):
+            if k >= n:
+                break
+            tok.merges[pair], tok.vocab[new] = new, self.vocab[new]
+        tok._assign_special_ids()
+        return tok
 
     # ------------------------------------------------------------------ encoding and decoding
     def _split_specials(self, text: str, allowed: bool) -> list[str]:

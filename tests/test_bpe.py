@@ -237,6 +237,15 @@ def test_save_load(small_tok, tmp_path):
         ByteLevelBPE.load(tmp_path / "missing")
 
 
+def test_truncated_equals_training_fewer_merges(austen, small_tok):
+    short = ByteLevelBPE(special_tokens=["<|endoftext|>", "<pad>"]).train(austen[:200_000], 400)
+    cut = small_tok.truncated(400)
+    assert cut.merges == short.merges and cut.special_tokens == short.special_tokens == {"<|endoftext|>": 398, "<pad>": 399}
+    assert cut.encode("Elinor<pad>") == short.encode("Elinor<pad>")
+    with pytest.raises(ValueError, match="vocab_size"):
+        small_tok.truncated(601)
+
+
 def test_byte_level_validation(small_tok):
     with pytest.raises(ValueError, match="vocab_size must be >= 257"):
         ByteLevelBPE(special_tokens=["<s>"]).train("abc", 256)
