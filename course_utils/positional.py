@@ -184,6 +184,8 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"apply_rope: x must be a tensor of shape (..., T, d), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"apply_rope: x must be a floating-point tensor, got dtype {x.dtype}")
     if x.dim() < 2:
         raise ValueError(f"apply_rope: x must have shape (..., T, d), got shape {tuple(x.shape)}")
     T, d = x.shape[-2], x.shape[-1]
@@ -197,13 +199,16 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
     if positions.dim() == 0 or positions.shape[-1] != T:
         raise ValueError(f"apply_rope: positions must end in a dimension of size T={T}, "
                          f"got shape {tuple(positions.shape)}")
-    angles = rope_angles(positions.to(x.device), d, base)          # (..., T, d/2) float64
-    work = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
-    cos, sin = torch.cos(angles).to(work), torch.sin(angles).to(work)
-    pairs = x.to(work).reshape(*x.shape[:-1], d // 2, 2)           # (..., T, d/2, 2)
+    if x.device.type == "mps":  # MPS has no float64: accept float32 angles there
+        angles = positions.to(x.device, torch.float32)[..., None] * frequencies(d, base).to(x.device, torch.float32)
+    else:
+        angles = rope_angles(positions.to(x.device), d, base)      # (..., T, d/2) float64
+    # the angles need float64 (pos * w for pos ~ 10^4); the rotation itself is fine in x's dtype
+    cos, sin = torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)
+    pairs = x.reshape(*x.shape[:-1], d // 2, 2)                    # (..., T, d/2, 2)
     even, odd = pairs[..., 0], pairs[..., 1]
     out = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
-    return out.reshape(x.shape).to(x.dtype)
+    return out.reshape(x.shape)
 
 
 # ----------------------------------------------------------------------------- modules

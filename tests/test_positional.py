@@ -213,6 +213,7 @@ def test_modules():
     (lambda: apply_rope(torch.zeros(4, 5)), ValueError, "must be even"),
     (lambda: apply_rope(torch.zeros(4)), ValueError, r"shape \(..., T, d\)"),
     (lambda: apply_rope([[1.0, 2.0]]), TypeError, "x must be a tensor"),
+    (lambda: apply_rope(torch.ones(3, 4, dtype=torch.long)), TypeError, "floating-point"),
     (lambda: apply_rope(torch.zeros(4, 6), torch.arange(5)), ValueError, "size T=4"),
     (lambda: LearnedPositionalEmbedding(0, 8), ValueError, "max_positions"),
 ])
