@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["scaled_dot_product_attention", "causal_mask", "padding_mask", "split_heads", "merge_heads",
-           "MultiHeadAttention"]
+           "MultiHeadAttention", "measure"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,14 +117,21 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         tri = torch.ones(T_q, T_k, dtype=torch.bool, device=q.device).tril()
         mask = tri if mask is None else mask & tri
 
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])       # (..., T_q, T_k)  E = Q K^T / sqrt(d_k)
+    # E = Q K^T / sqrt(d_k); scaling q first is the same number and costs n*d, not n^2, extra memory
+    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-2, -1)    # (..., T_q, T_k)
+    blocked_rows = None
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))          # blocked -> exp(-inf) = 0
-        any_key = mask.any(dim=-1, keepdim=True)                     # (..., T_q, 1) rows with a key left
-        scores = scores.masked_fill(~any_key, 0.0)                   # fully blocked row: no -inf - -inf = NaN
-    weights = scores.softmax(dim=-1)                                 # (..., T_q, T_k) over the keys
-    if mask is not None:
-        weights = weights.masked_fill(~(mask & any_key), 0.0)        # exact zeros, incl. fully blocked rows
+        if scores.shape != scores_shape:                            # v or the mask has more leading dims
+            scores = scores.expand(scores_shape).clone()
+        scores.masked_fill_(~mask, float("-inf"))                   # blocked -> exp(-inf) = exactly 0
+        blocked_rows = ~mask.any(dim=-1, keepdim=True)              # (..., T_q, 1) queries with no key left
+        if blocked_rows.any():                                      # rare: softmax of all -inf is NaN
+            scores.masked_fill_(blocked_rows, 0.0)
+        else:
+            blocked_rows = None
+    weights = scores.softmax(dim=-1)                                # (..., T_q, T_k), over the keys
+    if blocked_rows is not None:
+        weights = weights.masked_fill(blocked_rows, 0.0)            # ... and we give those rows zeros
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     return attn @ v, weights                                         # (..., T_q, d_v), (..., T_q, T_k)
 
@@ -321,3 +328,84 @@ class MultiHeadAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, n_heads={self.n_heads}, d_head={self.d_head}, dropout={self.dropout}"
+
+
+# ---------------------------------------------------------------------------------------------
+# measuring the cost (used by notebook 01 and benchmarks/attention.py)
+# ---------------------------------------------------------------------------------------------
+class _SilentStderr:
+    """Redirect file descriptor 2 (the profiler's C++ library prints start/stop lines there)."""
+
+    def __enter__(self):
+        import os
+        import sys
+
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        self._null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self._null, 2)
+
+    def __exit__(self, *exc):
+        import os
+
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        os.close(self._null)
+
+
+def _cpu_peak_bytes(fn) -> float:
+    """Peak of (bytes allocated - bytes freed) by torch's CPU allocator while `fn()` runs.
+
+    The profiler records each op's allocations and each free with a time stamp; the running
+    sum of that timeline, at its highest, is the extra memory the call needed at once.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with _SilentStderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    timeline = []
+    for e in prof.events():
+        if e.name == "[memory]":                          # a free (or an allocation outside any op)
+            timeline.append((e.time_range.start, e.cpu_memory_usage))
+        elif e.self_cpu_memory_usage > 0:                 # an op that allocated its result
+            timeline.append((e.time_range.start, e.self_cpu_memory_usage))
+    current = peak = 0
+    for _, nbytes in sorted(timeline, key=lambda t: t[0]):
+        current += nbytes
+        peak = max(peak, current)
+    return float(peak)
+
+
+def measure(fn, device: torch.device | str = "cpu", repeats: int = 3) -> tuple[float, float]:
+    """Run `fn()` (after one warm-up call) and return (best wall time in seconds, peak extra memory in bytes).
+
+    Peak memory is what the call allocated at once on top of what was already held:
+    CUDA: `torch.cuda.max_memory_allocated`; CPU: torch's profiler's allocation timeline
+    (allocations by torch only; op granularity). Time is the best of `repeats` runs,
+    because a shared machine only ever adds time.
+    """
+    import time
+
+    if not callable(fn):
+        raise TypeError(f"measure: fn must be callable, got {type(fn).__name__}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"measure: repeats must be a positive int, got {repeats!r}")
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    fn()
+    sync()                                                        # warm-up: kernels chosen, buffers cached
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    if not cuda:
+        return best, _cpu_peak_bytes(fn)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    fn()
+    sync()
+    return best, float(torch.cuda.max_memory_allocated(device) - base)

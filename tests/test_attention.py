@@ -73,6 +73,31 @@ def test_sdpa_broadcasts_leading_dims():
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k.expand(2, 4, 7, 8), v.expand(2, 4, 7, 3)))
 
 
+def test_sdpa_mask_and_v_with_more_leading_dims_than_q_k():
+    q, k, v = torch.randn(5, 4), torch.randn(6, 4), torch.randn(2, 3, 6, 4)
+    mask = torch.rand(2, 3, 5, 6) < 0.5
+    mask[..., 0] = True
+    out, w = scaled_dot_product_attention(q, k, v, mask)
+    ref = F.scaled_dot_product_attention(q.expand(2, 3, 5, 4), k.expand(2, 3, 6, 4), v, attn_mask=mask)
+    assert w.shape == (2, 3, 5, 6)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
+    out, w = scaled_dot_product_attention(q, k, v, mask[0, 0])   # mask as small as the scores
+    ref = F.scaled_dot_product_attention(q.expand(2, 3, 5, 4), k.expand(2, 3, 6, 4), v, attn_mask=mask[0, 0])
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
+
+
+def test_measure_returns_time_and_memory():
+    q = torch.randn(1, 2, 256, 16)
+    seconds, peak = attention.measure(lambda: scaled_dot_product_attention(q, q, q), repeats=1)
+    assert 0 < seconds < 10
+    n2 = 2 * 256 * 256 * 4          # one float32 (h, n, n) matrix
+    assert 2 * n2 <= peak < 3 * n2   # ours holds the scores and the weights at once
+    _, fused = attention.measure(lambda: F.scaled_dot_product_attention(q, q, q), repeats=1)
+    assert fused < n2 / 2            # the fused kernel never stores an (n, n) matrix
+    with pytest.raises(TypeError, match="callable"):
+        attention.measure(3)
+
+
 def test_sdpa_is_causal_matches_torch_including_rectangular():
     for t_q, t_k in [(5, 5), (3, 6), (6, 3)]:
         q, k, v = torch.randn(2, t_q, 4), torch.randn(2, t_k, 4), torch.randn(2, t_k, 4)
