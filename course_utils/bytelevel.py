@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from itertools import chain
 from pathlib import Path
 from typing import Iterable
 
@@ -109,6 +110,18 @@ def _render(token: bytes) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
+class _ChunkCache(dict):
+    """{chunk text: token ids}; a missing chunk is encoded once, on first lookup."""
+
+    def __init__(self, encode_chunk):
+        super().__init__()
+        self.encode_chunk = encode_chunk
+
+    def __missing__(self, chunk: str) -> list[int]:
+        ids = self[chunk] = self.encode_chunk(chunk.encode("utf-8"))
+        return ids
+
+
 class ByteLevelBPE:
     """Byte-level BPE tokenizer: ids 0-255 are bytes, then one id per merge, then special tokens.
 
@@ -139,7 +152,7 @@ class ByteLevelBPE:
         self.inverse_special = {i: s for s, i in self.special_tokens.items()}
         self._special_re = (re.compile("(" + "|".join(re.escape(s) for s in sorted(self.special_tokens, key=len, reverse=True)) + ")")
                             if self.special_tokens else None)
-        self._cache: dict[str, list[int]] = {}
+        self._cache = _ChunkCache(self._encode_chunk)
 
     def __len__(self) -> int:
         return 256 + len(self.merges) + len(self.special_tokens)
@@ -270,11 +283,8 @@ class ByteLevelBPE:
             if allowed_special == "all" and part in specials:
                 out.append(specials[part])
                 continue
-            for chunk in self._split.findall(part):
-                ids = cache.get(chunk)
-                if ids is None:
-                    ids = cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
-                out.extend(ids)
+            # one C-level pass: look every chunk up (a miss runs _encode_chunk once), concatenate
+            out.extend(chain.from_iterable(map(cache.__getitem__, self._split.findall(part))))
         return out
 
     def decode(self, ids: Iterable[int]) -> str:
