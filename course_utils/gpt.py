@@ -1,0 +1,453 @@
+"""A GPT (decoder-only transformer) in one readable file, nanoGPT style, built on our own attention.
+
+    config -> token embedding (+ learned positions, or RoPE inside attention)
+           -> n_layer x [x + attn(LN(x)), x + mlp(LN(x))]      (pre-LN blocks)
+           -> LN -> lm_head (tied to the token embedding) -> logits (B, T, V)
+
+Every piece is one small module, and the names of their weights are those of GPT-2
+(`transformer.h.0.attn.c_attn.weight`, ...), so `to_hf_gpt2` can load our trained
+weights into `transformers.GPT2LMHeadModel` and the logits can be compared (they agree
+to 1e-5: tests/test_gpt.py and notebook 05).
+
+Attention is `course_utils.attention.scaled_dot_product_attention` with a causal mask
+(True = may attend): query i sees keys 0..i. Generation can keep a `KVCache`: the keys
+and values of tokens already processed are stored per layer, so each new token costs
+one position instead of re-running the whole prefix (notebook 08 measures the gain).
+
+Concessions, admitted up front:
+- The attention is the plain "math" version that materialises the (T, T) weights (the
+  lesson of notebook 01); `attn_impl="torch"` switches to PyTorch's fused kernel, which
+  is faster and gives the same numbers up to float rounding (tested).
+- The KV cache holds at most `block_size` positions. With learned absolute positions a
+  longer text cannot slide the window without shifting every position, so once the
+  window is full `generate` recomputes the last `block_size` tokens each step: exactly
+  what the uncached loop does, no faster.
+- No weight decay groups, no flash tricks, no compile: training code lives in notebooks
+  and `course_utils.train`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from numbers import Integral
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from course_utils.attention import merge_heads, scaled_dot_product_attention, split_heads
+from course_utils.positional import apply_rope
+from course_utils.sampling import sample_next
+
+__all__ = ["GPTConfig", "GPT", "KVCache", "CausalSelfAttention", "MLP", "Block", "causal_lm_loss",
+           "to_hf_gpt2", "from_hf_gpt2", "hf_gpt2_config", "count_parameters"]
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class GPTConfig:
+    """Sizes of a GPT. The defaults are GPT-2 small (124M parameters with the tied head).
+
+    vocab_size: number of token ids; block_size: the longest context (positions 0..block_size-1);
+    n_layer blocks of n_head heads over n_embd features; dropout on embeddings, attention
+    weights and residual branches (0 for evaluation); bias: Linear/LayerNorm biases (GPT-2 has them);
+    rope: rotary positions in attention instead of a learned position table;
+    tie_weights: the output layer reuses the token embedding matrix (GPT-2 does);
+    attn_impl: "course" (our attention, the weights can be inspected) or "torch" (fused, faster).
+    """
+
+    vocab_size: int = 50257
+    block_size: int = 1024
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True
+    rope: bool = False
+    tie_weights: bool = True
+    attn_impl: str = "course"
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, Integral) or val < 1:
+                raise ValueError(f"GPTConfig: {name} must be a positive int, got {val!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.rope and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"GPTConfig: rope needs an even head size, got n_embd/n_head = {self.n_embd // self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig: dropout must lie in [0, 1), got {self.dropout}")
+        if self.attn_impl not in ("course", "torch"):
+            raise ValueError(f"GPTConfig: attn_impl must be 'course' or 'torch', got {self.attn_impl!r}")
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+
+# ---------------------------------------------------------------------------------------------
+# the KV cache
+# ---------------------------------------------------------------------------------------------
+class KVCache:
+    """Keys and values of the positions already processed, per layer, in preallocated buffers.
+
+    `update(layer, k, v)` writes the new positions' keys/values (B, h, T_new, d) after the
+    stored ones and returns all of them so far (B, h, T_past + T_new, d). `length` is the
+    number of positions stored (read it before a forward pass: it is the position offset of
+    the new tokens). Buffers are allocated on the first update, with k's batch, heads,
+    dtype and device.
+
+    >>> cache = KVCache(n_layer=1, max_len=4)
+    >>> k, v = cache.update(0, torch.ones(1, 2, 3, 8), torch.ones(1, 2, 3, 8)); cache.length, tuple(k.shape)
+    (3, (1, 2, 3, 8))
+    """
+
+    def __init__(self, n_layer: int, max_len: int):
+        for name, val in (("n_layer", n_layer), ("max_len", max_len)):
+            if isinstance(val, bool) or not isinstance(val, Integral) or val < 1:
+                raise ValueError(f"KVCache: {name} must be a positive int, got {val!r}")
+        self.n_layer, self.max_len = int(n_layer), int(max_len)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every stored position (the buffers are kept)."""
+        self._len = [0] * self.n_layer
+        if not hasattr(self, "k"):
+            self.k: list[Optional[torch.Tensor]] = [None] * self.n_layer
+            self.v: list[Optional[torch.Tensor]] = [None] * self.n_layer
+
+    @property
+    def length(self) -> int:
+        """Positions stored in layer 0 (all layers agree between forward passes)."""
+        return self._len[0]
+
+    def stored(self, layer: int) -> int:
+        """Positions stored for one layer (during a forward pass, layers before it are one step ahead)."""
+        return self._len[layer]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= layer < self.n_layer:
+            raise ValueError(f"KVCache.update: layer must lie in [0, {self.n_layer}), got {layer}")
+        if k.shape != v.shape or k.dim() != 4:
+            raise ValueError(f"KVCache.update: k and v must both be (B, h, T_new, d), got {tuple(k.shape)} "
+                             f"and {tuple(v.shape)}")
+        B, h, T_new, d = k.shape
+        start = self._len[layer]
+        if start + T_new > self.max_len:
+            raise ValueError(f"KVCache.update: {start} stored + {T_new} new positions exceed max_len={self.max_len}; "
+                             "reset() the cache or crop the context")
+        buf = self.k[layer]
+        if buf is None or buf.shape[:2] != (B, h) or buf.shape[-1] != d or buf.dtype != k.dtype or buf.device != k.device:
+            if start:
+                raise ValueError(f"KVCache.update: layer {layer} holds {start} positions of another batch/shape; reset() first")
+            self.k[layer] = k.new_zeros(B, h, self.max_len, d)
+            self.v[layer] = v.new_zeros(B, h, self.max_len, d)
+        self.k[layer][:, :, start:start + T_new] = k
+        self.v[layer][:, :, start:start + T_new] = v
+        self._len[layer] = start + T_new
+        return self.k[layer][:, :, :start + T_new], self.v[layer][:, :, :start + T_new]
+
+
+def shifted_causal_mask(t_new: int, t_past: int, device=None) -> torch.Tensor:
+    """(t_new, t_past + t_new) bool, True = may attend: new query i sits at position t_past + i.
+
+    With t_past = 0 it is `causal_mask(t_new)`; with a cache, queries see every stored key.
+
+    >>> shifted_causal_mask(2, 1).int()
+    tensor([[1, 1, 0],
+            [1, 1, 1]], dtype=torch.int32)
+    """
+    q_pos = torch.arange(t_new, device=device)[:, None] + t_past     # (t_new, 1)
+    k_pos = torch.arange(t_past + t_new, device=device)[None, :]      # (1, T_k)
+    return k_pos <= q_pos
+
+
+# ---------------------------------------------------------------------------------------------
+# the modules
+# ---------------------------------------------------------------------------------------------
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where each position sees only itself and the past.
+
+    One Linear makes q, k and v for all heads at once (`c_attn`, GPT-2's packing: q | k | v
+    along the output features), `c_proj` mixes the heads back.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)   # W_Q | W_K | W_V
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)       # W_O
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.last_weights: Optional[torch.Tensor] = None   # set when keep_weights is True (for plots)
+        self.keep_weights = False
+
+    def forward(self, x: torch.Tensor, kv_cache: Optional[KVCache] = None, layer: int = 0,
+                positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        B, T, C = x.shape                                                # (B, T, n_embd)
+        h = self.config.n_head
+        q, k, v = self.c_attn(x).split(C, dim=-1)                        # 3 x (B, T, C)
+        q, k, v = split_heads(q, h), split_heads(k, h), split_heads(v, h)  # (B, h, T, d_head)
+        if self.config.rope:                                             # rotate by absolute position
+            q, k = apply_rope(q, positions), apply_rope(k, positions)
+        t_past = 0
+        if kv_cache is not None:
+            t_past = kv_cache.stored(layer)
+            k, v = kv_cache.update(layer, k, v)                          # (B, h, t_past + T, d_head)
+        p = self.config.dropout if self.training else 0.0
+        if self.config.attn_impl == "torch" and not self.keep_weights:
+            mask = None if t_past == 0 else shifted_causal_mask(T, t_past, x.device)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=mask is None)
+        else:
+            mask = shifted_causal_mask(T, t_past, x.device)              # (T, t_past + T), True = may attend
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
+            if self.keep_weights:
+                self.last_weights = weights.detach()                     # (B, h, T, t_past + T)
+        return self.resid_dropout(self.c_proj(merge_heads(out)))         # (B, T, C)
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: n_embd -> 4 n_embd -> GELU (tanh form, as GPT-2) -> n_embd."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: x + attn(LN(x)), then x + mlp(LN(x)).
+
+    LayerNorm *before* each sub-layer (GPT-2) leaves the residual path an identity from
+    input to output, which trains stably without the warm-up tricks post-LN needs.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, kv_cache=None, layer=0, positions=None):
+        x = x + self.attn(self.ln_1(x), kv_cache, layer, positions)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """The decoder-only language model: token ids (B, T) -> next-token logits (B, T, vocab_size).
+
+    >>> model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    >>> logits, loss = model(torch.zeros(2, 5, dtype=torch.long), targets=torch.zeros(2, 5, dtype=torch.long))
+    >>> tuple(logits.shape), loss.shape
+    ((2, 5, 10), torch.Size([]))
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT: config must be a GPTConfig, got {type(config).__name__}")
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        if not config.rope:
+            self.transformer["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.lm_head.weight = self.transformer.wte.weight   # one matrix: embed a token, and score it
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():                 # GPT-2: residual projections scaled down
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameters, each tied matrix counted once; non_embedding drops the token/position tables."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.transformer.wte.weight.numel()
+            if "wpe" in self.transformer:
+                n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None,
+                kv_cache: Optional[KVCache] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """idx (B, T) int64 -> (logits (B, T, V), loss or None).
+
+        targets (B, T): the id that should follow each position (already shifted, -100 = ignore);
+        the loss is the mean cross-entropy in nats. With a kv_cache, idx holds only the new
+        tokens and their positions continue after the cached ones.
+        """
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype not in (torch.long, torch.int):
+            raise TypeError(f"GPT.forward: idx must be an integer tensor of shape (B, T), got "
+                            f"{type(idx).__name__} {getattr(idx, 'dtype', '')} {tuple(getattr(idx, 'shape', ()))}")
+        B, T = idx.shape
+        t_past = kv_cache.length if kv_cache is not None else 0
+        if t_past + T > self.config.block_size:
+            raise ValueError(f"GPT.forward: {t_past} cached + {T} new positions exceed block_size="
+                             f"{self.config.block_size}; crop the context to the last block_size tokens")
+        if int(idx.max()) >= self.config.vocab_size or int(idx.min()) < 0:
+            raise ValueError(f"GPT.forward: token ids must lie in [0, {self.config.vocab_size}), got "
+                             f"[{int(idx.min())}, {int(idx.max())}]")
+        pos = torch.arange(t_past, t_past + T, device=idx.device)        # (T,)
+        x = self.transformer.wte(idx)                                     # (B, T, C)
+        if not self.config.rope:
+            x = x + self.transformer.wpe(pos)                             # + learned position vectors
+        x = self.transformer.drop(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, kv_cache, i, pos)
+        logits = self.lm_head(self.transformer.ln_f(x))                   # (B, T, V)
+        loss = None
+        if targets is not None:
+            if targets.shape != idx.shape:
+                raise ValueError(f"GPT.forward: targets must have idx's shape {tuple(idx.shape)}, got {tuple(targets.shape)}")
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        return logits, loss
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: Optional[int] = None, top_p: Optional[float] = None, use_cache: bool = True,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Continue each row of idx (B, T) by max_new_tokens sampled tokens -> (B, T + max_new_tokens).
+
+        temperature 0 = greedy. With use_cache, the prompt is run once (the "prefill") and each
+        new token then costs one position; the tokens are the same as without the cache.
+        """
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, Integral) or max_new_tokens < 0:
+            raise ValueError(f"GPT.generate: max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        was_training = self.training
+        self.eval()
+        bs = self.config.block_size
+        cache = KVCache(self.config.n_layer, bs) if use_cache else None
+        try:
+            logits = None
+            for _ in range(max_new_tokens):
+                if cache is None:
+                    logits, _ = self(idx[:, -bs:])                        # the whole (cropped) context again
+                elif logits is None or cache.length >= bs:
+                    cache.reset()                                         # prefill (or the window is full)
+                    logits, _ = self(idx[:, -bs:], kv_cache=cache)
+                else:
+                    logits, _ = self(idx[:, -1:], kv_cache=cache)         # only the newest token
+                nxt = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)   # (B, 1)
+                idx = torch.cat([idx, nxt], dim=1)
+        finally:
+            self.train(was_training)
+        return idx
+
+
+def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Next-token cross-entropy (nats): position t's logits are scored against token t + 1.
+
+    logits (B, T, V) from running the model on input_ids (B, T); the last position has no
+    next token and the first token is never a target, so T - 1 predictions per row count.
+    This is `transformers`' loss for `labels=input_ids`.
+    """
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
+        raise ValueError(f"causal_lm_loss: logits must be (B, T, V), got {tuple(getattr(logits, 'shape', ()))}")
+    if not isinstance(input_ids, torch.Tensor) or input_ids.shape != logits.shape[:2]:
+        raise ValueError(f"causal_lm_loss: input_ids must be (B, T) = {tuple(logits.shape[:2])}, "
+                         f"got {tuple(getattr(input_ids, 'shape', ()))}")
+    pred = logits[:, :-1, :]                                              # (B, T-1, V) predictions for 1..T-1
+    target = input_ids[:, 1:]                                             # (B, T-1) the tokens that came next
+    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1), ignore_index=ignore_index)
+
+
+def count_parameters(config: GPTConfig) -> int:
+    """Parameters of GPT(config), from the shapes alone (no memory): the formula behind "124M".
+
+    Per block: 2 LayerNorms (2 x 2C) + c_attn (3C^2 + 3C) + c_proj (C^2 + C) + MLP (8C^2 + 5C);
+    plus token (V C) and position (block C) tables, the final LayerNorm (2C), and an untied head (V C).
+    """
+    C, V, L = config.n_embd, config.vocab_size, config.n_layer
+    b = 1 if config.bias else 0
+    ln = C + b * C
+    block = 2 * ln + (3 * C * C + b * 3 * C) + (C * C + b * C) + (8 * C * C + b * 5 * C)
+    total = V * C + L * block + ln
+    if not config.rope:
+        total += config.block_size * C
+    if not config.tie_weights:
+        total += V * C
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# transformers' GPT-2: the reference implementation
+# ---------------------------------------------------------------------------------------------
+_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+def hf_gpt2_config(config: GPTConfig):
+    """The `transformers.GPT2Config` with the same architecture (raises if ours has no GPT-2 twin)."""
+    from transformers import GPT2Config
+
+    if config.rope or not config.bias or not config.tie_weights:
+        raise ValueError("hf_gpt2_config: GPT-2 has learned positions, biases and a tied head; got "
+                         f"rope={config.rope}, bias={config.bias}, tie_weights={config.tie_weights}")
+    return GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
+                      n_layer=config.n_layer, n_head=config.n_head, activation_function="gelu_new",
+                      resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
+                      layer_norm_epsilon=1e-5, tie_word_embeddings=True)
+
+
+def to_hf_gpt2(model: GPT):
+    """A `transformers.GPT2LMHeadModel` holding our model's weights (eval mode, same dtype).
+
+    GPT-2 stores its Linear layers as `Conv1D` with the weight transposed (in, out); every
+    other tensor has the same name and shape as ours.
+    """
+    from transformers import GPT2LMHeadModel
+
+    if not isinstance(model, GPT):
+        raise TypeError(f"to_hf_gpt2: model must be a GPT, got {type(model).__name__}")
+    hf = GPT2LMHeadModel(hf_gpt2_config(model.config))
+    ours = model.state_dict()
+    theirs = hf.state_dict()
+    new = {}
+    for name, tensor in theirs.items():
+        if name not in ours:            # buffers (e.g. a causal-mask "bias") that we do not keep
+            new[name] = tensor
+            continue
+        w = ours[name].detach()
+        new[name] = w.t().contiguous() if name.endswith(_CONV1D) else w
+    hf.load_state_dict(new)
+    ref = next(model.parameters())
+    return hf.to(dtype=ref.dtype, device=ref.device).eval()
+
+
+def from_hf_gpt2(hf_model) -> GPT:
+    """Our GPT with the weights of a `transformers.GPT2LMHeadModel` (the inverse of `to_hf_gpt2`)."""
+    c = hf_model.config
+    if c.activation_function != "gelu_new" or (c.n_inner not in (None, 4 * c.n_embd)):
+        raise ValueError(f"from_hf_gpt2: need activation 'gelu_new' and n_inner = 4 n_embd, got "
+                         f"{c.activation_function!r} and {c.n_inner}")
+    config = GPTConfig(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer, n_head=c.n_head,
+                       n_embd=c.n_embd)
+    model = GPT(config)
+    theirs = hf_model.state_dict()
+    new = {name: (theirs[name].t() if name.endswith(_CONV1D) else theirs[name]) for name in model.state_dict()}
+    model.load_state_dict(new)
+    return model.eval()
+
+
+def config_dict(config: GPTConfig) -> dict:
+    """A plain dict of the config (what a checkpoint stores next to the weights)."""
+    return asdict(config)
