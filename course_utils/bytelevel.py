@@ -306,12 +306,12 @@ class ByteLevelBPE:
     # ------------------------------------------------------------------ files
     def save(self, prefix: str | Path) -> tuple[Path, Path]:
         """Write `prefix.json` (read by `load`) and `prefix.vocab` (for people); returns both paths."""
-        prefix = Path(prefix)
-        prefix.parent.mkdir(parents=True, exist_ok=True)
+        stem = str(prefix).removesuffix(".json")  # "build/tok_v1.5" keeps its dot: suffixes are appended
+        json_path, vocab_path = Path(stem + ".json"), Path(stem + ".vocab")
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         model = {"format": FORMAT, "pattern": GPT2_SPLIT_PATTERN if self.use_regex else GPT2_SPLIT_PATTERN_RE,
                  "use_regex": self.use_regex, "merges": [list(p) for p in self.merges],
                  "special_tokens": self.special_tokens}
-        json_path, vocab_path = prefix.with_suffix(".json"), prefix.with_suffix(".vocab")
         json_path.write_text(json.dumps(model, indent=0) + "\n", encoding="utf-8")
         parents = {new: pair for pair, new in self.merges.items()}
         lines = [f"# {FORMAT}: {len(self)} ids = 256 bytes + {len(self.merges)} merges + "
@@ -330,9 +330,7 @@ class ByteLevelBPE:
     @classmethod
     def load(cls, path: str | Path) -> "ByteLevelBPE":
         """Read a tokenizer written by `save` (give the .json path, or the prefix)."""
-        path = Path(path)
-        if path.suffix != ".json":
-            path = path.with_suffix(".json")
+        path = Path(str(path) if str(path).endswith(".json") else str(path) + ".json")
         if not path.exists():
             raise FileNotFoundError(f"ByteLevelBPE.load: {path} does not exist (write it with tok.save(prefix))")
         model = json.loads(path.read_text(encoding="utf-8"))

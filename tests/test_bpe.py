@@ -230,6 +230,9 @@ def test_save_load(small_tok, tmp_path):
     lines = vocab_path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1 + len(small_tok) and lines[257].startswith("256\t[")
     assert "<- [" in lines[257] and lines[-1] == "599\t[<pad>]\t(special)"
+    dotted, _ = small_tok.save(tmp_path / "sub" / "tok_v1.5")  # a dot in the name is not a suffix to replace
+    assert dotted.name == "tok_v1.5.json" and ByteLevelBPE.load(tmp_path / "sub" / "tok_v1.5").merges == small_tok.merges
+    assert ByteLevelBPE.load(dotted).merges == small_tok.merges
     (tmp_path / "bad.json").write_text('{"format": "other"}')
     with pytest.raises(ValueError, match="format"):
         ByteLevelBPE.load(tmp_path / "bad.json")
