@@ -154,6 +154,10 @@ class ByteLevelBPE:
                             if self.special_tokens else None)
         self._cache = _ChunkCache(self._encode_chunk)
 
+    def __repr__(self) -> str:
+        return (f"ByteLevelBPE({len(self)} ids = 256 bytes + {len(self.merges)} merges + "
+                f"special tokens {list(self.special_tokens)})")
+
     def __len__(self) -> int:
         return 256 + len(self.merges) + len(self.special_tokens)
 
@@ -312,7 +316,7 @@ class ByteLevelBPE:
         model = {"format": FORMAT, "pattern": GPT2_SPLIT_PATTERN if self.use_regex else GPT2_SPLIT_PATTERN_RE,
                  "use_regex": self.use_regex, "merges": [list(p) for p in self.merges],
                  "special_tokens": self.special_tokens}
-        json_path.write_text(json.dumps(model, indent=0) + "\n", encoding="utf-8")
+        json_path.write_text(json.dumps(model, ensure_ascii=False) + "\n", encoding="utf-8")
         parents = {new: pair for pair, new in self.merges.items()}
         lines = [f"# {FORMAT}: {len(self)} ids = 256 bytes + {len(self.merges)} merges + "
                  f"{len(self.special_tokens)} special tokens. id  [token]  <- [left][right]"]
