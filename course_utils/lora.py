@@ -76,6 +76,19 @@ class LoRALinear(nn.Module):
         low = self.dropout(x) @ self.lora_A.to(x.dtype).T  # (..., r): the bottleneck
         return self.base(x) + self.scaling * (low @ self.lora_B.to(x.dtype).T)
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The effective weight W + (alpha/r) B A (out, in), differentiable in A and B.
+
+        For code that reads `.weight` instead of calling the layer, such as the fused paths of
+        nn.MultiheadAttention (out_proj) and nn.TransformerEncoderLayer in inference."""
+        base = self.base.dequantized_weight() if isinstance(self.base, QuantizedLinear) else self.base.weight
+        return base + self.delta_weight().to(base.dtype)
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base.bias
+
     def delta_weight(self) -> torch.Tensor:
         """The offset the adapter adds to W: (alpha / r) B A, shape (m, n)."""
         return self.scaling * (self.lora_B @ self.lora_A)
@@ -83,7 +96,7 @@ class LoRALinear(nn.Module):
     def merge(self) -> nn.Linear:
         """A plain nn.Linear with weight W + (alpha/r) B A: same outputs, no extra matmul."""
         base = self.base
-        weight = base.dequantized_weight() if isinstance(base, QuantizedLinear) else base.weight.detach()
+        weight = (base.dequantized_weight() if isinstance(base, QuantizedLinear) else base.weight).detach()
         merged = nn.Linear(self.in_features, self.out_features, bias=base.bias is not None,
                            device=weight.device, dtype=weight.dtype)
         with torch.no_grad():

@@ -294,6 +294,11 @@ class QuantizedLinear(nn.Module):
             w = blockwise_dequantize(self.codes.view(shape), _safe_scale(absmax, 127.0), self.blocksize)
         return w.to(dtype)
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dequantized weight (out, in), for code that reads `.weight` (e.g. nn.MultiheadAttention)."""
+        return self.dequantized_weight()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
         return F.linear(x, self.dequantized_weight(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
@@ -306,20 +311,78 @@ class QuantizedLinear(nn.Module):
                 f"blocksize={self.blocksize}, double_quant={self.double_quant}")
 
 
+class QuantizedEmbedding(nn.Module):
+    """A frozen nn.Embedding stored as NF4 codes (blocks of `blocksize` along each row).
+
+    With embedding_dim divisible by blocksize every row is made of whole blocks, so a lookup
+    dequantizes only the rows it needs. forward(ids): (...) -> (..., embedding_dim).
+    """
+
+    def __init__(self, embedding: nn.Embedding, blocksize: int = 64, double_quant: bool = True, dq_blocksize: int = 256):
+        super().__init__()
+        if not isinstance(embedding, nn.Embedding):
+            raise TypeError(f"QuantizedEmbedding: embedding must be an nn.Embedding, got {type(embedding).__name__}")
+        _check_blocksize(blocksize, "QuantizedEmbedding")
+        n, d = embedding.weight.shape
+        if d % blocksize or blocksize % 2:
+            raise ValueError(f"QuantizedEmbedding: embedding_dim {d} must be a multiple of an even blocksize, got {blocksize}")
+        self.num_embeddings, self.embedding_dim, self.blocksize = n, d, blocksize
+        self.double_quant, self.dq_blocksize, self.padding_idx = double_quant, dq_blocksize, embedding.padding_idx
+        codes, absmax = nf4_quantize(embedding.weight.detach(), blocksize)
+        self.register_buffer("codes", pack_4bit(codes).view(n, d // 2))  # (n, d/2): two codes per byte
+        if double_quant:
+            q, s, off = double_quantize(absmax, dq_blocksize)
+            self.register_buffer("absmax_q", q)
+            self.register_buffer("absmax_scales", s)
+            self.register_buffer("absmax_offset", off)
+        else:
+            self.register_buffer("absmax", absmax)
+
+    def block_absmax(self) -> torch.Tensor:
+        """(num_embeddings, embedding_dim // blocksize) per-block constants."""
+        a = (double_dequantize(self.absmax_q, self.absmax_scales, self.absmax_offset, self.dq_blocksize)
+             if self.double_quant else self.absmax)
+        return a.view(self.num_embeddings, -1)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (...) -> (..., d)
+        rows = self.codes[ids.reshape(-1)]  # (N, d/2) packed
+        codes = torch.stack([rows >> 4, rows & 0xF], dim=-1).view(rows.shape[0], -1)  # (N, d)
+        values = _nf4()[codes.long()].view(rows.shape[0], -1, self.blocksize)  # (N, d/bs, bs)
+        values = values * self.block_absmax()[ids.reshape(-1)][..., None]
+        return values.view(*ids.shape, self.embedding_dim)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The whole table, dequantized (for code that reads `.weight`)."""
+        return self(torch.arange(self.num_embeddings, device=self.codes.device))
+
+    def weight_nbytes(self) -> int:
+        return sum(b.numel() * b.element_size() for b in self.buffers())
+
+
+def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+
+
 def quantize_linears(model: nn.Module, fmt: str = "nf4", blocksize: int = 64, double_quant: bool = True,
-                     skip: tuple[str, ...] = ()) -> list[str]:
+                     skip: tuple[str, ...] = (), embeddings: bool = False) -> list[str]:
     """Replace every nn.Linear in `model` (in place) by a QuantizedLinear; returns the replaced names.
 
     skip: module names (or name suffixes) to keep in full precision, e.g. a classifier head.
+    embeddings: also store every nn.Embedding as NF4 (QuantizedEmbedding); in a small model
+    the vocabulary table can be half of all weights.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"quantize_linears: model must be an nn.Module, got {type(model).__name__}")
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)
+    kinds = (nn.Linear, nn.Embedding) if embeddings else (nn.Linear,)
+    names = [n for n, m in model.named_modules() if isinstance(m, kinds)
              and not any(n == s or n.endswith("." + s) for s in skip)]
     for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, QuantizedLinear.from_linear(getattr(parent, child), fmt, blocksize, double_quant))
+        m = model.get_submodule(name)
+        new = (QuantizedLinear.from_linear(m, fmt, blocksize, double_quant) if isinstance(m, nn.Linear)
+               else QuantizedEmbedding(m, blocksize, double_quant))
+        _swap(model, name, new)
     return names
 
 

@@ -179,3 +179,23 @@ def test_peak_memory_sees_activations_gradients_and_adam_states():
     assert end >= 2 * 4 * n_params * 0.99, "Adam's two states stay allocated after the step"
     assert peak >= 3 * 4 * n_params, "at the peak: gradients and both Adam states at least"
     assert peak < 3 * 4 * n_params + 10 * 256 * 500 * 4, "and not much more than a few activations"
+
+
+def test_lora_inside_torch_transformer_encoder_train_and_fused_inference_paths():
+    torch.manual_seed(8)
+    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+    enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    names = apply_lora(enc, ["linear1", "linear2", "self_attn.out_proj"], r=2, alpha=4)
+    assert len(names) == 6
+    with torch.no_grad():
+        for m in enc.modules():
+            if isinstance(m, LoRALinear):
+                m.lora_B.normal_()
+    x = torch.randn(3, 5, 32)
+    slow = enc(x)  # grad enabled: the module-by-module path
+    enc.eval()
+    with torch.no_grad():
+        fast = enc(x)  # inference: the fused path reads .weight
+    torch.testing.assert_close(slow, fast, atol=1e-5, rtol=1e-5)
+    slow.sum().backward()
+    assert all(p.grad is not None for n, p in enc.named_parameters() if p.requires_grad)

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.quant import (NF4_PUBLISHED, QuantizedLinear, absmax_dequantize, absmax_quantize,
+from course_utils.quant import (NF4_PUBLISHED, QuantizedEmbedding, QuantizedLinear, absmax_dequantize, absmax_quantize,
                                 bits_per_parameter, blockwise_dequantize, blockwise_quantize, double_dequantize,
                                 double_quantize, nf4_code_values, nf4_dequantize, nf4_quantize, pack_4bit,
                                 quantize_linears, stored_bytes, unpack_4bit)
@@ -157,3 +157,27 @@ def test_quantize_linears_replaces_in_place_and_skips():
         QuantizedLinear.from_linear(torch.nn.Conv1d(2, 2, 1))
     with pytest.raises(ValueError, match="fmt"):
         QuantizedLinear.from_linear(torch.nn.Linear(4, 4), fmt="fp8")
+
+
+def test_quantized_embedding_dequantizes_only_the_rows_it_looks_up():
+    torch.manual_seed(7)
+    emb = torch.nn.Embedding(50, 128)
+    qe = QuantizedEmbedding(emb, blocksize=64, double_quant=False)
+    codes, absmax = nf4_quantize(emb.weight.detach(), 64)
+    table = nf4_dequantize(codes, absmax, emb.weight.shape)
+    ids = torch.tensor([[3, 0, 49], [7, 7, 1]])
+    torch.testing.assert_close(qe(ids), table[ids])
+    torch.testing.assert_close(qe.weight, table)
+    assert qe.weight_nbytes() == 50 * 128 // 2 + 50 * 2 * 4
+    dq = QuantizedEmbedding(emb)  # double quantization: close to the single-quantized table
+    assert (dq(ids) - table[ids]).abs().max() < 0.01 * emb.weight.abs().max()
+    with pytest.raises(ValueError, match="multiple"):
+        QuantizedEmbedding(torch.nn.Embedding(5, 100), blocksize=64)
+
+
+def test_quantize_linears_with_embeddings_is_under_a_fifth_of_fp32():
+    model = torch.nn.Sequential(torch.nn.Embedding(1000, 128), torch.nn.Linear(128, 128))
+    fp32 = stored_bytes(model)
+    quantize_linears(model, embeddings=True)
+    assert isinstance(model[0], QuantizedEmbedding)
+    assert stored_bytes(model) < 0.2 * fp32
