@@ -8,12 +8,14 @@ PY         := $(BIN)/python
 SMOKE      ?= 0
 NO_BROWSER ?=
 LAB_ARGS   ?=
+LAB_ROOT   ?= .
+LAB_NOTEBOOK ?= notebooks/00_start_here.ipynb
 NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 # why: OpenMP's busy-wait made training 5x slower on a shared 2-core machine (see CONVENTIONS)
 export OMP_WAIT_POLICY := PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup lab kernel test test-fast run student grade bench data data-check models clean distclean
+.PHONY: help setup lab kernel test test-fast run student grade slides site bench data data-check models clean distclean
 
 help:
 	@echo "make lab        set up .venv and open JupyterLab on notebook 00 (NO_BROWSER=1 for headless)"
@@ -21,6 +23,8 @@ help:
 	@echo "make run        execute every notebook into build/executed/ (full mode; SMOKE=1 for smoke)"
 	@echo "make student    write student versions of the notebooks into student/ (never overwrites your edits)"
 	@echo "make grade      grade your notebooks in student/ (CLASS=dir grades a class in nbgrader's layout)"
+	@echo "make slides     offline reveal.js decks in build/slides/ (SMOKE figures; FULL=1 runs the notebooks in full mode first)"
+	@echo "make site       the executed notebooks as offline HTML pages in build/site/"
 	@echo "make bench      run the speed benchmarks and print their tables"
 	@echo "make models     install the optional pretrained models (MiniLM encoder, SmolLM2-135M)"
 	@echo "make data-check verify data/ against data/SHA256SUMS;  make data rebuilds it from Debian packages"
@@ -41,7 +45,7 @@ kernel: setup
 	@echo "Jupyter kernel 'transformers-course' registered for $(abspath $(VENV))"
 
 lab: kernel
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb --ServerApp.root_dir=. $(if $(NO_BROWSER),--no-browser) \
+	$(BIN)/jupyter lab $(LAB_NOTEBOOK) --ServerApp.root_dir=$(LAB_ROOT) $(if $(NO_BROWSER),--no-browser) \
 	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: setup
@@ -63,6 +67,12 @@ student: setup
 
 grade: setup
 	$(PY) -m course_utils.autograde grade $(if $(CLASS),--class-dir "$(CLASS)")
+
+slides: setup
+	$(PY) scripts/build_slides.py slides $(if $(FULL),--full,--smoke)
+
+site: setup
+	$(PY) scripts/build_slides.py site $(if $(FULL),--full,--smoke)
 
 bench: setup
 	@for b in $(sort $(wildcard benchmarks/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done

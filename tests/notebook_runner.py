@@ -10,7 +10,7 @@ import papermill as pm
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-OUT_DIR = ROOT / "build" / "test-executed"
+OUT_DIR = ROOT / "build" / "executed" / "smoke"  # shared with scripts/build_slides.py, which reuses fresh copies
 
 
 class NotebookFailed(AssertionError):

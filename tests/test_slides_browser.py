@@ -1,0 +1,166 @@
+"""In a real browser (headless Chromium, driven by Playwright): the offline slide decks, and JupyterLab.
+
+Skipped with a message when Chromium or Playwright is missing; `.ci/run` installs both.
+The file name sorts after test_notebooks.py on purpose: the decks reuse the notebooks it
+executed (build/executed/smoke/) instead of running them again.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from notebook_runner import NOTEBOOKS, ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.notebook,
+    pytest.mark.skipif(not Path(CHROMIUM).exists() or sync_playwright is None,
+                       reason="needs Debian's chromium (apt-get install chromium) and the playwright package; "
+                              ".ci/run installs both"),
+]
+SHOTS = ROOT / "build" / "screenshots"
+CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def _local(url: str) -> bool:
+    host = urlparse(url).hostname
+    return url.startswith(("data:", "blob:", "about:", "file:")) or host in ("127.0.0.1", "localhost", "::1")
+
+
+@contextlib.contextmanager
+def browser_page():
+    """A Chromium page that refuses (and records) every request leaving localhost."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.external = []
+
+        def guard(route):
+            if _local(route.request.url):
+                route.continue_()
+            else:
+                page.external.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", guard)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def serve(directory: Path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def decks():
+    result = subprocess.run(["python", str(ROOT / "scripts" / "build_slides.py"), "slides"], cwd=ROOT,
+                            capture_output=True, text=True, env={**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return ROOT / "build" / "slides"
+
+
+def test_index_links_every_deck(decks):
+    index = (decks / "index.html").read_text()
+    for nb in NOTEBOOKS:
+        assert f'href="{nb.stem}.slides.html"' in index
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_deck_renders_offline_with_math_and_navigation(decks, nb):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with serve(decks) as base, browser_page() as page:
+        page.goto(f"{base}/{nb.stem}.slides.html", wait_until="load")
+        page.wait_for_selector(".reveal .slides section", timeout=30_000)
+        has_math = "$" in nb.read_text()
+        if has_math:  # MathJax 2 (CommonHTML output) typeset at least one formula
+            page.wait_for_function("document.querySelectorAll('.MathJax_CHTML, .mjx-chtml').length > 0", timeout=60_000)
+        first = page.evaluate("location.hash")
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(f"location.hash !== {json.dumps(first)}", timeout=10_000)
+        page.wait_for_timeout(1200)  # let the slide transition finish before the screenshot
+        page.screenshot(path=str(SHOTS / f"{nb.stem}.slides.png"))
+        assert page.external == [], f"the deck tried to load from the network: {page.external[:5]}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_jupyterlab_renders_widget_and_plotly(tmp_path):
+    """make lab (headless) serves JupyterLab; run notebook 00 (a copy) and see a slider and a plotly figure."""
+    work = tmp_path / "lab"
+    (work / "notebooks").mkdir(parents=True)
+    shutil.copyfile(ROOT / "notebooks" / "00_start_here.ipynb", work / "notebooks" / "00_start_here.ipynb")
+    settings = tmp_path / "settings"
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    port, token = _free_port(), secrets.token_hex(8)
+    env = {**os.environ, "COURSE_HEADLESS": "0", "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
+    args = f"--port={port} --ip=127.0.0.1 --IdentityProvider.token={token} --ServerApp.port_retries=0"
+    log = open(tmp_path / "lab.log", "w")
+    proc = subprocess.Popen(["make", "--no-print-directory", "lab", "NO_BROWSER=1", f"LAB_ROOT={work}",
+                             f"LAB_NOTEBOOK={work / 'notebooks' / '00_start_here.ipynb'}", f"LAB_ARGS={args}"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=3)
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
+                time.sleep(1)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        with browser_page() as page:
+            page.goto(f"http://127.0.0.1:{port}/lab/tree/notebooks/00_start_here.ipynb?token={token}")
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=90_000)
+            page.click("li.lm-MenuBar-item >> text=Run")  # drive the menu like a person
+            page.click("text=Run All Cells", timeout=10_000)
+            slider = page.wait_for_selector(".jp-OutputArea-child .widget-slider", timeout=180_000)
+            slider.scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOTS / "jupyterlab_00_slider.png"))
+            page.wait_for_selector(".jp-OutputArea-child .js-plotly-plot", timeout=180_000)
+            page.locator(".jp-OutputArea-child .js-plotly-plot").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOTS / "jupyterlab_00.png"))
+            assert page.external == [], f"JupyterLab tried to reach the network: {page.external[:5]}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+        log.close()
