@@ -1,0 +1,6 @@
+# expect: the max of the new tile only
+def online_softmax_update(m, l, acc, scores, v_tile):
+    m_new = scores.max(dim=-1, keepdim=True).values
+    scale = torch.exp(m - m_new)
+    p = torch.exp(scores - m_new)
+    return m_new, l * scale + p.sum(dim=-1, keepdim=True), acc * scale + p @ v_tile
