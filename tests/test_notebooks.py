@@ -43,6 +43,21 @@ def test_contract(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_presenter_notes_in_every_section(path):
+    """Every '## ' section (but the last, 'what to read next') has a speaker-notes cell."""
+    cells = _cells(path)
+    starts = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## ")]
+    bare = []
+    for a, b in zip(starts, starts[1:] + [len(cells)]):
+        if "read next" in cells[a].source.lower():
+            continue
+        if not any(c.metadata.get("slideshow", {}).get("slide_type") == "notes" for c in cells[a:b]):
+            bare.append(cells[a].source.splitlines()[0])
+    assert starts, f"{path.name} has no '## ' sections"
+    assert not bare, f"{path.name}: sections without presenter notes (slide_type 'notes'): {bare}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_no_committed_outputs(path):
     for i, c in enumerate(_cells(path)):
         if c.cell_type == "code" and (c.outputs or c.execution_count) and not _checked(c):
