@@ -63,10 +63,10 @@ run: setup
 	done
 
 student: setup
-	$(PY) -m course_utils.autograde student
+	$(PY) -m course_utils.autograde student $(NB)
 
 grade: setup
-	$(PY) -m course_utils.autograde grade $(if $(CLASS),--class-dir "$(CLASS)")
+	$(PY) -m course_utils.autograde grade $(NB) $(if $(CLASS),--class-dir "$(CLASS)")
 
 slides: setup
 	$(PY) scripts/build_slides.py slides $(if $(FULL),--full,--smoke)
