@@ -225,6 +225,9 @@ class ByteLevelBPE:
             warnings.warn(f"train: the text ran out of pairs after {len(pairs)} merges; "
                           f"vocabulary has {256 + len(pairs) + len(self._special_names)} ids, not {vocab_size}")
         self._assign_special_ids()
+        # every merge was applied to every training chunk in order, which is exactly what encoding does:
+        # keep the results as a warm cache (encoding the training text is then all lookups)
+        self._cache.update((chunk.decode("utf-8"), ids) for chunk, ids in zip(counts, words))
         return self
 
     def truncated(self, vocab_size: int) -> "ByteLevelBPE":

@@ -140,6 +140,15 @@ def test_incremental_equals_naive_byte_level(austen):
     assert fast.merges == slow.merges and len(fast.merges) == 300
 
 
+def test_warm_cache_from_training_equals_cold_encoding(austen):
+    text = austen[:100_000] + "<s>" + austen[200_000:220_000]
+    trained = ByteLevelBPE(special_tokens=["<s>"]).train(text, 700)
+    assert len(trained._cache) > 1000  # filled by training
+    cold = trained.truncated(len(trained))
+    assert len(cold._cache) == 0 and cold.encode(text) == trained.encode(text)
+    assert all(trained._cache[k] == v for k, v in cold._cache.items())
+
+
 def test_engine_first_occurrence_on_ints():
     words, freqs = [[1, 2, 3], [3, 1, 2], [2, 3]], [1, 1, 1]
     a = incremental_merges([w[:] for w in words], freqs, 3, new_symbol=lambda x, y: (x, y))
