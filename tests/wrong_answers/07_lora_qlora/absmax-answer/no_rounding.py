@@ -1,0 +1,8 @@
+# expect: truncated, not rounded
+def quantize_absmax(x):
+    c = 127.0 / x.abs().max()
+    return (c * x).to(torch.int8), c
+
+
+def dequantize_absmax(q, c):
+    return q.float() / c

@@ -1,0 +1,11 @@
+# expect: the base layer should be frozen
+class LoRALayer(nn.Module):
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base, self.scaling = base, alpha / r  # forgot to freeze the base
+        self.A = nn.Parameter(torch.empty(r, base.in_features))
+        self.B = nn.Parameter(torch.zeros(base.out_features, r))
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+
+    def forward(self, x):
+        return self.base(x) + self.scaling * (x @ self.A.T @ self.B.T)

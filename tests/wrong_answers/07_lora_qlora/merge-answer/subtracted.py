@@ -1,0 +1,3 @@
+# expect: the offset is subtracted
+def merge_weights(W, A, B, alpha, r):
+    return W - (alpha / r) * (B @ A)
