@@ -40,7 +40,8 @@ from course_utils.positional import SinusoidalPositionalEncoding
 
 __all__ = ["TransformerConfig", "LayerNorm", "FeedForward", "EncoderLayer", "DecoderLayer", "Encoder",
            "Decoder", "Seq2SeqTransformer", "decoder_self_mask", "greedy_decode", "beam_step", "length_penalty",
-           "beam_search", "batch_by_length", "pad_batch", "make_batch", "translate", "count_parameters"]
+           "beam_search", "batch_by_length", "pad_batch", "make_batch", "translate", "count_parameters",
+           "encode_pairs", "length_batches", "seq2seq_loss", "mean_loss", "shared_tokenizer", "config_ids"]
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -345,13 +346,20 @@ class Seq2SeqTransformer(nn.Module):
         memory, weights = self.encoder(self.embed_tokens(src), src_mask)
         return (memory, src_mask, weights) if return_attention else (memory, src_mask)
 
+    def project(self, h: torch.Tensor) -> torch.Tensor:   # (..., d) -> (..., V)
+        """Output scores: h @ E^T with the tied embedding (or the separate head when untied)."""
+        return h @ self.embed.weight.T if self.lm_head is None else self.lm_head(h)
+
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor,
-               return_attention: bool = False):
-        """tgt_in (B, T), memory (B, S, d), src_mask (B, 1, S) -> logits (B, T, V) [, self and cross weights]."""
+               return_attention: bool = False, last_only: bool = False):
+        """tgt_in (B, T), memory (B, S, d), src_mask (B, 1, S) -> logits (B, T, V) [, self and cross weights].
+
+        last_only=True projects only the last position, (B, V): what decoding needs, V/T times cheaper.
+        """
         _check_ids("tgt_in", tgt_in, "decode")
         self_mask = decoder_self_mask(tgt_in, self.cfg.pad_id)                # (B, T, T)
         h, w_self, w_cross = self.decoder(self.embed_tokens(tgt_in), memory, self_mask, src_mask)
-        logits = h @ self.embed.weight.T if self.lm_head is None else self.lm_head(h)   # (B, T, V)
+        logits = self.project(h[:, -1] if last_only else h)                   # (B, T, V) or (B, V)
         return (logits, w_self, w_cross) if return_attention else logits
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False):
@@ -408,7 +416,7 @@ def greedy_decode(model: Seq2SeqTransformer, src: torch.Tensor, max_new_tokens: 
     ys = torch.full((src.shape[0], 1), cfg.bos_id, dtype=torch.long, device=src.device)   # (B, 1)
     done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
     for _ in range(_max_new(src, max_new_tokens)):
-        logits = model.decode(ys, memory, src_mask)[:, -1]                # (B, V) the next token's scores
+        logits = model.decode(ys, memory, src_mask, last_only=True)       # (B, V) the next token's scores
         nxt = logits.argmax(dim=-1).masked_fill(done, cfg.pad_id)         # (B,)
         ys = torch.cat([ys, nxt[:, None]], dim=1)
         done |= nxt == cfg.eos_id
@@ -488,7 +496,7 @@ def beam_search(model: Seq2SeqTransformer, src: torch.Tensor, beam_size: int = 4
     finished = torch.zeros(B, K, dtype=torch.bool, device=src.device)
     steps = []
     for _ in range(_max_new(src, max_new_tokens)):
-        logits = model.decode(seqs.view(B * K, -1), memory, src_mask)[:, -1]     # (B*K, V)
+        logits = model.decode(seqs.view(B * K, -1), memory, src_mask, last_only=True)   # (B*K, V)
         logp = logits.float().log_softmax(-1).view(B, K, -1)                    # (B, K, V)
         frozen = torch.full_like(logp[0, 0], float("-inf"))
         frozen[cfg.pad_id] = 0.0                                                # finished: pad, no cost
@@ -570,7 +578,8 @@ def make_batch(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], cfg: Transf
 
 
 def translate(model: Seq2SeqTransformer, tokenizer, sentences: Sequence[str], beam_size: int = 1,
-              alpha: float = 0.6, batch_size: int = 64, progress: bool = False) -> list[str]:
+              alpha: float = 0.6, batch_size: int = 64, progress: bool = False,
+              max_new_tokens: int | None = None) -> list[str]:
     """Translate strings with any tokenizer that has encode(str) -> ids and decode(ids) -> str.
 
     Sentences are decoded in batches of similar length (less padding), then put back in order.
@@ -589,7 +598,90 @@ def translate(model: Seq2SeqTransformer, tokenizer, sentences: Sequence[str], be
         chunks = tqdm(chunks, desc="greedy" if beam_size == 1 else f"beam {beam_size}")
     for chunk in chunks:
         src = pad_batch([ids[i] for i in chunk], cfg.pad_id).to(device)
-        hyps = greedy_decode(model, src) if beam_size == 1 else beam_search(model, src, beam_size, alpha)
+        hyps = (greedy_decode(model, src, max_new_tokens) if beam_size == 1
+                else beam_search(model, src, beam_size, alpha, max_new_tokens))
         for i, h in zip(chunk, hyps):
             out[i] = tokenizer.decode(h)
     return out
+
+
+# ----------------------------------------------------------------------------- training on sentence pairs
+def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_len: int = 64) -> list[tuple[list[int], list[int]]]:
+    """(german, english) strings -> (source ids, target ids), each cut to max_len - 1 tokens (room for BOS/EOS)."""
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
+        raise ValueError(f"encode_pairs: max_len must be an int >= 2, got {max_len!r}")
+    return [(tokenizer.encode(de)[: max_len - 1], tokenizer.encode(en)[: max_len - 1]) for de, en in pairs]
+
+
+def length_batches(encoded: Sequence[tuple[list[int], list[int]]], cfg: TransformerConfig, max_tokens: int,
+                   seed: int = 0, epochs: int | None = None, device=None):
+    """Yield (src, tgt_in, tgt_out) batches grouped by length, reshuffled every epoch; endless if epochs is None.
+
+    A batch's size is counted as (sentences) x (longest side + 1), so every step costs about the same.
+    """
+    lengths = [max(len(x), len(y)) + 1 for x, y in encoded]
+    epoch = 0
+    while epochs is None or epoch < epochs:
+        for idx in batch_by_length(lengths, max_tokens, shuffle=True, seed=seed + epoch):
+            src, tgt_in, tgt_out = make_batch([encoded[i] for i in idx], cfg)
+            yield src.to(device), tgt_in.to(device), tgt_out.to(device)
+        epoch += 1
+
+
+def seq2seq_loss(model: Seq2SeqTransformer, batch, smoothing: float = 0.1) -> tuple[torch.Tensor, int]:
+    """Teacher-forced, label-smoothed loss of a (src, tgt_in, tgt_out) batch and its number of target tokens.
+
+    The loss function `course_utils.train.train_for` expects: (mean loss per real token, tokens).
+    """
+    from course_utils.train import label_smoothed_cross_entropy
+
+    src, tgt_in, tgt_out = batch
+    logits = model(src, tgt_in)                                            # (B, T, V)
+    loss = label_smoothed_cross_entropy(logits, tgt_out, smoothing, ignore_index=model.cfg.pad_id)
+    return loss, int((tgt_out != model.cfg.pad_id).sum())
+
+
+@torch.no_grad()
+def mean_loss(model: Seq2SeqTransformer, batches, smoothing: float = 0.0) -> float:
+    """Average per-token loss over batches (smoothing 0: the plain cross-entropy, exp() of it is perplexity)."""
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    for batch in batches:
+        loss, k = seq2seq_loss(model, batch, smoothing)
+        total, n = total + float(loss) * k, n + k
+    model.train(was_training)
+    if n == 0:
+        raise ValueError("mean_loss: no target tokens in the batches")
+    return total / n
+
+
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")
+
+
+def shared_tokenizer(pairs: Sequence[tuple[str, str]], vocab_size: int, cache: str | None = None, progress: bool = False):
+    """A byte-level BPE (notebook 03) trained on both sides of `pairs`: one vocabulary for German and English.
+
+    Special tokens <pad>, <s>, </s> come last (ids vocab_size-3 .. vocab_size-1); `config_ids(tok)`
+    gives them as TransformerConfig arguments. cache: a path prefix; if `<cache>.json` exists it is
+    loaded instead of retrained (training takes ~10 s per 4k merges on a laptop core).
+    """
+    from pathlib import Path
+
+    from course_utils.bytelevel import ByteLevelBPE
+
+    if cache is not None and Path(str(cache) + ".json").exists():
+        tok = ByteLevelBPE.load(str(cache) + ".json")
+        if len(tok) == vocab_size:
+            return tok
+    text = "\n".join(f"{de}\n{en}" for de, en in pairs)
+    tok = ByteLevelBPE(special_tokens=SPECIAL_TOKENS).train(text, vocab_size, progress=progress)
+    if cache is not None:
+        tok.save(cache)
+    return tok
+
+
+def config_ids(tokenizer) -> dict:
+    """{"vocab_size", "pad_id", "bos_id", "eos_id"} of a tokenizer made by `shared_tokenizer`."""
+    sp = tokenizer.special_tokens
+    return {"vocab_size": len(tokenizer), "pad_id": sp["<pad>"], "bos_id": sp["<s>"], "eos_id": sp["</s>"]}
