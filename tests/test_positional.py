@@ -220,3 +220,13 @@ def test_modules():
 def test_bad_input_is_named(call, exc, words):
     with pytest.raises(exc, match=words):
         call()
+
+
+def test_docstring_examples():
+    """The worked examples in the module's docstrings are true."""
+    import doctest
+
+    import course_utils.positional as positional
+
+    failed, attempted = doctest.testmod(positional, verbose=False)
+    assert attempted >= 6 and failed == 0
