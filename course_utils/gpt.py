@@ -405,7 +405,8 @@ def hf_gpt2_config(config: GPTConfig):
     return GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
                       n_layer=config.n_layer, n_head=config.n_head, activation_function="gelu_new",
                       resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
-                      layer_norm_epsilon=1e-5, tie_word_embeddings=True)
+                      layer_norm_epsilon=1e-5, tie_word_embeddings=True,
+                      bos_token_id=None, eos_token_id=None)   # GPT-2's 50256 is no id in a smaller vocabulary
 
 
 def to_hf_gpt2(model: GPT):

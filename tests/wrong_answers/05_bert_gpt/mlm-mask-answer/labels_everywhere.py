@@ -1,0 +1,8 @@
+# expect: labels are set at every position
+def bert_mask(ids, select_u, action_u, random_ids, special, mask_id):
+    chosen = (select_u < 0.15) & ~special
+    inputs = ids.clone()
+    inputs[chosen & (action_u < 0.8)] = mask_id
+    swap = chosen & (action_u >= 0.8) & (action_u < 0.9)
+    inputs[swap] = random_ids[swap]
+    return inputs, ids.clone()

@@ -1,0 +1,9 @@
+# expect: the unchanged 10 % were masked too
+def bert_mask(ids, select_u, action_u, random_ids, special, mask_id):
+    chosen = (select_u < 0.15) & ~special
+    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+    inputs = ids.clone()
+    swap = chosen & (action_u >= 0.8) & (action_u < 0.9)
+    inputs[chosen & ~swap] = mask_id
+    inputs[swap] = random_ids[swap]
+    return inputs, labels
