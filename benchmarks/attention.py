@@ -59,7 +59,6 @@ if __name__ == "__main__":
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--d-head", type=int, default=64)
     ARGS = p.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     device = get_device(ARGS.device)
     ns = [64, 128, 256, 512] if ARGS.quick else [128, 256, 512, 1024, 2048, 4096]
     if device.type == "cuda" and not ARGS.quick:

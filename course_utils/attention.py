@@ -242,6 +242,8 @@ class MultiHeadAttention(nn.Module):
       -> output (..., T_q, d_model), weights (..., h, T_q, T_k) per head.
     mask (bool, True = may attend): (T_q, T_k), (B, T_q, T_k) (same for every head) or
     (B, h, T_q, T_k); anything broadcastable to the weights' shape after that rule.
+    Padded keys: `mask=padding_mask(lengths, T_k)[:, None, :]`; a decoder over a padded batch:
+    `causal_mask(T) & padding_mask(lengths, T)[:, None, :]`.
     Self-attention: `mha(x, x, x)`; cross-attention: `mha(decoder_x, encoder_out, encoder_out)`.
 
     Projections are separate `q_proj`, `k_proj`, `v_proj` and `out_proj` (= W_O) Linear
