@@ -252,6 +252,22 @@ class NGramLM:
             out[c:] = self._p(windows[:len(y) - c], y[c:])
         return np.log2(out)
 
+    def unseen_share(self, tokens: Sequence[Hashable], order: int | None = None) -> float:
+        """Share of the order-grams of `tokens` whose training count is zero: `unseen_share` without recounting.
+
+        >>> NGramLM(2).fit("the cat sat").unseen_share("the dog", 2)   # 'th', 'he', 'e ' seen; ' d', 'do', 'og' not
+        0.5
+        """
+        self._check_fitted("unseen_share")
+        order = self._order("unseen_share", order)
+        y = self.encode(_check_tokens("NGramLM.unseen_share", "tokens", tokens))
+        if len(y) < order:
+            raise ValueError(f"NGramLM.unseen_share: tokens has fewer than order={order} tokens")
+        keys = y[: len(y) - order + 1].copy()
+        for j in range(1, order):
+            keys = keys * self.V + y[j: len(y) - order + 1 + j]
+        return float((self.raw[order].count(keys) == 0).mean())
+
     def bits_per_token(self, tokens: Sequence[Hashable], order: int | None = None) -> float:
         """Held-out cross-entropy in bits: the mean of -log2 P(token_i | context); 2 ** it = perplexity."""
         return float(-self.token_log2probs(tokens, order).mean())

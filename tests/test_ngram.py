@@ -130,3 +130,12 @@ def test_generate_is_reproducible_and_in_vocabulary():
 def test_clear_errors(call, err, words):
     with pytest.raises(err, match=words):
         call()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_model_unseen_share_equals_the_counting_one(n):
+    lm = NGramLM(5).fit(TEXT[:300])
+    assert lm.unseen_share(TEXT[300:], order=n) == pytest.approx(unseen_share(TEXT[:300], TEXT[300:], n))
+    words = TEXT.split()
+    wl = NGramLM(3).fit(words[:40])
+    assert wl.unseen_share(words[40:], order=min(n, 3)) == pytest.approx(unseen_share(words[:40], words[40:], min(n, 3)))
