@@ -207,16 +207,21 @@ class DecoderLayer(nn.Module):
         self.norm_first = norm_first
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor | None = None,
-                cross_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                cross_mask: torch.Tensor | None = None, context: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """context: keys/values of the self-attention when x holds only the newest positions (decoding
+        with a cache: x (B, 1, d), context (B, T, d) = this layer's inputs so far, x last). Default x."""
+        ctx = x if context is None else context
         if self.norm_first:
             h = self.norm1(x)
-            a, w_self = self.self_attn(h, h, h, self_mask)
+            hc = h if context is None else self.norm1(ctx)
+            a, w_self = self.self_attn(h, hc, hc, self_mask)
             x = x + self.dropout1(a)
             a, w_cross = self.cross_attn(self.norm2(x), memory, memory, cross_mask)
             x = x + self.dropout2(a)
             x = x + self.dropout3(self.ff(self.norm3(x)))
         else:
-            a, w_self = self.self_attn(x, x, x, self_mask)
+            a, w_self = self.self_attn(x, ctx, ctx, self_mask)
             x = self.norm1(x + self.dropout1(a))
             a, w_cross = self.cross_attn(x, memory, memory, cross_mask)
             x = self.norm2(x + self.dropout2(a))
@@ -362,6 +367,26 @@ class Seq2SeqTransformer(nn.Module):
         logits = self.project(h[:, -1] if last_only else h)                   # (B, T, V) or (B, V)
         return (logits, w_self, w_cross) if return_attention else logits
 
+    def decode_next(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor,
+                    cache: list) -> torch.Tensor:
+        """Scores (B, V) for the token after tgt_in (B, T), computing only the newest position.
+
+        `cache` (a list, one entry per decoder layer, start with []) keeps every layer's inputs for
+        the earlier positions; they cannot change (the decoder is causal), so each step runs the
+        layers on one position and attends to the cached ones: O(T) work per step, not O(T^2).
+        Reorder the rows of every cache entry when beams are reordered (`reorder_cache`).
+        """
+        T, d = tgt_in.shape[1], self.cfg.d_model
+        pe = self.pos.pe[T - 1] if T <= self.pos.pe.shape[0] else \
+            SinusoidalPositionalEncoding(d, T).pe[T - 1].to(tgt_in.device)
+        x = self.drop(self.embed(tgt_in[:, -1:]) * math.sqrt(d) + pe)            # (B, 1, d) newest position
+        key_mask = (tgt_in != self.cfg.pad_id)[:, None, :]                       # (B, 1, T) real keys
+        for i, layer in enumerate(self.decoder.layers):
+            ctx = x if len(cache) <= i else torch.cat([cache[i], x], dim=1)     # (B, T, d) inputs so far
+            cache[i:i + 1] = [ctx]
+            x, _, _ = layer(x, memory, key_mask, src_mask, context=ctx)
+        return self.project(self.decoder.norm(x)[:, -1])                         # (B, V)
+
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False):
         _check_ids("src", src, "Seq2SeqTransformer")
         _check_ids("tgt_in", tgt_in, "Seq2SeqTransformer")
@@ -402,11 +427,13 @@ def _max_new(src: torch.Tensor, max_new_tokens: int | None) -> int:
 
 
 @torch.no_grad()
-def greedy_decode(model: Seq2SeqTransformer, src: torch.Tensor, max_new_tokens: int | None = None) -> list[list[int]]:
+def greedy_decode(model: Seq2SeqTransformer, src: torch.Tensor, max_new_tokens: int | None = None,
+                  use_cache: bool = True) -> list[list[int]]:
     """Translate a batch by always taking the most probable next token. src (B, S) -> B lists of ids (no BOS/EOS).
 
-    The encoder runs once; at every step the decoder re-reads the whole prefix and we keep
-    the last position's argmax. Finished rows keep receiving padding until all are done.
+    The encoder runs once; at every step the decoder scores the next token and we keep the
+    argmax. use_cache=False re-reads the whole prefix every step (same result, slower: the
+    reference the cache is tested against). Finished rows receive padding until all are done.
     """
     _check_ids("src", src, "greedy_decode")
     cfg = model.cfg
@@ -415,8 +442,10 @@ def greedy_decode(model: Seq2SeqTransformer, src: torch.Tensor, max_new_tokens: 
     memory, src_mask = model.encode(src)
     ys = torch.full((src.shape[0], 1), cfg.bos_id, dtype=torch.long, device=src.device)   # (B, 1)
     done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
+    cache: list = []
     for _ in range(_max_new(src, max_new_tokens)):
-        logits = model.decode(ys, memory, src_mask, last_only=True)       # (B, V) the next token's scores
+        logits = (model.decode_next(ys, memory, src_mask, cache) if use_cache
+                  else model.decode(ys, memory, src_mask, last_only=True))    # (B, V) the next token's scores
         nxt = logits.argmax(dim=-1).masked_fill(done, cfg.pad_id)         # (B,)
         ys = torch.cat([ys, nxt[:, None]], dim=1)
         done |= nxt == cfg.eos_id
@@ -470,7 +499,7 @@ def beam_step(scores: torch.Tensor, log_probs: torch.Tensor, beam_size: int):
 
 @torch.no_grad()
 def beam_search(model: Seq2SeqTransformer, src: torch.Tensor, beam_size: int = 4, alpha: float = 0.6,
-                max_new_tokens: int | None = None, trace: bool = False):
+                max_new_tokens: int | None = None, trace: bool = False, use_cache: bool = True):
     """Keep the `beam_size` most probable prefixes per sentence; return the best finished one.
 
     src (B, S) -> B lists of ids. Beams are ranked by their summed log-probability while
@@ -494,9 +523,12 @@ def beam_search(model: Seq2SeqTransformer, src: torch.Tensor, beam_size: int = 4
     scores = torch.full((B, K), float("-inf"), device=src.device)
     scores[:, 0] = 0.0                                                    # all beams start equal: expand one
     finished = torch.zeros(B, K, dtype=torch.bool, device=src.device)
-    steps = []
+    steps, cache = [], []
+    rows = torch.arange(B, device=src.device)[:, None] * K                  # (B, 1) first row of each sentence
     for _ in range(_max_new(src, max_new_tokens)):
-        logits = model.decode(seqs.view(B * K, -1), memory, src_mask, last_only=True)   # (B*K, V)
+        flat = seqs.view(B * K, -1)
+        logits = (model.decode_next(flat, memory, src_mask, cache) if use_cache
+                  else model.decode(flat, memory, src_mask, last_only=True))    # (B*K, V)
         logp = logits.float().log_softmax(-1).view(B, K, -1)                    # (B, K, V)
         frozen = torch.full_like(logp[0, 0], float("-inf"))
         frozen[cfg.pad_id] = 0.0                                                # finished: pad, no cost
@@ -504,6 +536,7 @@ def beam_search(model: Seq2SeqTransformer, src: torch.Tensor, beam_size: int = 4
         scores, parent, token = beam_step(scores, logp, K)                     # (B, K) each
         seqs = torch.cat([seqs.gather(1, parent[..., None].expand(-1, -1, seqs.shape[-1])), token[..., None]], -1)
         finished = finished.gather(1, parent) | (token == cfg.eos_id)
+        cache[:] = [c[(rows + parent).view(-1)] for c in cache]               # each kept beam's history
         if trace:
             steps.append({"token": token[0].tolist(), "parent": parent[0].tolist(), "score": scores[0].tolist(),
                           "finished": finished[0].tolist()})

@@ -250,3 +250,21 @@ def test_a_tiny_model_learns_to_copy_and_translate_decodes():
     assert translate(model, Digits, ["3 4 5", "6 7 8 9"], beam_size=2) == ["5 4 3", "9 8 7 6"]
     with pytest.raises(TypeError, match="list of strings"):
         translate(model, Digits, "3 4 5")
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_cached_decoding_equals_full_recompute(norm_first):
+    model = _tiny(seed=6, norm_first=norm_first, vocab_size=30)
+    src = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 2, 0, 0], [11, 2, 0, 0, 0]])
+    # step by step: the cached next-token scores equal the last row of a full decode
+    memory, src_mask = model.encode(src)
+    cache, ys = [], torch.full((3, 1), 1)
+    with torch.no_grad():
+        for t in range(5):
+            fast = model.decode_next(ys, memory, src_mask, cache)
+            slow = model.decode(ys, memory, src_mask)[:, -1]
+            assert torch.allclose(fast, slow, atol=1e-5)
+            ys = torch.cat([ys, fast.argmax(-1, keepdim=True)], 1)
+    assert greedy_decode(model, src, 10) == greedy_decode(model, src, 10, use_cache=False)
+    assert beam_search(model, src, 3, max_new_tokens=10) == beam_search(model, src, 3, max_new_tokens=10,
+                                                                        use_cache=False)
