@@ -92,19 +92,21 @@ def memory_naive_vs_tiled(ns, d: int = 64, block: int = 128, seed: int = 0):
 
 
 def kv_cache_speedup(lengths, repeats: int = 1, seed: int = 0):
-    """Rows (new tokens, seconds without cache, seconds with cache, tokens identical?)."""
-    from course_utils.kvcache import TinyGPT, TinyGPTConfig, generate
+    """Rows (new tokens, seconds without cache, seconds with cache, tokens identical?) for greedy
+    generation with notebook 05's GPT (`course_utils.gpt`, RoPE, untrained: speed does not depend
+    on the weights)."""
+    from course_utils.gpt import GPT, GPTConfig
 
     torch.manual_seed(seed)
-    model = TinyGPT(TinyGPTConfig(vocab_size=96, n_layer=4, n_head=4, n_embd=128, max_len=1024)).eval()
     prompt = torch.randint(96, (1, 16), generator=torch.Generator().manual_seed(seed))
+    model = GPT(GPTConfig(vocab_size=96, block_size=prompt.shape[1] + max(lengths), n_layer=4, n_head=4,
+                          n_embd=128, rope=True)).eval()
     rows = []
     for n_new in lengths:
-        out = {}
-        times = {}
+        out, times = {}, {}
         for cached in (False, True):
-            times[cached] = best_time(lambda: out.__setitem__(cached, generate(model, prompt, n_new, use_cache=cached)),
-                                      repeats)
+            times[cached] = best_time(lambda: out.__setitem__(
+                cached, model.generate(prompt, n_new, temperature=0, use_cache=cached)), repeats)
         rows.append((n_new, times[False], times[True], bool(torch.equal(out[False], out[True]))))
     return rows
 
@@ -145,9 +147,10 @@ def main() -> None:
 
     if "kv" not in args.skip:
         lengths = [64, 128] if args.quick else [64, 128, 256, 512]
-        print("\n3. greedy generation, tiny GPT (4 layers, 4 heads, d 128), prompt 16 tokens")
+        print("\n3. greedy generation, course_utils.gpt.GPT (4 layers, 4 heads, d 128, RoPE), prompt 16 tokens, "
+              "best of 1 after a warm-up")
         print(f"{'new tokens':>10} {'no cache (s)':>13} {'KV cache (s)':>13} {'speed-up':>9} {'same tokens':>12}")
-        for n_new, t0, t1, same in kv_cache_speedup(lengths):
+        for n_new, t0, t1, same in kv_cache_speedup(lengths, repeats=1):
             print(f"{n_new:>10} {t0:>13.2f} {t1:>13.2f} {t0 / t1:>8.1f}x {str(same):>12}")
 
 

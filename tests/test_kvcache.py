@@ -1,7 +1,7 @@
-"""course_utils.kvcache: the cache changes nothing but the cost.
+"""course_utils.kvcache: the append step changes nothing but the cost.
 
-References: the model run on the whole sequence at once (no cache); `torch.cat` semantics
-for append_kv; torch's SDPA for one cached attention step.
+References: `torch.cat` semantics; full causal attention (torch SDPA) computed at once;
+`course_utils.gpt.KVCache` (notebook 05's preallocated cache) fed the same keys and values.
 """
 import doctest
 
@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import course_utils.kvcache as kvcache
-from course_utils.kvcache import TinyGPT, TinyGPTConfig, append_kv, generate
+from course_utils.gpt import GPT, GPTConfig, KVCache
+from course_utils.kvcache import append_kv
 
 
 def test_doctests():
@@ -36,38 +37,43 @@ def test_append_kv_is_concatenation_in_time(b, h, t, t_new, d):
     assert torch.equal(v[:, :, :t], cv) and torch.equal(v[:, :, t:], v_new)
 
 
-def test_one_cached_attention_step_equals_the_last_row_of_full_attention():
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 9, 4, generator=g) for _ in range(3))
+@settings(max_examples=20, deadline=None)
+@given(chunks=st.lists(st.integers(1, 4), min_size=1, max_size=5), h=st.integers(1, 3), d=st.integers(1, 6),
+       seed=st.integers(0, 999))
+def test_cached_attention_in_chunks_equals_full_causal_attention(chunks, h, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    T = sum(chunks)
+    q, k, v = (torch.randn(2, h, T, d, generator=g) for _ in range(3))
     full = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    ck, cv = append_kv(k[:, :, :8], v[:, :, :8], k[:, :, 8:], v[:, :, 8:])
-    step = F.scaled_dot_product_attention(q[:, :, 8:], ck, cv)       # the newest query sees every key
-    torch.testing.assert_close(step, full[:, :, 8:])
-
-
-@pytest.mark.parametrize("chunks", [[7], [1] * 7, [3, 1, 2, 1], [2, 5]])
-def test_cached_forward_equals_full_forward(chunks):
-    torch.manual_seed(0)
-    model = TinyGPT(TinyGPTConfig(vocab_size=20, n_layer=2, n_head=2, n_embd=16, max_len=32)).eval()
-    idx = torch.randint(20, (2, sum(chunks)))
-    full, _ = model(idx)
-    cache, outs, start = None, [], 0
+    ck = cv = None
+    outs, start = [], 0
     for c in chunks:
-        logits, cache = model(idx[:, start:start + c], cache)
-        outs.append(logits)
+        ck, cv = append_kv(ck, cv, k[:, :, start:start + c], v[:, :, start:start + c])
+        q_pos = torch.arange(start, start + c)[:, None]
+        mask = torch.arange(start + c)[None, :] <= q_pos                  # new queries see the past and themselves
+        outs.append(F.scaled_dot_product_attention(q[:, :, start:start + c], ck, cv, attn_mask=mask))
         start += c
-    torch.testing.assert_close(torch.cat(outs, dim=1), full, atol=1e-5, rtol=1e-5)
-    assert cache[0][0].shape == (2, 2, sum(chunks), 8)
+    torch.testing.assert_close(torch.cat(outs, dim=2), full, atol=1e-6, rtol=1e-6)
 
 
-def test_generate_same_tokens_with_and_without_cache():
+def test_agrees_with_the_preallocated_cache_of_course_utils_gpt():
+    g = torch.Generator().manual_seed(0)
+    cache = KVCache(n_layer=1, max_len=10)
+    ck = cv = None
+    for t_new in (3, 1, 2):
+        k, v = torch.randn(2, 4, t_new, 8, generator=g), torch.randn(2, 4, t_new, 8, generator=g)
+        ck, cv = append_kv(ck, cv, k, v)
+        k_gpt, v_gpt = cache.update(0, k, v)
+        assert torch.equal(ck, k_gpt) and torch.equal(cv, v_gpt)
+
+
+def test_gpt_generation_same_tokens_with_and_without_cache():
     torch.manual_seed(1)
-    model = TinyGPT(TinyGPTConfig(vocab_size=30, n_layer=2, n_head=4, n_embd=32, max_len=64))
+    model = GPT(GPTConfig(vocab_size=30, block_size=64, n_layer=2, n_head=4, n_embd=32, rope=True))
     prompt = torch.randint(30, (3, 5))
-    a = generate(model, prompt, 20, use_cache=False)
-    b = generate(model, prompt, 20, use_cache=True)
-    assert a.shape == (3, 25) and torch.equal(a, b) and torch.equal(a[:, :5], prompt)
-    assert model.training, "generate restores the training flag"
+    a = model.generate(prompt, 40, temperature=0, use_cache=False)
+    b = model.generate(prompt, 40, temperature=0, use_cache=True)
+    assert a.shape == (3, 45) and torch.equal(a, b)
 
 
 def test_bad_input():
@@ -75,10 +81,5 @@ def test_bad_input():
         append_kv(torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 1, 5), torch.zeros(1, 2, 1, 5))
     with pytest.raises(ValueError, match="both be None"):
         append_kv(None, torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1))
-    with pytest.raises(ValueError, match="n_embd"):
-        TinyGPTConfig(n_embd=10, n_head=4)
-    model = TinyGPT(TinyGPTConfig(vocab_size=5, n_layer=1, n_head=1, n_embd=4, max_len=4))
-    with pytest.raises(ValueError, match="max_len"):
-        model(torch.zeros(1, 5, dtype=torch.long))
-    with pytest.raises(TypeError, match="integer"):
-        model(torch.zeros(1, 3))
+    with pytest.raises(TypeError, match="k_new"):
+        append_kv(None, None, [1, 2], torch.zeros(1, 1))
