@@ -19,8 +19,10 @@ Concessions:
   Pre-LN (`norm_first=True`, LayerNorm inside the residual branch, plus a final
   LayerNorm after each stack) trains more stably without warm-up; both are here.
 - Attention is the plain "math" version from notebook 01 (it returns the weights, which
-  we draw); decoding recomputes the whole prefix at every step (no key/value cache, see
-  notebook 08), which costs O(T^2) per sentence but keeps the code short.
+  we draw). Decoding caches each decoder layer's *inputs* for the positions already
+  written (`decode_next`), so a step runs the layers on one new position; the keys and
+  values are re-projected from those inputs every step, and the encoder's keys and values
+  for cross-attention too (a true key/value cache, notebook 08, saves that as well).
 - One vocabulary for both languages, one embedding matrix used three times: source
   embedding, target embedding and (transposed) output projection, as in the paper.
 """
