@@ -56,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--beam", type=int, default=4)
     p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent")
+    p.add_argument("--limit-eval", type=int, default=None, help="decode only the first N validation/test sentences (quick checks)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="decoding length cap (default 1.5 x source + 10)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -72,6 +74,7 @@ def main(argv=None) -> dict:
     device = get_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     train, valid, test = (load_translation_pairs(s) for s in ("train", "valid", "test"))
+    valid_eval, test = valid[: args.limit_eval], test[: args.limit_eval]
     tok = shared_tokenizer(train, args.vocab, cache=str(args.out / "tokenizer"), progress=True)
     cfg = TransformerConfig(**config_ids(tok), d_model=args.d_model, n_heads=args.heads,
                             n_encoder_layers=args.layers, n_decoder_layers=args.layers, d_ff=args.d_ff,
@@ -88,19 +91,21 @@ def main(argv=None) -> dict:
                      eval_every=max(30.0, args.seconds / 20), desc="train translator")
     model.eval()
     t0 = time.perf_counter()
-    valid_src, valid_ref = [d for d, _ in valid], [e for _, e in valid]
-    valid_greedy = bleu(translate(model, tok, valid_src, beam_size=1, progress=True), valid_ref)
-    valid_beam = bleu(translate(model, tok, valid_src, beam_size=args.beam, alpha=args.alpha, progress=True), valid_ref)
+    valid_src, valid_ref = [d for d, _ in valid_eval], [e for _, e in valid_eval]
+    cap = dict(max_new_tokens=args.max_new_tokens, progress=True)
+    valid_greedy = bleu(translate(model, tok, valid_src, beam_size=1, **cap), valid_ref)
+    valid_beam = bleu(translate(model, tok, valid_src, beam_size=args.beam, alpha=args.alpha, **cap), valid_ref)
     test_src, test_ref = [d for d, _ in test], [e for _, e in test]
     decode = dict(beam_size=args.beam, alpha=args.alpha) if valid_beam >= valid_greedy else dict(beam_size=1)
-    test_hyp = translate(model, tok, test_src, progress=True, **decode)
+    test_hyp = translate(model, tok, test_src, **decode, **cap)
     results = {
         "parameters": count_parameters(model), "device": str(device), "steps": hist.steps,
         "train_seconds": round(hist.seconds, 1), "target_tokens_per_s": round(hist.tokens_per_s),
         "epochs": round(hist.tokens / sum(len(y) + 1 for _, y in train_ids), 2),
         "valid_loss": hist.eval[-1]["valid_loss"], "valid_bleu_greedy": round(valid_greedy, 2),
         "valid_bleu_beam": round(valid_beam, 2), "test_decoding": decode, "test_bleu": round(bleu(test_hyp, test_ref), 2),
-        "decode_seconds": round(time.perf_counter() - t0, 1), "sacrebleu": sacrebleu.__version__,
+        "test_sentences": len(test), "decode_seconds": round(time.perf_counter() - t0, 1),
+        "sacrebleu": sacrebleu.__version__,
         "tokenize": "13a",
     }
     recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}

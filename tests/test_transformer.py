@@ -268,3 +268,33 @@ def test_cached_decoding_equals_full_recompute(norm_first):
     assert greedy_decode(model, src, 10) == greedy_decode(model, src, 10, use_cache=False)
     assert beam_search(model, src, 3, max_new_tokens=10) == beam_search(model, src, 3, max_new_tokens=10,
                                                                         use_cache=False)
+
+
+def test_train_translator_script_end_to_end(tmp_path):
+    """scripts/train_translator.py: a few steps of a tiny model, then everything it promises to write."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from course_utils.bytelevel import ByteLevelBPE
+    from course_utils.train import load_checkpoint
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "train_translator.py"
+    spec = importlib.util.spec_from_file_location("train_translator", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "ref"
+    results = script.main(["--out", str(out), "--vocab", "300", "--d-model", "16", "--heads", "2", "--layers", "1",
+                           "--d-ff", "32", "--max-steps", "3", "--seconds", "60", "--beam", "2", "--limit-eval", "6",
+                           "--max-new-tokens", "5", "--max-tokens", "400"])
+    for name in ("model.pt", "tokenizer.json", "tokenizer.vocab", "recipe.json", "test.tsv"):
+        assert (out / name).exists(), name
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["results"]["steps"] == 3 and recipe["recipe"]["vocab"] == 300
+    payload = load_checkpoint(out / "model.pt")
+    assert torch.load(out / "model.pt", weights_only=True)["state_dict"]["embed.weight"].dtype == torch.float16
+    model = Seq2SeqTransformer(TransformerConfig(**payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    assert len(ByteLevelBPE.load(out / "tokenizer.json")) == 300
+    rows = (out / "test.tsv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 7 and results["test_sentences"] == 6
