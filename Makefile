@@ -15,7 +15,7 @@ NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 export OMP_WAIT_POLICY := PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup lab kernel test test-fast run student grade slides site bench data data-check models clean distclean
+.PHONY: help setup lab kernel test test-fast run student grade slides site train-translator bench data data-check models clean distclean
 
 help:
 	@echo "make lab        set up .venv and open JupyterLab on notebook 00 (NO_BROWSER=1 for headless)"
@@ -25,7 +25,9 @@ help:
 	@echo "make grade      grade your notebooks in student/ (CLASS=dir grades a class in nbgrader's layout)"
 	@echo "make slides     offline reveal.js decks in build/slides/ (SMOKE figures; FULL=1 runs the notebooks in full mode first)"
 	@echo "make site       the executed notebooks as offline HTML pages in build/site/"
-	@echo "make bench      run the speed benchmarks and print their tables"
+	@echo "make bench      run the speed benchmarks and print their tables (BENCH_ARGS=--quick for a short run)"
+	@echo "make train-translator  the reference translator of notebook 04 into build/translator/reference/"
+	@echo "                (GPU if present; ARGS=\"--seconds 7200\" for ~2 h on a CPU)"
 	@echo "make models     install the optional pretrained models (MiniLM encoder, SmolLM2-135M)"
 	@echo "make data-check verify data/ against data/SHA256SUMS;  make data rebuilds it from Debian packages"
 	@echo "make clean      remove build/ and caches (keeps .venv and student/);  make distclean also .venv"
@@ -75,7 +77,10 @@ site: setup
 	$(PY) scripts/build_slides.py site $(if $(FULL),--full,--smoke)
 
 bench: setup
-	@for b in $(sort $(wildcard benchmarks/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in $(sort $(wildcard benchmarks/*.py)); do echo "== $$b"; $(PY) $$b $(BENCH_ARGS) || exit 1; done
+
+train-translator: setup
+	$(PY) scripts/train_translator.py $(ARGS)
 
 models: setup
 	$(PY) -m pip install --quiet -e '.[models]'
