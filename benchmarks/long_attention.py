@@ -138,12 +138,12 @@ def main() -> None:
         ns = [1024, 2048, 4096] if args.quick else [1024, 2048, 4096, 8192, 16384]
         print("\n2. peak extra resident memory, batch 1, one head, d 64, tiles 128 x 128 "
               "(VmHWM via /proc/self/clear_refs)")
-        print(f"{'n':>6} {'naive (MiB)':>12} {'tiled (MiB)':>12} {'q,k,v,out (MiB)':>16}")
+        print(f"{'n':>6} {'naive (MiB)':>12} {'tiled (MiB)':>12} {'output alone (MiB)':>19}")
         for n, naive, tiled in memory_naive_vs_tiled(ns):
             if naive is None:
                 print("peak memory is not measurable on this system (needs Linux /proc)")
                 break
-            print(f"{n:>6} {naive / 2**20:>12.1f} {tiled / 2**20:>12.2f} {4 * n * 64 * 4 / 2**20:>16.2f}")
+            print(f"{n:>6} {naive / 2**20:>12.1f} {tiled / 2**20:>12.2f} {n * 64 * 4 / 2**20:>19.2f}")
 
     if "kv" not in args.skip:
         lengths = [64, 128] if args.quick else [64, 128, 256, 512]
