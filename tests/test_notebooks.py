@@ -40,6 +40,10 @@ def test_contract(path):
     missing = [i for i, c in enumerate(cells) if "slide_type" not in c.metadata.get("slideshow", {})]
     assert not missing, f"cells {missing} have no slideshow.slide_type metadata"
     assert "read next" in cells[-1].source.lower(), "the last cell says what to read next"
+    code = "\n".join(c.source for c in cells if c.cell_type == "code")
+    if "plotly" in code:
+        assert "import course_utils.plots" in code, ("a notebook that draws with plotly imports course_utils.plots "
+                                                     "(the renderer that works in JupyterLab and offline slides)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
