@@ -21,6 +21,8 @@ from typing import Optional
 
 import torch
 
+from . import vit
+
 __all__ = ["patchify", "unpatchify", "kmeans", "PatchCodebook"]
 
 
@@ -37,15 +39,13 @@ def _check_images(fn: str, images, patch: int) -> None:
 
 
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
-    """(N, H, W) -> (N, H/p * W/p, p*p): non-overlapping patches in raster order (row by row).
+    """(N, H, W) -> (N, H/p * W/p, p*p): `course_utils.vit.patchify` for one-channel images.
 
     >>> patchify(torch.arange(16.).view(1, 4, 4), 2)[0, 1].tolist()   # top-right patch
     [2.0, 3.0, 6.0, 7.0]
     """
     _check_images("patchify", images, patch)
-    N, H, W = images.shape
-    x = images.reshape(N, H // patch, patch, W // patch, patch)          # (N, rows, p, cols, p)
-    return x.permute(0, 1, 3, 2, 4).reshape(N, (H // patch) * (W // patch), patch * patch)
+    return vit.patchify(images[:, None], patch)                            # (N, L, p*p), raster order
 
 
 def unpatchify(patches: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -61,8 +61,7 @@ def unpatchify(patches: torch.Tensor, height: int, width: int) -> torch.Tensor:
     p = int(round(pp ** 0.5))
     if p * p != pp or height % p or width % p or (height // p) * (width // p) != L:
         raise ValueError(f"unpatchify: {L} patches of {pp} pixels do not tile a {height} x {width} image")
-    x = patches.reshape(N, height // p, width // p, p, p).permute(0, 1, 3, 2, 4)
-    return x.reshape(N, height, width)
+    return vit.unpatchify(patches, p, (height, width), 1)[:, 0]
 
 
 def kmeans(x: torch.Tensor, k: int, n_iter: int = 20, generator: Optional[torch.Generator] = None,
