@@ -18,11 +18,12 @@ def headless() -> bool:
     return os.environ.get("COURSE_HEADLESS", "0") == "1"
 
 
-def interact(fn: Callable, **controls: Any):
+def interact(fn: Callable, **controls: Any) -> None:
     """Show `fn` with one control per keyword (ipywidgets abbreviations: (min, max, step), a list, a bool).
 
     Every controlled argument must have a default in `fn`: that is the value shown first
-    and the one used headless.
+    and the one used headless. Returns None, so a cell ending in `interact(...)` shows the
+    widget and its figure, not a `<function ...>` line.
     """
     params = inspect.signature(fn).parameters
     for name in controls:
@@ -32,7 +33,9 @@ def interact(fn: Callable, **controls: Any):
             raise ValueError(f"interact: give {fn.__name__}'s argument {name!r} a default value; "
                              "it is the value shown first and the one used when run headless")
     if headless():
-        return fn()
+        fn()
+        return None
     import ipywidgets
 
-    return ipywidgets.interact(fn, **controls)
+    ipywidgets.interact(fn, **controls)
+    return None

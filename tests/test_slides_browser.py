@@ -103,8 +103,9 @@ def test_deck_renders_offline_with_math_and_navigation(decks, nb):
         page.goto(f"{base}/{nb.stem}.slides.html", wait_until="load")
         page.wait_for_selector(".reveal .slides section", timeout=30_000)
         has_math = "$" in nb.read_text()
-        if has_math:  # MathJax 2 (CommonHTML output) typeset at least one formula
-            page.wait_for_function("document.querySelectorAll('.MathJax_CHTML, .mjx-chtml').length > 0", timeout=60_000)
+        if has_math:  # MathJax 2 (CommonHTML output) typeset formulas and finished its queue
+            page.wait_for_function("document.querySelectorAll('.MathJax_CHTML').length > 0 && window.MathJax"
+                                   " && MathJax.Hub.queue.pending === 0 && !MathJax.Hub.queue.running", timeout=60_000)
         first = page.evaluate("location.hash")
         page.keyboard.press("ArrowRight")
         page.wait_for_function(f"location.hash !== {json.dumps(first)}", timeout=10_000)
