@@ -60,7 +60,7 @@ run: setup
 	@mkdir -p build/executed
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (SMOKE=$(SMOKE))"; \
-	  COURSE_SMOKE=$(SMOKE) $(BIN)/papermill --kernel python3 --log-level WARNING "$$nb" "build/executed/$$(basename $$nb)" \
+	  COURSE_SMOKE=$(SMOKE) COURSE_HEADLESS=1 $(BIN)/papermill --kernel python3 --log-level WARNING "$$nb" "build/executed/$$(basename $$nb)" \
 	    -p SMOKE $(if $(filter 1 True true yes,$(SMOKE)),True,False) || exit 1; \
 	done
 
