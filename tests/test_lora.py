@@ -9,7 +9,7 @@ import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.lora import LoRALinear, apply_lora, count_parameters, merge_lora, peak_memory
+from course_utils.lora import LoRALinear, apply_lora, count_parameters, lora_param_groups, merge_lora, peak_memory
 from course_utils.quant import QuantizedLinear, quantize_linears
 
 peft = pytest.importorskip("peft")
@@ -199,3 +199,27 @@ def test_lora_inside_torch_transformer_encoder_train_and_fused_inference_paths()
     torch.testing.assert_close(slow, fast, atol=1e-5, rtol=1e-5)
     slow.sum().backward()
     assert all(p.grad is not None for n, p in enc.named_parameters() if p.requires_grad)
+
+
+def test_lora_plus_groups_give_b_its_own_rate_and_cover_every_trainable_tensor():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    apply_lora(model, ["0", "2"], r=2, alpha=4)
+    model[2].base.bias.requires_grad_(True)                     # a non-LoRA tensor that trains too
+    groups = lora_param_groups(model, 1e-3, b_ratio=16)
+    plain, fast = groups
+    assert fast["lr"] == pytest.approx(1.6e-2) and plain["lr"] == 1e-3
+    assert {id(p) for p in fast["params"]} == {id(model[0].lora_B), id(model[2].lora_B)}
+    assert {id(p) for p in plain["params"]} == {id(model[0].lora_A), id(model[2].lora_A), id(model[2].base.bias)}
+    # one SGD step moves B by exactly b_ratio times what the same gradient would at lr
+    opt = torch.optim.SGD(groups, lr=1.0)
+    x = torch.randn(4, 6)
+    model(x).pow(2).sum().backward()
+    before, grad = model[0].lora_B.detach().clone(), model[0].lora_B.grad.clone()
+    opt.step()
+    assert torch.allclose(model[0].lora_B.detach(), before - 1.6e-2 * grad)
+    assert len(lora_param_groups(model, 1e-3)) == 2          # b_ratio 1: same rate, still two groups
+    with pytest.raises(ValueError, match="b_ratio"):
+        lora_param_groups(model, 1e-3, b_ratio=0)
+    with pytest.raises(ValueError, match="no trainable"):
+        lora_param_groups(nn.Linear(2, 2).requires_grad_(False), 1e-3)
