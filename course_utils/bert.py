@@ -327,30 +327,39 @@ class BertForPreTraining(nn.Module):
 
 
 class BertClassifier(nn.Module):
-    """A sentence classifier: the pooled [CLS] vector -> dropout -> Linear -> n_classes logits.
+    """A sentence classifier: a sentence vector -> dropout -> Linear -> n_classes logits.
 
-    `from_pretrained(pretraining_model, n_classes)` starts from a pre-trained encoder;
-    the constructor alone starts from scratch: the comparison of notebook 05.
+    pooling="cls": BERT's pooled [CLS] vector (the pooler was pre-trained by NSP);
+    pooling="mean": the mean of the final token vectors over real tokens (what MLM trained;
+    Sentence-BERT and MiniLM pool this way). `from_pretrained(pretraining_model, n_classes)`
+    starts from a pre-trained encoder; the constructor alone starts from scratch: the
+    comparison of notebook 05.
     """
 
-    def __init__(self, config: BertConfig, n_classes: int):
+    def __init__(self, config: BertConfig, n_classes: int, pooling: str = "cls"):
         super().__init__()
         if isinstance(n_classes, bool) or not isinstance(n_classes, Integral) or n_classes < 2:
             raise ValueError(f"BertClassifier: n_classes must be an int >= 2, got {n_classes!r}")
-        self.config = config
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"BertClassifier: pooling must be 'cls' or 'mean', got {pooling!r}")
+        self.config, self.pooling = config, pooling
         self.bert = BertModel(config)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.n_embd, n_classes)
         self.apply(_init_weights)
 
     @classmethod
-    def from_pretrained(cls, pretrained: BertForPreTraining, n_classes: int) -> "BertClassifier":
-        model = cls(pretrained.config, n_classes)
+    def from_pretrained(cls, pretrained: BertForPreTraining, n_classes: int, pooling: str = "cls") -> "BertClassifier":
+        model = cls(pretrained.config, n_classes, pooling)
         model.bert.load_state_dict(pretrained.bert.state_dict())
         return model.to(next(pretrained.parameters()).device)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None):
-        _, pooled = self.bert(input_ids, token_type_ids, attention_mask)
+        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)   # (B, T, C), (B, C)
+        if self.pooling == "mean":
+            real = (input_ids != self.config.pad_id if attention_mask is None else attention_mask)
+            real = real.unsqueeze(-1).to(hidden.dtype)                         # (B, T, 1)
+            pooled = (hidden * real).sum(1) / real.sum(1).clamp_min(1)         # (B, C)
         return self.head(self.dropout(pooled))                              # (B, n_classes)
 
 

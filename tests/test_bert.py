@@ -168,6 +168,21 @@ def test_classifier_from_pretrained_copies_the_encoder():
     assert not torch.allclose(scratch.bert.pooler.weight, pre.bert.pooler.weight)
 
 
+def test_classifier_mean_pooling_averages_real_tokens_only():
+    pre = small(3)
+    clf = BertClassifier.from_pretrained(pre, n_classes=4, pooling="mean").eval()
+    x, t = batch(pre.config)
+    x[1, -2:] = pre.config.pad_id                                      # padding at the end of row 1
+    with torch.no_grad():
+        hidden, _ = clf.bert(x, t)
+        real = x != pre.config.pad_id
+        want = torch.stack([hidden[i][real[i]].mean(0) for i in range(len(x))])
+        assert torch.allclose(clf(x, t), clf.head(want), atol=1e-6)
+        assert not torch.allclose(clf(x, t), clf.head(clf.bert(x, t)[1]), atol=1e-4)   # not the [CLS] vector
+    with pytest.raises(ValueError, match="pooling"):
+        BertClassifier(pre.config, 4, pooling="max")
+
+
 def test_pretraining_loss_counts_only_chosen_positions():
     model = small(4)
     x, t = batch(model.config)
