@@ -9,7 +9,10 @@ of notebook 03), only longer and bigger. It writes into --out:
   tokenizer.json   the shared BPE (and tokenizer.vocab, readable)
   recipe.json      every argument, the data sizes, tokens/s, BLEU on validation and test
   test.tsv         source, reference and translation of every test sentence (BLEU re-computable)
-The notebook's decoding, beam and attention sections use build/translator/reference/ when it exists.
+Scores are measured on the saved fp16 weights, so the numbers describe the file that ships.
+`--eval-only --out models/translator` re-scores the shipped checkpoint without training.
+The notebook's decoding, beam and attention sections use build/translator/reference/ when it
+exists, else the shipped copy in models/translator/ (`cp build/translator/reference/* models/translator/`).
 The test split is used once, at the end, for the number we report; choices use validation.
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import course_utils  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch)
+from course_utils.bytelevel import ByteLevelBPE  # noqa: E402
 import sacrebleu  # noqa: E402
 import torch  # noqa: E402
 
@@ -41,25 +45,30 @@ DEFAULT_OUT = ROOT / "build" / "translator" / "reference"
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default build/translator/reference)")
-    p.add_argument("--vocab", type=int, default=8000, help="shared BPE vocabulary size")
-    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--vocab", type=int, default=3000, help="shared BPE vocabulary size")
+    p.add_argument("--d-model", type=int, default=192)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--layers", type=int, default=3, help="encoder layers = decoder layers")
-    p.add_argument("--d-ff", type=int, default=1024)
-    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--d-ff", type=int, default=768)
+    p.add_argument("--dropout", type=float, default=0.25)
     p.add_argument("--smoothing", type=float, default=0.1)
-    p.add_argument("--pre-ln", action="store_true", help="pre-LN instead of the paper's post-LN")
-    p.add_argument("--max-tokens", type=int, default=4000, help="padded tokens per batch")
-    p.add_argument("--warmup", type=int, default=1000)
-    p.add_argument("--lr-factor", type=float, default=1.0, help="multiplies the paper's schedule")
-    p.add_argument("--seconds", type=float, default=3600.0, help="training time budget")
+    p.add_argument("--pre-ln", action=argparse.BooleanOptionalAction, default=True,
+                   help="pre-LN (default) or --no-pre-ln for the paper's post-LN")
+    p.add_argument("--max-tokens", type=int, default=2000, help="padded tokens per batch")
+    p.add_argument("--warmup", type=int, default=300)
+    p.add_argument("--lr-factor", type=float, default=0.7, help="multiplies the paper's schedule")
+    p.add_argument("--seconds", type=float, default=6000.0, help="training time budget")
+    p.add_argument("--cooldown", type=float, default=0.2, help="last fraction of the budget with the rate falling to 0")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--beam", type=int, default=4)
     p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent")
     p.add_argument("--limit-eval", type=int, default=None, help="decode only the first N validation/test sentences (quick checks)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="decoding length cap (default 1.5 x source + 10)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-only", action="store_true",
+                   help="no training: re-score the checkpoint already in --out (e.g. models/translator)")
     return p.parse_args(argv)
 
 
@@ -68,18 +77,14 @@ def bleu(hyps: list[str], refs: list[str]) -> float:
     return sacrebleu.corpus_bleu(hyps, [refs], tokenize="13a").score
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    seed_everything(args.seed)
-    device = get_device(args.device)
-    args.out.mkdir(parents=True, exist_ok=True)
-    train, valid, test = (load_translation_pairs(s) for s in ("train", "valid", "test"))
-    valid_eval, test = valid[: args.limit_eval], test[: args.limit_eval]
-    tok = shared_tokenizer(train, args.vocab, cache=str(args.out / "tokenizer"), progress=True)
+def train(args, device) -> None:
+    """Train with the recipe in `args`; write model.pt (fp16, with the recipe and training figures) and the tokenizer."""
+    train_pairs, valid = load_translation_pairs("train"), load_translation_pairs("valid")
+    tok = shared_tokenizer(train_pairs, args.vocab, cache=str(args.out / "tokenizer"), progress=True)
     cfg = TransformerConfig(**config_ids(tok), d_model=args.d_model, n_heads=args.heads,
                             n_encoder_layers=args.layers, n_decoder_layers=args.layers, d_ff=args.d_ff,
                             dropout=args.dropout, norm_first=args.pre_ln, max_len=128)
-    train_ids, valid_ids = encode_pairs(tok, train), encode_pairs(tok, valid)
+    train_ids, valid_ids = encode_pairs(tok, train_pairs), encode_pairs(tok, valid)
     model = Seq2SeqTransformer(cfg).to(device)
     print(f"{count_parameters(model):,} parameters on {device}; {len(train_ids):,} training pairs")
     opt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)   # the paper's Adam
@@ -87,11 +92,37 @@ def main(argv=None) -> dict:
     valid_batches = list(length_batches(valid_ids, cfg, args.max_tokens, epochs=1, device=device))
     hist = train_for(model, opt, length_batches(train_ids, cfg, args.max_tokens, seed=args.seed, device=device),
                      lambda m, b: seq2seq_loss(m, b, args.smoothing), seconds=args.seconds, max_steps=args.max_steps,
-                     scheduler=sched, eval_fn=lambda m: {"valid_loss": mean_loss(m, valid_batches)},
+                     scheduler=sched, cooldown=args.cooldown, eval_fn=lambda m: {"valid_loss": mean_loss(m, valid_batches)},
                      eval_every=max(30.0, args.seconds / 20), desc="train translator")
+    training = {
+        "parameters": count_parameters(model), "device": str(device), "steps": hist.steps,
+        "train_seconds": round(hist.seconds, 1), "target_tokens_per_s": round(hist.tokens_per_s),
+        "epochs": round(hist.tokens / sum(len(y) + 1 for _, y in train_ids), 2),
+        "valid_loss": hist.eval[-1]["valid_loss"],
+    }
+    recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    save_checkpoint(args.out / "model.pt", model, cfg, half=True, recipe=recipe, results=training,
+                    valid_curve=hist.eval)
+
+
+def evaluate(args, device) -> dict:
+    """Decode validation and test with the *saved* fp16 weights (what ships is what is scored).
+
+    Chooses greedy or beam on validation, decodes the test split once, writes test.tsv and
+    recipe.json, and adds the scores to model.pt's notes.
+    """
+    path = args.out / "model.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: train first (drop --eval-only)")
+    payload = load_checkpoint(path)
+    model = Seq2SeqTransformer(TransformerConfig(**payload["config"])).to(device)
+    model.load_state_dict(payload["state_dict"])
     model.eval()
+    tok = ByteLevelBPE.load(args.out / "tokenizer.json")
+    valid = load_translation_pairs("valid")[: args.limit_eval]
+    test = load_translation_pairs("test")[: args.limit_eval]
     t0 = time.perf_counter()
-    valid_src, valid_ref = [d for d, _ in valid_eval], [e for _, e in valid_eval]
+    valid_src, valid_ref = [d for d, _ in valid], [e for _, e in valid]
     cap = dict(max_new_tokens=args.max_new_tokens, progress=True)
     valid_greedy = bleu(translate(model, tok, valid_src, beam_size=1, **cap), valid_ref)
     valid_beam = bleu(translate(model, tok, valid_src, beam_size=args.beam, alpha=args.alpha, **cap), valid_ref)
@@ -99,29 +130,38 @@ def main(argv=None) -> dict:
     decode = dict(beam_size=args.beam, alpha=args.alpha) if valid_beam >= valid_greedy else dict(beam_size=1)
     test_hyp = translate(model, tok, test_src, **decode, **cap)
     results = {
-        "parameters": count_parameters(model), "device": str(device), "steps": hist.steps,
-        "train_seconds": round(hist.seconds, 1), "target_tokens_per_s": round(hist.tokens_per_s),
-        "epochs": round(hist.tokens / sum(len(y) + 1 for _, y in train_ids), 2),
-        "valid_loss": hist.eval[-1]["valid_loss"], "valid_bleu_greedy": round(valid_greedy, 2),
-        "valid_bleu_beam": round(valid_beam, 2), "test_decoding": decode, "test_bleu": round(bleu(test_hyp, test_ref), 2),
-        "test_sentences": len(test), "decode_seconds": round(time.perf_counter() - t0, 1),
-        "sacrebleu": sacrebleu.__version__,
-        "tokenize": "13a",
+        **payload["notes"]["results"], "valid_bleu_greedy": round(valid_greedy, 2),
+        "valid_bleu_beam": round(valid_beam, 2), "valid_sentences": len(valid), "test_decoding": decode,
+        "test_bleu": round(bleu(test_hyp, test_ref), 2), "test_sentences": len(test),
+        "decode_seconds": round(time.perf_counter() - t0, 1), "sacrebleu": sacrebleu.__version__, "tokenize": "13a",
     }
-    recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    save_checkpoint(args.out / "model.pt", model, cfg, half=True, recipe=recipe, results=results,
-                    valid_curve=hist.eval)
+    stored = torch.load(path, map_location="cpu", weights_only=True)   # the fp16 file, scores added to its notes
+    stored["notes"]["results"] = results
+    torch.save(stored, path)
     with open(args.out / "test.tsv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
         w.writerow(["de", "reference", "translation"])
         w.writerows(zip(test_src, test_ref, test_hyp))
-    (args.out / "recipe.json").write_text(json.dumps({"recipe": recipe, "results": results}, indent=2) + "\n")
+    (args.out / "recipe.json").write_text(json.dumps({"recipe": payload["notes"]["recipe"], "results": results},
+                                                     indent=2) + "\n")
+    return results
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    device = get_device(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.eval_only:
+        train(args, device)
+    results = evaluate(args, device)
     size = (args.out / "model.pt").stat().st_size / 2**20
     print(json.dumps(results, indent=2))
     print(f"checkpoint {args.out / 'model.pt'}: {size:.1f} MB (fp16)")
     if size > 20:
         print("warning: the checkpoint is over 20 MB; use a smaller --vocab or --d-model", file=sys.stderr)
-    load_checkpoint(args.out / "model.pt", Seq2SeqTransformer(cfg))   # it loads back
     return results
 
 

@@ -150,6 +150,24 @@ def test_train_for_time_budget_and_errors():
         train_for(model, blow_up, itertools.cycle(batches), loss_fn, max_steps=200, progress=False, clip_grad=None)
 
 
+def test_train_for_cooldown_ramps_to_zero_on_top_of_the_schedule():
+    model, batches, loss_fn, _ = _regression()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    hist = train_for(model, opt, itertools.cycle(batches), loss_fn, max_steps=100, cooldown=0.2, progress=False)
+    lrs = [r["lr"] for r in hist.train]
+    assert lrs[:80] == pytest.approx([0.01] * 80)                       # untouched before the last 20 %
+    assert lrs[80:] == pytest.approx([0.01 * (20 - k) / 20 for k in range(20)])   # linear, last step 0.0005
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)            # restored: a later call resumes
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)                   # with a scheduler: scaled, not compounded
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.01 / (1 + step))
+    hist = train_for(model, opt, itertools.cycle(batches), loss_fn, max_steps=10, cooldown=0.5, scheduler=sched,
+                     progress=False)
+    expect = [0.01 / (1 + k) * min(1.0, (10 - k) / 5) for k in range(10)]
+    assert [r["lr"] for r in hist.train] == pytest.approx(expect)
+    with pytest.raises(ValueError, match="cooldown"):
+        train_for(model, opt, batches, loss_fn, max_steps=5, cooldown=1.0)
+
+
 def test_history_extend_shifts_steps():
     a, b = History(train=[{"step": 1, "time": 0.5, "loss": 2.0}], steps=1, seconds=1.0, tokens=10), \
         History(train=[{"step": 1, "time": 0.2, "loss": 1.0}], steps=1, seconds=0.5, tokens=5)

@@ -298,3 +298,9 @@ def test_train_translator_script_end_to_end(tmp_path):
     assert len(ByteLevelBPE.load(out / "tokenizer.json")) == 300
     rows = (out / "test.tsv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 7 and results["test_sentences"] == 6
+    # re-scoring the saved fp16 file (--eval-only) reproduces the scores: they describe what ships
+    again = script.main(["--out", str(out), "--eval-only", "--beam", "2", "--limit-eval", "6", "--max-new-tokens", "5"])
+    assert again["test_bleu"] == results["test_bleu"] and again["steps"] == 3
+    assert (out / "test.tsv").read_text(encoding="utf-8").splitlines() == rows
+    with pytest.raises(FileNotFoundError, match="train first"):
+        script.main(["--out", str(tmp_path / "empty"), "--eval-only"])
