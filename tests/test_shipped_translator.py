@@ -47,7 +47,11 @@ def test_test_bleu_is_recomputable_from_the_shipped_translations(shipped):
 
 
 def test_translations_come_from_these_weights(shipped):
-    """Decoding the first test sentences the recorded way gives the recorded translations."""
+    """Decoding the first test sentences the recorded way gives the recorded translations.
+
+    One miss in 8 is allowed: test.tsv was decoded in batches of a different make-up, and padding
+    changes float sums in the last bits (measured: 8 of 8 match, 39 of 40). Other weights match ~0.
+    """
     rows, decode = shipped["rows"][:8], shipped["recipe"]["results"]["test_decoding"]
     hyps = translate(shipped["model"], shipped["tok"], [r[0] for r in rows], **decode)
     same = sum(h == r[2] for h, r in zip(hyps, rows))
