@@ -10,6 +10,7 @@ it once in SMOKE mode (into build/, never over the source) to copy in the output
 cells that start with `# NBVAL_CHECK_OUTPUT`, which nbval later re-checks.
 """
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -34,6 +35,27 @@ def convert(src: Path) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     return nb
+
+
+def keep_cell_ids(nb: nbformat.NotebookNode, target: Path) -> None:
+    """Give each cell a stable id, so a re-sync does not rewrite every cell's id in the diff.
+
+    A cell whose source is unchanged keeps the id it has in the current notebook; a new or
+    edited cell gets an id hashed from its position and source (the same on every sync).
+    """
+    old = {}
+    if target.exists():
+        for cell in nbformat.read(target, as_version=4).cells:
+            if "id" in cell:
+                old.setdefault(cell.source, []).append(cell.id)
+    used = set()
+    for i, cell in enumerate(nb.cells):
+        reusable = [x for x in old.get(cell.source, []) if x not in used]
+        cell_id = reusable[0] if reusable else hashlib.sha1(f"{i}\n{cell.source}".encode()).hexdigest()[:8]
+        while cell_id in used:  # two identical new cells at the same hash: rehash
+            cell_id = hashlib.sha1(cell_id.encode()).hexdigest()[:8]
+        cell.id = cell_id
+        used.add(cell_id)
 
 
 def copy_checked_outputs(nb: nbformat.NotebookNode, target: Path) -> None:
@@ -62,6 +84,7 @@ if __name__ == "__main__":
     for src in args.sources:
         target = ROOT / "notebooks" / (src.stem + ".ipynb")
         nb = convert(src)
+        keep_cell_ids(nb, target)
         nbformat.write(nb, target)
         if not args.no_execute:
             copy_checked_outputs(nb, target)
