@@ -3,17 +3,19 @@
     .venv/bin/python scripts/translator_ablation.py                      # every variant (~15 min each)
     .venv/bin/python scripts/translator_ablation.py --only base,dict_words --threads 1
 
-Each variant trains the notebook's winning recipe (d 128, 2+2 layers, pre-LN, 2k BPE, batches
-of 1,500 tokens, learning rate x0.5, dropout 0.1, 20 % cool-down) for the same number of steps
-from the same seed, with one change, then prints its validation loss and greedy validation
-BLEU (sacreBLEU 13a). Steps, not seconds, so that two variants can run side by side (one thread
-each) and still be compared. The `dict_*` variants add word or phrase pairs from the Ding
-dictionary (`apt-get install trans-de-en`) to the training sentences; the README's results
-table has the figures this printed on 2026-11-23/24.
+Each variant trains notebook 04's recipe as it was before the curriculum (d 128, 2+2 layers,
+pre-LN, 2k BPE, batches of 1,500 tokens, learning rate x0.5, dropout 0.1, 20 % cool-down) for
+the same number of steps from the same seed, with one change, then prints its validation loss
+and greedy validation BLEU (sacreBLEU 13a). Steps, not seconds, so that two variants can run
+side by side (one thread each) and still be compared. `curriculum*` trains on the shorter half
+of the pairs first (the notebook now does this); `dict_*` add word or phrase pairs from the Ding
+dictionary (`apt-get install trans-de-en`). The README's results table has the figures this
+printed on 2026-11-23/24.
 """
 import course_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch)
 import argparse
 import copy
+import itertools
 import re
 import sys
 from collections import Counter
@@ -31,8 +33,8 @@ from course_utils.transformer import (Seq2SeqTransformer, TransformerConfig, con
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_data import DING, _clean, _is_sentence  # noqa: E402  (the same cleaning as data/de_en_pairs.tsv)
 
-BASE = dict(d_model=128, layers=2, decoder_layers=None, heads=4, d_ff=512, dropout=0.1, max_tokens=1500,
-            lr_factor=0.5, warmup=100, cooldown=0.2, ema=None, seed=0, extra=None)
+BASE = dict(vocab=2000, d_model=128, layers=2, decoder_layers=None, heads=4, d_ff=512, dropout=0.1, max_tokens=1500,
+            lr_factor=0.5, warmup=100, cooldown=0.2, ema=None, seed=0, extra=None, curriculum=0.0)
 VARIANTS = {
     "base": {},
     "seed1": dict(seed=1),
@@ -43,6 +45,10 @@ VARIANTS = {
     "3+1_layers": dict(layers=3, decoder_layers=1),
     "no_cooldown": dict(cooldown=0.0),
     "ema_no_cooldown": dict(cooldown=0.0, ema=0.998),
+    "vocab1000": dict(vocab=1000),
+    "curriculum": dict(curriculum=0.3),
+    "curriculum_seed1": dict(curriculum=0.3, seed=1),
+    "curriculum0.5": dict(curriculum=0.5),
     "dict_words": dict(extra="words"),
     "dict_phrases": dict(extra="phrases"),
 }
@@ -95,8 +101,8 @@ def run(name: str, spec: dict, steps: int, n_valid: int | None) -> dict:
     """Train one variant for `steps` steps; return its validation loss and greedy validation BLEU."""
     train, valid = load_translation_pairs("train"), load_translation_pairs("valid")[:n_valid]
     extra = dictionary_pairs(spec["extra"], train) if spec["extra"] else []
-    # the notebook's tokenizer: trained once at 4k (its largest comparison vocabulary), cut to 2k
-    tok = shared_tokenizer(train, 4000, cache=str(build_dir("translator") / "bpe_full_4000")).truncated(2000)
+    # the notebook's tokenizer: trained once at 4k (its largest comparison vocabulary), cut to size
+    tok = shared_tokenizer(train, 4000, cache=str(build_dir("translator") / "bpe_full_4000")).truncated(spec["vocab"])
     train_ids, valid_ids = encode_pairs(tok, train + extra), encode_pairs(tok, valid)
     cfg = TransformerConfig(**config_ids(tok), d_model=spec["d_model"], n_heads=spec["heads"],
                             n_encoder_layers=spec["layers"], n_decoder_layers=spec["decoder_layers"] or spec["layers"],
@@ -114,7 +120,13 @@ def run(name: str, spec: dict, steps: int, n_valid: int | None) -> dict:
                     pe.lerp_(pm, 1 - spec["ema"])
         return seq2seq_loss(m, batch, 0.1)
 
-    train_for(model, opt, length_batches(train_ids, cfg, spec["max_tokens"], 0), loss_fn, max_steps=steps,
+    batches = length_batches(train_ids, cfg, spec["max_tokens"], 0)
+    if spec["curriculum"]:  # the first fraction of the steps sees only the shorter half of the pairs
+        longest = sorted(max(len(x), len(y)) for x, y in train_ids)[len(train_ids) // 2]
+        short = [(x, y) for x, y in train_ids if max(len(x), len(y)) <= longest]
+        batches = itertools.chain(itertools.islice(length_batches(short, cfg, spec["max_tokens"], 0),
+                                                   int(spec["curriculum"] * steps)), batches)
+    train_for(model, opt, batches, loss_fn, max_steps=steps,
               scheduler=sched, cooldown=spec["cooldown"], progress=True, desc=name)
     scored = ema if ema is not None else model
     scored.eval()

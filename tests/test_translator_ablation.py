@@ -32,8 +32,9 @@ def test_unknown_variant_is_refused(capsys):
     assert "unknown variant(s) ['bigger']" in capsys.readouterr().err
 
 
-def test_a_short_run_with_weight_averaging_returns_its_scores():
-    spec = {**ablation.BASE, **ablation.VARIANTS["ema_no_cooldown"], "d_model": 32, "heads": 2, "d_ff": 64}
-    r = ablation.run("ema_no_cooldown", spec, steps=3, n_valid=4)
+def test_a_short_run_with_weight_averaging_and_a_curriculum_returns_its_scores():
+    spec = {**ablation.BASE, **ablation.VARIANTS["ema_no_cooldown"], "curriculum": 0.5,
+            "d_model": 32, "heads": 2, "d_ff": 64}
+    r = ablation.run("ema_no_cooldown", spec, steps=4, n_valid=4)
     assert r["extra_pairs"] == 0 and r["valid_loss"] > 0 and 0 <= r["bleu"] <= 100
     assert len(r["example"]) == 3
