@@ -50,12 +50,12 @@ def _is_sentence(s: str) -> bool:
     return not re.search(r"\b(etw|jdm|jdn|jds|sth|sb|sb's)\.$", s)
 
 
-def ding_pairs(text: str):
-    """Yield (german, english) sentence pairs from the Ding dictionary's lines.
+def ding_parts(text: str):
+    """Yield (part number, German alternatives, English alternatives) from the Ding dictionary's lines.
 
-    A line is `de_1 | de_2 :: en_1 | en_2`; the i-th parts translate each other and
-    each part may list alternatives split by `; `. Alternatives are zipped when both
-    sides list as many, and a single one is paired with each alternative opposite.
+    A line is `de_1 | de_2 :: en_1 | en_2`; the i-th parts translate each other and each part
+    may list alternatives split by `; `. Lines whose sides have different numbers of parts are
+    skipped; annotations are removed (`_clean`).
     """
     for line in text.splitlines():
         if line.startswith("#") or " :: " not in line:
@@ -64,17 +64,25 @@ def ding_pairs(text: str):
         de_parts, en_parts = de.split(" | "), en.split(" | ")
         if len(de_parts) != len(en_parts):
             continue
-        for d, e in zip(de_parts, en_parts):
-            ds = [_clean(x) for x in d.split("; ")]
-            es = [_clean(x) for x in e.split("; ")]
-            if not all(_is_sentence(x) for x in ds + es):
-                continue
-            if len(ds) == len(es):
-                yield from zip(ds, es)
-            elif len(ds) == 1:
-                yield from ((ds[0], x) for x in es)
-            elif len(es) == 1:
-                yield from ((x, es[0]) for x in ds)
+        for i, (d, e) in enumerate(zip(de_parts, en_parts)):
+            yield i, [_clean(x) for x in d.split("; ")], [_clean(x) for x in e.split("; ")]
+
+
+def ding_pairs(text: str):
+    """Yield (german, english) sentence pairs from the Ding dictionary's lines.
+
+    Alternatives are zipped when both sides list as many, and a single one is paired with
+    each alternative opposite.
+    """
+    for _, ds, es in ding_parts(text):
+        if not all(_is_sentence(x) for x in ds + es):
+            continue
+        if len(ds) == len(es):
+            yield from zip(ds, es)
+        elif len(ds) == 1:
+            yield from ((ds[0], x) for x in es)
+        elif len(es) == 1:
+            yield from ((x, es[0]) for x in ds)
 
 
 def split_of(german: str) -> str:

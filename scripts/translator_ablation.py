@@ -31,7 +31,7 @@ from course_utils.transformer import (Seq2SeqTransformer, TransformerConfig, con
                                       length_batches, mean_loss, seq2seq_loss, shared_tokenizer, translate)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_data import DING, _clean, _is_sentence  # noqa: E402  (the same cleaning as data/de_en_pairs.tsv)
+from build_data import DING, _is_sentence, ding_parts  # noqa: E402  (the same cleaning as data/de_en_pairs.tsv)
 
 BASE = dict(vocab=2000, d_model=128, layers=2, decoder_layers=None, heads=4, d_ff=512, dropout=0.1, max_tokens=1500,
             lr_factor=0.5, warmup=100, cooldown=0.2, ema=None, seed=0, extra=None, curriculum=0.0)
@@ -72,23 +72,16 @@ def dictionary_pairs(kind: str, train: list[tuple[str, str]]) -> list[tuple[str,
     if not DING.exists():
         sys.exit(f"{DING} not found: install it with `sudo apt-get install trans-de-en`")
     pairs = []
-    for line in DING.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#") or " :: " not in line:
-            continue
-        de, en = line.split(" :: ", 1)
-        de_parts, en_parts = de.split(" | "), en.split(" | ")
-        if len(de_parts) != len(en_parts):
-            continue
-        for d, e in zip(de_parts[:1] if kind == "words" else de_parts, en_parts):
-            ds, es = [_clean(x) for x in d.split("; ")], [_clean(x) for x in e.split("; ")]
-            if kind == "words":
-                ds, es = [x for x in ds if _usable(x, 4, True)], [x for x in es if _usable(x, 4, True)]
-                candidates = [(ds[0], es[0])] if ds and es else []
-            else:
-                candidates = list(zip(ds, es)) if len(ds) == len(es) else [(ds[0], es[0])]
-                candidates = [(a, b) for a, b in candidates if _usable(a, 8, False) and _usable(b, 8, False)
-                              and len(a.split()) >= 3]
-            pairs += candidates
+    for part, ds, es in ding_parts(DING.read_text(encoding="utf-8")):
+        if kind == "words":
+            if part > 0:  # the head entry only, not its inflections or examples
+                continue
+            ds, es = [x for x in ds if _usable(x, 4, True)], [x for x in es if _usable(x, 4, True)]
+            pairs += [(ds[0], es[0])] if ds and es else []
+        else:
+            candidates = list(zip(ds, es)) if len(ds) == len(es) else [(ds[0], es[0])]
+            pairs += [(a, b) for a, b in candidates if _usable(a, 8, False) and _usable(b, 8, False)
+                      and len(a.split()) >= 3]
     pairs = list(dict.fromkeys(pairs))
     if kind == "words":
         words = lambda s: re.findall(r"\w+", s.lower())  # noqa: E731
