@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -43,7 +44,7 @@ from course_utils.positional import SinusoidalPositionalEncoding
 __all__ = ["TransformerConfig", "LayerNorm", "FeedForward", "EncoderLayer", "DecoderLayer", "Encoder",
            "Decoder", "Seq2SeqTransformer", "decoder_self_mask", "greedy_decode", "beam_step", "length_penalty",
            "beam_search", "batch_by_length", "pad_batch", "make_batch", "translate", "count_parameters",
-           "encode_pairs", "length_batches", "seq2seq_loss", "mean_loss", "shared_tokenizer", "config_ids"]
+           "encode_pairs", "length_batches", "shorter_half", "curriculum_batches", "seq2seq_loss", "mean_loss", "shared_tokenizer", "config_ids"]
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -661,6 +662,33 @@ def length_batches(encoded: Sequence[tuple[list[int], list[int]]], cfg: Transfor
             src, tgt_in, tgt_out = make_batch([encoded[i] for i in idx], cfg)
             yield src.to(device), tgt_in.to(device), tgt_out.to(device)
         epoch += 1
+
+
+def shorter_half(encoded: Sequence[tuple[list[int], list[int]]]) -> list[tuple[list[int], list[int]]]:
+    """The pairs whose longer side is at most the median length: the first stage of a curriculum."""
+    if not encoded:
+        raise ValueError("shorter_half: no pairs given; pass encode_pairs(tokenizer, pairs) of a non-empty list")
+    lengths = [max(len(x), len(y)) for x, y in encoded]
+    median = sorted(lengths)[len(lengths) // 2]
+    return [pair for pair, n in zip(encoded, lengths) if n <= median]
+
+
+def curriculum_batches(encoded: Sequence[tuple[list[int], list[int]]], cfg: TransformerConfig, max_tokens: int,
+                       short_seconds: float, seed: int = 0, device=None):
+    """Length batches of `shorter_half(encoded)` for `short_seconds` of wall clock, then of all pairs (endless).
+
+    A curriculum: short pairs teach word order and frequent words cheaply, before long ones add
+    their noise. The clock starts at the first batch drawn; short_seconds=0 turns it off.
+    """
+    if not short_seconds >= 0:
+        raise ValueError(f"curriculum_batches: short_seconds must be >= 0 seconds, got {short_seconds!r}")
+    if short_seconds > 0:
+        start = time.perf_counter()
+        for batch in length_batches(shorter_half(encoded), cfg, max_tokens, seed, device=device):
+            if time.perf_counter() - start >= short_seconds:
+                break
+            yield batch
+    yield from length_batches(encoded, cfg, max_tokens, seed, device=device)
 
 
 def seq2seq_loss(model: Seq2SeqTransformer, batch, smoothing: float = 0.1) -> tuple[torch.Tensor, int]:

@@ -28,7 +28,8 @@ from course_utils.data import load_translation_pairs
 from course_utils.device import seed_everything
 from course_utils.train import build_dir, train_for, warmup_scheduler
 from course_utils.transformer import (Seq2SeqTransformer, TransformerConfig, config_ids, encode_pairs,
-                                      length_batches, mean_loss, seq2seq_loss, shared_tokenizer, translate)
+                                      length_batches, mean_loss, seq2seq_loss, shared_tokenizer, shorter_half,
+                                      translate)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_data import DING, _is_sentence, ding_parts  # noqa: E402  (the same cleaning as data/de_en_pairs.tsv)
@@ -115,9 +116,7 @@ def run(name: str, spec: dict, steps: int, n_valid: int | None) -> dict:
 
     batches = length_batches(train_ids, cfg, spec["max_tokens"], 0)
     if spec["curriculum"]:  # the first fraction of the steps sees only the shorter half of the pairs
-        longest = sorted(max(len(x), len(y)) for x, y in train_ids)[len(train_ids) // 2]
-        short = [(x, y) for x, y in train_ids if max(len(x), len(y)) <= longest]
-        batches = itertools.chain(itertools.islice(length_batches(short, cfg, spec["max_tokens"], 0),
+        batches = itertools.chain(itertools.islice(length_batches(shorter_half(train_ids), cfg, spec["max_tokens"], 0),
                                                    int(spec["curriculum"] * steps)), batches)
     train_for(model, opt, batches, loss_fn, max_steps=steps,
               scheduler=sched, cooldown=spec["cooldown"], progress=True, desc=name)

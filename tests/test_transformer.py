@@ -286,11 +286,11 @@ def test_train_translator_script_end_to_end(tmp_path):
     out = tmp_path / "ref"
     results = script.main(["--out", str(out), "--vocab", "300", "--d-model", "16", "--heads", "2", "--layers", "1",
                            "--d-ff", "32", "--max-steps", "3", "--seconds", "60", "--beam", "2", "--limit-eval", "6",
-                           "--max-new-tokens", "5", "--max-tokens", "400"])
+                           "--max-new-tokens", "5", "--max-tokens", "400", "--short-seconds", "0.5"])
     for name in ("model.pt", "tokenizer.json", "tokenizer.vocab", "recipe.json", "test.tsv"):
         assert (out / name).exists(), name
     recipe = json.loads((out / "recipe.json").read_text())
-    assert recipe["results"]["steps"] == 3 and recipe["recipe"]["vocab"] == 300
+    assert recipe["results"]["steps"] == 3 and recipe["recipe"]["vocab"] == 300 and recipe["recipe"]["short_seconds"] == 0.5
     payload = load_checkpoint(out / "model.pt")
     assert torch.load(out / "model.pt", weights_only=True)["state_dict"]["embed.weight"].dtype == torch.float16
     model = Seq2SeqTransformer(TransformerConfig(**payload["config"]))
@@ -304,3 +304,23 @@ def test_train_translator_script_end_to_end(tmp_path):
     assert (out / "test.tsv").read_text(encoding="utf-8").splitlines() == rows
     with pytest.raises(FileNotFoundError, match="train first"):
         script.main(["--out", str(tmp_path / "empty"), "--eval-only"])
+
+
+def test_curriculum_batches_start_with_the_shorter_half_then_use_all():
+    from itertools import islice
+
+    from course_utils.transformer import curriculum_batches, shorter_half
+
+    encoded = [([5] * n, [6] * (n % 7 + 1)) for n in range(1, 41)]   # longer sides 1..40, median 21
+    short = shorter_half(encoded)
+    assert max(max(len(x), len(y)) for x, y in short) == 21 and len(short) == 21
+    cfg = TransformerConfig(vocab_size=10, pad_id=0, bos_id=1, eos_id=2, d_model=8, n_heads=2, n_encoder_layers=1,
+                            n_decoder_layers=1, d_ff=16, max_len=64)
+    first = list(islice(curriculum_batches(encoded, cfg, 200, short_seconds=3600), 30))
+    assert max(src.shape[1] for src, _, _ in first) <= 21 + 1, "the curriculum let a long pair through"
+    off = list(islice(curriculum_batches(encoded, cfg, 200, short_seconds=0), 30))
+    assert max(src.shape[1] for src, _, _ in off) == 40 + 1, "short_seconds=0 must use every pair"
+    with pytest.raises(ValueError, match="short_seconds must be >= 0"):
+        next(curriculum_batches(encoded, cfg, 200, short_seconds=-1))
+    with pytest.raises(ValueError, match="no pairs given"):
+        shorter_half([])
