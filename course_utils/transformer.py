@@ -44,7 +44,8 @@ from course_utils.positional import SinusoidalPositionalEncoding
 __all__ = ["TransformerConfig", "LayerNorm", "FeedForward", "EncoderLayer", "DecoderLayer", "Encoder",
            "Decoder", "Seq2SeqTransformer", "decoder_self_mask", "greedy_decode", "beam_step", "length_penalty",
            "beam_search", "batch_by_length", "pad_batch", "make_batch", "translate", "count_parameters",
-           "encode_pairs", "length_batches", "shorter_half", "curriculum_batches", "seq2seq_loss", "mean_loss", "shared_tokenizer", "config_ids"]
+           "encode_pairs", "length_batches", "shorter_half", "curriculum_batches", "seq2seq_loss", "mean_loss",
+           "shared_tokenizer", "config_ids"]
 
 
 # ----------------------------------------------------------------------------- configuration

@@ -307,6 +307,7 @@ def test_train_translator_script_end_to_end(tmp_path):
 
 
 def test_curriculum_batches_start_with_the_shorter_half_then_use_all():
+    import time
     from itertools import islice
 
     from course_utils.transformer import curriculum_batches, shorter_half
@@ -318,6 +319,10 @@ def test_curriculum_batches_start_with_the_shorter_half_then_use_all():
                             n_decoder_layers=1, d_ff=16, max_len=64)
     first = list(islice(curriculum_batches(encoded, cfg, 200, short_seconds=3600), 30))
     assert max(src.shape[1] for src, _, _ in first) <= 21 + 1, "the curriculum let a long pair through"
+    timed = curriculum_batches(encoded, cfg, 200, short_seconds=0.05)
+    next(timed)                      # the clock starts at the first batch
+    time.sleep(0.1)
+    assert max(src.shape[1] for src, _, _ in islice(timed, 30)) == 40 + 1, "the curriculum did not end on time"
     off = list(islice(curriculum_batches(encoded, cfg, 200, short_seconds=0), 30))
     assert max(src.shape[1] for src, _, _ in off) == 40 + 1, "short_seconds=0 must use every pair"
     with pytest.raises(ValueError, match="short_seconds must be >= 0"):
