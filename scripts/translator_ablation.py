@@ -18,7 +18,6 @@ import copy
 import itertools
 import re
 import sys
-from collections import Counter
 from pathlib import Path
 
 import sacrebleu
@@ -86,7 +85,7 @@ def dictionary_pairs(kind: str, train: list[tuple[str, str]]) -> list[tuple[str,
     pairs = list(dict.fromkeys(pairs))
     if kind == "words":
         words = lambda s: re.findall(r"\w+", s.lower())  # noqa: E731
-        de_seen, en_seen = Counter(w for d, _ in train for w in words(d)), Counter(w for _, e in train for w in words(e))
+        de_seen, en_seen = {w for d, _ in train for w in words(d)}, {w for _, e in train for w in words(e)}
         pairs = [(d, e) for d, e in pairs if all(w in de_seen for w in words(d)) and all(w in en_seen for w in words(e))]
     return pairs
 

@@ -1,6 +1,5 @@
 """course_utils.transformer against torch's own transformer layers, a brute-force beam, and the paper's size."""
 import itertools
-import math
 
 import course_utils  # noqa: F401
 import pytest
