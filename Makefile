@@ -65,10 +65,10 @@ run: setup
 	done
 
 student: setup
-	$(PY) -m course_utils.autograde student $(NB)
+	$(PY) -m course_utils.tools.autograde student $(NB)
 
 grade: setup
-	$(PY) -m course_utils.autograde grade $(NB) $(if $(CLASS),--class-dir "$(CLASS)")
+	$(PY) -m course_utils.tools.autograde grade $(NB) $(if $(CLASS),--class-dir "$(CLASS)")
 
 slides: setup
 	$(PY) scripts/build_slides.py slides $(if $(FULL),--full,--smoke)

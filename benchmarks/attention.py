@@ -20,7 +20,8 @@ import course_utils  # noqa: E402,F401  (before torch: OMP_WAIT_POLICY)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from course_utils.attention import measure, scaled_dot_product_attention  # noqa: E402
+from course_utils.attention import scaled_dot_product_attention  # noqa: E402
+from course_utils.measure import time_and_memory  # noqa: E402
 from course_utils.device import get_device  # noqa: E402
 
 
@@ -30,8 +31,8 @@ def run(ns, batch=1, heads=4, d_head=64, device="cpu", dtype=torch.float32, repe
     for n in ns:
         g = torch.Generator(device=device).manual_seed(n)
         q, k, v = (torch.randn(batch, heads, n, d_head, generator=g, device=device, dtype=dtype) for _ in range(3))
-        t_o, m_o = measure(lambda: scaled_dot_product_attention(q, k, v, is_causal=causal), device, repeats)
-        t_f, m_f = measure(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal), device, repeats)
+        t_o, m_o = time_and_memory(lambda: scaled_dot_product_attention(q, k, v, is_causal=causal), device, repeats)
+        t_f, m_f = time_and_memory(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal), device, repeats)
         rows.append((n, t_o, t_f, m_o, m_f))
         del q, k, v
     return rows

@@ -10,7 +10,7 @@ Three tables (issue 12's targets, reported here, never asserted in tests):
    and the crossover length above which block-sparse wins (target: <= 4,096 on CPU);
 2. peak extra resident memory of naive attention (forms the n x n weights) vs tiled attention
    with the online softmax (`course_utils.flash.tiled_attention`, 128 x 128 tiles) as n grows
-   to 16k (target: tiled grows as O(n)). Measured with `course_utils.flash.peak_memory_bytes`:
+   to 16k (target: tiled grows as O(n)). Measured with `course_utils.measure.peak_rss`:
    Linux's resident-set high-water mark (VmHWM), reset through /proc/self/clear_refs before each
    call, with glibc returning big blocks to the OS (tracemalloc cannot see torch's CPU tensors);
 3. greedy generation with and without a KV cache, speed-up vs generated length
@@ -32,7 +32,8 @@ import course_utils  # noqa: E402,F401  (before torch)
 import torch  # noqa: E402
 
 from course_utils.attention import scaled_dot_product_attention  # noqa: E402
-from course_utils.flash import peak_memory_bytes, tiled_attention  # noqa: E402
+from course_utils.flash import tiled_attention  # noqa: E402
+from course_utils.measure import peak_rss  # noqa: E402
 from course_utils.sparse import bigbird_layout, block_sparse_attention, expand_layout  # noqa: E402
 
 BIGBIRD = dict(block=64, window=1, n_global=2, n_random=3)   # BigBird-base's block pattern
@@ -84,8 +85,8 @@ def memory_naive_vs_tiled(ns, d: int = 64, block: int = 128, seed: int = 0):
     for n in ns:
         q, k, v = (torch.randn(1, n, d, generator=g) for _ in range(3))
         with torch.no_grad():
-            naive = peak_memory_bytes(lambda: scaled_dot_product_attention(q, k, v))
-            tiled = peak_memory_bytes(lambda: tiled_attention(q, k, v, block, block))
+            naive = peak_rss(lambda: scaled_dot_product_attention(q, k, v))
+            tiled = peak_rss(lambda: tiled_attention(q, k, v, block, block))
         rows.append((n, naive, tiled))
         del q, k, v
     return rows

@@ -2,7 +2,7 @@
 
 Notebook 01 builds these step by step and proves them equal to PyTorch's
 `F.scaled_dot_product_attention` and `nn.MultiheadAttention`; notebooks 04-08 import
-them. Conventions (CONVENTIONS.md):
+them. Conventions (CONTRIBUTING.md):
 
 - batch-first: any leading dimensions `...` (batch, heads) in front of `(T, D)`;
 - masks are boolean with `True` = *may attend*, the convention of
@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["scaled_dot_product_attention", "causal_mask", "padding_mask", "split_heads", "merge_heads",
-           "MultiHeadAttention", "measure"]
+           "MultiHeadAttention"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,84 +330,3 @@ class MultiHeadAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, n_heads={self.n_heads}, d_head={self.d_head}, dropout={self.dropout}"
-
-
-# ---------------------------------------------------------------------------------------------
-# measuring the cost (used by notebook 01 and benchmarks/attention.py)
-# ---------------------------------------------------------------------------------------------
-class _SilentStderr:
-    """Redirect file descriptor 2 (the profiler's C++ library prints start/stop lines there)."""
-
-    def __enter__(self):
-        import os
-        import sys
-
-        sys.stderr.flush()
-        self._saved = os.dup(2)
-        self._null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(self._null, 2)
-
-    def __exit__(self, *exc):
-        import os
-
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        os.close(self._null)
-
-
-def _cpu_peak_bytes(fn) -> float:
-    """Peak of (bytes allocated - bytes freed) by torch's CPU allocator while `fn()` runs.
-
-    The profiler records each op's allocations and each free with a time stamp; the running
-    sum of that timeline, at its highest, is the extra memory the call needed at once.
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    with _SilentStderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    timeline = []
-    for e in prof.events():
-        if e.name == "[memory]":                          # a free (or an allocation outside any op)
-            timeline.append((e.time_range.start, e.cpu_memory_usage))
-        elif e.self_cpu_memory_usage > 0:                 # an op that allocated its result
-            timeline.append((e.time_range.start, e.self_cpu_memory_usage))
-    current = peak = 0
-    for _, nbytes in sorted(timeline, key=lambda t: t[0]):
-        current += nbytes
-        peak = max(peak, current)
-    return float(peak)
-
-
-def measure(fn, device: torch.device | str = "cpu", repeats: int = 3) -> tuple[float, float]:
-    """Run `fn()` (after one warm-up call) and return (best wall time in seconds, peak extra memory in bytes).
-
-    Peak memory is what the call allocated at once on top of what was already held:
-    CUDA: `torch.cuda.max_memory_allocated`; CPU: torch's profiler's allocation timeline
-    (allocations by torch only; op granularity). Time is the best of `repeats` runs,
-    because a shared machine only ever adds time.
-    """
-    import time
-
-    if not callable(fn):
-        raise TypeError(f"measure: fn must be callable, got {type(fn).__name__}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"measure: repeats must be a positive int, got {repeats!r}")
-    device = torch.device(device)
-    cuda = device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    fn()
-    sync()                                                        # warm-up: kernels chosen, buffers cached
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    if not cuda:
-        return best, _cpu_peak_bytes(fn)
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    fn()
-    sync()
-    return best, float(torch.cuda.max_memory_allocated(device) - base)

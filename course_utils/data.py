@@ -10,12 +10,13 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 
-DATA_DIR = Path(os.environ.get("COURSE_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
+from course_utils.paths import data_dir
+
+DATA_DIR = data_dir()   # $COURSE_DATA_DIR or the repository's data/
 
 AUSTEN_TITLES = {  # file stem -> title, in publication order
     "sensesensibility": "Sense and Sensibility",

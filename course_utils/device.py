@@ -73,7 +73,8 @@ def environment_report() -> dict[str, str]:
     import importlib.metadata as md
     import platform
 
-    from . import data, offline
+    from . import data
+    from .tools import offline
 
     report = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
     for pkg in ("torch", "numpy", "matplotlib", "plotly", "ipywidgets", "jupyterlab", "nbgrader",

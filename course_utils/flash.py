@@ -21,18 +21,15 @@ Concessions, admitted up front:
 - Masks: only the causal mask (`is_causal`), the one long-sequence decoders need. The
   update treats a running max of -inf as "nothing seen yet", so a fully blocked tile
   adds nothing and no NaN appears.
-- `peak_memory_bytes` measures resident memory through Linux's /proc; elsewhere it returns None.
+- Its memory is measured with `course_utils.measure.peak_rss` (Linux's /proc high-water mark).
 """
 from __future__ import annotations
 
-import ctypes
 import math
-import os
-from typing import Callable, Optional
 
 import torch
 
-__all__ = ["online_softmax_update", "tiled_attention", "peak_memory_bytes"]
+__all__ = ["online_softmax_update", "tiled_attention"]
 
 
 def online_softmax_update(m: torch.Tensor, l: torch.Tensor, acc: torch.Tensor, scores: torch.Tensor,
@@ -111,48 +108,3 @@ def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_q: 
             m, l, acc = online_softmax_update(m, l, acc, s, v[..., j:j + block_k, :])
         out[..., i:i + bq, :] = acc / l.clamp_min(torch.finfo(l.dtype).tiny)
     return out
-
-
-_LIBC: Optional[ctypes.CDLL] = None
-
-
-def _rss() -> tuple[int, int]:
-    """(current resident set, its high-water mark) of this process in bytes, from /proc/self/status."""
-    fields = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, value = line.split(":")
-                fields[key] = int(value.split()[0]) * 1024
-    return fields["VmRSS"], fields["VmHWM"]
-
-
-def peak_memory_bytes(fn: Callable[[], object]) -> Optional[int]:
-    """Peak extra resident memory (bytes) while `fn()` runs, or None where it cannot be measured.
-
-    torch's CPU tensors live outside Python's allocator, so tracemalloc does not see them.
-    Linux keeps a high-water mark of the resident set (VmHWM) that writing "5" to
-    /proc/self/clear_refs resets; peak = VmHWM after - VmRSS before. Two glibc settings keep
-    it honest: big blocks (>= 128 KiB) are mmap-ed and returned to the OS on free
-    (M_MMAP_THRESHOLD fixed), and malloc_trim releases what the heap kept, so a freed
-    matrix cannot be silently reused without being counted. Resolution: a few hundred KiB.
-    """
-    global _LIBC
-    if not callable(fn):
-        raise TypeError(f"peak_memory_bytes: fn must be a callable taking no argument, got {type(fn).__name__}")
-    if not (os.path.exists("/proc/self/clear_refs") and os.path.exists("/proc/self/status")):
-        return None
-    try:
-        if _LIBC is None:
-            _LIBC = ctypes.CDLL("libc.so.6")
-            _LIBC.mallopt(-3, 128 * 1024)                                  # M_MMAP_THRESHOLD, disables its drift
-        _LIBC.malloc_trim(0)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")                                                   # reset VmHWM to the current RSS
-    except OSError:
-        return None
-    before, _ = _rss()
-    result = fn()
-    _, peak = _rss()
-    del result
-    return max(peak - before, 0)

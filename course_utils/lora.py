@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable, Iterable
+from typing import Iterable
 
 import torch
 import torch.nn as nn
@@ -185,22 +185,3 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts; total excludes quantized buffers."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
-
-
-def peak_memory(fn: Callable[[], object]) -> tuple[int, int]:
-    """Run fn() once under torch's profiler; return (peak, end) bytes allocated by torch during it.
-
-    Peak = the highest running total of the allocations minus frees the profiler recorded
-    (its `profile_memory` events), relative to the memory held before the call. For a training
-    step this counts activations, gradients and optimizer states; add the weights (held
-    before) yourself, e.g. with `course_utils.quant.stored_bytes`. CPU and CUDA allocations.
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
-    with profile(activities=activities, profile_memory=True) as prof:
-        fn()
-    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
-                    key=lambda e: e.start_ns())
-    running = list(itertools.accumulate(e.nbytes() for e in events)) or [0]
-    return max(0, max(running)), running[-1]

@@ -26,21 +26,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["warmup_lr", "warmup_scheduler", "label_smoothed_cross_entropy", "History", "train_for",
-           "build_dir", "save_checkpoint", "load_checkpoint"]
-
-ROOT = Path(__file__).resolve().parent.parent
-
+           "save_checkpoint", "load_checkpoint"]
 
 # ----------------------------------------------------------------------------- the learning-rate schedule
 def _positive(fn: str, name: str, value, integer: bool = False):
@@ -282,14 +277,6 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def build_dir(*parts: str) -> Path:
-    """`build/<parts>` of the repository (or of $COURSE_BUILD_DIR), created if needed: generated files go there."""
-    base = Path(os.environ.get("COURSE_BUILD_DIR", ROOT / "build"))
-    path = base.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _jsonable(config) -> dict:
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         return dataclasses.asdict(config)

@@ -24,8 +24,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from course_utils.paths import ROOT, build_root  # noqa: E402
+
+BUILD = build_root()
 NPM_DIR = BUILD / "vendor"
 NPM_PACKAGES = ["reveal.js@4", "mathjax@2", "jquery@3", "requirejs@2", "@jupyter-widgets/html-manager@1"]
 # what each page needs, relative to node_modules/, copied into <out>/vendor/

@@ -19,7 +19,9 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from course_utils.paths import ROOT, build_root  # noqa: E402
+
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
@@ -62,7 +64,7 @@ def copy_checked_outputs(nb: nbformat.NotebookNode, target: Path) -> None:
     """Execute in SMOKE mode into build/nbsync/ and copy outputs of NBVAL_CHECK_OUTPUT cells back."""
     if not any(is_checked(c) for c in nb.cells):
         return
-    out = ROOT / "build" / "nbsync" / target.name
+    out = build_root() / "nbsync" / target.name
     out.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "COURSE_SMOKE": "1", "COURSE_HEADLESS": "1"}
     subprocess.run([sys.executable, "-m", "papermill", "--kernel", "python3", "--log-level", "WARNING",

@@ -25,7 +25,8 @@ import torch
 
 from course_utils.data import load_translation_pairs
 from course_utils.device import seed_everything
-from course_utils.train import build_dir, train_for, warmup_scheduler
+from course_utils.paths import build_dir  # noqa: E402
+from course_utils.train import train_for, warmup_scheduler
 from course_utils.transformer import (Seq2SeqTransformer, TransformerConfig, config_ids, encode_pairs,
                                       length_batches, mean_loss, seq2seq_loss, shared_tokenizer, shorter_half,
                                       translate)

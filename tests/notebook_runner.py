@@ -8,9 +8,10 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-OUT_DIR = ROOT / "build" / "executed" / "smoke"  # shared with scripts/build_slides.py, which reuses fresh copies
+from course_utils.paths import NOTEBOOKS_DIR, ROOT, build_root  # noqa: F401  (ROOT: the tests import it from here)
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+OUT_DIR = build_root() / "executed" / "smoke"  # shared with scripts/build_slides.py, which reuses fresh copies
 
 
 class NotebookFailed(AssertionError):

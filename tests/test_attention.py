@@ -86,18 +86,6 @@ def test_sdpa_mask_and_v_with_more_leading_dims_than_q_k():
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
 
 
-def test_measure_returns_time_and_memory():
-    q = torch.randn(1, 2, 256, 16)
-    seconds, peak = attention.measure(lambda: scaled_dot_product_attention(q, q, q), repeats=1)
-    assert 0 < seconds < 10
-    n2 = 2 * 256 * 256 * 4          # one float32 (h, n, n) matrix
-    assert 2 * n2 <= peak < 3 * n2   # ours holds the scores and the weights at once
-    _, fused = attention.measure(lambda: F.scaled_dot_product_attention(q, q, q), repeats=1)
-    assert fused < n2 / 2            # the fused kernel never stores an (n, n) matrix
-    with pytest.raises(TypeError, match="callable"):
-        attention.measure(3)
-
-
 def test_sdpa_is_causal_matches_torch_including_rectangular():
     for t_q, t_k in [(5, 5), (3, 6), (6, 3)]:
         q, k, v = torch.randn(2, t_q, 4), torch.randn(2, t_k, 4), torch.randn(2, t_k, 4)

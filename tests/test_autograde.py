@@ -6,7 +6,7 @@ import shutil
 
 import nbformat
 import pytest
-from course_utils import autograde
+from course_utils.tools import autograde
 from notebook_runner import ROOT
 
 pytestmark = pytest.mark.notebook  # starts kernels

@@ -6,11 +6,11 @@ import pkgutil
 import course_utils
 import pytest
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(course_utils.__path__))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(course_utils.__path__, "course_utils.") if not m.ispkg)
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
-    module = importlib.import_module(f"course_utils.{name}")
+    module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0, f"{result.failed} docstring example(s) in course_utils/{name}.py failed (see output)"
+    assert result.failed == 0, f"{result.failed} docstring example(s) in {name.replace('.', '/')}.py failed (see output)"

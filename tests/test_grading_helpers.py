@@ -1,8 +1,8 @@
-"""course_utils.grading: right answers pass, known mistakes are named, other errors are located."""
+"""course_utils.tools.grading: right answers pass, known mistakes are named, other errors are located."""
 import numpy as np
 import pytest
 import torch
-from course_utils.grading import GradingError, call, expect, expect_close, expect_equal, expect_shape
+from course_utils.tools.grading import GradingError, call, expect, expect_close, expect_equal, expect_shape
 
 
 def test_close_passes_within_tolerance():

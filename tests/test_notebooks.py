@@ -42,7 +42,7 @@ def test_contract(path):
     assert "read next" in cells[-1].source.lower(), "the last cell says what to read next"
     code = "\n".join(c.source for c in cells if c.cell_type == "code")
     if "plotly" in code:
-        assert "import course_utils.plots" in code, ("a notebook that draws with plotly imports course_utils.plots "
+        assert "import course_utils.tools.plots" in code, ("a notebook that draws with plotly imports course_utils.tools.plots "
                                                      "(the renderer that works in JupyterLab and offline slides)")
 
 

@@ -15,7 +15,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 def test_guard_blocks_remote_and_allows_loopback():
     code = (
-        "from course_utils.offline import install_guard, OfflineError\n"
+        "from course_utils.tools.offline import install_guard, OfflineError\n"
         "install_guard()\n"
         "import socket, urllib.request\n"
         "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen()\n"
@@ -35,7 +35,7 @@ def test_guard_blocks_remote_and_allows_loopback():
 
 def test_kernels_get_the_guard_from_the_test_environment():
     # conftest puts tests/offline_site on PYTHONPATH with COURSE_OFFLINE_GUARD=1
-    r = _run("from course_utils.offline import guard_installed; import os; "
+    r = _run("from course_utils.tools.offline import guard_installed; import os; "
              "print(guard_installed(), os.environ['HF_HUB_OFFLINE'])")
     assert r.stdout.split() == ["True", "1"], r.stdout + r.stderr
 

@@ -24,6 +24,8 @@ from urllib.parse import urlparse
 import pytest
 from notebook_runner import NOTEBOOKS, ROOT
 
+from course_utils.paths import build_root
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 try:
     from playwright.sync_api import sync_playwright
@@ -37,7 +39,7 @@ pytestmark = [
                        reason="needs Debian's chromium (apt-get install chromium) and the playwright package; "
                               ".ci/run installs both"),
 ]
-SHOTS = ROOT / "build" / "screenshots"
+SHOTS = build_root() / "screenshots"
 CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
@@ -87,7 +89,7 @@ def decks():
     result = subprocess.run(["python", str(ROOT / "scripts" / "build_slides.py"), "slides"], cwd=ROOT,
                             capture_output=True, text=True, env={**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return ROOT / "build" / "slides"
+    return build_root() / "slides"
 
 
 def test_index_links_every_deck(decks):

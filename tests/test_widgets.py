@@ -1,5 +1,5 @@
 import pytest
-from course_utils import widgets
+from course_utils.tools import widgets
 
 
 def test_headless_calls_once_with_defaults(monkeypatch):

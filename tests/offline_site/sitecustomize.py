@@ -3,6 +3,6 @@
 import os
 
 if os.environ.get("COURSE_OFFLINE_GUARD") == "1":
-    from course_utils.offline import install_guard
+    from course_utils.tools.offline import install_guard
 
     install_guard()

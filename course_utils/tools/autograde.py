@@ -1,8 +1,8 @@
 """Student versions and one-command grading, on top of nbgrader.
 
-    python -m course_utils.autograde student              # make student
-    python -m course_utils.autograde grade                # make grade: your notebooks in student/
-    python -m course_utils.autograde grade --class-dir D  # a class: D/<student>/<assignment>/<notebook>.ipynb
+    python -m course_utils.tools.autograde student              # make student
+    python -m course_utils.tools.autograde grade                # make grade: your notebooks in student/
+    python -m course_utils.tools.autograde grade --class-dir D  # a class: D/<student>/<assignment>/<notebook>.ipynb
 
 nbgrader does the real work (it is what universities use): `generate_assignment` strips
 solutions and hidden tests, `autograde` runs a notebook with the hidden tests put back,
@@ -29,11 +29,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
-STUDENT = ROOT / "student"
-COURSE = ROOT / "build" / "nbgrader"
-OUT = ROOT / "build" / "grading"
+from course_utils.paths import NOTEBOOKS_DIR, STUDENT_DIR, build_root
+
+NOTEBOOKS = NOTEBOOKS_DIR
+STUDENT = STUDENT_DIR
+COURSE = build_root() / "nbgrader"
+OUT = build_root() / "grading"
 MANIFEST = ".generated.json"
 SELF = "me"  # the student id used for your own notebooks
 
@@ -266,7 +267,7 @@ def summary(scores: list[Score], problems: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.autograde", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m course_utils.tools.autograde", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("student", help="write student versions into student/")
