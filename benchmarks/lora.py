@@ -15,7 +15,8 @@ import time
 import torch
 import torch.nn as nn
 
-from course_utils.lora import apply_lora, count_parameters
+from course_utils.lora import apply_lora
+from course_utils.measure import count_parameters
 from course_utils.quant import quantize_linears, stored_bytes
 
 
@@ -55,7 +56,7 @@ def main():
     for name, model, frozen in (("full fine-tuning", full, 0), ("LoRA r=4", lora, frozen_fp32),
                                 ("QLoRA r=4 (NF4 base)", qlora, frozen_nf4)):
         ms = 1000 * step_time(model, x)
-        print(f"{name:<22}{count_parameters(model)[0]:>12,}{frozen / 2**20:>11.2f}{ms:>10.1f}")
+        print(f"{name:<22}{count_parameters(model, trainable_only=True):>12,}{frozen / 2**20:>11.2f}{ms:>10.1f}")
 
 
 if __name__ == "__main__":

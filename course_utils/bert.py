@@ -2,7 +2,7 @@
 
     [CLS] A tokens [SEP] B tokens [SEP]          token_type 0 for [CLS] A [SEP], 1 for B [SEP]
     -> token + position + segment embeddings -> LayerNorm
-    -> n_layer x post-LN blocks: LN(x + attn(x)), LN(x + ffn(x))       (no causal mask: both directions)
+    -> n_layers x post-LN blocks: LN(x + attn(x)), LN(x + ffn(x))       (no causal mask: both directions)
     -> MLM head on every position (tied to the token embedding), NSP head on [CLS]
 
 BERT reads the whole sentence at once, so it cannot be trained to predict the next word;
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Optional, Sequence
 
 import torch
@@ -32,9 +31,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_utils.attention import MultiHeadAttention
+from course_utils.checks import check_choice, check_fields, check_int, check_number, check_tensor
 
 __all__ = ["BertConfig", "BertModel", "BertForPreTraining", "BertClassifier", "mlm_rule", "mask_tokens",
-           "encode_pair", "nsp_pairs", "to_hf_bert", "count_parameters", "IGNORE"]
+           "encode_pair", "nsp_pairs", "to_hf_bert", "hf_bert_config", "parameter_formula", "IGNORE"]
 
 IGNORE = -100   # label of positions that do not count in the loss (F.cross_entropy's ignore_index)
 
@@ -46,17 +46,17 @@ IGNORE = -100   # label of positions that do not count in the loss (F.cross_entr
 class BertConfig:
     """Sizes of a BERT. The defaults are BERT-base (110M parameters); ids are those of its vocabulary.
 
-    vocab_size, max_position (longest input), type_vocab_size (segments A/B), n_layer blocks of
-    n_head heads over n_embd features with a d_ff feed-forward; dropout everywhere (0 to evaluate);
+    vocab_size, max_len (longest input), type_vocab_size (segments A/B), n_layers blocks of
+    n_heads heads over d_model features with a d_ff feed-forward; dropout everywhere (0 to evaluate);
     pad_id/cls_id/sep_id/mask_id: the special tokens (bert-base-uncased: 0, 101, 102, 103).
     """
 
     vocab_size: int = 30522
-    max_position: int = 512
+    max_len: int = 512
     type_vocab_size: int = 2
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
+    n_layers: int = 12
+    n_heads: int = 12
+    d_model: int = 768
     d_ff: int = 3072
     dropout: float = 0.1
     layer_norm_eps: float = 1e-12
@@ -66,18 +66,15 @@ class BertConfig:
     mask_id: int = 103
 
     def __post_init__(self):
-        for name in ("vocab_size", "max_position", "type_vocab_size", "n_layer", "n_head", "n_embd", "d_ff"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, Integral) or val < 1:
-                raise ValueError(f"BertConfig: {name} must be a positive int, got {val!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"BertConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"BertConfig: dropout must lie in [0, 1), got {self.dropout}")
+        check_fields("BertConfig", self, ("vocab_size", "max_len", "type_vocab_size", "n_layers", "n_heads", "d_model",
+                                          "d_ff"))
+        if self.d_model % self.n_heads:
+            raise ValueError(f"BertConfig: d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        check_number("BertConfig", "dropout", self.dropout, low=0, high=1, high_open=True)
         for name in ("pad_id", "cls_id", "sep_id", "mask_id"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, Integral) or not 0 <= val < self.vocab_size:
-                raise ValueError(f"BertConfig: {name} must be a token id in [0, {self.vocab_size}), got {val!r}")
+            if check_int("BertConfig", name, getattr(self, name), low=None) not in range(self.vocab_size):
+                raise ValueError(f"BertConfig: {name} must be a token id in [0, {self.vocab_size}), "
+                                 f"got {getattr(self, name)!r}")
 
     @property
     def special_ids(self) -> tuple[int, ...]:
@@ -107,8 +104,7 @@ def mlm_rule(input_ids: torch.Tensor, select_u: torch.Tensor, action_u: torch.Te
     (tensor([[1, 3, 6, 7, 2]]), tensor([[-100,    5, -100,    7, -100]]))
     """
     fn = "mlm_rule"
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.long, torch.int):
-        raise TypeError(f"{fn}: input_ids must be an integer tensor, got {getattr(input_ids, 'dtype', type(input_ids).__name__)}")
+    check_tensor(fn, "input_ids", input_ids, dtype="int", shape="(B, T)")
     for name, t in (("select_u", select_u), ("action_u", action_u), ("random_ids", random_ids), ("special", special)):
         if not isinstance(t, torch.Tensor) or t.shape != input_ids.shape:
             raise ValueError(f"{fn}: {name} must be a tensor of input_ids' shape {tuple(input_ids.shape)}, "
@@ -116,8 +112,7 @@ def mlm_rule(input_ids: torch.Tensor, select_u: torch.Tensor, action_u: torch.Te
     if special.dtype != torch.bool:
         raise TypeError(f"{fn}: special must be a bool tensor (True = never masked), got {special.dtype}")
     for name, p in (("mlm_probability", mlm_probability), ("mask_share", mask_share), ("random_share", random_share)):
-        if isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p <= 1:
-            raise ValueError(f"{fn}: {name} must lie in [0, 1], got {p!r}")
+        check_number(fn, name, p, low=0, high=1)
     if mask_share + random_share > 1:
         raise ValueError(f"{fn}: mask_share + random_share must be <= 1, got {mask_share} + {random_share}")
     chosen = (select_u < mlm_probability) & ~special                       # (B, T) the 15 %
@@ -139,8 +134,7 @@ def mask_tokens(input_ids: torch.Tensor, config: BertConfig, *, mlm_probability:
     """
     if not isinstance(config, BertConfig):
         raise TypeError(f"mask_tokens: config must be a BertConfig, got {type(config).__name__}")
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-        raise ValueError(f"mask_tokens: input_ids must be a (B, T) tensor, got {tuple(getattr(input_ids, 'shape', ()))}")
+    check_tensor("mask_tokens", "input_ids", input_ids, dim=2, shape="(B, T)")
     dev = input_ids.device
     if special is None:
         special = torch.isin(input_ids, torch.tensor(config.special_ids, device=dev))
@@ -157,12 +151,12 @@ def encode_pair(a: Sequence[int], b: Optional[Sequence[int]], config: BertConfig
                 max_len: Optional[int] = None) -> tuple[list[int], list[int]]:
     """[CLS] a [SEP] b [SEP] and its segment ids (0 for [CLS] a [SEP], 1 for b [SEP]).
 
-    Longer inputs are cut, the longer segment first, to fit max_len (default config.max_position).
+    Longer inputs are cut, the longer segment first, to fit max_len (default config.max_len).
 
     >>> encode_pair([7, 8], [9], BertConfig())
     ([101, 7, 8, 102, 9, 102], [0, 0, 0, 0, 1, 1])
     """
-    max_len = max_len or config.max_position
+    max_len = max_len or config.max_len
     a, b = list(a), (list(b) if b is not None else None)
     budget = max_len - (3 if b is not None else 2)
     if budget < 2:
@@ -214,10 +208,10 @@ class BertEmbeddings(nn.Module):
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.n_embd)
-        self.position_embeddings = nn.Embedding(config.max_position, config.n_embd)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.n_embd)
-        self.LayerNorm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.d_model)
+        self.position_embeddings = nn.Embedding(config.max_len, config.d_model)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.d_model)
+        self.LayerNorm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, input_ids, token_type_ids):
@@ -231,13 +225,13 @@ class BertLayer(nn.Module):
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.attention = MultiHeadAttention(config.n_embd, config.n_head, dropout=config.dropout)
+        self.attention = MultiHeadAttention(config.d_model, config.n_heads, dropout=config.dropout)
         self.attention_dropout = nn.Dropout(config.dropout)
-        self.attention_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
-        self.intermediate = nn.Linear(config.n_embd, config.d_ff)
-        self.output = nn.Linear(config.d_ff, config.n_embd)
+        self.attention_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.intermediate = nn.Linear(config.d_model, config.d_ff)
+        self.output = nn.Linear(config.d_ff, config.d_model)
         self.output_dropout = nn.Dropout(config.dropout)
-        self.output_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.output_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.last_weights: Optional[torch.Tensor] = None
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -259,16 +253,15 @@ class BertModel(nn.Module):
             raise TypeError(f"BertModel: config must be a BertConfig, got {type(config).__name__}")
         self.config = config
         self.embeddings = BertEmbeddings(config)
-        self.layers = nn.ModuleList(BertLayer(config) for _ in range(config.n_layer))
-        self.pooler = nn.Linear(config.n_embd, config.n_embd)              # tanh(W h_[CLS] + b)
+        self.layers = nn.ModuleList(BertLayer(config) for _ in range(config.n_layers))
+        self.pooler = nn.Linear(config.d_model, config.d_model)            # tanh(W h_[CLS] + b)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: Optional[torch.Tensor] = None,
                 attention_mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-            raise ValueError(f"BertModel: input_ids must be (B, T), got {tuple(getattr(input_ids, 'shape', ()))}")
+        check_tensor("BertModel", "input_ids", input_ids, dim=2, dtype="int", shape="(B, T)")
         B, T = input_ids.shape
-        if T > self.config.max_position:
-            raise ValueError(f"BertModel: sequence length {T} exceeds max_position={self.config.max_position}")
+        if T > self.config.max_len:
+            raise ValueError(f"BertModel: sequence length {T} exceeds max_len={self.config.max_len}")
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         if attention_mask is None:
@@ -289,8 +282,8 @@ class MLMHead(nn.Module):
 
     def __init__(self, config: BertConfig, embedding: nn.Embedding):
         super().__init__()
-        self.dense = nn.Linear(config.n_embd, config.n_embd)
-        self.norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.dense = nn.Linear(config.d_model, config.d_model)
+        self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.embedding = embedding                                         # tied: shared with the input side
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
@@ -310,7 +303,7 @@ class BertForPreTraining(nn.Module):
         self.config = config
         self.bert = BertModel(config)
         self.mlm = MLMHead(config, self.bert.embeddings.word_embeddings)
-        self.nsp = nn.Linear(config.n_embd, 2)
+        self.nsp = nn.Linear(config.d_model, 2)
         self.apply(_init_weights)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None):
@@ -338,14 +331,12 @@ class BertClassifier(nn.Module):
 
     def __init__(self, config: BertConfig, n_classes: int, pooling: str = "cls"):
         super().__init__()
-        if isinstance(n_classes, bool) or not isinstance(n_classes, Integral) or n_classes < 2:
-            raise ValueError(f"BertClassifier: n_classes must be an int >= 2, got {n_classes!r}")
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"BertClassifier: pooling must be 'cls' or 'mean', got {pooling!r}")
+        check_int("BertClassifier", "n_classes", n_classes, low=2)
+        check_choice("BertClassifier", "pooling", pooling, ("cls", "mean"))
         self.config, self.pooling = config, pooling
         self.bert = BertModel(config)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.n_embd, n_classes)
+        self.head = nn.Linear(config.d_model, n_classes)
         self.apply(_init_weights)
 
     @classmethod
@@ -374,14 +365,16 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def count_parameters(config: BertConfig, heads: bool = True) -> int:
+def parameter_formula(config: BertConfig, heads: bool = True) -> int:
     """Parameters of BertForPreTraining(config) (heads=False: the encoder with pooler only), from shapes alone.
+
+    `course_utils.measure.count_parameters(model)` counts a built model; the two agree (tested).
 
     Embeddings (V + P + types) C + LN 2C; per layer 4 (C^2 + C) attention + 2 LN + 2 C d_ff + d_ff + C;
     pooler C^2 + C; MLM head C^2 + C + 2C + V (its matrix is the tied embedding); NSP 2C + 2.
     """
-    C, V, F_, L = config.n_embd, config.vocab_size, config.d_ff, config.n_layer
-    emb = (V + config.max_position + config.type_vocab_size) * C + 2 * C
+    C, V, F_, L = config.d_model, config.vocab_size, config.d_ff, config.n_layers
+    emb = (V + config.max_len + config.type_vocab_size) * C + 2 * C
     layer = 4 * (C * C + C) + 2 * (2 * C) + (C * F_ + F_) + (F_ * C + C)
     total = emb + L * layer + (C * C + C)
     if heads:
@@ -392,7 +385,7 @@ def count_parameters(config: BertConfig, heads: bool = True) -> int:
 # ---------------------------------------------------------------------------------------------
 # transformers' BERT: the reference implementation
 # ---------------------------------------------------------------------------------------------
-def _hf_names(n_layer: int) -> dict[str, str]:
+def _hf_names(n_layers: int) -> dict[str, str]:
     """our state-dict name -> transformers.BertForPreTraining's name."""
     names = {"bert.pooler.weight": "bert.pooler.dense.weight", "bert.pooler.bias": "bert.pooler.dense.bias",
              "mlm.dense.weight": "cls.predictions.transform.dense.weight",
@@ -405,7 +398,7 @@ def _hf_names(n_layer: int) -> dict[str, str]:
         names[f"bert.embeddings.{part}.weight"] = f"bert.embeddings.{part}.weight"
     for wb in ("weight", "bias"):
         names[f"bert.embeddings.LayerNorm.{wb}"] = f"bert.embeddings.LayerNorm.{wb}"
-        for i in range(n_layer):
+        for i in range(n_layers):
             ours, theirs = f"bert.layers.{i}.", f"bert.encoder.layer.{i}."
             for a, b in (("attention.q_proj", "attention.self.query"), ("attention.k_proj", "attention.self.key"),
                          ("attention.v_proj", "attention.self.value"), ("attention.out_proj", "attention.output.dense"),
@@ -419,10 +412,10 @@ def hf_bert_config(config: BertConfig):
     """The `transformers.BertConfig` with the same architecture."""
     from transformers import BertConfig as HFBertConfig
 
-    return HFBertConfig(vocab_size=config.vocab_size, hidden_size=config.n_embd, num_hidden_layers=config.n_layer,
-                        num_attention_heads=config.n_head, intermediate_size=config.d_ff, hidden_act="gelu",
+    return HFBertConfig(vocab_size=config.vocab_size, hidden_size=config.d_model, num_hidden_layers=config.n_layers,
+                        num_attention_heads=config.n_heads, intermediate_size=config.d_ff, hidden_act="gelu",
                         hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout,
-                        max_position_embeddings=config.max_position, type_vocab_size=config.type_vocab_size,
+                        max_position_embeddings=config.max_len, type_vocab_size=config.type_vocab_size,
                         layer_norm_eps=config.layer_norm_eps, pad_token_id=config.pad_id)
 
 
@@ -435,7 +428,7 @@ def to_hf_bert(model: BertForPreTraining):
     hf = HFBert(hf_bert_config(model.config))
     theirs = hf.state_dict()
     ours = model.state_dict()
-    names = _hf_names(model.config.n_layer)
+    names = _hf_names(model.config.n_layers)
     new = dict(theirs)
     for mine, hf_name in names.items():
         new[hf_name] = ours[mine].detach()

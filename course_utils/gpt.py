@@ -1,7 +1,7 @@
 """A GPT (decoder-only transformer) in one readable file, nanoGPT style, built on our own attention.
 
     config -> token embedding (+ learned positions, or RoPE inside attention)
-           -> n_layer x [x + attn(LN(x)), x + mlp(LN(x))]      (pre-LN blocks)
+           -> n_layers x [x + attn(LN(x)), x + mlp(LN(x))]      (pre-LN blocks)
            -> LN -> lm_head (tied to the token embedding) -> logits (B, T, V)
 
 Every piece is one small module, and the names of their weights are those of GPT-2
@@ -18,9 +18,9 @@ Concessions, admitted up front:
 - The attention is the plain "math" version that materialises the (T, T) weights (the
   lesson of notebook 01); `attn_impl="torch"` switches to PyTorch's fused kernel, which
   is faster and gives the same numbers up to float rounding (tested).
-- The KV cache holds at most `block_size` positions. With learned absolute positions a
+- The KV cache holds at most `max_len` positions. With learned absolute positions a
   longer text cannot slide the window without shifting every position, so once the
-  window is full `generate` recomputes the last `block_size` tokens each step: exactly
+  window is full `generate` recomputes the last `max_len` tokens each step: exactly
   what the uncached loop does, no faster.
 - No weight decay groups, no flash tricks, no compile: training code lives in notebooks
   and `course_utils.train`.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from numbers import Integral
 from typing import Optional
 
 import torch
@@ -37,11 +36,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_utils.attention import merge_heads, scaled_dot_product_attention, split_heads
+from course_utils.checks import check_choice, check_fields, check_int, check_number, check_tensor
 from course_utils.positional import apply_rope
 from course_utils.sampling import sample_next
 
 __all__ = ["GPTConfig", "GPT", "KVCache", "CausalSelfAttention", "MLP", "Block", "causal_lm_loss",
-           "to_hf_gpt2", "from_hf_gpt2", "hf_gpt2_config", "count_parameters"]
+           "to_hf_gpt2", "from_hf_gpt2", "hf_gpt2_config", "parameter_formula"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -51,42 +51,37 @@ __all__ = ["GPTConfig", "GPT", "KVCache", "CausalSelfAttention", "MLP", "Block",
 class GPTConfig:
     """Sizes of a GPT. The defaults are GPT-2 small (124M parameters with the tied head).
 
-    vocab_size: number of token ids; block_size: the longest context (positions 0..block_size-1);
-    n_layer blocks of n_head heads over n_embd features; dropout on embeddings, attention
+    vocab_size: number of token ids; max_len: the longest context (positions 0..max_len-1);
+    n_layers blocks of n_heads heads over d_model features; dropout on embeddings, attention
     weights and residual branches (0 for evaluation); bias: Linear/LayerNorm biases (GPT-2 has them);
     rope: rotary positions in attention instead of a learned position table;
-    tie_weights: the output layer reuses the token embedding matrix (GPT-2 does);
+    tie_embeddings: the output layer reuses the token embedding matrix (GPT-2 does);
     attn_impl: "course" (our attention, the weights can be inspected) or "torch" (fused, faster).
     """
 
     vocab_size: int = 50257
-    block_size: int = 1024
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
+    max_len: int = 1024
+    n_layers: int = 12
+    n_heads: int = 12
+    d_model: int = 768
     dropout: float = 0.0
     bias: bool = True
     rope: bool = False
-    tie_weights: bool = True
+    tie_embeddings: bool = True
     attn_impl: str = "course"
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, Integral) or val < 1:
-                raise ValueError(f"GPTConfig: {name} must be a positive int, got {val!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"GPTConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        if self.rope and (self.n_embd // self.n_head) % 2:
-            raise ValueError(f"GPTConfig: rope needs an even head size, got n_embd/n_head = {self.n_embd // self.n_head}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig: dropout must lie in [0, 1), got {self.dropout}")
-        if self.attn_impl not in ("course", "torch"):
-            raise ValueError(f"GPTConfig: attn_impl must be 'course' or 'torch', got {self.attn_impl!r}")
+        check_fields("GPTConfig", self, ("vocab_size", "max_len", "n_layers", "n_heads", "d_model"))
+        if self.d_model % self.n_heads:
+            raise ValueError(f"GPTConfig: d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.rope and (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"GPTConfig: rope needs an even head size, got d_model/n_heads = {self.d_model // self.n_heads}")
+        check_number("GPTConfig", "dropout", self.dropout, low=0, high=1, high_open=True)
+        check_choice("GPTConfig", "attn_impl", self.attn_impl, ("course", "torch"))
 
     @property
     def head_size(self) -> int:
-        return self.n_embd // self.n_head
+        return self.d_model // self.n_heads
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,24 +96,22 @@ class KVCache:
     the new tokens). Buffers are allocated on the first update, with k's batch, heads,
     dtype and device.
 
-    >>> cache = KVCache(n_layer=1, max_len=4)
+    >>> cache = KVCache(n_layers=1, max_len=4)
     >>> k, v = cache.update(0, torch.ones(1, 2, 3, 8), torch.ones(1, 2, 3, 8)); cache.length, tuple(k.shape)
     (3, (1, 2, 3, 8))
     """
 
-    def __init__(self, n_layer: int, max_len: int):
-        for name, val in (("n_layer", n_layer), ("max_len", max_len)):
-            if isinstance(val, bool) or not isinstance(val, Integral) or val < 1:
-                raise ValueError(f"KVCache: {name} must be a positive int, got {val!r}")
-        self.n_layer, self.max_len = int(n_layer), int(max_len)
+    def __init__(self, n_layers: int, max_len: int):
+        self.n_layers = check_int("KVCache", "n_layers", n_layers)
+        self.max_len = check_int("KVCache", "max_len", max_len)
         self.reset()
 
     def reset(self) -> None:
         """Forget every stored position (the buffers are kept)."""
-        self._len = [0] * self.n_layer
+        self._len = [0] * self.n_layers
         if not hasattr(self, "k"):
-            self.k: list[Optional[torch.Tensor]] = [None] * self.n_layer
-            self.v: list[Optional[torch.Tensor]] = [None] * self.n_layer
+            self.k: list[Optional[torch.Tensor]] = [None] * self.n_layers
+            self.v: list[Optional[torch.Tensor]] = [None] * self.n_layers
 
     @property
     def length(self) -> int:
@@ -130,8 +123,8 @@ class KVCache:
         return self._len[layer]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not 0 <= layer < self.n_layer:
-            raise ValueError(f"KVCache.update: layer must lie in [0, {self.n_layer}), got {layer}")
+        if not 0 <= layer < self.n_layers:
+            raise ValueError(f"KVCache.update: layer must lie in [0, {self.n_layers}), got {layer}")
         if k.shape != v.shape or k.dim() != 4:
             raise ValueError(f"KVCache.update: k and v must both be (B, h, T_new, d), got {tuple(k.shape)} "
                              f"and {tuple(v.shape)}")
@@ -179,16 +172,16 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)   # W_Q | W_K | W_V
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)       # W_O
+        self.c_attn = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)   # W_Q | W_K | W_V
+        self.c_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)       # W_O
         self.resid_dropout = nn.Dropout(config.dropout)
         self.last_weights: Optional[torch.Tensor] = None   # set when keep_weights is True (for plots)
         self.keep_weights = False
 
     def forward(self, x: torch.Tensor, kv_cache: Optional[KVCache] = None, layer: int = 0,
                 positions: Optional[torch.Tensor] = None) -> torch.Tensor:
-        B, T, C = x.shape                                                # (B, T, n_embd)
-        h = self.config.n_head
+        B, T, C = x.shape                                                # (B, T, d_model)
+        h = self.config.n_heads
         q, k, v = self.c_attn(x).split(C, dim=-1)                        # 3 x (B, T, C)
         q, k, v = split_heads(q, h), split_heads(k, h), split_heads(v, h)  # (B, h, T, d_head)
         if self.config.rope:                                             # rotate by absolute position
@@ -210,13 +203,13 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: n_embd -> 4 n_embd -> GELU (tanh form, as GPT-2) -> n_embd."""
+    """Position-wise feed-forward: d_model -> 4 d_model -> GELU (tanh form, as GPT-2) -> d_model."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_fc = nn.Linear(config.d_model, 4 * config.d_model, bias=config.bias)
         self.gelu = nn.GELU(approximate="tanh")
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.d_model, config.d_model, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -232,9 +225,9 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = nn.LayerNorm(config.d_model, bias=config.bias)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = nn.LayerNorm(config.d_model, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x, kv_cache=None, layer=0, positions=None):
@@ -245,7 +238,7 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """The decoder-only language model: token ids (B, T) -> next-token logits (B, T, vocab_size).
 
-    >>> model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    >>> model = GPT(GPTConfig(vocab_size=10, max_len=8, n_layers=1, n_heads=2, d_model=8))
     >>> logits, loss = model(torch.zeros(2, 5, dtype=torch.long), targets=torch.zeros(2, 5, dtype=torch.long))
     >>> tuple(logits.shape), loss.shape
     ((2, 5, 10), torch.Size([]))
@@ -257,20 +250,20 @@ class GPT(nn.Module):
             raise TypeError(f"GPT: config must be a GPTConfig, got {type(config).__name__}")
         self.config = config
         self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wte=nn.Embedding(config.vocab_size, config.d_model),
             drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            h=nn.ModuleList(Block(config) for _ in range(config.n_layers)),
+            ln_f=nn.LayerNorm(config.d_model, bias=config.bias),
         ))
         if not config.rope:
-            self.transformer["wpe"] = nn.Embedding(config.block_size, config.n_embd)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        if config.tie_weights:
+            self.transformer["wpe"] = nn.Embedding(config.max_len, config.d_model)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
             self.lm_head.weight = self.transformer.wte.weight   # one matrix: embed a token, and score it
         self.apply(self._init_weights)
         for name, p in self.named_parameters():                 # GPT-2: residual projections scaled down
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layers))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -278,15 +271,6 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
-
-    def num_params(self, non_embedding: bool = False) -> int:
-        """Parameters, each tied matrix counted once; non_embedding drops the token/position tables."""
-        n = sum(p.numel() for p in self.parameters())
-        if non_embedding:
-            n -= self.transformer.wte.weight.numel()
-            if "wpe" in self.transformer:
-                n -= self.transformer.wpe.weight.numel()
-        return n
 
     def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None,
                 kv_cache: Optional[KVCache] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -296,14 +280,12 @@ class GPT(nn.Module):
         the loss is the mean cross-entropy in nats. With a kv_cache, idx holds only the new
         tokens and their positions continue after the cached ones.
         """
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype not in (torch.long, torch.int):
-            raise TypeError(f"GPT.forward: idx must be an integer tensor of shape (B, T), got "
-                            f"{type(idx).__name__} {getattr(idx, 'dtype', '')} {tuple(getattr(idx, 'shape', ()))}")
+        check_tensor("GPT.forward", "idx", idx, dim=2, dtype="int", shape="(B, T)")
         B, T = idx.shape
         t_past = kv_cache.length if kv_cache is not None else 0
-        if t_past + T > self.config.block_size:
-            raise ValueError(f"GPT.forward: {t_past} cached + {T} new positions exceed block_size="
-                             f"{self.config.block_size}; crop the context to the last block_size tokens")
+        if t_past + T > self.config.max_len:
+            raise ValueError(f"GPT.forward: {t_past} cached + {T} new positions exceed max_len="
+                             f"{self.config.max_len}; crop the context to the last max_len tokens")
         if int(idx.max()) >= self.config.vocab_size or int(idx.min()) < 0:
             raise ValueError(f"GPT.forward: token ids must lie in [0, {self.config.vocab_size}), got "
                              f"[{int(idx.min())}, {int(idx.max())}]")
@@ -331,12 +313,11 @@ class GPT(nn.Module):
         temperature 0 = greedy. With use_cache, the prompt is run once (the "prefill") and each
         new token then costs one position; the tokens are the same as without the cache.
         """
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, Integral) or max_new_tokens < 0:
-            raise ValueError(f"GPT.generate: max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        check_int("GPT.generate", "max_new_tokens", max_new_tokens, low=0)
         was_training = self.training
         self.eval()
-        bs = self.config.block_size
-        cache = KVCache(self.config.n_layer, bs) if use_cache else None
+        bs = self.config.max_len
+        cache = KVCache(self.config.n_layers, bs) if use_cache else None
         try:
             logits = None
             for _ in range(max_new_tokens):
@@ -371,20 +352,21 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor, ignore_index: 
     return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1), ignore_index=ignore_index)
 
 
-def count_parameters(config: GPTConfig) -> int:
+def parameter_formula(config: GPTConfig) -> int:
     """Parameters of GPT(config), from the shapes alone (no memory): the formula behind "124M".
 
     Per block: 2 LayerNorms (2 x 2C) + c_attn (3C^2 + 3C) + c_proj (C^2 + C) + MLP (8C^2 + 5C);
-    plus token (V C) and position (block C) tables, the final LayerNorm (2C), and an untied head (V C).
+    plus token (V C) and position (max_len C) tables, the final LayerNorm (2C), and an untied head (V C).
+    `course_utils.measure.count_parameters(GPT(config))` counts the built model; the two agree (tested).
     """
-    C, V, L = config.n_embd, config.vocab_size, config.n_layer
+    C, V, L = config.d_model, config.vocab_size, config.n_layers
     b = 1 if config.bias else 0
     ln = C + b * C
     block = 2 * ln + (3 * C * C + b * 3 * C) + (C * C + b * C) + (8 * C * C + b * 5 * C)
     total = V * C + L * block + ln
     if not config.rope:
-        total += config.block_size * C
-    if not config.tie_weights:
+        total += config.max_len * C
+    if not config.tie_embeddings:
         total += V * C
     return total
 
@@ -394,16 +376,20 @@ def count_parameters(config: GPTConfig) -> int:
 # ---------------------------------------------------------------------------------------------
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
+# our GPTConfig field -> transformers.GPT2Config's name for it: the one place the two vocabularies meet
+HF_GPT2_NAMES = {"vocab_size": "vocab_size", "max_len": "n_positions", "d_model": "n_embd",
+                 "n_layers": "n_layer", "n_heads": "n_head"}
+
 
 def hf_gpt2_config(config: GPTConfig):
     """The `transformers.GPT2Config` with the same architecture (raises if ours has no GPT-2 twin)."""
     from transformers import GPT2Config
 
-    if config.rope or not config.bias or not config.tie_weights:
+    if config.rope or not config.bias or not config.tie_embeddings:
         raise ValueError("hf_gpt2_config: GPT-2 has learned positions, biases and a tied head; got "
-                         f"rope={config.rope}, bias={config.bias}, tie_weights={config.tie_weights}")
-    return GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
-                      n_layer=config.n_layer, n_head=config.n_head, activation_function="gelu_new",
+                         f"rope={config.rope}, bias={config.bias}, tie_embeddings={config.tie_embeddings}")
+    sizes = {theirs: getattr(config, ours) for ours, theirs in HF_GPT2_NAMES.items()}
+    return GPT2Config(**sizes, activation_function="gelu_new",
                       resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
                       layer_norm_epsilon=1e-5, tie_word_embeddings=True,
                       bos_token_id=None, eos_token_id=None)   # GPT-2's 50256 is no id in a smaller vocabulary
@@ -440,8 +426,7 @@ def from_hf_gpt2(hf_model) -> GPT:
     if c.activation_function != "gelu_new" or (c.n_inner not in (None, 4 * c.n_embd)):
         raise ValueError(f"from_hf_gpt2: need activation 'gelu_new' and n_inner = 4 n_embd, got "
                          f"{c.activation_function!r} and {c.n_inner}")
-    config = GPTConfig(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer, n_head=c.n_head,
-                       n_embd=c.n_embd)
+    config = GPTConfig(**{ours: getattr(c, theirs) for ours, theirs in HF_GPT2_NAMES.items()})
     model = GPT(config)
     theirs = hf_model.state_dict()
     new = {name: (theirs[name].t() if name.endswith(_CONV1D) else theirs[name]) for name in model.state_dict()}

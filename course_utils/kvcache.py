@@ -19,6 +19,8 @@ from typing import Optional
 
 import torch
 
+from course_utils.checks import check_tensor
+
 __all__ = ["append_kv"]
 
 
@@ -34,9 +36,7 @@ def append_kv(cache_k: Optional[torch.Tensor], cache_v: Optional[torch.Tensor], 
     (1, 2, 4, 4)
     """
     for name, x in (("k_new", k_new), ("v_new", v_new)):
-        if not isinstance(x, torch.Tensor) or x.dim() < 2:
-            raise TypeError(f"append_kv: {name} must be a (..., t_new, d) tensor, got "
-                            f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        check_tensor("append_kv", name, x, min_dim=2, shape="(..., t_new, d)")
     if (cache_k is None) != (cache_v is None):
         raise ValueError("append_kv: cache_k and cache_v must both be None (empty cache) or both tensors")
     if cache_k is None:

@@ -23,14 +23,16 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
-from .quant import QuantizedLinear
+from course_utils.checks import check_int, check_number
+from course_utils.quant import QuantizedLinear
+
+__all__ = ["LoRALinear", "apply_lora", "merge_lora", "lora_param_groups"]
 
 
 def _check_rank_alpha(r, alpha, fn: str) -> None:
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise ValueError(f"{fn}: r must be a positive int (the rank), got {r!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
-        raise ValueError(f"{fn}: alpha must be a positive number, got {alpha!r}")
+    """r: the rank, an int >= 1; alpha: the scale numerator, a number > 0."""
+    check_int(fn, "r", r)
+    check_number(fn, "alpha", alpha, low=0, low_open=True)
 
 
 class LoRALinear(nn.Module):
@@ -52,8 +54,7 @@ class LoRALinear(nn.Module):
         if r > min(base.in_features, base.out_features):
             raise ValueError(f"LoRALinear: r={r} exceeds min(in_features, out_features) = "
                              f"{min(base.in_features, base.out_features)}; a low-rank offset needs r smaller")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"LoRALinear: dropout must lie in [0, 1), got {dropout!r}")
+        check_number("LoRALinear", "dropout", dropout, low=0, high=1, high_open=True)
         self.base, self.r, self.alpha, self.scaling = base, r, alpha, alpha / r
         for p in base.parameters():
             p.requires_grad_(False)
@@ -169,19 +170,11 @@ def lora_param_groups(model: nn.Module, lr: float, b_ratio: float = 1.0) -> list
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"lora_param_groups: model must be an nn.Module, got {type(model).__name__}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lora_param_groups: lr must be a positive number, got {lr!r}")
-    if isinstance(b_ratio, bool) or not isinstance(b_ratio, (int, float)) or not b_ratio > 0:
-        raise ValueError(f"lora_param_groups: b_ratio must be a positive number, got {b_ratio!r}")
+    check_number("lora_param_groups", "lr", lr, low=0, low_open=True)
+    check_number("lora_param_groups", "b_ratio", b_ratio, low=0, low_open=True)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     b = [p for n, p in named if n.split(".")[-1] == "lora_B"]
     rest = [p for n, p in named if n.split(".")[-1] != "lora_B"]
     if not named:
         raise ValueError("lora_param_groups: the model has no trainable parameters; call apply_lora first")
     return [g for g in ({"params": rest, "lr": lr}, {"params": b, "lr": lr * b_ratio}) if g["params"]]
-
-
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts; total excludes quantized buffers."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters())

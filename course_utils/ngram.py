@@ -27,24 +27,21 @@ every order instead of the modified Kneser-Ney's three per order.
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
-from numbers import Integral, Real
-from typing import Hashable, Iterable, Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
+
+from course_utils.checks import check_choice, check_int, check_number
 
 __all__ = ["ngrams", "ngram_counts", "unseen_share", "NGramLM", "bits_to_perplexity"]
 
 SMOOTHINGS = ("kneser-ney", "add-k")
 
 
-def _check_order(fn: str, n) -> int:
-    if isinstance(n, bool) or not isinstance(n, Integral):
-        raise TypeError(f"{fn}: n must be a positive int, got {type(n).__name__} ({n!r})")
-    if n < 1:
-        raise ValueError(f"{fn}: n must be >= 1, got {n}")
-    return int(n)
+def _check_order(fn: str, n, name: str = "n") -> int:
+    """An n-gram order: an int >= 1."""
+    return check_int(fn, name, n)
 
 
 def _check_tokens(fn: str, name: str, tokens) -> Sequence:
@@ -126,12 +123,9 @@ class NGramLM:
 
     def __init__(self, n: int, smoothing: str = "kneser-ney", *, k: float = 1.0, discount: float = 0.75):
         self.n = _check_order("NGramLM", n)
-        if smoothing not in SMOOTHINGS:
-            raise ValueError(f"NGramLM: smoothing must be one of {SMOOTHINGS}, got {smoothing!r}")
-        if isinstance(k, bool) or not isinstance(k, Real) or not k > 0:
-            raise ValueError(f"NGramLM: k must be a number > 0 (add-k smoothing), got {k!r}")
-        if isinstance(discount, bool) or not isinstance(discount, Real) or not 0 < discount < 1:
-            raise ValueError(f"NGramLM: discount must lie in (0, 1) (Kneser-Ney), got {discount!r}")
+        check_choice("NGramLM", "smoothing", smoothing, SMOOTHINGS)
+        check_number("NGramLM", "k (add-k smoothing)", k, low=0, low_open=True)
+        check_number("NGramLM", "discount (Kneser-Ney)", discount, low=0, high=1, low_open=True, high_open=True)
         self.smoothing, self.k, self.D = smoothing, float(k), float(discount)
         self.vocab: list = []
         self._fitted = False
@@ -179,7 +173,7 @@ class NGramLM:
     def _order(self, fn: str, order) -> int:
         if order is None:
             return self.n
-        order = _check_order(f"NGramLM.{fn}", order)
+        order = _check_order(f"NGramLM.{fn}", order, "order")
         if order > self.n:
             raise ValueError(f"NGramLM.{fn}: order must be <= n={self.n} (the order it was fitted with), got {order}")
         return order
@@ -280,10 +274,8 @@ class NGramLM:
         """
         self._check_fitted("generate")
         order = self._order("generate", order)
-        if isinstance(n_tokens, bool) or not isinstance(n_tokens, Integral) or n_tokens < 0:
-            raise ValueError(f"NGramLM.generate: n_tokens must be an int >= 0, got {n_tokens!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, Real) or not temperature > 0:
-            raise ValueError(f"NGramLM.generate: temperature must be a number > 0, got {temperature!r}")
+        check_int("NGramLM.generate", "n_tokens", n_tokens, low=0)
+        check_number("NGramLM.generate", "temperature", temperature, low=0, low_open=True)
         rng = np.random.default_rng(seed)
         history, out = list(prompt), []
         for _ in range(n_tokens):

@@ -25,6 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from course_utils.checks import check_choice, check_int, check_tensor
+
 # The NF4 code values published with QLoRA (Dettmers et al. 2023, appendix E) and used by
 # bitsandbytes (`bnb.functional.get_4bit_type("nf4")`). `nf4_code_values()` recomputes them.
 NF4_PUBLISHED = (
@@ -35,18 +37,11 @@ NF4_PUBLISHED = (
 )
 
 
-def _check_tensor(x, name: str, fn: str, floating: bool = True) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(x).__name__}")
-    if floating and not x.is_floating_point():
-        raise TypeError(f"{fn}: {name} must be a floating-point tensor, got dtype {x.dtype}")
+def _check_weights(fn: str, name: str, x) -> None:
+    """A non-empty floating-point tensor: something there is to quantize."""
+    check_tensor(fn, name, x, dtype="float")
     if x.numel() == 0:
         raise ValueError(f"{fn}: {name} is empty (shape {tuple(x.shape)}); nothing to quantize")
-
-
-def _check_blocksize(blocksize, fn: str) -> None:
-    if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 1:
-        raise ValueError(f"{fn}: blocksize must be a positive int, got {blocksize!r}")
 
 
 def _safe_scale(absmax: torch.Tensor, levels: float) -> torch.Tensor:
@@ -64,7 +59,7 @@ def absmax_quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     >>> q, c = absmax_quantize(torch.tensor([0.5, -1.0, 0.25])); q.tolist(), round(c.item(), 1)
     ([64, -127, 32], 127.0)
     """
-    _check_tensor(x, "x", "absmax_quantize")
+    _check_weights("absmax_quantize", "x", x)
     x = x.float()
     scale = _safe_scale(x.abs().max(), 127.0)
     q = torch.round(scale * x).clamp(-127, 127).to(torch.int8)
@@ -99,8 +94,8 @@ def blockwise_quantize(x: torch.Tensor, blocksize: int = 64) -> tuple[torch.Tens
     Returns (q, scales): q int8 with x's shape, scales float32 (n_blocks,) with
     n_blocks = ceil(x.numel() / blocksize). An outlier now only coarsens its own block.
     """
-    _check_tensor(x, "x", "blockwise_quantize")
-    _check_blocksize(blocksize, "blockwise_quantize")
+    _check_weights("blockwise_quantize", "x", x)
+    check_int("blockwise_quantize", "blocksize", blocksize)
     blocks = _blocks(x.float(), blocksize)  # (n_blocks, blocksize)
     scales = _safe_scale(blocks.abs().amax(dim=1), 127.0)  # (n_blocks,)
     q = torch.round(blocks * scales[:, None]).clamp(-127, 127).to(torch.int8)
@@ -111,7 +106,7 @@ def blockwise_dequantize(q: torch.Tensor, scales: torch.Tensor, blocksize: int =
     """Inverse of `blockwise_quantize`: each block divided by its own constant, float32, q's shape."""
     if not isinstance(q, torch.Tensor) or q.dtype != torch.int8:
         raise TypeError("blockwise_dequantize: q must be an int8 tensor from blockwise_quantize")
-    _check_blocksize(blocksize, "blockwise_dequantize")
+    check_int("blockwise_dequantize", "blocksize", blocksize)
     n_blocks = math.ceil(q.numel() / blocksize)
     if scales.numel() != n_blocks:
         raise ValueError(f"blockwise_dequantize: {q.numel()} values in blocks of {blocksize} need {n_blocks} "
@@ -154,8 +149,8 @@ def nf4_quantize(x: torch.Tensor, blocksize: int = 64) -> tuple[torch.Tensor, to
     Returns (codes, absmax): codes uint8 in 0..15, flat (n_blocks * blocksize,), zero-padded;
     absmax float32 (n_blocks,). Pack two codes per byte with `pack_4bit`.
     """
-    _check_tensor(x, "x", "nf4_quantize")
-    _check_blocksize(blocksize, "nf4_quantize")
+    _check_weights("nf4_quantize", "x", x)
+    check_int("nf4_quantize", "blocksize", blocksize)
     blocks = _blocks(x.float(), blocksize)  # (n_blocks, blocksize)
     absmax = blocks.abs().amax(dim=1)  # (n_blocks,)
     normed = blocks * _safe_scale(absmax, 1.0)[:, None]  # in [-1, 1]
@@ -200,7 +195,7 @@ def double_quantize(absmax: torch.Tensor, blocksize: int = 256) -> tuple[torch.T
     The constants are all positive; centring them first uses the int8 range on both sides.
     Returns (q int8 (n,), scales float32 (ceil(n / blocksize),), offset float32 scalar).
     """
-    _check_tensor(absmax, "absmax", "double_quantize")
+    _check_weights("double_quantize", "absmax", absmax)
     offset = absmax.float().mean()
     q, scales = blockwise_quantize(absmax.float() - offset, blocksize)
     return q, scales, offset
@@ -221,8 +216,7 @@ def bits_per_parameter(bits: int = 4, blocksize: int = 64, double_quant: bool = 
     (4.5, 4.127)
     """
     for name, v in (("bits", bits), ("blocksize", blocksize), ("dq_blocksize", dq_blocksize), ("const_bits", const_bits)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"bits_per_parameter: {name} must be a positive int, got {v!r}")
+        check_int("bits_per_parameter", name, v)
     if not double_quant:
         return bits + const_bits / blocksize
     return bits + 8 / blocksize + const_bits / (blocksize * dq_blocksize)
@@ -244,9 +238,8 @@ class QuantizedLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, fmt: str = "nf4", blocksize: int = 64,
                  double_quant: bool = True, dq_blocksize: int = 256):
         super().__init__()
-        if fmt not in ("nf4", "int8"):
-            raise ValueError(f"QuantizedLinear: fmt must be 'nf4' or 'int8', got {fmt!r}")
-        _check_blocksize(blocksize, "QuantizedLinear")
+        check_choice("QuantizedLinear", "fmt", fmt, ("nf4", "int8"))
+        check_int("QuantizedLinear", "blocksize", blocksize)
         self.in_features, self.out_features = in_features, out_features
         self.fmt, self.blocksize, self.double_quant, self.dq_blocksize = fmt, blocksize, double_quant, dq_blocksize
         self.bias = None
@@ -322,7 +315,7 @@ class QuantizedEmbedding(nn.Module):
         super().__init__()
         if not isinstance(embedding, nn.Embedding):
             raise TypeError(f"QuantizedEmbedding: embedding must be an nn.Embedding, got {type(embedding).__name__}")
-        _check_blocksize(blocksize, "QuantizedEmbedding")
+        check_int("QuantizedEmbedding", "blocksize", blocksize)
         n, d = embedding.weight.shape
         if d % blocksize or blocksize % 2:
             raise ValueError(f"QuantizedEmbedding: embedding_dim {d} must be a multiple of an even blocksize, got {blocksize}")

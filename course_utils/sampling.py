@@ -15,20 +15,20 @@ so a few more than k may survive; top-p always keeps the most likely token.
 """
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 from typing import Optional
 
 import torch
+
+from course_utils.checks import check_int, check_number, check_tensor
 
 __all__ = ["apply_temperature", "top_k_filter", "top_p_filter", "filter_logits", "sample_next"]
 
 
 def _check_logits(fn: str, logits) -> None:
-    if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"{fn}: logits must be a torch.Tensor of shape (..., V), got {type(logits).__name__}")
-    if not logits.is_floating_point():
-        raise TypeError(f"{fn}: logits must be a floating-point tensor, got dtype {logits.dtype}")
-    if logits.dim() < 1 or logits.shape[-1] < 1:
+    """A floating-point (..., V) tensor with V >= 1: what every filter works on."""
+    check_tensor(fn, "logits", logits, min_dim=1, dtype="float", shape="(..., V)")
+    if logits.shape[-1] < 1:
         raise ValueError(f"{fn}: logits must have shape (..., V) with V >= 1, got {tuple(logits.shape)}")
 
 
@@ -42,18 +42,17 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     tensor([4., 0.])
     """
     _check_logits("apply_temperature", logits)
-    if isinstance(temperature, bool) or not isinstance(temperature, Real) or not temperature > 0:
-        raise ValueError(f"apply_temperature: temperature must be a number > 0 (use greedy decoding for 0), "
-                         f"got {temperature!r}")
+    if isinstance(temperature, Real) and not isinstance(temperature, bool) and temperature == 0:
+        raise ValueError("apply_temperature: temperature must be a number > 0; for 0 use greedy decoding "
+                         "(sample_next(logits, temperature=0))")
+    check_number("apply_temperature", "temperature", temperature, low=0, low_open=True)
     return logits / temperature
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k largest logits of each row, set the rest to -inf (k >= V keeps all)."""
     _check_logits("top_k_filter", logits)
-    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
-        raise ValueError(f"top_k_filter: k must be an int >= 1, got {k!r}")
-    k = min(int(k), logits.shape[-1])
+    k = min(check_int("top_k_filter", "k", k), logits.shape[-1])
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]             # (..., 1) the k-th largest
     return logits.masked_fill(logits < kth, float("-inf"))
 
@@ -68,8 +67,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     tensor([-0.6931, -1.2040,    -inf,    -inf])
     """
     _check_logits("top_p_filter", logits)
-    if isinstance(p, bool) or not isinstance(p, Real) or not 0 < p <= 1:
-        raise ValueError(f"top_p_filter: p must lie in (0, 1], got {p!r}")
+    check_number("top_p_filter", "p", p, low=0, high=1, low_open=True)
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
     probs = sorted_logits.softmax(dim=-1)
     mass_before = probs.cumsum(dim=-1) - probs                        # (..., V) mass of the better tokens
@@ -97,8 +95,7 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[
     tensor([[1]])
     """
     _check_logits("sample_next", logits)
-    if logits.dim() != 2:
-        raise ValueError(f"sample_next: logits must have shape (B, V), got {tuple(logits.shape)}")
+    check_tensor("sample_next", "logits", logits, dim=2, shape="(B, V)")
     if isinstance(temperature, Real) and not isinstance(temperature, bool) and temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
     probs = filter_logits(logits, temperature, top_k, top_p).softmax(dim=-1)   # (B, V)

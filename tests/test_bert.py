@@ -9,10 +9,11 @@ import pytest
 import torch
 
 import course_utils.bert as bert_module
-from course_utils.bert import (IGNORE, BertClassifier, BertConfig, BertForPreTraining, count_parameters,
+from course_utils.bert import (IGNORE, BertClassifier, BertConfig, BertForPreTraining, parameter_formula,
                                encode_pair, mask_tokens, mlm_rule, nsp_pairs, to_hf_bert)
+from course_utils.measure import count_parameters
 
-CFG = dict(vocab_size=61, max_position=32, n_layer=2, n_head=2, n_embd=16, d_ff=40, dropout=0.0,
+CFG = dict(vocab_size=61, max_len=32, n_layers=2, n_heads=2, d_model=16, d_ff=40, dropout=0.0,
            pad_id=0, cls_id=1, sep_id=2, mask_id=3)
 
 
@@ -69,9 +70,9 @@ def test_parameter_counts_bert_base():
     with torch.device("meta"):
         ours = BertForPreTraining(BertConfig())
         theirs = HFBert(HFConfig())
-    n_ours = sum(p.numel() for p in ours.parameters())
-    assert n_ours == count_parameters(BertConfig()) == sum(p.numel() for p in theirs.parameters())
-    assert sum(p.numel() for p in ours.bert.parameters()) == count_parameters(BertConfig(), heads=False) == 109_482_240
+    n_ours = count_parameters(ours)
+    assert n_ours == parameter_formula(BertConfig()) == sum(p.numel() for p in theirs.parameters())
+    assert count_parameters(ours.bert) == parameter_formula(BertConfig(), heads=False) == 109_482_240
     assert abs(n_ours / 1e6 - 110) < 1
 
 
@@ -196,10 +197,10 @@ def test_pretraining_loss_counts_only_chosen_positions():
 
 
 @pytest.mark.parametrize("call,err,words", [
-    (lambda: BertConfig(n_embd=30, n_head=4), ValueError, "divisible"),
+    (lambda: BertConfig(d_model=30, n_heads=4), ValueError, "divisible"),
     (lambda: BertConfig(vocab_size=50), ValueError, "cls_id must be a token id"),
     (lambda: BertClassifier(BertConfig(**CFG), 1), ValueError, "n_classes"),
-    (lambda: small()(torch.zeros(1, 40, dtype=torch.long)), ValueError, "max_position=32"),
+    (lambda: small()(torch.zeros(1, 40, dtype=torch.long)), ValueError, "max_len=32"),
     (lambda: small()(torch.ones(1, 4, dtype=torch.long), attention_mask=torch.ones(1, 4)), ValueError, "attention_mask must be bool"),
 ])
 def test_clear_errors(call, err, words):

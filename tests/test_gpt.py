@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 
 import course_utils.gpt as gpt_module
 import course_utils.sampling as sampling
-from course_utils.gpt import (GPT, GPTConfig, KVCache, causal_lm_loss, count_parameters, from_hf_gpt2,
+from course_utils.gpt import (GPT, GPTConfig, KVCache, causal_lm_loss, from_hf_gpt2, parameter_formula,
                               shifted_causal_mask, to_hf_gpt2)
+from course_utils.measure import count_parameters
 from course_utils.sampling import apply_temperature, sample_next, top_k_filter, top_p_filter
 
-SMALL = dict(vocab_size=37, block_size=24, n_layer=2, n_head=4, n_embd=32)
+SMALL = dict(vocab_size=37, max_len=24, n_layers=2, n_heads=4, d_model=32)
 
 
 def small(seed=0, **kw):
@@ -29,7 +30,7 @@ def trained(seed=0, steps=5, **kw):
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        x = torch.randint(0, model.config.vocab_size, (4, model.config.block_size), generator=g)
+        x = torch.randint(0, model.config.vocab_size, (4, model.config.max_len), generator=g)
         loss = causal_lm_loss(model(x)[0], x)
         opt.zero_grad()
         loss.backward()
@@ -48,7 +49,7 @@ def test_doctests():
 def test_logits_equal_transformers_gpt2(seed):
     model = trained(seed)
     hf = to_hf_gpt2(model)
-    x = torch.randint(0, SMALL["vocab_size"], (3, SMALL["block_size"]), generator=torch.Generator().manual_seed(seed))
+    x = torch.randint(0, SMALL["vocab_size"], (3, SMALL["max_len"]), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         ours, theirs = model(x)[0], hf(x).logits
     assert torch.allclose(ours, theirs, atol=1e-4, rtol=0), (ours - theirs).abs().max()
@@ -79,16 +80,16 @@ def test_parameter_counts_gpt2_small():
     with torch.device("meta"):
         ours = GPT(GPTConfig())
         theirs = GPT2LMHeadModel(GPT2Config())
-    assert ours.num_params() == count_parameters(GPTConfig()) == sum(p.numel() for p in theirs.parameters()) == 124_439_808
-    for kw in (dict(rope=True), dict(bias=False), dict(tie_weights=False)):
+    assert count_parameters(ours) == parameter_formula(GPTConfig()) == sum(p.numel() for p in theirs.parameters()) == 124_439_808
+    for kw in (dict(rope=True), dict(bias=False), dict(tie_embeddings=False)):
         cfg = GPTConfig(**{**SMALL, **kw})
-        assert GPT(cfg).num_params() == count_parameters(cfg), kw
+        assert count_parameters(GPT(cfg)) == parameter_formula(cfg), kw
 
 
 def test_weight_tying():
     model = small()
     assert model.lm_head.weight is model.transformer.wte.weight
-    assert small(tie_weights=False).lm_head.weight is not small(tie_weights=False).transformer.wte.weight
+    assert small(tie_embeddings=False).lm_head.weight is not small(tie_embeddings=False).transformer.wte.weight
 
 
 # ------------------------------------------------------------------ the model's properties
@@ -133,7 +134,7 @@ def test_cached_logits_equal_full_forward(kw):
     x = torch.randint(0, SMALL["vocab_size"], (2, 20))
     with torch.no_grad():
         full = model(x)[0]
-        cache = KVCache(model.config.n_layer, model.config.block_size)
+        cache = KVCache(model.config.n_layers, model.config.max_len)
         parts = [model(x[:, :7], kv_cache=cache)[0]]                 # prefill 7
         for t in range(7, 20, 3):                                    # then chunks of 3 (and 1 at the end)
             parts.append(model(x[:, t:t + 3], kv_cache=cache)[0])
@@ -147,7 +148,7 @@ def test_cached_logits_equal_full_forward(kw):
 def test_generation_with_cache_is_identical(kw, sampling_kw):
     model = trained(5, **kw)
     prompt = torch.randint(0, SMALL["vocab_size"], (2, 4))
-    # 40 new tokens: past block_size=24, so the window-full path runs too
+    # 40 new tokens: past max_len=24, so the window-full path runs too
     out = [model.generate(prompt, 40, use_cache=c, generator=torch.Generator().manual_seed(7), **sampling_kw)
            for c in (True, False)]
     assert out[0].shape == (2, 44)
@@ -171,7 +172,7 @@ def test_kv_cache_errors():
         cache.update(0, torch.zeros(3, 2, 1, 8), torch.zeros(3, 2, 1, 8))
     cache.reset()
     assert cache.length == 0
-    with pytest.raises(ValueError, match="exceed block_size"):
+    with pytest.raises(ValueError, match="exceed max_len"):
         small()(torch.zeros(1, 25, dtype=torch.long))
 
 
@@ -183,11 +184,11 @@ def test_shifted_causal_mask():
 
 
 @pytest.mark.parametrize("call,err,words", [
-    (lambda: GPTConfig(n_embd=30, n_head=4), ValueError, "divisible"),
-    (lambda: GPTConfig(n_layer=0), ValueError, "n_layer must be a positive int"),
+    (lambda: GPTConfig(d_model=30, n_heads=4), ValueError, "divisible"),
+    (lambda: GPTConfig(n_layers=0), ValueError, "n_layers must be an int >= 1"),
     (lambda: GPTConfig(attn_impl="flash"), ValueError, "attn_impl"),
-    (lambda: GPT({"n_layer": 2}), TypeError, "GPTConfig"),
-    (lambda: small()(torch.zeros(2, 3)), TypeError, "integer tensor"),
+    (lambda: GPT({"n_layers": 2}), TypeError, "GPTConfig"),
+    (lambda: small()(torch.zeros(2, 3)), TypeError, "integer dtype"),
     (lambda: small()(torch.full((1, 3), 99)), ValueError, r"token ids must lie in \[0, 37\)"),
     (lambda: small().generate(torch.zeros(1, 1, dtype=torch.long), -1), ValueError, "max_new_tokens"),
     (lambda: causal_lm_loss(torch.zeros(2, 3, 4), torch.zeros(2, 4, dtype=torch.long)), ValueError, "input_ids"),
@@ -245,7 +246,7 @@ def test_top_k_and_top_p_never_sample_removed_tokens():
 @pytest.mark.parametrize("call,words", [
     (lambda: apply_temperature(torch.zeros(3), 0), "temperature must be a number > 0"),
     (lambda: top_k_filter(torch.zeros(3), 0), "k must be an int >= 1"),
-    (lambda: top_p_filter(torch.zeros(3), 1.5), r"p must lie in \(0, 1\]"),
+    (lambda: top_p_filter(torch.zeros(3), 1.5), "p must be a number > 0 and <= 1"),
     (lambda: sample_next(torch.zeros(3), 1.0), r"\(B, V\)"),
 ])
 def test_sampling_errors(call, words):

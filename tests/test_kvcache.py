@@ -58,7 +58,7 @@ def test_cached_attention_in_chunks_equals_full_causal_attention(chunks, h, d, s
 
 def test_agrees_with_the_preallocated_cache_of_course_utils_gpt():
     g = torch.Generator().manual_seed(0)
-    cache = KVCache(n_layer=1, max_len=10)
+    cache = KVCache(n_layers=1, max_len=10)
     ck = cv = None
     for t_new in (3, 1, 2):
         k, v = torch.randn(2, 4, t_new, 8, generator=g), torch.randn(2, 4, t_new, 8, generator=g)
@@ -69,7 +69,7 @@ def test_agrees_with_the_preallocated_cache_of_course_utils_gpt():
 
 def test_gpt_generation_same_tokens_with_and_without_cache():
     torch.manual_seed(1)
-    model = GPT(GPTConfig(vocab_size=30, block_size=64, n_layer=2, n_head=4, n_embd=32, rope=True))
+    model = GPT(GPTConfig(vocab_size=30, max_len=64, n_layers=2, n_heads=4, d_model=32, rope=True))
     prompt = torch.randint(30, (3, 5))
     a = model.generate(prompt, 40, temperature=0, use_cache=False)
     b = model.generate(prompt, 40, temperature=0, use_cache=True)

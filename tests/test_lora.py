@@ -9,7 +9,8 @@ import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.lora import LoRALinear, apply_lora, count_parameters, lora_param_groups, merge_lora
+from course_utils.lora import LoRALinear, apply_lora, lora_param_groups, merge_lora
+from course_utils.measure import count_parameters
 from course_utils.quant import QuantizedLinear, quantize_linears
 
 peft = pytest.importorskip("peft")
@@ -64,7 +65,7 @@ def test_same_outputs_as_peft_before_and_after_one_adam_step(random_b):
     ids = torch.randint(0, 100, (3, 10), generator=torch.Generator().manual_seed(2))
     target = torch.randn(3, 10, 32, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(run(ours, ids), run(theirs, ids), atol=1e-6, rtol=0)
-    assert count_parameters(ours)[0] == sum(p.numel() for p in theirs.parameters() if p.requires_grad)
+    assert count_parameters(ours, trainable_only=True) == sum(p.numel() for p in theirs.parameters() if p.requires_grad)
     for model in (ours, theirs):
         opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
         loss = (run(model, ids) - target).square().mean()
@@ -107,7 +108,7 @@ def test_initialisation_like_peft():
 def test_parameter_count_and_merge_property(m, n, r, alpha):
     r = min(r, m, n)
     layer = LoRALinear(nn.Linear(n, m), r=r, alpha=alpha)
-    trainable, total = count_parameters(layer)
+    trainable, total = count_parameters(layer, trainable_only=True), count_parameters(layer)
     assert trainable == r * (m + n) and total == r * (m + n) + m * n + m
     with torch.no_grad():
         layer.lora_B.normal_()
@@ -151,7 +152,7 @@ def test_apply_lora_on_a_quantized_model_trains_only_adapters():
 def test_bad_arguments_raise_clear_errors():
     with pytest.raises(TypeError, match="base must be"):
         LoRALinear(nn.Conv1d(2, 2, 1), r=1, alpha=1)
-    with pytest.raises(ValueError, match="r must be a positive int"):
+    with pytest.raises(ValueError, match="r must be an int >= 1"):
         LoRALinear(nn.Linear(4, 4), r=0, alpha=1)
     with pytest.raises(ValueError, match="alpha"):
         LoRALinear(nn.Linear(4, 4), r=1, alpha=-1)

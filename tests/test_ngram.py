@@ -117,8 +117,8 @@ def test_generate_is_reproducible_and_in_vocabulary():
 
 
 @pytest.mark.parametrize("call,err,words", [
-    (lambda: NGramLM(0), ValueError, "n must be >= 1"),
-    (lambda: NGramLM(2.5), TypeError, "n must be a positive int"),
+    (lambda: NGramLM(0), ValueError, "n must be an int >= 1"),
+    (lambda: NGramLM(2.5), TypeError, "n must be an int"),
     (lambda: NGramLM(2, "laplace"), ValueError, "smoothing must be one of"),
     (lambda: NGramLM(2, discount=1.5), ValueError, "discount"),
     (lambda: NGramLM(2).prob("a", "b"), ValueError, "call fit"),

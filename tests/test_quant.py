@@ -38,7 +38,7 @@ def test_all_zero_input_quantizes_to_zero():
 
 
 def test_bad_inputs_raise_clear_errors():
-    with pytest.raises(TypeError, match="x must be a floating-point"):
+    with pytest.raises(TypeError, match="x must have a floating-point dtype"):
         absmax_quantize(torch.tensor([1, 2]))
     with pytest.raises(TypeError, match="torch.Tensor"):
         absmax_quantize([1.0, 2.0])
