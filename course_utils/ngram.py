@@ -1,7 +1,7 @@
 """N-gram language models: count what followed each context, smooth, score held-out text, sample.
 
 A language model gives the probability of the next token given the ones before it
-(seed 003: "Early one morning the sun was ..."). An n-gram model cuts the history to
+(lecture notes, CS 585 (Betke): "Early one morning the sun was ..."). An n-gram model cuts the history to
 the last n - 1 tokens and reads the probability off counts:
 
     P(w | h) ~ count(h, w) / count(h),    h = the previous n - 1 tokens.

@@ -1,6 +1,6 @@
 """Quantization from scratch: absmax int8, blockwise constants, 4-bit NormalFloat (NF4), double quantization.
 
-The idea (seed 002, Dettmers et al. 2022/2023): store each weight as a small integer plus a
+The idea (lecture notes, Deep Learning ch. 7; Dettmers et al. 2022/2023): store each weight as a small integer plus a
 shared floating-point constant, and turn it back into a float only when it is used.
 
     absmax int8:   c = 127 / absmax(X),  X_int8 = round(c * X),  dequant: X_int8 / c

@@ -1,4 +1,4 @@
-"""course_utils.quant against the formulas of seed 002 and the QLoRA paper's NF4 table."""
+"""course_utils.quant against the formulas of the lecture notes (Deep Learning ch. 7) and the QLoRA paper's NF4 table."""
 import course_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch)
 import pytest
 import torch
