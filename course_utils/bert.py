@@ -410,7 +410,7 @@ def _hf_names(n_layers: int) -> dict[str, str]:
 
 def hf_bert_config(config: BertConfig):
     """The `transformers.BertConfig` with the same architecture."""
-    from transformers import BertConfig as HFBertConfig
+    from transformers import BertConfig as HFBertConfig   # optional and heavy: only the comparison needs it
 
     return HFBertConfig(vocab_size=config.vocab_size, hidden_size=config.d_model, num_hidden_layers=config.n_layers,
                         num_attention_heads=config.n_heads, intermediate_size=config.d_ff, hidden_act="gelu",
@@ -421,7 +421,7 @@ def hf_bert_config(config: BertConfig):
 
 def to_hf_bert(model: BertForPreTraining):
     """A `transformers.BertForPreTraining` holding our weights (eval mode): the check of our BERT."""
-    from transformers import BertForPreTraining as HFBert
+    from transformers import BertForPreTraining as HFBert   # optional and heavy: only the comparison needs it
 
     if not isinstance(model, BertForPreTraining):
         raise TypeError(f"to_hf_bert: model must be a BertForPreTraining, got {type(model).__name__}")

@@ -1,7 +1,7 @@
 """A GPT (decoder-only transformer) in one readable file, nanoGPT style, built on our own attention.
 
     config -> token embedding (+ learned positions, or RoPE inside attention)
-           -> n_layers x [x + attn(LN(x)), x + mlp(LN(x))]      (pre-LN blocks)
+           -> n_layers x [x + attn(LN(x)), x + mlp(LN(x))]     (pre-LN blocks)
            -> LN -> lm_head (tied to the token embedding) -> logits (B, T, V)
 
 Every piece is one small module, and the names of their weights are those of GPT-2
@@ -75,7 +75,8 @@ class GPTConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"GPTConfig: d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.rope and (self.d_model // self.n_heads) % 2:
-            raise ValueError(f"GPTConfig: rope needs an even head size, got d_model/n_heads = {self.d_model // self.n_heads}")
+            raise ValueError(f"GPTConfig: rope needs an even head size, got d_model/n_heads = "
+                             f"{self.d_model // self.n_heads}")
         check_number("GPTConfig", "dropout", self.dropout, low=0, high=1, high_open=True)
         check_choice("GPTConfig", "attn_impl", self.attn_impl, ("course", "torch"))
 
@@ -383,7 +384,7 @@ HF_GPT2_NAMES = {"vocab_size": "vocab_size", "max_len": "n_positions", "d_model"
 
 def hf_gpt2_config(config: GPTConfig):
     """The `transformers.GPT2Config` with the same architecture (raises if ours has no GPT-2 twin)."""
-    from transformers import GPT2Config
+    from transformers import GPT2Config          # optional and heavy: only the comparison needs it
 
     if config.rope or not config.bias or not config.tie_embeddings:
         raise ValueError("hf_gpt2_config: GPT-2 has learned positions, biases and a tied head; got "
@@ -401,7 +402,7 @@ def to_hf_gpt2(model: GPT):
     GPT-2 stores its Linear layers as `Conv1D` with the weight transposed (in, out); every
     other tensor has the same name and shape as ours.
     """
-    from transformers import GPT2LMHeadModel
+    from transformers import GPT2LMHeadModel     # optional and heavy: only the comparison needs it
 
     if not isinstance(model, GPT):
         raise TypeError(f"to_hf_gpt2: model must be a GPT, got {type(model).__name__}")

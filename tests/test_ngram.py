@@ -3,7 +3,7 @@ against the formulas, and its properties (probabilities sum to one, order-m scor
 """
 import doctest
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 
 import course_utils  # noqa: F401
 import numpy as np
