@@ -1,6 +1,6 @@
 """Images as sequences of discrete tokens: a k-means codebook of image patches.
 
-Notebook 08 builds this to show seed 003's text-to-image idea (Parti, Yu et al. 2022): cut
+Notebook 08 builds this to show the text-to-image idea of Parti (Yu et al. 2022): cut
 an image into p x p patches, replace each patch by the id of its nearest *codeword*, and
 the image becomes a short sequence of integers, a "sentence" in a visual vocabulary. A
 decoder-only transformer can then model text tokens followed by image tokens exactly as
@@ -21,19 +21,16 @@ from typing import Optional
 
 import torch
 
-from . import vit
+from course_utils import vit
+from course_utils.checks import check_int, check_tensor
 
 __all__ = ["patchify", "unpatchify", "kmeans", "PatchCodebook"]
 
 
 def _check_images(fn: str, images, patch: int) -> None:
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
-        raise TypeError(f"{fn}: images must be a floating-point torch.Tensor (N, H, W), got "
-                        f"{images.dtype if isinstance(images, torch.Tensor) else type(images).__name__}")
-    if images.dim() != 3:
-        raise ValueError(f"{fn}: images must have shape (N, H, W), got {tuple(images.shape)}")
-    if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1:
-        raise ValueError(f"{fn}: patch must be a positive int, got {patch!r}")
+    """Grey images (N, H, W) in floating point whose sides are multiples of `patch`."""
+    check_tensor(fn, "images", images, dim=3, dtype="float", shape="(N, H, W)")
+    check_int(fn, "patch", patch)
     if images.shape[1] % patch or images.shape[2] % patch:
         raise ValueError(f"{fn}: image size {tuple(images.shape[1:])} is not a multiple of patch={patch}")
 
@@ -54,9 +51,9 @@ def unpatchify(patches: torch.Tensor, height: int, width: int) -> torch.Tensor:
     >>> x = torch.randn(2, 8, 12); bool((unpatchify(patchify(x, 4), 8, 12) == x).all())
     True
     """
-    if not isinstance(patches, torch.Tensor) or patches.dim() != 3:
-        raise ValueError(f"unpatchify: patches must be a (N, L, p*p) tensor, got "
-                         f"{tuple(patches.shape) if isinstance(patches, torch.Tensor) else type(patches).__name__}")
+    check_tensor("unpatchify", "patches", patches, dim=3, shape="(N, L, p*p)")
+    check_int("unpatchify", "height", height)
+    check_int("unpatchify", "width", width)
     N, L, pp = patches.shape
     p = int(round(pp ** 0.5))
     if p * p != pp or height % p or width % p or (height // p) * (width // p) != L:
@@ -72,11 +69,9 @@ def kmeans(x: torch.Tensor, k: int, n_iter: int = 20, generator: Optional[torch.
     distance to the nearest chosen centre), which avoids most bad local minima.
     The error never increases from one iteration to the next (each step is a minimisation).
     """
-    if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
-        raise TypeError(f"kmeans: x must be a floating-point (N, D) tensor, got "
-                        f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(x):
-        raise ValueError(f"kmeans: k must be an int in [1, N={len(x)}], got {k!r}")
+    check_tensor("kmeans", "x", x, dim=2, dtype="float", shape="(N, D)")
+    check_int("kmeans", "k", k, 1, len(x))                                # at most one centre per point
+    check_int("kmeans", "n_iter", n_iter, 0)
     first = torch.randint(len(x), (1,), generator=generator)
     centres = [x[first]]                                                   # k-means++ seeding
     d2 = torch.cdist(x, centres[0]).squeeze(1) ** 2                         # (N,) to the nearest centre
@@ -88,7 +83,7 @@ def kmeans(x: torch.Tensor, k: int, n_iter: int = 20, generator: Optional[torch.
     history = []
     steps = range(n_iter)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # optional: only a progress bar needs it
         steps = tqdm(steps, desc="k-means", leave=False)
     for _ in steps:
         dist = torch.cdist(x, c) ** 2                                      # (N, k)
@@ -112,7 +107,9 @@ class PatchCodebook:
     """
 
     def __init__(self, codewords: torch.Tensor, patch: int):
-        if not isinstance(codewords, torch.Tensor) or codewords.dim() != 2 or codewords.shape[1] != patch * patch:
+        check_int("PatchCodebook", "patch", patch)
+        check_tensor("PatchCodebook", "codewords", codewords, dim=2, dtype="float", shape="(K, patch*patch)")
+        if codewords.shape[1] != patch * patch:
             raise ValueError(f"PatchCodebook: codewords must be (K, patch*patch={patch * patch}), got "
                              f"{tuple(codewords.shape) if isinstance(codewords, torch.Tensor) else type(codewords).__name__}")
         self.codewords, self.patch = codewords, patch
@@ -144,10 +141,8 @@ class PatchCodebook:
 
     def decode(self, ids: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """(N, L) ids -> (N, H, W): paste each id's codeword back in place."""
-        if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"PatchCodebook.decode: ids must be an integer tensor (N, L), got "
-                            f"{ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__}")
+        check_tensor("PatchCodebook.decode", "ids", ids, dim=2, dtype="int", shape="(N, L)")
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.size):
             raise ValueError(f"PatchCodebook.decode: ids must lie in [0, {self.size}), got "
                              f"[{int(ids.min())}, {int(ids.max())}]")
-        return unpatchify(self.codewords[ids], height, width)
+        return unpatchify(self.codewords[ids.long()], height, width)      # long: a uint8 index would be a mask

@@ -29,6 +29,8 @@ import math
 
 import torch
 
+from course_utils.checks import check_int, check_tensor
+
 __all__ = ["online_softmax_update", "tiled_attention"]
 
 
@@ -62,20 +64,16 @@ def online_softmax_update(m: torch.Tensor, l: torch.Tensor, acc: torch.Tensor, s
 
 
 def _check(fn: str, q, k, v, block_q, block_k) -> None:
+    """q, k, v floating point (..., T, d) with q and k sharing d_k and k and v the keys; positive tile sizes."""
     for name, x in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise TypeError(f"{fn}: {name} must be a floating-point torch.Tensor, got "
-                            f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
-        if x.dim() < 2:
-            raise ValueError(f"{fn}: {name} must have shape (..., T, d), got {tuple(x.shape)}")
+        check_tensor(fn, name, x, min_dim=2, dtype="float", shape="(..., T, d)")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"{fn}: q and k must share d_k, got q {tuple(q.shape)} and k {tuple(k.shape)}")
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"{fn}: k and v must have the same number of keys, got k {tuple(k.shape)} "
                          f"and v {tuple(v.shape)}")
-    for name, b in (("block_q", block_q), ("block_k", block_k)):
-        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-            raise ValueError(f"{fn}: {name} must be a positive int, got {b!r}")
+    check_int(fn, "block_q", block_q)
+    check_int(fn, "block_k", block_k)
 
 
 def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_q: int = 128,

@@ -35,7 +35,8 @@ from typing import Optional
 
 import torch
 
-from .attention import scaled_dot_product_attention
+from course_utils.attention import scaled_dot_product_attention
+from course_utils.checks import check_int, check_tensor
 
 __all__ = ["sliding_window_mask", "global_mask", "window_layout", "global_layout", "random_layout",
            "bigbird_layout", "expand_layout", "bigbird_mask", "attended_pairs", "layout_indices",
@@ -45,17 +46,11 @@ __all__ = ["sliding_window_mask", "global_mask", "window_layout", "global_layout
 # ---------------------------------------------------------------------------------------------
 # input checks
 # ---------------------------------------------------------------------------------------------
-def _check_int(fn: str, name: str, value, low: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{fn}: {name} must be >= {low}, got {value}")
-
-
 def _check_layout(fn: str, layout) -> None:
-    if not isinstance(layout, torch.Tensor) or layout.dtype != torch.bool:
-        got = layout.dtype if isinstance(layout, torch.Tensor) else type(layout).__name__
-        raise TypeError(f"{fn}: layout must be a boolean torch.Tensor (True = may attend), got {got}")
+    """A square (n_blocks, n_blocks) boolean block layout, True = the query block may attend to the key block."""
+    check_tensor(fn, "layout", layout, shape="boolean (n_blocks, n_blocks)")
+    if layout.dtype != torch.bool:
+        raise TypeError(f"{fn}: layout must be a boolean torch.Tensor (True = may attend), got {layout.dtype}")
     if layout.dim() != 2 or layout.shape[0] != layout.shape[1]:
         raise ValueError(f"{fn}: layout must be square (n_blocks, n_blocks), got shape {tuple(layout.shape)}")
 
@@ -75,8 +70,8 @@ def sliding_window_mask(n: int, window: int, device: torch.device | str | None =
             [0, 1, 1, 1],
             [0, 0, 1, 1]], dtype=torch.int32)
     """
-    _check_int("sliding_window_mask", "n", n, 1)
-    _check_int("sliding_window_mask", "window", window, 0)
+    check_int("sliding_window_mask", "n", n, 1)
+    check_int("sliding_window_mask", "window", window, 0)
     pos = torch.arange(n, device=device)
     return (pos[:, None] - pos[None, :]).abs() <= window                 # (n, n)
 
@@ -90,8 +85,8 @@ def global_mask(n: int, n_global: int, device: torch.device | str | None = None)
             [1, 0, 0, 0],
             [1, 0, 0, 0]], dtype=torch.int32)
     """
-    _check_int("global_mask", "n", n, 1)
-    _check_int("global_mask", "n_global", n_global, 0)
+    check_int("global_mask", "n", n, 1)
+    check_int("global_mask", "n_global", n_global, 0)
     is_global = torch.arange(n, device=device) < n_global                # (n,)
     return is_global[:, None] | is_global[None, :]                        # row (sees all) | column (seen by all)
 
@@ -107,15 +102,15 @@ def window_layout(n_blocks: int, window: int = 1) -> torch.Tensor:
             [1, 1, 1],
             [0, 1, 1]], dtype=torch.int32)
     """
-    _check_int("window_layout", "n_blocks", n_blocks, 1)
-    _check_int("window_layout", "window", window, 0)
+    check_int("window_layout", "n_blocks", n_blocks, 1)
+    check_int("window_layout", "window", window, 0)
     return sliding_window_mask(n_blocks, window)
 
 
 def global_layout(n_blocks: int, n_global: int = 1) -> torch.Tensor:
     """The first n_global blocks see every block, and every block sees them."""
-    _check_int("global_layout", "n_blocks", n_blocks, 1)
-    _check_int("global_layout", "n_global", n_global, 0)
+    check_int("global_layout", "n_blocks", n_blocks, 1)
+    check_int("global_layout", "n_global", n_global, 0)
     return global_mask(n_blocks, n_global)
 
 
@@ -130,8 +125,8 @@ def random_layout(n_blocks: int, n_random: int = 1, generator: Optional[torch.Ge
     >>> random_layout(4, 2, torch.Generator().manual_seed(0)).sum(dim=1).tolist()
     [2, 2, 2, 2]
     """
-    _check_int("random_layout", "n_blocks", n_blocks, 1)
-    _check_int("random_layout", "n_random", n_random, 0)
+    check_int("random_layout", "n_blocks", n_blocks, 1)
+    check_int("random_layout", "n_random", n_random, 0)
     if exclude is not None:
         _check_layout("random_layout", exclude)
         if exclude.shape[0] != n_blocks:
@@ -171,15 +166,15 @@ def expand_layout(layout: torch.Tensor, block_size: int) -> torch.Tensor:
             [1, 1, 1, 1]], dtype=torch.int32)
     """
     _check_layout("expand_layout", layout)
-    _check_int("expand_layout", "block_size", block_size, 1)
+    check_int("expand_layout", "block_size", block_size, 1)
     return layout.repeat_interleave(block_size, 0).repeat_interleave(block_size, 1)
 
 
 def bigbird_mask(n: int, block_size: int, window: int = 1, n_global: int = 1, n_random: int = 1,
                  seed: int = 0) -> torch.Tensor:
     """(n, n) token mask of a BigBird layout; window, n_global, n_random count *blocks*."""
-    _check_int("bigbird_mask", "n", n, 1)
-    _check_int("bigbird_mask", "block_size", block_size, 1)
+    check_int("bigbird_mask", "n", n, 1)
+    check_int("bigbird_mask", "block_size", block_size, 1)
     if n % block_size:
         raise ValueError(f"bigbird_mask: n={n} must be a multiple of block_size={block_size}")
     g = torch.Generator().manual_seed(seed)
@@ -194,9 +189,9 @@ def attended_pairs(mask: torch.Tensor) -> int:
     >>> attended_pairs(sliding_window_mask(5, 1))   # 5 * 3 - 2 at the ends
     13
     """
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise TypeError(f"attended_pairs: mask must be a boolean torch.Tensor, got "
-                        f"{mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__}")
+    check_tensor("attended_pairs", "mask", mask, shape="boolean (n, n)")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"attended_pairs: mask must be a boolean torch.Tensor (True = may attend), got {mask.dtype}")
     return int(mask.sum())
 
 
@@ -247,12 +242,9 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, la
     """
     fn = "block_sparse_attention"
     for name, x in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise TypeError(f"{fn}: {name} must be a floating-point torch.Tensor")
-        if x.dim() < 2:
-            raise ValueError(f"{fn}: {name} must have shape (..., n, d), got {tuple(x.shape)}")
+        check_tensor(fn, name, x, min_dim=2, dtype="float", shape="(..., n, d)")
     _check_layout(fn, layout)
-    _check_int(fn, "block_size", block_size, 1)
+    check_int(fn, "block_size", block_size, 1)
     n = q.shape[-2]
     if k.shape[-2] != n or v.shape[-2] != n or k.shape[-1] != q.shape[-1]:
         raise ValueError(f"{fn}: self-attention shapes expected, q (..., n, d), k (..., n, d), v (..., n, d_v); "

@@ -178,7 +178,7 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
               seconds: float | None = None, max_steps: int | None = None, scheduler=None,
               eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None, eval_every: float = 30.0,
               clip_grad: float | None = 1.0, cooldown: float = 0.0, progress: bool = True,
-              desc: str = "training") -> History:
+              desc: str = "training", lr_by_progress: Callable[[float], float] | None = None) -> History:
     """Train until `seconds` have passed, `max_steps` steps were taken, or `batches` runs out.
 
     loss_fn(model, batch) -> (mean loss over the batch's tokens, number of tokens): the loop is
@@ -188,6 +188,9 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
     Give `batches` as an endless iterator (e.g. `itertools.cycle` over epochs) for a pure time budget.
     cooldown: the last fraction of the budget (of `seconds`, or of `max_steps` if that ends first)
     over which every learning rate is scaled linearly down to 0, on top of `scheduler`.
+    lr_by_progress(fraction) -> multiplier: every learning rate is also scaled by this function of the
+    fraction of the budget done (training time, evaluation excluded, or steps / max_steps), from
+    lr_by_progress(0.0) for the first step on: a warm-up and decay that follow the clock.
     """
     fn = "train_for"
     if seconds is None and max_steps is None:
@@ -200,6 +203,9 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
     if not 0.0 <= cooldown < 1.0:
         raise ValueError(f"{fn}: cooldown is the fraction of the budget spent cooling the learning rate "
                          f"down, in [0, 1); got {cooldown!r} (try 0.2)")
+    if lr_by_progress is not None and not callable(lr_by_progress):
+        raise TypeError(f"{fn}: lr_by_progress must be a function of the fraction of the budget done, "
+                        f"got {type(lr_by_progress).__name__}")
     from tqdm.auto import tqdm
 
     history = History()
@@ -225,6 +231,15 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
         return max((now - start) / seconds if seconds is not None else 0.0,
                    steps / max_steps if max_steps is not None else 0.0)
 
+    def lr_scale(fraction: float) -> float:
+        scale = min(1.0, max(0.0, (1.0 - fraction) / cooldown)) if cooldown else 1.0
+        return scale * lr_by_progress(fraction) if lr_by_progress is not None else scale
+
+    rescaled = bool(cooldown) or lr_by_progress is not None
+    if lr_by_progress is not None:             # the first step already follows the schedule
+        for g, r in zip(optimizer.param_groups, planned):
+            g["lr"] = r * lr_scale(0.0)
+
     model.train()
     for batch in batches:
         loss, n_tokens = loss_fn(model, batch)
@@ -235,14 +250,14 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
         optimizer.step()
         lr = optimizer.param_groups[0]["lr"]
         now = time.perf_counter()
-        if cooldown:                           # undo last step's scaling so the scheduler sees its own rates
+        if rescaled:                           # undo last step's scaling so the scheduler sees its own rates
             for g, r in zip(optimizer.param_groups, planned):
                 g["lr"] = r
         if scheduler is not None:
             scheduler.step()
-        if cooldown:
+        if rescaled:
             planned = [g["lr"] for g in optimizer.param_groups]
-            scale = min(1.0, max(0.0, (1.0 - done_fraction(now, history.steps + 1)) / cooldown))
+            scale = lr_scale(done_fraction(now, history.steps + 1))
             for g in optimizer.param_groups:
                 g["lr"] *= scale
         loss_value = float(loss.detach())
@@ -268,7 +283,7 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
         if (seconds is not None and now - start >= seconds) or (max_steps is not None and history.steps >= max_steps):
             break
     history.seconds = time.perf_counter() - start
-    if cooldown:                               # leave the optimizer as the schedule has it, ready to resume
+    if rescaled:                               # leave the optimizer as the schedule has it, ready to resume
         for g, r in zip(optimizer.param_groups, planned):
             g["lr"] = r
     evaluate(time.perf_counter())

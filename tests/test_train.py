@@ -1,6 +1,7 @@
 """course_utils.train against references: the paper's formula, torch's cross-entropy, a real (tiny) fit."""
 import itertools
 import math
+import time
 
 import course_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch)
 import pytest
@@ -166,6 +167,29 @@ def test_train_for_cooldown_ramps_to_zero_on_top_of_the_schedule():
     assert [r["lr"] for r in hist.train] == pytest.approx(expect)
     with pytest.raises(ValueError, match="cooldown"):
         train_for(model, opt, batches, loss_fn, max_steps=5, cooldown=1.0)
+
+
+def test_train_for_lr_by_progress_follows_the_budget_from_the_first_step():
+    model, batches, loss_fn, _ = _regression()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    warm_cos = lambda f: max(f / 0.1, 1e-3) if f < 0.1 else 0.5 * (1 + math.cos(math.pi * (f - 0.1) / 0.9))
+    hist = train_for(model, opt, itertools.cycle(batches), loss_fn, max_steps=20, lr_by_progress=warm_cos,
+                     progress=False)
+    expect = [0.01 * warm_cos(k / 20) for k in range(20)]               # step k runs at the fraction done before it
+    assert [r["lr"] for r in hist.train] == pytest.approx(expect)
+    assert hist.train[0]["lr"] == pytest.approx(1e-5)                  # lr_by_progress(0.0): not the bare rate
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)            # restored, as with cooldown
+    # on a time budget the fraction is the clock, evaluation excluded: slow evaluations do not eat the schedule
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    seen, wall = [], time.perf_counter()
+    hist = train_for(model, opt, itertools.cycle(batches), loss_fn, seconds=0.4, progress=False, eval_every=0.05,
+                     eval_fn=lambda m: (time.sleep(0.05), {})[1], lr_by_progress=lambda f: seen.append(f) or 1.0)
+    wall = time.perf_counter() - wall
+    pauses = 0.05 * len(hist.eval)                                       # the last one comes after the budget
+    assert seen[0] == 0.0 and all(a <= b for a, b in zip(seen, seen[1:])) and 1.0 <= seen[-1] < 1.25
+    assert len(hist.eval) >= 3 and wall >= 0.4 + pauses - 0.05, "evaluation pauses are not training time"
+    with pytest.raises(TypeError, match="lr_by_progress"):
+        train_for(model, opt, batches, loss_fn, max_steps=5, lr_by_progress=0.5)
 
 
 def test_history_extend_shifts_steps():
