@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,21 +32,10 @@ import torch  # noqa: E402
 
 from course_utils.attention import scaled_dot_product_attention  # noqa: E402
 from course_utils.flash import tiled_attention  # noqa: E402
-from course_utils.measure import peak_rss  # noqa: E402
+from course_utils.measure import best_time, peak_rss  # noqa: E402
 from course_utils.sparse import bigbird_layout, block_sparse_attention, expand_layout  # noqa: E402
 
 BIGBIRD = dict(block=64, window=1, n_global=2, n_random=3)   # BigBird-base's block pattern
-
-
-def best_time(fn, repeats: int = 3) -> float:
-    """Seconds of the fastest of `repeats` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def sparse_vs_masked(ns, heads: int = 2, d: int = 64, repeats: int = 3, seed: int = 0):
@@ -60,8 +48,8 @@ def sparse_vs_masked(ns, heads: int = 2, d: int = 64, repeats: int = 3, seed: in
         mask = expand_layout(layout, b)
         q, k, v = (torch.randn(1, heads, n, d, generator=g) for _ in range(3))
         with torch.no_grad():
-            t_full = best_time(lambda: scaled_dot_product_attention(q, k, v, mask), repeats)
-            t_sparse = best_time(lambda: block_sparse_attention(q, k, v, layout, b), repeats)
+            t_full = best_time(lambda: scaled_dot_product_attention(q, k, v, mask), repeats=repeats)
+            t_sparse = best_time(lambda: block_sparse_attention(q, k, v, layout, b), repeats=repeats)
         rows.append((n, t_full, t_sparse, float(mask.float().mean())))
     return rows
 
@@ -100,14 +88,14 @@ def kv_cache_speedup(lengths, repeats: int = 1, seed: int = 0):
 
     torch.manual_seed(seed)
     prompt = torch.randint(96, (1, 16), generator=torch.Generator().manual_seed(seed))
-    model = GPT(GPTConfig(vocab_size=96, block_size=prompt.shape[1] + max(lengths), n_layer=4, n_head=4,
-                          n_embd=128, rope=True)).eval()
+    model = GPT(GPTConfig(vocab_size=96, max_len=prompt.shape[1] + max(lengths), n_layers=4, n_heads=4,
+                          d_model=128, rope=True)).eval()
     rows = []
     for n_new in lengths:
         out, times = {}, {}
         for cached in (False, True):
             times[cached] = best_time(lambda: out.__setitem__(
-                cached, model.generate(prompt, n_new, temperature=0, use_cache=cached)), repeats)
+                cached, model.generate(prompt, n_new, temperature=0, use_cache=cached)), repeats=repeats)
         rows.append((n_new, times[False], times[True], bool(torch.equal(out[False], out[True]))))
     return rows
 
