@@ -255,6 +255,7 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output (..., T_q, d_model), weights (..., h, T_q, T_k)); see the class docstring for the mask."""
         fn = "MultiHeadAttention"
         for name, x, dim in (("query", query, self.d_model), ("key", key, self.kdim), ("value", value, self.vdim)):
             check_tensor(fn, name, x, min_dim=2, dtype="float", shape="(..., T, D)")

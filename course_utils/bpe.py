@@ -3,7 +3,8 @@
 BPE starts from characters and repeatedly merges the most frequent adjacent pair of
 symbols into a new symbol. Training learns an ordered list of merges; tokenizing a
 word replays those merges on it, in order. This module holds the word-level version
-of notebook 03 (words with an end-of-word marker `</w>`, as in the lecture's example).
+of notebook 03 (words with an end-of-word marker `</w>`, as in the lecture's example, the toy
+corpus of Sennrich et al.'s Algorithm 1).
 The merge engine it shares with the GPT-2-style byte-level tokenizer (`pair_counts`,
 `merge_pair`, `incremental_merges`) lives in `course_utils.bpe_base`; the byte-level
 tokenizer itself is `from course_utils.bytelevel import ByteLevelBPE`.
@@ -85,6 +86,7 @@ def count_pairs(corpus: dict[tuple, int]) -> dict[Pair, int]:
 
 # ----------------------------------------------------------------------------- training, the slow clear way
 def _corpus(word_counts: dict[str, int], end_of_word: str) -> dict[tuple, int]:
+    """{word: count} -> {symbols tuple: count}: every word split into characters (+ marker)."""
     return {tuple(word_to_symbols(w, end_of_word)): c for w, c in word_counts.items()}
 
 

@@ -148,6 +148,7 @@ class ByteLevelBPE:
 
     # ------------------------------------------------------------------ bookkeeping
     def _assign_special_ids(self) -> None:
+        """Number the special tokens after the merges, rebuild their splitter, empty the chunk cache."""
         start = 256 + len(self.merges)
         self.special_tokens = {s: start + k for k, s in enumerate(self._special_names)}
         self.inverse_special = {i: s for s, i in self.special_tokens.items()}
@@ -247,6 +248,7 @@ class ByteLevelBPE:
 
     # ------------------------------------------------------------------ encoding and decoding
     def _split_specials(self, text: str, allowed: bool) -> list[str]:
+        """Cut `text` around special-token strings (kept as parts) when `allowed`; else the whole text."""
         if not allowed or self._special_re is None:
             return [text]
         return [p for p in self._special_re.split(text) if p]
