@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,14 +32,17 @@ def run(ns, batch=1, heads=4, d_head=64, device="cpu", dtype=torch.float32, repe
     for n in ns:
         g = torch.Generator(device=device).manual_seed(n)
         q, k, v = (torch.randn(batch, heads, n, d_head, generator=g, device=device, dtype=dtype) for _ in range(3))
-        t_o, m_o = time_and_memory(lambda: scaled_dot_product_attention(q, k, v, is_causal=causal), device, repeats)
-        t_f, m_f = time_and_memory(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal), device, repeats)
+        ours = partial(scaled_dot_product_attention, q, k, v, is_causal=causal)
+        fused = partial(F.scaled_dot_product_attention, q, k, v, is_causal=causal)
+        t_o, m_o = time_and_memory(ours, device, repeats)
+        t_f, m_f = time_and_memory(fused, device, repeats)
         rows.append((n, t_o, t_f, m_o, m_f))
-        del q, k, v
+        del q, k, v, ours, fused  # free this n's tensors before the next, larger one
     return rows
 
 
 def fmt_mb(b):
+    """Bytes as MiB, right-aligned for the table."""
     return f"{b / 2**20:8.1f}"
 
 

@@ -34,26 +34,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from course_utils.checks import check_int, check_number, check_tensor
+
 __all__ = ["scaled_dot_product_attention", "causal_mask", "padding_mask", "split_heads", "merge_heads",
            "MultiHeadAttention"]
 
 
 # ---------------------------------------------------------------------------------------------
-# input checks: one message per mistake, naming the argument, what was expected and what came
+# input checks (course_utils.checks), plus the one a mask needs: its convention and its shape
 # ---------------------------------------------------------------------------------------------
-def _check_tensor(name: str, x, fn: str, min_dim: int = 2) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() < min_dim:
-        raise ValueError(f"{fn}: {name} must have at least {min_dim} dimensions (..., T, D), "
-                         f"got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{fn}: {name} must be a floating-point tensor, got dtype {x.dtype}")
-
-
 def _check_mask(mask, scores_shape: torch.Size, fn: str, what: str = "(..., T_q, T_k)") -> None:
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{fn}: mask must be a boolean torch.Tensor (True = may attend), got {type(mask).__name__}")
+    """A bool mask, True = may attend, that broadcasts to the scores; the message says how to convert others."""
+    check_tensor(fn, "mask", mask, shape="boolean (True = may attend)")
     if mask.dtype != torch.bool:
         raise TypeError(f"{fn}: mask must have dtype torch.bool with True = may attend, got {mask.dtype}. "
                         "For an additive float mask (0 / -inf) use `mask = float_mask == 0`; for "
@@ -93,7 +85,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     """
     fn = "scaled_dot_product_attention"
     for name, x in (("q", q), ("k", k), ("v", v)):
-        _check_tensor(name, x, fn)
+        check_tensor(fn, name, x, min_dim=2, dtype="float", shape="(..., T, D)")
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError(f"{fn}: q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if q.shape[-1] != k.shape[-1]:
@@ -107,8 +99,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     except RuntimeError:
         raise ValueError(f"{fn}: the leading (batch/head) dims of q {tuple(q.shape)}, k {tuple(k.shape)} and "
                          f"v {tuple(v.shape)} do not broadcast") from None
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"{fn}: dropout_p must lie in [0, 1), got {dropout_p}")
+    check_number(fn, "dropout_p", dropout_p, low=0, high=1, high_open=True)
     T_q, T_k = q.shape[-2], k.shape[-2]
     scores_shape = torch.Size((*lead, T_q, T_k))
     if mask is not None:
@@ -147,10 +138,7 @@ def causal_mask(n: int, device: torch.device | str | None = None) -> torch.Tenso
             [1, 1, 0],
             [1, 1, 1]], dtype=torch.int32)
     """
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"causal_mask: n must be an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"causal_mask: n must be >= 1, got {n}")
+    n = check_int("causal_mask", "n", n)
     return torch.ones(n, n, dtype=torch.bool, device=device).tril()
 
 
@@ -173,8 +161,8 @@ def padding_mask(lengths: Sequence[int] | torch.Tensor, max_len: int | None = No
         lengths = lengths.to(device=device)
     else:
         lengths = list(lengths)
-        if not all(isinstance(n, int) and not isinstance(n, bool) for n in lengths):
-            raise TypeError(f"padding_mask: lengths must be integers, got {lengths!r}")
+        for i, n in enumerate(lengths):
+            check_int("padding_mask", f"lengths[{i}]", n, low=None)   # >= 0 is checked below, for all
         lengths = torch.tensor(lengths, dtype=torch.long, device=device)
     if lengths.numel() == 0:
         raise ValueError("padding_mask: lengths is empty; give one length per sequence")
@@ -183,8 +171,7 @@ def padding_mask(lengths: Sequence[int] | torch.Tensor, max_len: int | None = No
     longest = int(lengths.max())
     if max_len is None:
         max_len = longest
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-        raise ValueError(f"padding_mask: max_len must be a positive int, got {max_len!r}")
+    max_len = check_int("padding_mask", "max_len", max_len)
     if longest > max_len:
         raise ValueError(f"padding_mask: a length ({longest}) exceeds max_len ({max_len})")
     return torch.arange(max_len, device=lengths.device) < lengths[:, None]   # (B, max_len)
@@ -206,12 +193,8 @@ def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
             [[2., 3.],
              [6., 7.]]])
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"split_heads: x must be a torch.Tensor, got {type(x).__name__}")
-    if isinstance(n_heads, bool) or not isinstance(n_heads, int) or n_heads < 1:
-        raise ValueError(f"split_heads: n_heads must be a positive int, got {n_heads!r}")
-    if x.dim() < 2:
-        raise ValueError(f"split_heads: x must have shape (..., T, D), got {tuple(x.shape)}")
+    check_tensor("split_heads", "x", x, min_dim=2, shape="(..., T, D)")
+    check_int("split_heads", "n_heads", n_heads)
     *lead, T, D = x.shape
     if D % n_heads:
         raise ValueError(f"split_heads: the last dimension D={D} is not divisible by n_heads={n_heads}")
@@ -224,10 +207,7 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     >>> x = torch.randn(2, 5, 12); bool((merge_heads(split_heads(x, 3)) == x).all())
     True
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"merge_heads: x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() < 3:
-        raise ValueError(f"merge_heads: x must have shape (..., h, T, d_h), got {tuple(x.shape)}")
+    check_tensor("merge_heads", "x", x, min_dim=3, shape="(..., h, T, d_h)")
     *lead, h, T, d_h = x.shape
     return x.transpose(-3, -2).reshape(*lead, T, h * d_h)                 # (..., T, h*d_h)
 
@@ -253,13 +233,11 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
                  kdim: int | None = None, vdim: int | None = None):
         super().__init__()
-        for name, val in (("d_model", d_model), ("n_heads", n_heads)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"MultiHeadAttention: {name} must be a positive int, got {val!r}")
+        fn = "MultiHeadAttention"
+        d_model, n_heads = check_int(fn, "d_model", d_model), check_int(fn, "n_heads", n_heads)
         if d_model % n_heads:
-            raise ValueError(f"MultiHeadAttention: d_model={d_model} must be divisible by n_heads={n_heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"MultiHeadAttention: dropout must lie in [0, 1), got {dropout}")
+            raise ValueError(f"{fn}: d_model={d_model} must be divisible by n_heads={n_heads}")
+        check_number(fn, "dropout", dropout, low=0, high=1, high_open=True)
         self.d_model, self.n_heads, self.dropout = d_model, n_heads, dropout
         self.d_head = d_model // n_heads
         self.kdim, self.vdim = kdim or d_model, vdim or d_model
@@ -270,17 +248,17 @@ class MultiHeadAttention(nn.Module):
 
     def _head_mask(self, mask: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """A (B, T_q, T_k) mask is the same for every head: insert the head dim -> (B, 1, T_q, T_k)."""
-        if not isinstance(mask, torch.Tensor):
-            raise TypeError(f"MultiHeadAttention: mask must be a boolean torch.Tensor, got {type(mask).__name__}")
+        check_tensor("MultiHeadAttention", "mask", mask, shape="boolean (True = may attend)")
         if mask.dim() == query.dim() and mask.dim() > 2:
             return mask.unsqueeze(-3)
         return mask
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output (..., T_q, d_model), weights (..., h, T_q, T_k)); see the class docstring for the mask."""
         fn = "MultiHeadAttention"
         for name, x, dim in (("query", query, self.d_model), ("key", key, self.kdim), ("value", value, self.vdim)):
-            _check_tensor(name, x, fn)
+            check_tensor(fn, name, x, min_dim=2, dtype="float", shape="(..., T, D)")
             if x.shape[-1] != dim:
                 raise ValueError(f"{fn}: {name} must have last dimension {dim}, got shape {tuple(x.shape)}")
         if key.shape[-2] != value.shape[-2]:

@@ -3,9 +3,11 @@
 BPE starts from characters and repeatedly merges the most frequent adjacent pair of
 symbols into a new symbol. Training learns an ordered list of merges; tokenizing a
 word replays those merges on it, in order. This module holds the word-level version
-of notebook 03 (words with an end-of-word marker `</w>`, as in the lecture's example);
-`course_utils.bytelevel` builds the GPT-2-style byte-level tokenizer on the same engine
-(`ByteLevelBPE` is importable from here too).
+of notebook 03 (words with an end-of-word marker `</w>`, as in the lecture's example, the toy
+corpus of Sennrich et al.'s Algorithm 1).
+The merge engine it shares with the GPT-2-style byte-level tokenizer (`pair_counts`,
+`merge_pair`, `incremental_merges`) lives in `course_utils.bpe_base`; the byte-level
+tokenizer itself is `from course_utils.bytelevel import ByteLevelBPE`.
 
 Concessions, stated up front:
 - Ties between equally frequent pairs are broken by *first occurrence*: the pair that
@@ -15,36 +17,33 @@ Concessions, stated up front:
   counts can legitimately differ.
 - `train_bpe` recounts every pair after every merge: simple and slow, O(merges x corpus).
   `train_bpe_fast` updates the counts of only the words a merge touched and gives the
-  identical merge list (tested); `incremental_merges` is that engine.
+  identical merge list (tested); `course_utils.bpe_base.incremental_merges` is that engine.
 - Pure Python: fine for a few million characters, not for a web crawl.
 """
 from __future__ import annotations
 
-import heapq
-from typing import Callable, Hashable, Iterable, Sequence
+from typing import Iterable, Sequence
 
-Pair = tuple  # (left symbol, right symbol)
+from course_utils.bpe_base import Pair, incremental_merges, merge_pair, pair_counts
+from course_utils.checks import check_int
+
+__all__ = ["word_to_symbols", "count_pairs", "train_bpe", "bpe_trace", "bpe_vocabulary", "apply_merges",
+           "train_bpe_fast"]
 
 
 # ----------------------------------------------------------------------------- validation
 def _check_word_counts(word_counts, fn: str) -> None:
+    """{non-empty word: count >= 1}: what every trainer here starts from."""
     if not isinstance(word_counts, dict):
         raise TypeError(f"{fn}: word_counts must be a dict {{word: count}}, got {type(word_counts).__name__}")
     for w, c in word_counts.items():
         if not isinstance(w, str) or not w:
             raise ValueError(f"{fn}: word_counts keys must be non-empty strings, got {w!r}")
-        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-            raise ValueError(f"{fn}: word_counts[{w!r}] must be a positive int, got {c!r}")
-
-
-def _check_count(n, name: str, fn: str) -> None:
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{fn}: {name} must be an int, got {type(n).__name__}")
-    if n < 0:
-        raise ValueError(f"{fn}: {name} must be >= 0, got {n}")
+        check_int(fn, f"word_counts[{w!r}]", c)
 
 
 def _check_eow(end_of_word, fn: str) -> str:
+    """The end-of-word marker as a string ('' for none; None means '')."""
     if end_of_word is None:
         return ""
     if not isinstance(end_of_word, str):
@@ -52,7 +51,8 @@ def _check_eow(end_of_word, fn: str) -> str:
     return end_of_word
 
 
-# ----------------------------------------------------------------------------- the three small steps
+# ----------------------------------------------------------------------------- the small steps
+# (the third, merge_pair, is shared with the byte-level tokenizer: course_utils.bpe_base)
 def word_to_symbols(word: str, end_of_word: str = "</w>") -> list[str]:
     """Split a word into characters and append the end-of-word marker.
 
@@ -80,37 +80,13 @@ def count_pairs(corpus: dict[tuple, int]) -> dict[Pair, int]:
         raise TypeError(f"count_pairs: corpus must be a dict {{symbols tuple: count}}, got {type(corpus).__name__}")
     counts: dict[Pair, int] = {}
     for symbols, freq in corpus.items():
-        for pair in zip(symbols, symbols[1:]):
-            counts[pair] = counts.get(pair, 0) + freq
+        pair_counts(symbols, freq, counts)   # adds this word's pairs, freq times each
     return counts
-
-
-def merge_pair(symbols: Sequence, pair: Pair, new_symbol=None) -> list:
-    """Replace every occurrence of `pair` in `symbols`, scanning left to right, by one symbol.
-
-    >>> merge_pair(["a", "a", "a", "b"], ("a", "a"))
-    ['aa', 'a', 'b']
-
-    Occurrences cannot overlap: after merging positions 0-1, the scan continues at 2.
-    `new_symbol` defaults to the two strings glued together (byte-level BPE passes an id).
-    """
-    if not (isinstance(pair, tuple) and len(pair) == 2):
-        raise TypeError(f"merge_pair: pair must be a tuple of two symbols, got {pair!r}")
-    a, b = pair
-    new = a + b if new_symbol is None else new_symbol
-    out, i, n = [], 0, len(symbols)
-    while i < n:
-        if i < n - 1 and symbols[i] == a and symbols[i + 1] == b:
-            out.append(new)
-            i += 2
-        else:
-            out.append(symbols[i])
-            i += 1
-    return out
 
 
 # ----------------------------------------------------------------------------- training, the slow clear way
 def _corpus(word_counts: dict[str, int], end_of_word: str) -> dict[tuple, int]:
+    """{word: count} -> {symbols tuple: count}: every word split into characters (+ marker)."""
     return {tuple(word_to_symbols(w, end_of_word)): c for w, c in word_counts.items()}
 
 
@@ -124,7 +100,7 @@ def train_bpe(word_counts: dict[str, int], num_merges: int, end_of_word: str = "
     pair is left (every word is one symbol).
     """
     _check_word_counts(word_counts, "train_bpe")
-    _check_count(num_merges, "num_merges", "train_bpe")
+    check_int("train_bpe", "num_merges", num_merges, low=0)
     eow = _check_eow(end_of_word, "train_bpe")
     corpus = _corpus(word_counts, eow)
     merges: list[tuple[str, str]] = []
@@ -146,7 +122,7 @@ def bpe_trace(word_counts: dict[str, int], num_merges: int, end_of_word: str = "
     `merge` (the pair merged next, None at the last step) and `vocab` (symbols so far).
     """
     _check_word_counts(word_counts, "bpe_trace")
-    _check_count(num_merges, "num_merges", "bpe_trace")
+    check_int("bpe_trace", "num_merges", num_merges, low=0)
     eow = _check_eow(end_of_word, "bpe_trace")
     corpus = _corpus(word_counts, eow)
     vocab = list(dict.fromkeys(s for symbols in corpus for s in symbols))
@@ -200,133 +176,6 @@ def apply_merges(word: str, merges: Sequence[tuple[str, str]], end_of_word: str 
 
 
 # ----------------------------------------------------------------------------- training, the fast way
-def incremental_merges(words: list[list], freqs: list[int], num_merges: int, *,
-                       new_symbol: Callable[[Hashable, Hashable], Hashable],
-                       rank: Callable[[Hashable], int] | None = None,
-                       progress: bool = False, desc: str = "BPE merges") -> list[Pair]:
-    """The BPE merge loop with incremental pair counts; `words` (lists of symbols) are merged in place.
-
-    words[i] occurs freqs[i] times. Instead of recounting the corpus after each merge, we
-    keep `counts[pair]` and `where[pair]` (the indices of words holding the pair) and
-    update only the words the merge touched: remove their old pairs, add their new ones.
-    The best pair comes from a max-heap with lazy deletion: an entry whose stored count
-    is stale is pushed back with its current count (counts of old pairs only fall; new
-    pairs, which contain the new symbol, are pushed once after the merge that made them).
-
-    Ties: with `rank=None`, the pair whose first occurrence comes first (word index,
-    then position), as `train_bpe` does; with `rank`, the pair with the smallest
-    (rank(left), rank(right)), a fixed order (what `tokenizers` does with token ids).
-    `new_symbol(a, b)` makes the merged symbol (string concatenation, or the next id).
-    """
-    counts: dict[Pair, int] = {}
-    where: dict[Pair, set[int]] = {}
-    for i, (w, f) in enumerate(zip(words, freqs)):
-        for p in zip(w, w[1:]):
-            counts[p] = counts.get(p, 0) + f
-            where.setdefault(p, set()).add(i)
-
-    first = rank is None
-    order = {p: k for k, p in enumerate(counts)} if first else None  # static heap key for "first" mode
-    key = (lambda p: order.setdefault(p, len(order))) if first else (lambda p: (rank(p[0]), rank(p[1])))
-    heap = [(-c, key(p), p) for p, c in counts.items()]
-    heapq.heapify(heap)
-
-    def first_occurrence(p):  # (word index, position) of the pair's first occurrence
-        i = min(where[p])
-        w = words[i]
-        return i, next(j for j in range(len(w) - 1) if w[j] == p[0] and w[j + 1] == p[1])
-
-    def pop_valid():  # the top entry whose count is current, or None
-        while heap:
-            negc, k, p = heapq.heappop(heap)
-            c = counts.get(p, 0)
-            if c == -negc and c > 0:
-                return negc, k, p
-            if c > 0:
-                heapq.heappush(heap, (-c, k, p))
-        return None
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=num_merges, desc=desc, leave=False)
-    merges: list[Pair] = []
-    for _ in range(num_merges):
-        top = pop_valid()
-        if top is None:
-            break
-        if first:  # gather every pair tied at the top count, keep the earliest occurrence
-            ties = [top]
-            while heap and heap[0][0] == top[0]:
-                nxt = pop_valid()
-                if nxt is None:
-                    break
-                if nxt[0] != top[0]:
-                    heapq.heappush(heap, nxt)
-                    break
-                ties.append(nxt)
-            ties.sort(key=lambda t: first_occurrence(t[2]))
-            top = ties[0]
-            for t in ties[1:]:
-                heapq.heappush(heap, t)
-        pair = top[2]
-        a, b = pair
-        new = new_symbol(a, b)
-        merges.append(pair)
-        born: set[Pair] = set()
-        for i in sorted(where.pop(pair)):
-            w, f = words[i], freqs[i]
-            merged = merge_pair(w, pair, new)
-            old_pairs, new_pairs = list(zip(w, w[1:])), list(zip(merged, merged[1:]))
-            for p in old_pairs:
-                counts[p] -= f
-            for p in new_pairs:
-                counts[p] = counts.get(p, 0) + f
-                if new in p:
-                    born.add(p)
-            for p in set(old_pairs) - set(new_pairs):
-                if p != pair:
-                    where[p].discard(i)
-            for p in set(new_pairs) - set(old_pairs):
-                where.setdefault(p, set()).add(i)
-            words[i] = merged
-        counts.pop(pair, None)
-        for p in born:
-            if counts.get(p, 0) > 0:
-                heapq.heappush(heap, (-counts[p], key(p), p))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return merges
-
-
-def naive_merges(words: list[list], freqs: list[int], num_merges: int, *,
-                 new_symbol: Callable[[Hashable, Hashable], Hashable],
-                 rank: Callable[[Hashable], int] | None = None) -> list[Pair]:
-    """Reference for `incremental_merges`: recount every pair of every word before each merge.
-
-    Same tie rules, same in-place update of `words`; O(merges x corpus), for tests.
-    """
-    merges: list[Pair] = []
-    for _ in range(num_merges):
-        counts: dict[Pair, int] = {}
-        for w, f in zip(words, freqs):
-            for p in zip(w, w[1:]):
-                counts[p] = counts.get(p, 0) + f
-        if not counts:
-            break
-        if rank is None:
-            best = max(counts, key=counts.get)
-        else:
-            best = min(counts, key=lambda p: (-counts[p], rank(p[0]), rank(p[1])))
-        new = new_symbol(*best)
-        for i, w in enumerate(words):
-            words[i] = merge_pair(w, best, new)
-        merges.append(best)
-    return merges
-
-
 def train_bpe_fast(word_counts: dict[str, int], num_merges: int, end_of_word: str = "</w>",
                    progress: bool = False) -> list[tuple[str, str]]:
     """Same result as `train_bpe` (same first-occurrence ties), with incremental pair counts.
@@ -335,17 +184,9 @@ def train_bpe_fast(word_counts: dict[str, int], num_merges: int, end_of_word: st
     [('e', 's'), ('es', 't'), ('est', '</w>')]
     """
     _check_word_counts(word_counts, "train_bpe_fast")
-    _check_count(num_merges, "num_merges", "train_bpe_fast")
+    check_int("train_bpe_fast", "num_merges", num_merges, low=0)
     eow = _check_eow(end_of_word, "train_bpe_fast")
     words = [word_to_symbols(w, eow) for w in word_counts]
     return incremental_merges(words, list(word_counts.values()), num_merges,
                               new_symbol=lambda a, b: a + b, progress=progress)
 
-
-def __getattr__(name: str):
-    """`from course_utils.bpe import ByteLevelBPE` works: the byte-level tokenizer lives in `bytelevel`."""
-    if name in ("ByteLevelBPE", "GPT2_SPLIT_PATTERN", "bytes_to_unicode", "pre_split"):
-        from course_utils import bytelevel
-
-        return getattr(bytelevel, name)
-    raise AttributeError(f"module 'course_utils.bpe' has no attribute {name!r}")

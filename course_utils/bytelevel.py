@@ -2,7 +2,7 @@
 
 The base alphabet is the 256 byte values, so every string (its UTF-8 bytes) can be
 encoded; merges are learned on top of them with the incremental trainer of
-`course_utils.bpe`. Before training and encoding, text is cut into chunks by GPT-2's
+`course_utils.bpe_base` (the engine the word-level `course_utils.bpe` uses too). Before training and encoding, text is cut into chunks by GPT-2's
 regex (words with their leading space, numbers, punctuation runs, whitespace), and no
 merge crosses a chunk boundary: "dog." and "dog!" share the token " dog".
 
@@ -35,7 +35,8 @@ from itertools import chain
 from pathlib import Path
 from typing import Iterable
 
-from course_utils.bpe import incremental_merges, merge_pair
+from course_utils.bpe_base import incremental_merges, merge_pair, naive_merges
+from course_utils.checks import check_choice, check_int
 
 try:
     import regex as _regex
@@ -147,6 +148,7 @@ class ByteLevelBPE:
 
     # ------------------------------------------------------------------ bookkeeping
     def _assign_special_ids(self) -> None:
+        """Number the special tokens after the merges, rebuild their splitter, empty the chunk cache."""
         start = 256 + len(self.merges)
         self.special_tokens = {s: start + k for k, s in enumerate(self._special_names)}
         self.inverse_special = {i: s for s, i in self.special_tokens.items()}
@@ -199,8 +201,7 @@ class ByteLevelBPE:
         """
         if not isinstance(text, str):
             raise TypeError(f"train: text must be a str, got {type(text).__name__}")
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-            raise TypeError(f"train: vocab_size must be an int, got {type(vocab_size).__name__}")
+        check_int("train", "vocab_size", vocab_size, low=None)
         minimum = 256 + len(self._special_names)
         if vocab_size < minimum:
             raise ValueError(f"train: vocab_size must be >= {minimum} (256 bytes + {len(self._special_names)} "
@@ -212,7 +213,6 @@ class ByteLevelBPE:
         next_id = iter(range(256, 256 + num_merges))
         rank = lambda i: _BYTE_RANK[i] if i < 256 else i  # noqa: E731  tokenizers' id order
         if naive:
-            from course_utils.bpe import naive_merges
             pairs = naive_merges(words, freqs, num_merges, new_symbol=lambda a, b: next(next_id), rank=rank)
         else:
             pairs = incremental_merges(words, freqs, num_merges, new_symbol=lambda a, b: next(next_id), rank=rank,
@@ -236,10 +236,8 @@ class ByteLevelBPE:
         Greedy BPE learns merges in order, so training to 1,024 ids gives exactly the first
         768 merges of a run to 8,192: one training run serves every smaller vocabulary.
         """
+        check_int("truncated", "vocab_size", vocab_size, low=256 + len(self._special_names), high=len(self))
         n = vocab_size - 256 - len(self._special_names)
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not 0 <= n <= len(self.merges):
-            raise ValueError(f"truncated: vocab_size must be an int from {256 + len(self._special_names)} to "
-                             f"{len(self)}, got {vocab_size!r}")
         tok = ByteLevelBPE(special_tokens=self._special_names, use_regex=self.use_regex)
         for k, (pair, new) in enumerate(self.merges.items()):
             if k >= n:
@@ -250,6 +248,7 @@ class ByteLevelBPE:
 
     # ------------------------------------------------------------------ encoding and decoding
     def _split_specials(self, text: str, allowed: bool) -> list[str]:
+        """Cut `text` around special-token strings (kept as parts) when `allowed`; else the whole text."""
         if not allowed or self._special_re is None:
             return [text]
         return [p for p in self._special_re.split(text) if p]
@@ -280,8 +279,7 @@ class ByteLevelBPE:
         """
         if not isinstance(text, str):
             raise TypeError(f"encode: text must be a str, got {type(text).__name__}")
-        if allowed_special not in ("all", "none"):
-            raise ValueError(f"encode: allowed_special must be 'all' or 'none', got {allowed_special!r}")
+        check_choice("encode", "allowed_special", allowed_special, ("all", "none"))
         out: list[int] = []
         cache, specials = self._cache, self.special_tokens
         if len(cache) > 200_000:
@@ -366,7 +364,7 @@ class ByteLevelBPE:
 
     def to_tokenizers(self):
         """The same tokenizer as a Hugging Face `tokenizers.Tokenizer` (ids included), e.g. to cross-check encode."""
-        from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+        from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers  # optional: only for this check
 
         show = lambda b: "".join(_B2U[x] for x in b)  # noqa: E731
         vocab = {show(self.vocab[i]): i for i in range(256 + len(self.merges))}

@@ -41,6 +41,7 @@ class DataError(RuntimeError):
 
 
 def _expected_sums() -> dict[str, str]:
+    """{relative path: SHA-256} from data/SHA256SUMS."""
     sums = DATA_DIR / "SHA256SUMS"
     if not sums.exists():
         raise DataError(f"{sums} is missing: restore it with `git checkout -- data/SHA256SUMS`")
@@ -49,6 +50,7 @@ def _expected_sums() -> dict[str, str]:
 
 
 def _fix_hint(relpath: str) -> str:
+    """The commands that restore or rebuild data/<relpath>, for an error message."""
     _, package, arg = _SOURCES[relpath.split("/")[0]]
     return (f"restore the shipped copy with `git checkout -- data/{relpath}`, or rebuild it from its source with "
             f"`sudo apt-get install {package} && python scripts/build_data.py {arg}`")

@@ -2,20 +2,29 @@
 
 `get_device("auto")` prefers CUDA, then Apple's MPS, then the CPU, so the same
 notebook runs on a laptop and a GPU box. `seed_everything` seeds every random
-number generator the course touches.
+number generator the course touches. `environment_report` is notebook 00's table of
+versions, device, data and network (it reads the data checksums and the offline guard,
+so this module imports `course_utils.data` and `course_utils.tools.offline`).
 """
 from __future__ import annotations
 
+import importlib.metadata as md
 import os
+import platform
 import random
 
 import numpy as np
 import torch
 
+from course_utils import data
+from course_utils.checks import check_int
+from course_utils.tools import offline
+
 _KNOWN = ("auto", "cpu", "cuda", "mps")
 
 
 def _mps_available() -> bool:
+    """Apple's Metal backend, on a PyTorch that has it at all."""
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
 
@@ -54,10 +63,7 @@ def seed_everything(seed: int) -> None:
     last bits between runs; we do not force `torch.use_deterministic_algorithms`
     because some kernels the course uses have no deterministic version.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed_everything: seed must be an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed_everything: seed must lie in [0, 2**32), got {seed}")
+    seed = check_int("seed_everything", "seed", seed, low=0, high=2**32 - 1)   # numpy's seeds are 32-bit
     os.environ["PYTHONHASHSEED"] = str(seed)  # for subprocesses; this process's hashing is fixed at start
     random.seed(seed)
     np.random.seed(seed)
@@ -70,12 +76,6 @@ def seed_everything(seed: int) -> None:
 def environment_report() -> dict[str, str]:
     """Versions, the device "auto" picks, whether the data and optional models are present,
     and whether this process is offline. Notebook 00 prints it as a table."""
-    import importlib.metadata as md
-    import platform
-
-    from . import data
-    from .tools import offline
-
     report = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
     for pkg in ("torch", "numpy", "matplotlib", "plotly", "ipywidgets", "jupyterlab", "nbgrader",
                 "papermill", "tokenizers", "transformers", "peft", "sacrebleu"):

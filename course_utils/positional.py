@@ -5,9 +5,10 @@ way), so every transformer injects positions. This module holds the three ways t
 course uses, built and verified in notebook 02:
 
 - `sinusoidal_encoding`: the fixed sin/cos table of Vaswani et al. (2017), in both
-  published layouts. Interleaved (the paper, seed 002): dimension 2i holds
-  sin(pos * w_i) and 2i+1 holds cos(pos * w_i), with w_i = 10000^(-2i/d).
-  Concatenated (seed 001, and e.g. tensor2tensor): all sines first, then all cosines.
+  published layouts. Interleaved (the paper, as the lecture notes "Deep Learning ch. 7"
+  quote it): dimension 2i holds sin(pos * w_i) and 2i+1 holds cos(pos * w_i), with
+  w_i = 10000^(-2i/d). Concatenated (the lecture notes "Transformers intuition", and e.g.
+  tensor2tensor): all sines first, then all cosines.
   The two differ by a fixed permutation of dimensions (`layout_permutation`).
 - `offset_matrix(k, d)`: the block-diagonal matrix of 2x2 rotations with
   PE[pos + k] = offset_matrix(k, d) @ PE[pos] for every pos (interleaved layout).
@@ -25,41 +26,26 @@ same thing up to `layout_permutation`.
 """
 from __future__ import annotations
 
-import math
-from numbers import Integral, Real
-
 import torch
 from torch import nn
+
+from course_utils.checks import check_choice, check_int, check_number, check_tensor
 
 LAYOUTS = ("interleaved", "concatenated")
 
 
 # ----------------------------------------------------------------------------- validation
-def _positive_int(fn: str, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{fn}: {name} must be a positive int, got {type(value).__name__} ({value!r})")
-    if value <= 0:
-        raise ValueError(f"{fn}: {name} must be a positive int, got {value}")
-    return int(value)
-
-
 def _even_dim(fn: str, d_model) -> int:
-    d = _positive_int(fn, "d_model", d_model)
+    """d_model as an int >= 1 that is even: the sin/cos (or RoPE) pairs need it."""
+    d = check_int(fn, "d_model", d_model)
     if d % 2:
         raise ValueError(f"{fn}: d_model must be even (dimensions come in sin/cos pairs), got {d}")
     return d
 
 
 def _base(fn: str, base) -> float:
-    if isinstance(base, bool) or not isinstance(base, Real) or not base > 1:
-        raise ValueError(f"{fn}: base must be a number > 1 (the paper uses 10000.0), got {base!r}")
-    return float(base)
-
-
-def _layout(fn: str, name: str, layout) -> str:
-    if layout not in LAYOUTS:
-        raise ValueError(f"{fn}: {name} must be one of {LAYOUTS}, got {layout!r}")
-    return layout
+    """The base of the wavelengths' geometric progression: > 1 (the paper uses 10000.0)."""
+    return check_number(fn, "base", base, low=1, low_open=True)
 
 
 # ----------------------------------------------------------------------------- the sinusoids
@@ -92,9 +78,9 @@ def sinusoidal_encoding(n_positions: int, d_model: int, layout: str = "interleav
     tensor([[0.0000, 1.0000, 0.0000, 1.0000],
             [0.8415, 0.5403, 0.0100, 0.9999]])
     """
-    n = _positive_int("sinusoidal_encoding", "n_positions", n_positions)
+    n = check_int("sinusoidal_encoding", "n_positions", n_positions)
     d = _even_dim("sinusoidal_encoding", d_model)
-    layout = _layout("sinusoidal_encoding", "layout", layout)
+    layout = check_choice("sinusoidal_encoding", "layout", layout, LAYOUTS)
     dtype = dtype or torch.get_default_dtype()
     pos = torch.arange(n, dtype=torch.float64)[:, None]            # (n, 1)
     angles = pos * frequencies(d, base)[None, :]                   # (n, d/2)
@@ -117,8 +103,8 @@ def layout_permutation(d_model: int, source: str = "concatenated", target: str =
     tensor([0, 2, 4, 1, 3, 5])
     """
     d = _even_dim("layout_permutation", d_model)
-    source = _layout("layout_permutation", "source", source)
-    target = _layout("layout_permutation", "target", target)
+    source = check_choice("layout_permutation", "source", source, LAYOUTS)
+    target = check_choice("layout_permutation", "target", target, LAYOUTS)
     if source == target:
         return torch.arange(d)
     half = torch.arange(d // 2)
@@ -129,12 +115,6 @@ def layout_permutation(d_model: int, source: str = "concatenated", target: str =
 
 
 # ----------------------------------------------------------------------------- the offset rotation
-def _offset(fn: str, k) -> float:
-    if isinstance(k, bool) or not isinstance(k, Real) or not math.isfinite(k):
-        raise TypeError(f"{fn}: k must be a finite int or float (the offset in positions), got {k!r}")
-    return float(k)
-
-
 def offset_matrix(k: int, d_model: int, *, base: float = 10000.0, dtype: torch.dtype | None = None,
                   device: torch.device | str | None = None) -> torch.Tensor:
     """M_k, shape (d_model, d_model), with PE[pos + k] = M_k @ PE[pos] for every pos (interleaved layout).
@@ -151,7 +131,7 @@ def offset_matrix(k: int, d_model: int, *, base: float = 10000.0, dtype: torch.d
     tensor([[ 0.5403,  0.8415],
             [-0.8415,  0.5403]])
     """
-    k = _offset("offset_matrix", k)
+    k = check_number("offset_matrix", "k (the offset in positions)", k)
     d = _even_dim("offset_matrix", d_model)
     b = k * frequencies(d, base)                                    # (d/2,) float64
     c, s = torch.cos(b), torch.sin(b)
@@ -182,12 +162,7 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
     tensor([[1.0000, 0.0000],
             [0.5403, 0.8415]])
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"apply_rope: x must be a tensor of shape (..., T, d), got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"apply_rope: x must be a floating-point tensor, got dtype {x.dtype}")
-    if x.dim() < 2:
-        raise ValueError(f"apply_rope: x must have shape (..., T, d), got shape {tuple(x.shape)}")
+    check_tensor("apply_rope", "x", x, min_dim=2, dtype="float", shape="(..., T, d)")
     T, d = x.shape[-2], x.shape[-1]
     if d % 2:
         raise ValueError(f"apply_rope: the last dimension of x must be even (pairs are rotated), got {d}")
@@ -215,15 +190,16 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
 class SinusoidalPositionalEncoding(nn.Module):
     """x + PE[:T] for x of shape (B, T, d_model); no parameters, any length.
 
-    The table for `max_positions` is a buffer (it moves with .to(device)); longer inputs
+    The table for `max_len` positions is a buffer (it moves with .to(device)); longer inputs
     get a longer table computed on the fly, which is the point of a fixed encoding.
     """
 
-    def __init__(self, d_model: int, max_positions: int = 1024, layout: str = "interleaved"):
+    def __init__(self, d_model: int, max_len: int = 1024, layout: str = "interleaved"):
         super().__init__()
         self.d_model = _even_dim("SinusoidalPositionalEncoding", d_model)
-        self.layout = _layout("SinusoidalPositionalEncoding", "layout", layout)
-        pe = sinusoidal_encoding(max_positions, d_model, layout)
+        max_len = check_int("SinusoidalPositionalEncoding", "max_len", max_len)
+        self.layout = check_choice("SinusoidalPositionalEncoding", "layout", layout, LAYOUTS)
+        pe = sinusoidal_encoding(max_len, d_model, layout)                # (max_len, d_model)
         self.register_buffer("pe", pe, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -236,24 +212,26 @@ class SinusoidalPositionalEncoding(nn.Module):
 
 
 class LearnedPositionalEmbedding(nn.Module):
-    """x + E[:T] for x of shape (B, T, d_model), with E a trained (max_positions, d_model) table.
+    """x + E[:T] for x of shape (B, T, d_model), with E a trained (max_len, d_model) table.
 
     BERT, GPT-2 and ViT do this. Row p of E only learns if some training sequence is
     longer than p: rows past the longest trained position keep their random start
-    (normal, std 0.02 as in GPT-2), and a sequence longer than max_positions has no row at all.
+    (normal, std 0.02 as in GPT-2), and a sequence longer than max_len has no row at all.
     """
 
-    def __init__(self, max_positions: int, d_model: int, init_std: float = 0.02):
+    def __init__(self, max_len: int, d_model: int, init_std: float = 0.02):
         super().__init__()
-        self.max_positions = _positive_int("LearnedPositionalEmbedding", "max_positions", max_positions)
-        self.d_model = _positive_int("LearnedPositionalEmbedding", "d_model", d_model)
-        self.weight = nn.Parameter(torch.randn(self.max_positions, self.d_model) * init_std)
+        fn = "LearnedPositionalEmbedding"
+        self.max_len = check_int(fn, "max_len", max_len)
+        self.d_model = check_int(fn, "d_model", d_model)
+        init_std = check_number(fn, "init_std", init_std, low=0)
+        self.weight = nn.Parameter(torch.randn(self.max_len, self.d_model) * init_std)   # (max_len, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"LearnedPositionalEmbedding: x must be (B, T, {self.d_model}), got {tuple(x.shape)}")
         T = x.shape[1]
-        if T > self.max_positions:
-            raise ValueError(f"LearnedPositionalEmbedding: sequence length {T} exceeds max_positions="
-                             f"{self.max_positions}; a learned table has no row for positions it never had")
+        if T > self.max_len:
+            raise ValueError(f"LearnedPositionalEmbedding: sequence length {T} exceeds max_len="
+                             f"{self.max_len}; a learned table has no row for positions it never had")
         return x + self.weight[:T].to(x.dtype)

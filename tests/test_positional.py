@@ -29,7 +29,7 @@ def formula_pe(n, d, base=10000.0):
 
 
 def formula_concat(n, d, base=10000.0):
-    """Seed 001's form: first d/2 dims sin(p / 10000^(i/d_m)), last d/2 cos(...), d_m = d/2."""
+    """The concatenated form of the lecture notes "Transformers intuition": first d/2 dims sin(p / 10000^(i/d_m)), last d/2 cos(...), d_m = d/2."""
     dm = d // 2
     return torch.tensor([[math.sin(p / base ** (i / dm)) for i in range(dm)]
                          + [math.cos(p / base ** (i / dm)) for i in range(dm)] for p in range(n)], dtype=torch.float64)
@@ -186,12 +186,12 @@ def test_rope_shapes_positions_and_norm():
 # ----------------------------------------------------------------------------- modules
 def test_modules():
     x = torch.randn(2, 9, 12)
-    sin = SinusoidalPositionalEncoding(12, max_positions=4)
+    sin = SinusoidalPositionalEncoding(12, max_len=4)
     assert torch.allclose(sin(x), x + sinusoidal_encoding(9, 12))  # longer than its buffer: still works
     learned = LearnedPositionalEmbedding(9, 12)
     assert torch.allclose(learned(x), x + learned.weight)
     assert sum(p.numel() for p in learned.parameters()) == 9 * 12 and not list(sin.parameters())
-    with pytest.raises(ValueError, match="exceeds max_positions=9"):
+    with pytest.raises(ValueError, match="exceeds max_len=9"):
         learned(torch.randn(1, 10, 12))
     with pytest.raises(ValueError, match=r"\(B, T, 12\)"):
         sin(torch.randn(9, 12))
@@ -200,22 +200,24 @@ def test_modules():
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("call,exc,words", [
     (lambda: sinusoidal_encoding(10, 7), ValueError, "d_model must be even"),
-    (lambda: sinusoidal_encoding(0, 8), ValueError, "n_positions must be a positive int, got 0"),
-    (lambda: sinusoidal_encoding(10.0, 8), TypeError, "n_positions must be a positive int, got float"),
-    (lambda: sinusoidal_encoding(10, -4), ValueError, "d_model must be a positive int"),
+    (lambda: sinusoidal_encoding(0, 8), ValueError, "n_positions must be an int >= 1, got 0"),
+    (lambda: sinusoidal_encoding(10.0, 8), TypeError, "n_positions must be an int, got float"),
+    (lambda: sinusoidal_encoding(10, -4), ValueError, "d_model must be an int >= 1"),
     (lambda: sinusoidal_encoding(10, True), TypeError, "d_model"),
     (lambda: sinusoidal_encoding(10, 8, "interleave"), ValueError, "layout must be one of"),
     (lambda: sinusoidal_encoding(10, 8, base=1.0), ValueError, "base must be a number > 1"),
     (lambda: offset_matrix(1, 5), ValueError, "d_model must be even"),
-    (lambda: offset_matrix("3", 8), TypeError, "k must be a finite int or float"),
-    (lambda: offset_matrix(float("inf"), 8), TypeError, "k must be a finite"),
+    (lambda: offset_matrix("3", 8), TypeError, r"k \(the offset in positions\) must be a number"),
+    (lambda: offset_matrix(float("inf"), 8), ValueError, r"k \(the offset in positions\) must be a number .*inf"),
     (lambda: layout_permutation(8, "concat"), ValueError, "source must be one of"),
     (lambda: apply_rope(torch.zeros(4, 5)), ValueError, "must be even"),
-    (lambda: apply_rope(torch.zeros(4)), ValueError, r"shape \(..., T, d\)"),
-    (lambda: apply_rope([[1.0, 2.0]]), TypeError, "x must be a tensor"),
+    (lambda: apply_rope(torch.zeros(4)), ValueError, r"\(\.\.\., T, d\) torch.Tensor with at least 2 dimensions"),
+    (lambda: apply_rope([[1.0, 2.0]]), TypeError, r"x must be a \(\.\.\., T, d\) torch.Tensor"),
     (lambda: apply_rope(torch.ones(3, 4, dtype=torch.long)), TypeError, "floating-point"),
     (lambda: apply_rope(torch.zeros(4, 6), torch.arange(5)), ValueError, "size T=4"),
-    (lambda: LearnedPositionalEmbedding(0, 8), ValueError, "max_positions"),
+    (lambda: LearnedPositionalEmbedding(0, 8), ValueError, "max_len must be an int >= 1"),
+    (lambda: SinusoidalPositionalEncoding(8, max_len=0), ValueError, "max_len must be an int >= 1"),
+    (lambda: LearnedPositionalEmbedding(4, 8, init_std=-1.0), ValueError, "init_std"),
 ])
 def test_bad_input_is_named(call, exc, words):
     with pytest.raises(exc, match=words):
