@@ -58,8 +58,8 @@ def check_number(fn: str, name: str, value: Any, low: float | None = None, high:
     if not math.isfinite(value) or too_low or too_high:
         left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
         right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
-        span = " and ".join(s for s in (left, right) if s) or "finite"
-        raise ValueError(f"{fn}: {name} must be a number {span}, got {value}")
+        span = " and ".join(s for s in (left, right) if s)
+        raise ValueError(f"{fn}: {name} must be {'a number ' + span if span else 'a finite number'}, got {value}")
     return value
 
 
