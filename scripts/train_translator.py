@@ -3,12 +3,14 @@
     python scripts/train_translator.py                       # the recorded recipe (GPU if present)
     python scripts/train_translator.py --seconds 600 --out build/translator/try   # any variation
 
-Same code as the notebook (course_utils.transformer, course_utils.train, the byte-level BPE
-of notebook 03), only longer and bigger. It writes into --out:
-  model.pt         fp16 weights + config + recipe + scores (`course_utils.train.load_checkpoint`)
+Same code as the notebook (the recipe of course_utils.translation, the model of course_utils.transformer,
+course_utils.decoding, course_utils.train, the byte-level BPE of notebook 03), only longer and bigger.
+It writes into --out:
+  model.pt         fp16 weights + config + recipe + scores (`course_utils.translation.load_translator`)
   tokenizer.json   the shared BPE (and tokenizer.vocab, readable)
   recipe.json      every argument, the data sizes, tokens/s, BLEU on validation and test
-  test.tsv         source, reference and translation of every test sentence (BLEU re-computable)
+  test.tsv         source, reference and translation of every test sentence (BLEU re-computable,
+                   `course_utils.translation.read_test_tsv`)
 Scores are measured on the saved fp16 weights, so the numbers describe the file that ships.
 `--eval-only --out models/translator` re-scores the shipped checkpoint without training.
 The notebook's decoding, beam and attention sections use build/translator/reference/ when it
@@ -17,34 +19,31 @@ The test split is used once, at the end, for the number we report; choices use v
 """
 from __future__ import annotations
 
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import argparse
-import csv
 import json
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import sacrebleu
+import torch
 
-import course_utils  # noqa: E402,F401  (sets OMP_WAIT_POLICY before torch)
-from course_utils.bytelevel import ByteLevelBPE  # noqa: E402
-import sacrebleu  # noqa: E402
-import torch  # noqa: E402
-
-from course_utils.data import load_translation_pairs  # noqa: E402
-from course_utils.device import get_device, seed_everything  # noqa: E402
-from course_utils.train import load_checkpoint, save_checkpoint, train_for, warmup_scheduler  # noqa: E402
-from course_utils.transformer import (Seq2SeqTransformer, TransformerConfig, config_ids, count_parameters,  # noqa: E402
-                                      curriculum_batches, encode_pairs, length_batches, mean_loss, seq2seq_loss,
-                                      shared_tokenizer, translate)
-
-DEFAULT_OUT = ROOT / "build" / "translator" / "reference"
+from course_utils.data import load_translation_pairs
+from course_utils.decoding import translate
+from course_utils.device import get_device, seed_everything
+from course_utils.measure import count_parameters
+from course_utils.paths import build_root
+from course_utils.train import train_for
+from course_utils.translation import (bleu, curriculum_batches, encode_pairs, length_batches, load_translator,
+                                      make_translator, mean_loss, save_translator, seq2seq_loss, shared_tokenizer,
+                                      write_test_tsv)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default build/translator/reference)")
+    p.add_argument("--out", type=Path, default=build_root() / "translator" / "reference",
+                   help="output folder (default build/translator/reference, under $COURSE_BUILD_DIR when set)")
     p.add_argument("--vocab", type=int, default=3000, help="shared BPE vocabulary size")
     p.add_argument("--d-model", type=int, default=192)
     p.add_argument("--heads", type=int, default=4)
@@ -75,25 +74,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def bleu(hyps: list[str], refs: list[str]) -> float:
-    """Corpus BLEU with sacreBLEU's default 13a tokenization."""
-    return sacrebleu.corpus_bleu(hyps, [refs], tokenize="13a").score
-
-
 def train(args, device) -> None:
     """Train with the recipe in `args`; write model.pt (fp16, with the recipe and training figures) and the tokenizer."""
     train_pairs, valid = load_translation_pairs("train"), load_translation_pairs("valid")
     tok = shared_tokenizer(train_pairs, args.vocab, cache=str(args.out / "tokenizer"), progress=True)
-    cfg = TransformerConfig(**config_ids(tok), d_model=args.d_model, n_heads=args.heads,
-                            n_encoder_layers=args.layers, n_decoder_layers=args.layers, d_ff=args.d_ff,
-                            dropout=args.dropout, norm_first=args.pre_ln, max_len=128)
     train_ids, valid_ids = encode_pairs(tok, train_pairs), encode_pairs(tok, valid)
-    model = Seq2SeqTransformer(cfg).to(device)
+    model, opt, sched = make_translator(vars(args), tok, device)      # the recipe: the arguments by name
+    config = model.config
     print(f"{count_parameters(model):,} parameters on {device}; {len(train_ids):,} training pairs")
-    opt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)   # the paper's Adam
-    sched = warmup_scheduler(opt, cfg.d_model, args.warmup, args.lr_factor)
-    valid_batches = list(length_batches(valid_ids, cfg, args.max_tokens, epochs=1, device=device))
-    batches = curriculum_batches(train_ids, cfg, args.max_tokens, args.short_seconds, seed=args.seed, device=device)
+    valid_batches = list(length_batches(valid_ids, config, args.max_tokens, epochs=1, device=device))
+    batches = curriculum_batches(train_ids, config, args.max_tokens, args.short_seconds, seed=args.seed, device=device)
     hist = train_for(model, opt, batches,
                      lambda m, b: seq2seq_loss(m, b, args.smoothing), seconds=args.seconds, max_steps=args.max_steps,
                      scheduler=sched, cooldown=args.cooldown, eval_fn=lambda m: {"valid_loss": mean_loss(m, valid_batches)},
@@ -105,8 +95,7 @@ def train(args, device) -> None:
         "valid_loss": hist.eval[-1]["valid_loss"],
     }
     recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    save_checkpoint(args.out / "model.pt", model, cfg, half=True, recipe=recipe, results=training,
-                    valid_curve=hist.eval)
+    save_translator(args.out, model, tok, half=True, recipe=recipe, results=training, valid_curve=hist.eval)
 
 
 def evaluate(args, device) -> dict:
@@ -118,11 +107,7 @@ def evaluate(args, device) -> dict:
     path = args.out / "model.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: train first (drop --eval-only)")
-    payload = load_checkpoint(path)
-    model = Seq2SeqTransformer(TransformerConfig(**payload["config"])).to(device)
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
-    tok = ByteLevelBPE.load(args.out / "tokenizer.json")
+    model, tok, notes = load_translator(args.out, device)
     valid = load_translation_pairs("valid")[: args.limit_eval]
     test = load_translation_pairs("test")[: args.limit_eval]
     t0 = time.perf_counter()
@@ -134,7 +119,7 @@ def evaluate(args, device) -> dict:
     decode = dict(beam_size=args.beam, alpha=args.alpha) if valid_beam >= valid_greedy else dict(beam_size=1)
     test_hyp = translate(model, tok, test_src, **decode, **cap)
     results = {
-        **payload["notes"]["results"], "valid_bleu_greedy": round(valid_greedy, 2),
+        **notes["results"], "valid_bleu_greedy": round(valid_greedy, 2),
         "valid_bleu_beam": round(valid_beam, 2), "valid_sentences": len(valid), "test_decoding": decode,
         "test_bleu": round(bleu(test_hyp, test_ref), 2), "test_sentences": len(test),
         "decode_seconds": round(time.perf_counter() - t0, 1), "sacrebleu": sacrebleu.__version__, "tokenize": "13a",
@@ -142,11 +127,8 @@ def evaluate(args, device) -> dict:
     stored = torch.load(path, map_location="cpu", weights_only=True)   # the fp16 file, scores added to its notes
     stored["notes"]["results"] = results
     torch.save(stored, path)
-    with open(args.out / "test.tsv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
-        w.writerow(["de", "reference", "translation"])
-        w.writerows(zip(test_src, test_ref, test_hyp))
-    (args.out / "recipe.json").write_text(json.dumps({"recipe": payload["notes"]["recipe"], "results": results},
+    write_test_tsv(args.out / "test.tsv", test_src, test_ref, test_hyp)
+    (args.out / "recipe.json").write_text(json.dumps({"recipe": notes["recipe"], "results": results},
                                                      indent=2) + "\n")
     return results
 

@@ -12,30 +12,39 @@ of the pairs first (the notebook now does this); `dict_*` add word or phrase pai
 dictionary (`apt-get install trans-de-en`). The README's results table has the figures this
 printed on 2026-11-23/24.
 """
-import course_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch)
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import argparse
 import copy
+import importlib.util
 import itertools
 import re
 import sys
-from pathlib import Path
 
-import sacrebleu
 import torch
 
 from course_utils.data import load_translation_pairs
-from course_utils.device import seed_everything
-from course_utils.paths import build_dir  # noqa: E402
-from course_utils.train import train_for, warmup_scheduler
-from course_utils.transformer import (Seq2SeqTransformer, TransformerConfig, config_ids, encode_pairs,
-                                      length_batches, mean_loss, seq2seq_loss, shared_tokenizer, shorter_half,
-                                      translate)
+from course_utils.decoding import translate
+from course_utils.paths import ROOT, build_dir
+from course_utils.train import train_for
+from course_utils.translation import (bleu, encode_pairs, length_batches, make_translator, mean_loss, seq2seq_loss,
+                                      shared_tokenizer, shorter_half)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_data import DING, _is_sentence, ding_parts  # noqa: E402  (the same cleaning as data/de_en_pairs.tsv)
 
-BASE = dict(vocab=2000, d_model=128, layers=2, decoder_layers=None, heads=4, d_ff=512, dropout=0.1, max_tokens=1500,
-            lr_factor=0.5, warmup=100, cooldown=0.2, ema=None, seed=0, extra=None, curriculum=0.0)
+def _load_build_data():
+    """scripts/build_data.py as a module, loaded by its path (no sys.path change): its Ding parser is the one
+    that made data/de_en_pairs.tsv, so the dictionary pairs below are cleaned exactly the same way."""
+    spec = importlib.util.spec_from_file_location("build_data", ROOT / "scripts" / "build_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_build_data = _load_build_data()
+DING, ding_parts, is_sentence = _build_data.DING, _build_data.ding_parts, _build_data._is_sentence
+
+# the recipe (course_utils.translation.make_translator's names) plus this script's knobs; a variant is its changes
+BASE = dict(vocab=2000, d_model=128, layers=2, decoder_layers=None, heads=4, d_ff=512, dropout=0.1, pre_ln=True,
+            max_tokens=1500, lr_factor=0.5, warmup=100, cooldown=0.2, ema=None, seed=0, extra=None, curriculum=0.0)
 VARIANTS = {
     "base": {},
     "seed1": dict(seed=1),
@@ -59,7 +68,7 @@ _PLACEHOLDER = re.compile(r"\b(etw|jdm|jdn|jds|jd|sth|sb|sb's)\.|\b(sb|sth)\b") 
 def _usable(x: str, max_words: int, words: bool) -> bool:
     """Not a sentence (those are in data/ already), no slash choice or placeholder, short enough;
     a word entry must not end in . ? ! either."""
-    return bool(x) and "/" not in x and not _PLACEHOLDER.search(x) and not _is_sentence(x) \
+    return bool(x) and "/" not in x and not _PLACEHOLDER.search(x) and not is_sentence(x) \
         and len(x.split()) <= max_words and not (words and x[-1:] in ".?!")
 
 
@@ -98,13 +107,8 @@ def run(name: str, spec: dict, steps: int, n_valid: int | None) -> dict:
     # the notebook's tokenizer: trained once at 4k (its largest comparison vocabulary), cut to size
     tok = shared_tokenizer(train, 4000, cache=str(build_dir("translator") / "bpe_full_4000")).truncated(spec["vocab"])
     train_ids, valid_ids = encode_pairs(tok, train + extra), encode_pairs(tok, valid)
-    cfg = TransformerConfig(**config_ids(tok), d_model=spec["d_model"], n_heads=spec["heads"],
-                            n_encoder_layers=spec["layers"], n_decoder_layers=spec["decoder_layers"] or spec["layers"],
-                            d_ff=spec["d_ff"], dropout=spec["dropout"], norm_first=True, max_len=128)
-    seed_everything(spec["seed"])
-    model = Seq2SeqTransformer(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
-    sched = warmup_scheduler(opt, cfg.d_model, spec["warmup"], spec["lr_factor"])
+    model, opt, sched = make_translator(spec, tok, seed=spec["seed"])
+    config = model.config
     ema = copy.deepcopy(model) if spec["ema"] else None
 
     def loss_fn(m, batch):
@@ -114,9 +118,9 @@ def run(name: str, spec: dict, steps: int, n_valid: int | None) -> dict:
                     pe.lerp_(pm, 1 - spec["ema"])
         return seq2seq_loss(m, batch, 0.1)
 
-    batches = length_batches(train_ids, cfg, spec["max_tokens"], 0)
+    batches = length_batches(train_ids, config, spec["max_tokens"], 0)
     if spec["curriculum"]:  # the first fraction of the steps sees only the shorter half of the pairs
-        batches = itertools.chain(itertools.islice(length_batches(shorter_half(train_ids), cfg, spec["max_tokens"], 0),
+        batches = itertools.chain(itertools.islice(length_batches(shorter_half(train_ids), config, spec["max_tokens"], 0),
                                                    int(spec["curriculum"] * steps)), batches)
     train_for(model, opt, batches, loss_fn, max_steps=steps,
               scheduler=sched, cooldown=spec["cooldown"], progress=True, desc=name)
@@ -124,9 +128,9 @@ def run(name: str, spec: dict, steps: int, n_valid: int | None) -> dict:
     scored.eval()
     src, ref = [d for d, _ in valid], [e for _, e in valid]
     hyp = translate(scored, tok, src)
-    valid_batches = list(length_batches(valid_ids, cfg, 2000, epochs=1))
+    valid_batches = list(length_batches(valid_ids, config, 2000, epochs=1))
     return dict(extra_pairs=len(extra), valid_loss=mean_loss(scored, valid_batches),
-                bleu=sacrebleu.corpus_bleu(hyp, [ref], tokenize="13a").score, example=(src[0], hyp[0], ref[0]))
+                bleu=bleu(hyp, ref), example=(src[0], hyp[0], ref[0]))
 
 
 def main(argv=None) -> None:

@@ -1,13 +1,13 @@
 """scripts/translator_ablation.py: the dictionary pairs it adds, and one short run of a variant."""
 import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 
 from course_utils.data import load_translation_pairs
+from course_utils.paths import ROOT
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "translator_ablation.py"
+SCRIPT = ROOT / "scripts" / "translator_ablation.py"
 spec = importlib.util.spec_from_file_location("translator_ablation", SCRIPT)
 ablation = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ablation)
@@ -38,3 +38,7 @@ def test_a_short_run_with_weight_averaging_and_a_curriculum_returns_its_scores()
     r = ablation.run("ema_no_cooldown", spec, steps=4, n_valid=4)
     assert r["extra_pairs"] == 0 and r["valid_loss"] > 0 and 0 <= r["bleu"] <= 100
     assert len(r["example"]) == 3
+
+
+def test_variants_are_changes_to_the_base_recipe():
+    assert ablation.VARIANTS["base"] == {} and all(set(v) <= set(ablation.BASE) for v in ablation.VARIANTS.values())
