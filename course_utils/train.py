@@ -34,20 +34,12 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from course_utils.checks import check_int, check_number
+
 __all__ = ["warmup_lr", "warmup_scheduler", "label_smoothed_cross_entropy", "History", "train_for",
            "save_checkpoint", "load_checkpoint"]
 
 # ----------------------------------------------------------------------------- the learning-rate schedule
-def _positive(fn: str, name: str, value, integer: bool = False):
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok:
-        raise TypeError(f"{fn}: {name} must be a positive {'int' if integer else 'number'}, "
-                        f"got {type(value).__name__} ({value!r})")
-    if not value > 0:
-        raise ValueError(f"{fn}: {name} must be > 0, got {value}")
-    return value
-
-
 def warmup_lr(step: int, d_model: int, warmup: int, factor: float = 1.0) -> float:
     """lr(step) = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5), steps counted from 1.
 
@@ -60,10 +52,10 @@ def warmup_lr(step: int, d_model: int, warmup: int, factor: float = 1.0) -> floa
     >>> warmup_lr(1, 512, 4000) < warmup_lr(2, 512, 4000)
     True
     """
-    _positive("warmup_lr", "step", step, integer=True)
-    _positive("warmup_lr", "d_model", d_model, integer=True)
-    _positive("warmup_lr", "warmup", warmup, integer=True)
-    _positive("warmup_lr", "factor", factor)
+    check_int("warmup_lr", "step", step)
+    check_int("warmup_lr", "d_model", d_model)
+    check_int("warmup_lr", "warmup", warmup)
+    check_number("warmup_lr", "factor", factor, low=0, low_open=True)
     return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
 
 
@@ -113,8 +105,7 @@ def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smo
     if logits.shape[:-1] != target.shape:
         raise ValueError(f"{fn}: logits (..., V) and target (...) must agree on the leading dims, got "
                          f"logits {tuple(logits.shape)} and target {tuple(target.shape)}")
-    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"{fn}: smoothing must be a number in [0, 1), got {smoothing!r}")
+    check_number(fn, "smoothing", smoothing, low=0, high=1, high_open=True)
     if reduction not in ("mean", "sum"):
         raise ValueError(f"{fn}: reduction must be 'mean' or 'sum', got {reduction!r}")
     V = logits.shape[-1]
@@ -196,10 +187,10 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
     if seconds is None and max_steps is None:
         raise ValueError(f"{fn}: give a time budget `seconds` or `max_steps` (or both), got neither")
     if seconds is not None:
-        _positive(fn, "seconds", seconds)
+        check_number(fn, "seconds", seconds, low=0, low_open=True)
     if max_steps is not None:
-        _positive(fn, "max_steps", max_steps, integer=True)
-    _positive(fn, "eval_every", eval_every)
+        check_int(fn, "max_steps", max_steps)
+    check_number(fn, "eval_every", eval_every, low=0, low_open=True)
     if not 0.0 <= cooldown < 1.0:
         raise ValueError(f"{fn}: cooldown is the fraction of the budget spent cooling the learning rate "
                          f"down, in [0, 1); got {cooldown!r} (try 0.2)")
