@@ -105,7 +105,7 @@ data-check: setup
 	@cd data && sha256sum --check --quiet SHA256SUMS && echo "data/: all files match SHA256SUMS"
 
 clean:
-	rm -rf build .pytest_cache .hypothesis
+	rm -rf build .pytest_cache .hypothesis .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
 distclean: clean

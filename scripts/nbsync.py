@@ -26,6 +26,7 @@ probably edited the notebook: name the .ipynb instead), unless `--force`.
 A script elsewhere (the old `build/src/01_attention.py` way) still works: it writes
 notebooks/01_attention.ipynb and its pair.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -115,10 +116,29 @@ def copy_checked_outputs(nb: nbformat.NotebookNode, target: Path) -> None:
     out = build_root() / "nbsync" / target.name
     out.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "COURSE_SMOKE": "1", "COURSE_HEADLESS": "1"}
-    subprocess.run([sys.executable, "-m", "papermill", "--kernel", "python3", "--log-level", "WARNING",
-                    str(target), str(out), "-p", "SMOKE", "True"], check=True, env=env, cwd=target.parent)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            "--kernel",
+            "python3",
+            "--log-level",
+            "WARNING",
+            str(target),
+            str(out),
+            "-p",
+            "SMOKE",
+            "True",
+        ],
+        check=True,
+        env=env,
+        cwd=target.parent,
+    )
     executed = nbformat.read(out, as_version=4)
-    for mine, ran in zip(nb.cells, (c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", []))):
+    for mine, ran in zip(
+        nb.cells, (c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", []))
+    ):
         if is_checked(mine):
             mine.outputs, mine.execution_count = ran.outputs, ran.execution_count
             _tag_keep_output(mine)
@@ -148,9 +168,12 @@ def guard_outdated(script: Path, target: Path) -> None:
         return
     found = pair.differences(nbformat.read(target, as_version=4), pair.read_script(script), target.name, script.name)
     if found:
-        sys.exit(f"{target.name} is newer than {script.name} and says something else:\n  " + "\n  ".join(found[:3])
-                 + f"\nIf you edited the notebook, sync from it: `python scripts/nbsync.py {target}`; "
-                 "to let the script win anyway, add --force.")
+        sys.exit(
+            f"{target.name} is newer than {script.name} and says something else:\n  "
+            + "\n  ".join(found[:3])
+            + f"\nIf you edited the notebook, sync from it: `python scripts/nbsync.py {target}`; "
+            "to let the script win anyway, add --force."
+        )
 
 
 def sync(src: Path, execute: str = "always", fmt: bool = False, force: bool = False) -> Path:
@@ -183,10 +206,14 @@ def sync(src: Path, execute: str = "always", fmt: bool = False, force: bool = Fa
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sources", nargs="*", type=Path, help="percent scripts (.py) or notebooks (.ipynb) you edited")
-    parser.add_argument("--all", action="store_true",
-                        help="every notebooks/NN_*.py; runs a notebook only where a checked cell changed")
-    parser.add_argument("--no-execute", action="store_true",
-                        help="never run the notebook: carry NBVAL_CHECK_OUTPUT outputs of unchanged cells over")
+    parser.add_argument(
+        "--all", action="store_true", help="every notebooks/NN_*.py; runs a notebook only where a checked cell changed"
+    )
+    parser.add_argument(
+        "--no-execute",
+        action="store_true",
+        help="never run the notebook: carry NBVAL_CHECK_OUTPUT outputs of unchanged cells over",
+    )
     parser.add_argument("--format", action="store_true", help="ruff format each script before syncing")
     parser.add_argument("--force", action="store_true", help="sync from a script even if its notebook is newer")
     args = parser.parse_args(argv)

@@ -24,6 +24,7 @@ is installed, a written script is also passed through `ruff format`, but only if
 changes layout alone; a script whose cells ruff would rewrite is written as jupytext made it,
 and `ruff format --check` (tests/test_lint.py) then says which file to format and sync back.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,13 +113,19 @@ def ruff_layout(text: str, path: Path) -> str:
     ruff = find_ruff()
     if ruff is None:
         return text
-    done = subprocess.run([ruff, "format", "--config", str(ROOT / "pyproject.toml"), "--stdin-filename", str(path), "-"],
-                          input=text, text=True, capture_output=True, cwd=ROOT)
+    done = subprocess.run(
+        [ruff, "format", "--config", str(ROOT / "pyproject.toml"), "--stdin-filename", str(path), "-"],
+        input=text,
+        text=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
     if done.returncode != 0 or done.stdout == text:
         return text
     fmt = {"extension": ".py", "format_name": "percent"}
-    same = not differences(jupytext.reads(text, fmt=fmt, config=config()),
-                           jupytext.reads(done.stdout, fmt=fmt, config=config()), "a", "b")
+    same = not differences(
+        jupytext.reads(text, fmt=fmt, config=config()), jupytext.reads(done.stdout, fmt=fmt, config=config()), "a", "b"
+    )
     return done.stdout if same else text
 
 
@@ -133,8 +140,7 @@ def write_script(notebook: Path) -> Path:
 def _comparable(nb: nbformat.NotebookNode):
     """(notebook metadata, [(type, source, metadata) per cell]) with what jupytext does not round-trip dropped."""
     meta = {k: nb.metadata[k] for k in NOTEBOOK_KEYS if k in nb.metadata}
-    cells = [(c.cell_type, c.source, {k: v for k, v in c.metadata.items() if k not in LAYOUT_KEYS})
-             for c in nb.cells]
+    cells = [(c.cell_type, c.source, {k: v for k, v in c.metadata.items() if k not in LAYOUT_KEYS}) for c in nb.cells]
     return meta, cells
 
 
@@ -143,8 +149,13 @@ def _first_diff(a: str, b: str, a_name: str, b_name: str) -> str:
     return "\n".join("      " + line for line in diff[2:12]) + ("\n      ..." if len(diff) > 12 else "")
 
 
-def differences(nb: nbformat.NotebookNode, script_nb: nbformat.NotebookNode,
-                nb_name: str = "notebook", script_name: str = "script", limit: int = 5) -> list[str]:
+def differences(
+    nb: nbformat.NotebookNode,
+    script_nb: nbformat.NotebookNode,
+    nb_name: str = "notebook",
+    script_name: str = "script",
+    limit: int = 5,
+) -> list[str]:
     """What differs between a notebook and its script read back, in words; [] when they agree.
 
     The notebook is first sent through the same jupytext round trip, so only what the script
@@ -165,11 +176,15 @@ def differences(nb: nbformat.NotebookNode, script_nb: nbformat.NotebookNode,
                     found.append(f"cell {i}: a {type_a} cell in {nb_name}, a {type_b} cell in {script_name}")
                 if md_a != md_b:
                     keys = sorted(k for k in set(md_a) | set(md_b) if md_a.get(k) != md_b.get(k))
-                    found.append(f"cell {i} metadata differs in {keys}: {nb_name} "
-                                 f"{ {k: md_a.get(k) for k in keys} }, {script_name} { {k: md_b.get(k) for k in keys} }")
+                    found.append(
+                        f"cell {i} metadata differs in {keys}: {nb_name} "
+                        f"{ {k: md_a.get(k) for k in keys} }, {script_name} { {k: md_b.get(k) for k in keys} }"
+                    )
         elif op == "replace" and a1 - a0 == b1 - b0:
             for i, j in zip(range(a0, a1), range(b0, b1)):
-                found.append(f"cell {i} source differs:\n" + _first_diff(cells_a[i][1], cells_b[j][1], nb_name, script_name))
+                found.append(
+                    f"cell {i} source differs:\n" + _first_diff(cells_a[i][1], cells_b[j][1], nb_name, script_name)
+                )
         else:
             where = f"cells {a0}-{a1 - 1}" if a1 - a0 > 1 else f"cell {a0}"
             if a1 > a0 and b1 > b0:
@@ -177,16 +192,20 @@ def differences(nb: nbformat.NotebookNode, script_nb: nbformat.NotebookNode,
             elif a1 > a0:
                 found.append(f"{where} of {nb_name} missing from {script_name}: {cells_a[a0][1][:60]!r}")
             else:
-                found.append(f"{script_name} has {b1 - b0} cell(s) the notebook lacks before its cell {a0}: "
-                             f"{cells_b[b0][1][:60]!r}")
+                found.append(
+                    f"{script_name} has {b1 - b0} cell(s) the notebook lacks before its cell {a0}: "
+                    f"{cells_b[b0][1][:60]!r}"
+                )
     return found[:limit] + ([f"... and {len(found) - limit} more"] if len(found) > limit else [])
 
 
 def fix_command(notebook: Path) -> str:
     """The command that re-pairs a notebook, for messages."""
     rel = notebook.relative_to(ROOT) if notebook.is_relative_to(ROOT) else notebook
-    return (f"if you edited the .ipynb: `python scripts/pair_notebooks.py {notebook.stem}`; if you edited the script: "
-            f"`python scripts/nbsync.py {rel.with_suffix('.py')}`")
+    return (
+        f"if you edited the .ipynb: `python scripts/pair_notebooks.py {notebook.stem}`; if you edited the script: "
+        f"`python scripts/nbsync.py {rel.with_suffix('.py')}`"
+    )
 
 
 def check(paths: list[Path], folder: Path | None = None) -> list[str]:
@@ -195,18 +214,23 @@ def check(paths: list[Path], folder: Path | None = None) -> list[str]:
     for notebook in paths:
         script = script_for(notebook)
         if not script.exists():
-            problems.append(f"{notebook.name}: no percent script {script.name} beside it; "
-                            f"write it with `python scripts/pair_notebooks.py {notebook.stem}`")
+            problems.append(
+                f"{notebook.name}: no percent script {script.name} beside it; "
+                f"write it with `python scripts/pair_notebooks.py {notebook.stem}`"
+            )
             continue
         found = differences(nbformat.read(notebook, as_version=4), read_script(script), notebook.name, script.name)
         if found:
-            problems.append(f"{notebook.name} and {script.name} disagree ({fix_command(notebook)}):\n  "
-                            + "\n  ".join(found))
+            problems.append(
+                f"{notebook.name} and {script.name} disagree ({fix_command(notebook)}):\n  " + "\n  ".join(found)
+            )
     if folder is not None:
         for script in sorted(folder.glob(SCRIPT_GLOB)):
             if not notebook_for(script).exists():
-                problems.append(f"{script.name} has no notebook {notebook_for(script).name}: write it with "
-                                f"`python scripts/nbsync.py {script}`, or delete the script")
+                problems.append(
+                    f"{script.name} has no notebook {notebook_for(script).name}: write it with "
+                    f"`python scripts/nbsync.py {script}`, or delete the script"
+                )
     return problems
 
 

@@ -13,6 +13,7 @@
 - tests/test_doctests.py runs the docstrings of every module, subpackages included.
 Each failure names the file, the line and what to do.
 """
+
 from __future__ import annotations
 
 import ast
@@ -31,10 +32,19 @@ LONG_MARKER = re.compile(r"(?:\A|\n[ \t]*\n)[ \t]*Why this file is long:[ \t]*\S
 GUI = ("IPython", "ipywidgets", "plotly")
 # Rejected synonyms of the one vocabulary (CONTRIBUTING.md, "The one vocabulary") -> the name to use.
 SYNONYMS = {
-    "n_embd": "d_model", "dim": "d_model", "hidden": "d_model", "hidden_size": "d_model",
-    "n_head": "n_heads", "n_layer": "n_layers", "depth": "n_layers",
-    "block_size": "max_len", "max_position": "max_len", "max_position_embeddings": "max_len",
-    "mlp_dim": "d_ff", "intermediate": "d_ff", "intermediate_size": "d_ff",
+    "n_embd": "d_model",
+    "dim": "d_model",
+    "hidden": "d_model",
+    "hidden_size": "d_model",
+    "n_head": "n_heads",
+    "n_layer": "n_layers",
+    "depth": "n_layers",
+    "block_size": "max_len",
+    "max_position": "max_len",
+    "max_position_embeddings": "max_len",
+    "mlp_dim": "d_ff",
+    "intermediate": "d_ff",
+    "intermediate_size": "d_ff",
     "tie_weights": "tie_embeddings",
 }
 ATTENTION_FLAGS = ("need_weights", "return_weights")  # course_utils spells it return_attention
@@ -42,10 +52,11 @@ ATTENTION_FLAGS = ("need_weights", "return_weights")  # course_utils spells it r
 
 # --- reading the package ------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Import:
-    module: str          # the importing module, e.g. "course_utils.bpe"
-    target: str          # what it imports, resolved: "course_utils.bytelevel", "torch.nn", "plotly.graph_objects"
+    module: str  # the importing module, e.g. "course_utils.bpe"
+    target: str  # what it imports, resolved: "course_utils.bytelevel", "torch.nn", "plotly.graph_objects"
     line: int
     function: str | None  # the enclosing function, None at module level (class bodies run at import too)
 
@@ -97,8 +108,9 @@ def _resolve(module: str, node: ast.Import | ast.ImportFrom) -> list[str]:
 
 def _type_checking(node: ast.If) -> bool:
     test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
-        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imports(module: str) -> list[Import]:
@@ -137,6 +149,7 @@ def _ours(target: str) -> str | None:
 
 # --- imports ------------------------------------------------------------------------------
 
+
 def find_cycles(edges: dict[str, dict[str, Import]]) -> list[list[str]]:
     """One cycle (as a path a -> b -> ... -> a) per strongly connected group of modules (Tarjan)."""
     index, low, stack, on_stack, groups, counter = {}, {}, [], set(), [], [0]
@@ -166,26 +179,27 @@ def find_cycles(edges: dict[str, dict[str, Import]]) -> list[list[str]]:
     for v in sorted(edges):
         if v not in index:
             strong(v)
-    cycles = []
-    for group in groups:
-        start = min(group)
-        path, seen = [start], {start}
+    return [_cycle_through(min(group), group, edges) for group in groups]
 
-        def walk(v):  # depth-first inside the group until it comes back to `start`
-            for w in sorted(edges[v]):
-                if w == start:
-                    return path + [start]
-                if w in group and w not in seen:
-                    seen.add(w)
-                    path.append(w)
-                    done = walk(w)
-                    if done:
-                        return done
-                    path.pop()
-            return None
 
-        cycles.append(walk(start))
-    return cycles
+def _cycle_through(start: str, group: set[str], edges: dict[str, dict[str, Import]]) -> list[str]:
+    """A path start -> ... -> start inside one strongly connected group (depth-first)."""
+    path, seen = [start], {start}
+
+    def walk(v):
+        for w in sorted(edges[v]):
+            if w == start:
+                return path + [start]
+            if w in group and w not in seen:
+                seen.add(w)
+                path.append(w)
+                done = walk(w)
+                if done:
+                    return done
+                path.pop()
+        return None
+
+    return walk(start)
 
 
 def test_no_import_cycle_in_course_utils():
@@ -200,9 +214,11 @@ def test_no_import_cycle_in_course_utils():
     for cycle in cycles:
         hops = [f"{a} imports {b} at {edges[a][b].where}" for a, b in zip(cycle, cycle[1:])]
         described.append(" -> ".join(cycle) + "\n    " + "\n    ".join(hops))
-    assert not cycles, ("import cycles among course_utils modules (move the shared code into one module both can "
-                        "import, or pass it in; a function-level import does not break a cycle, it hides it):\n  "
-                        + "\n  ".join(described))
+    assert not cycles, (
+        "import cycles among course_utils modules (move the shared code into one module both can "
+        "import, or pass it in; a function-level import does not break a cycle, it hides it):\n  "
+        + "\n  ".join(described)
+    )
 
 
 def test_lesson_modules_never_import_tools_nor_gui_at_import_time():
@@ -212,11 +228,15 @@ def test_lesson_modules_never_import_tools_nor_gui_at_import_time():
             continue
         for imp in found:
             if imp.target == "course_utils.tools" or imp.target.startswith("course_utils.tools."):
-                bad.append(f"{imp.where}: imports {imp.target}; lesson modules never import course_utils.tools "
-                           "(move this code into tools/, or let the notebook pass the tool in)")
+                bad.append(
+                    f"{imp.where}: imports {imp.target}; lesson modules never import course_utils.tools "
+                    "(move this code into tools/, or let the notebook pass the tool in)"
+                )
             elif imp.function is None and imp.target.split(".")[0] in GUI:
-                bad.append(f"{imp.where}: imports {imp.target} at module level; a lesson module imports "
-                           f"{'/'.join(GUI)} only inside the function that draws (so it loads without them)")
+                bad.append(
+                    f"{imp.where}: imports {imp.target} at module level; a lesson module imports "
+                    f"{'/'.join(GUI)} only inside the function that draws (so it loads without them)"
+                )
     assert not bad, "\n".join(bad)
 
 
@@ -233,12 +253,15 @@ def test_functions_import_only_optional_packages():
                 continue
             if _ours(imp.target) or _stdlib(imp.target):
                 kind = "a course_utils module" if _ours(imp.target) else "the standard library"
-                bad.append(f"{imp.where}: imports {imp.target} ({kind}) inside a function; "
-                           "move it to the top of the module (an import cycle it avoided is reported separately)")
+                bad.append(
+                    f"{imp.where}: imports {imp.target} ({kind}) inside a function; "
+                    "move it to the top of the module (an import cycle it avoided is reported separately)"
+                )
     assert not bad, "\n".join(bad)
 
 
 # --- size ---------------------------------------------------------------------------------
+
 
 def test_long_modules_say_why():
     bad = []
@@ -248,8 +271,10 @@ def test_long_modules_say_why():
             continue
         doc = ast.get_docstring(TREES[module]) or ""
         if not LONG_MARKER.search(doc):
-            bad.append(f"{_rel(path)} has {n} lines (more than {LONG}): split it by idea, or give its docstring "
-                       "a paragraph that starts 'Why this file is long:' and says why it is one file")
+            bad.append(
+                f"{_rel(path)} has {n} lines (more than {LONG}): split it by idea, or give its docstring "
+                "a paragraph that starts 'Why this file is long:' and says why it is one file"
+            )
     assert not bad, "\n".join(bad)
 
 
@@ -266,12 +291,17 @@ OUTSIDE = [
     (re.compile(r"\b(?:CONVENTIONS|SYLLABUS)(?:\.md)?\b"), "the old shared folder's rule files (now CONTRIBUTING.md)"),
     (re.compile(r"\bseeds/"), "the seed notes' folder"),
     (re.compile(r"\bseeds? 00\d\b", re.I), "a seed note by number"),
-    (re.compile(r"\bthe seeds\b|\bthe seeds?'s?|\bfrom the seed\b|\bthe seed says\b", re.I), "'the seed(s)' as a source"),
+    (
+        re.compile(r"\bthe seeds\b|\bthe seeds?'s?|\bfrom the seed\b|\bthe seed says\b", re.I),
+        "'the seed(s)' as a source",
+    ),
     (re.compile(r"\((?:00[0-4])(?:[,/ ]+00[0-4])*\)"), "a seed note by number in brackets"),
 ]
-FIX_OUTSIDE = ("cite the lecture deck by name (lecture notes, Practical Transformers / Transformers intuition / "
-               "Deep Learning ch. 7 / CS 585 (Betke) / CS 4644/7643 (Kira): CONTRIBUTING.md, 'Sources') or, better, "
-               "the paper; rules live in CONTRIBUTING.md")
+FIX_OUTSIDE = (
+    "cite the lecture deck by name (lecture notes, Practical Transformers / Transformers intuition / "
+    "Deep Learning ch. 7 / CS 585 (Betke) / CS 4644/7643 (Kira): CONTRIBUTING.md, 'Sources') or, better, "
+    "the paper; rules live in CONTRIBUTING.md"
+)
 
 
 def tracked_files() -> list[Path]:
@@ -311,19 +341,23 @@ def test_the_outside_patterns_catch_what_they_should(tmp_path):
     ok = tmp_path / "ok.py"
     ok.write_text("torch.manual_seed(0)\nseed=0  # the seed of the generator\n(lecture notes, CS 585 (Betke))\n")
     bad = tmp_path / "bad.py"
-    bad.write_text("see ../shared/CONVENTIONS.md\nas in seed 003's notation\nthe seed's formula\n"
-                   "the cost table (003)\n../shared/seeds/002.md\n")
+    bad.write_text(
+        "see ../shared/CONVENTIONS.md\nas in seed 003's notation\nthe seed's formula\n"
+        "the cost table (003)\n../shared/seeds/002.md\n"
+    )
     assert outside_references([ok], tmp_path) == []
     assert len(outside_references([bad], tmp_path)) == 5, outside_references([bad], tmp_path)
 
 
 # --- the one vocabulary -------------------------------------------------------------------
 
+
 def _is_dataclass(node: ast.ClassDef) -> bool:
     for deco in node.decorator_list:
         target = deco.func if isinstance(deco, ast.Call) else deco
-        if (isinstance(target, ast.Name) and target.id == "dataclass") or \
-                (isinstance(target, ast.Attribute) and target.attr == "dataclass"):
+        if (isinstance(target, ast.Name) and target.id == "dataclass") or (
+            isinstance(target, ast.Attribute) and target.attr == "dataclass"
+        ):
             return True
     return False
 
@@ -335,13 +369,20 @@ def test_config_dataclasses_use_the_one_vocabulary():
             if isinstance(node, ast.ClassDef) and node.name.endswith("Config") and _is_dataclass(node):
                 configs += 1
                 for item in node.body:
-                    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) \
-                            and item.target.id in SYNONYMS:
-                        bad.append(f"{_rel(MODULES[module])}:{item.lineno}: {node.name}.{item.target.id} "
-                                   f"-> {SYNONYMS[item.target.id]}")
+                    if (
+                        isinstance(item, ast.AnnAssign)
+                        and isinstance(item.target, ast.Name)
+                        and item.target.id in SYNONYMS
+                    ):
+                        bad.append(
+                            f"{_rel(MODULES[module])}:{item.lineno}: {node.name}.{item.target.id} "
+                            f"-> {SYNONYMS[item.target.id]}"
+                        )
     assert configs, "no *Config dataclass found in course_utils: has the package moved?"
-    assert not bad, ("config fields with a rejected synonym (rename the field and every caller; a converter "
-                     "such as hf_gpt2_config maps our names to Hugging Face's):\n" + "\n".join(bad))
+    assert not bad, (
+        "config fields with a rejected synonym (rename the field and every caller; a converter "
+        "such as hf_gpt2_config maps our names to Hugging Face's):\n" + "\n".join(bad)
+    )
 
 
 def _params(node: ast.FunctionDef | ast.AsyncFunctionDef):
@@ -356,13 +397,24 @@ def test_models_keep_their_config_as_self_config():
     bad = []
     for module, tree in TREES.items():
         for node in ast.walk(tree):
-            targets = node.targets if isinstance(node, ast.Assign) else \
-                [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, (ast.AnnAssign, ast.AugAssign))
+                else []
+            )
             for t in targets:
-                if isinstance(t, ast.Attribute) and t.attr == "cfg" and isinstance(t.value, ast.Name) \
-                        and t.value.id == "self":
-                    bad.append(f"{_rel(MODULES[module])}:{node.lineno}: stores self.cfg; a model stores its config "
-                               "as self.config (and every reader of .cfg moves with it)")
+                if (
+                    isinstance(t, ast.Attribute)
+                    and t.attr == "cfg"
+                    and isinstance(t.value, ast.Name)
+                    and t.value.id == "self"
+                ):
+                    bad.append(
+                        f"{_rel(MODULES[module])}:{node.lineno}: stores self.cfg; a model stores its config "
+                        "as self.config (and every reader of .cfg moves with it)"
+                    )
     assert not bad, "\n".join(bad)
 
 
@@ -375,8 +427,10 @@ def test_function_parameters_use_the_one_vocabulary():
             where = f"{_rel(MODULES[module])}:{node.lineno}: {node.name}()"
             for arg, default in _params(node):
                 if arg.arg in ATTENTION_FLAGS:
-                    bad.append(f"{where} takes {arg.arg}=; course_utils spells it return_attention "
-                               "(torch's own need_weights= stays, where we call torch)")
+                    bad.append(
+                        f"{where} takes {arg.arg}=; course_utils spells it return_attention "
+                        "(torch's own need_weights= stays, where we call torch)"
+                    )
                 elif arg.arg == "attention" and isinstance(default, ast.Constant) and isinstance(default.value, bool):
                     bad.append(f"{where} takes attention={default.value}; spell the flag return_attention")
                 elif arg.arg == "cfg":
@@ -391,17 +445,21 @@ def test_one_count_parameters():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "count_parameters":
                 defs.append(f"{_rel(MODULES[module])}:{node.lineno}")
             value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
-            if isinstance(value, (ast.Name, ast.Attribute)) and \
-                    (getattr(value, "id", None) or getattr(value, "attr", None)) == "count_parameters":
+            if (
+                isinstance(value, (ast.Name, ast.Attribute))
+                and (getattr(value, "id", None) or getattr(value, "attr", None)) == "count_parameters"
+            ):
                 aliases.append(f"{_rel(MODULES[module])}:{node.lineno}")
     assert len(defs) == 1 and defs[0].startswith("course_utils/measure.py:"), (
         f"{len(defs)} definitions of count_parameters: {defs}. Keep the one in course_utils/measure.py "
         "(count_parameters(model, trainable_only=False) -> int, for a built module); a closed-form count from a "
-        "config is parameter_formula(config, ...) in the model's module")
+        "config is parameter_formula(config, ...) in the model's module"
+    )
     assert not aliases, f"aliases of count_parameters (import it from course_utils.measure instead): {aliases}"
 
 
 # --- the doctests cover every module ------------------------------------------------------
+
 
 def test_doctests_cover_every_module_subpackages_included():
     import test_doctests  # tests/ is on sys.path (conftest); importing it imports course_utils

@@ -5,6 +5,7 @@ benchmarks/ and the notebooks' percent scripts (notebooks/NN_*.py, paired with t
 Fix what they report with `ruff check --fix` and `ruff format` (then, for a notebook's script,
 `python scripts/nbsync.py notebooks/NN_name.py` so the .ipynb follows).
 """
+
 import subprocess
 
 import pair_notebooks  # scripts/ is on sys.path (tests/conftest.py)
@@ -27,12 +28,16 @@ def _ruff(*args: str) -> subprocess.CompletedProcess:
 
 def test_ruff_check():
     done = _ruff("check", "--no-fix", "--output-format", "concise")
-    assert done.returncode == 0, (f"`ruff check` found problems (fix: `ruff check --fix`, or by hand):\n"
-                                  f"{done.stdout[-6000:]}{done.stderr[-2000:]}")
+    assert done.returncode == 0, (
+        f"`ruff check` found problems (fix: `ruff check --fix`, or by hand):\n"
+        f"{done.stdout[-6000:]}{done.stderr[-2000:]}"
+    )
 
 
 def test_ruff_format():
     done = _ruff("format", "--check", "--output-format", "concise")
-    assert done.returncode == 0, (f"`ruff format --check`: these files are not formatted (fix: `ruff format <file>`; "
-                                  f"for notebooks/NN_*.py then `python scripts/nbsync.py <file>`):\n"
-                                  f"{done.stdout[-6000:]}{done.stderr[-2000:]}")
+    assert done.returncode == 0, (
+        f"`ruff format --check`: these files are not formatted (fix: `ruff format <file>`; "
+        f"for notebooks/NN_*.py then `python scripts/nbsync.py <file>`):\n"
+        f"{done.stdout[-6000:]}{done.stderr[-2000:]}"
+    )

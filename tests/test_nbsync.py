@@ -1,5 +1,6 @@
 """scripts/nbsync.py: cell ids stay stable (a re-sync does not rewrite the whole diff), and a sync
 writes the notebook and its percent script from the file that was edited, never from a stale one."""
+
 import os
 import time
 
