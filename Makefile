@@ -11,15 +11,19 @@ LAB_ARGS   ?=
 LAB_ROOT   ?= .
 LAB_NOTEBOOK ?= notebooks/00_start_here.ipynb
 NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9]*.ipynb))
-# why: OpenMP's busy-wait made training 5x slower on a shared 2-core machine (see CONVENTIONS)
+# what ruff checks and formats; tests/test_lint.py runs the same over the same paths (keep in step)
+LINT_PATHS := course_utils scripts tests benchmarks $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
+# why: OpenMP's busy-wait made training 5x slower on a shared 2-core machine (CONTRIBUTING.md, "Known gotchas")
 export OMP_WAIT_POLICY := PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup lab kernel test test-fast run student grade slides site train-translator bench data data-check models clean distclean
+.PHONY: help setup lab kernel test test-fast lint pair run student grade slides site train-translator bench data data-check models clean distclean
 
 help:
 	@echo "make lab        set up .venv and open JupyterLab on notebook 00 (NO_BROWSER=1 for headless)"
 	@echo "make test       set up .venv and run the whole test suite (notebooks in SMOKE mode)"
+	@echo "make lint       ruff check + ruff format --check (also part of make test, as tests/test_lint.py)"
+	@echo "make pair       rewrite each notebooks/NN_*.py percent script from its .ipynb (see CONTRIBUTING.md)"
 	@echo "make run        execute every notebook into build/executed/ (full mode; SMOKE=1 for smoke)"
 	@echo "make student    write student versions of the notebooks into student/ (never overwrites your edits)"
 	@echo "make grade      grade your notebooks in student/ (CLASS=dir grades a class in nbgrader's layout)"
@@ -55,6 +59,13 @@ test: setup
 
 test-fast: setup  ## unit tests only, no notebook execution
 	$(PY) -m pytest -m "not notebook"
+
+lint: setup
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+pair: setup
+	$(PY) scripts/pair_notebooks.py
 
 run: setup
 	@mkdir -p build/executed
@@ -94,7 +105,7 @@ data-check: setup
 	@cd data && sha256sum --check --quiet SHA256SUMS && echo "data/: all files match SHA256SUMS"
 
 clean:
-	rm -rf build .pytest_cache .hypothesis
+	rm -rf build .pytest_cache .hypothesis .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
 distclean: clean

@@ -20,7 +20,10 @@ import warnings
 import zlib
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for course_utils.paths
+from course_utils.paths import data_dir  # noqa: E402
+
+DATA = data_dir()  # data/ of the repository ($COURSE_DATA_DIR rebuilds another copy)
 DING = Path("/usr/share/trans/de-en")
 AUSTEN_R = Path("/usr/lib/R/site-library/janeaustenr/data")
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from course_utils.paths import ROOT, build_root  # noqa: E402
+from course_utils.paths import NOTEBOOKS_DIR, ROOT, build_root  # noqa: E402
 
 BUILD = build_root()
 NPM_DIR = BUILD / "vendor"
@@ -86,6 +86,11 @@ def execute(notebook: Path, smoke: bool) -> Path:
     return out
 
 
+def notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The notebooks to present, in order: notebooks/NN_*.ipynb, never the percent scripts paired with them."""
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+
 def _exporter(kind: str):
     from nbconvert import HTMLExporter, SlidesExporter
     from traitlets.config import Config
@@ -137,15 +142,15 @@ def main(argv=None) -> int:
     mode.add_argument("--smoke", action="store_true", help="execute in SMOKE mode (default)")
     parser.add_argument("--only", nargs="*", help="notebook stems, e.g. 01_attention")
     args = parser.parse_args(argv)
-    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    chosen = notebooks()
     if args.only:
-        notebooks = [n for n in notebooks if n.stem in args.only]
-        if not notebooks:
+        chosen = [n for n in chosen if n.stem in args.only]
+        if not chosen:
             parser.error(f"no notebook named {args.only}")
     out = BUILD / args.kind
     out.mkdir(parents=True, exist_ok=True)
     copy_vendor(out)
-    pages = [convert(execute(nb, smoke=not args.full), args.kind, out) for nb in notebooks]
+    pages = [convert(execute(nb, smoke=not args.full), args.kind, out) for nb in chosen]
     index = write_index(out, pages, args.kind)
     print(f"{len(pages)} {'decks' if args.kind == 'slides' else 'pages'} in {out.relative_to(ROOT)}/; open {index.relative_to(ROOT)}")
     return 0

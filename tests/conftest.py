@@ -6,6 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (notebook_runner)
+sys.path.insert(1, str(ROOT / "scripts"))  # the scripts tests import by name: nbsync, pair_notebooks, build_slides
 
 _tmp = Path(tempfile.mkdtemp(prefix="course-tests-"))
 for var in ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "IPYTHONDIR", "MPLCONFIGDIR"):

@@ -10,7 +10,8 @@ import papermill as pm
 
 from course_utils.paths import NOTEBOOKS_DIR, ROOT, build_root  # noqa: F401  (ROOT: the tests import it from here)
 
-NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"  # the .ipynb only: the percent scripts beside them (NN_*.py) are not notebooks
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob(NOTEBOOK_GLOB))
 OUT_DIR = build_root() / "executed" / "smoke"  # shared with scripts/build_slides.py, which reuses fresh copies
 
 

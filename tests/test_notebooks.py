@@ -1,5 +1,4 @@
-"""Every notebook: follows the contract of CONVENTIONS.md, and runs top to bottom in SMOKE mode."""
-import json
+"""Every notebook: follows the contract of CONTRIBUTING.md ("A notebook"), and runs top to bottom in SMOKE mode."""
 import subprocess
 import sys
 
