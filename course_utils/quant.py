@@ -14,7 +14,7 @@ Concessions, on purpose:
   fp32 weight in `QuantizedLinear.forward` (bitsandbytes fuses it into the matmul on a GPU).
 - The double-quantized constants use blockwise absmax int8 after subtracting their mean;
   QLoRA uses an 8-bit float for them. The memory is the same (8 bits per constant).
-- `scale` is the seed's quantization constant c = 127/absmax (multiply to quantize, divide
+- `scale` is the lecture's quantization constant c = 127/absmax (lecture notes, Deep Learning ch. 7) (multiply to quantize, divide
   to dequantize), not its inverse.
 """
 from __future__ import annotations

@@ -53,10 +53,10 @@ LAYOUT_KEYS = ("lines_to_next_cell",)
 
 def config():
     """The repository's jupytext.toml, as jupytext loads it for a notebook in notebooks/."""
-    cfg = load_jupytext_config(str(ROOT / "notebooks" / "00_start_here.ipynb"))
-    if cfg is None:
+    config = load_jupytext_config(str(ROOT / "notebooks" / "00_start_here.ipynb"))
+    if config is None:
         raise RuntimeError(f"{ROOT / 'jupytext.toml'} is missing: it holds the pairing of notebooks/")
-    return cfg
+    return config
 
 
 def script_for(notebook: Path) -> Path:

@@ -26,11 +26,11 @@ def small(seed=0, **kw):
     return model.eval()
 
 
-def batch(cfg):
-    a, ta = encode_pair([5, 6, 7, 8, 9], [10, 11, 12], cfg)
-    b, tb = encode_pair([13, 14], [15], cfg)
+def batch(config):
+    a, ta = encode_pair([5, 6, 7, 8, 9], [10, 11, 12], config)
+    b, tb = encode_pair([13, 14], [15], config)
     pad = len(a) - len(b)
-    x = torch.tensor([a, b + [cfg.pad_id] * pad])
+    x = torch.tensor([a, b + [config.pad_id] * pad])
     t = torch.tensor([ta, tb + [0] * pad])
     return x, t
 
@@ -94,14 +94,14 @@ def test_mask_tokens_proportions():
     With n draws, each share is within 5 standard errors of its target (a false alarm has
     probability below 1e-6 per check); specials are never chosen; random ids are never special.
     """
-    cfg = BertConfig(**CFG)
+    config = BertConfig(**CFG)
     g = torch.Generator().manual_seed(0)
     B, T = 400, 250
-    ids = torch.randint(4, cfg.vocab_size, (B, T), generator=g)
-    ids[:, 0], ids[:, -1], ids[:, 100] = cfg.cls_id, cfg.sep_id, cfg.sep_id
-    ids[:50, 200:] = cfg.pad_id
-    special = torch.isin(ids, torch.tensor(cfg.special_ids))
-    inputs, labels = mask_tokens(ids, cfg, generator=g)
+    ids = torch.randint(4, config.vocab_size, (B, T), generator=g)
+    ids[:, 0], ids[:, -1], ids[:, 100] = config.cls_id, config.sep_id, config.sep_id
+    ids[:50, 200:] = config.pad_id
+    special = torch.isin(ids, torch.tensor(config.special_ids))
+    inputs, labels = mask_tokens(ids, config, generator=g)
     chosen = labels != IGNORE
 
     def within(count, n, p):
@@ -111,15 +111,15 @@ def test_mask_tokens_proportions():
     assert torch.equal(labels[chosen], ids[chosen])
     n_chosen = int(chosen.sum())
     within(n_chosen, int((~special).sum()), 0.15)
-    masked = chosen & (inputs == cfg.mask_id)
-    changed = chosen & (inputs != cfg.mask_id) & (inputs != ids)
+    masked = chosen & (inputs == config.mask_id)
+    changed = chosen & (inputs != config.mask_id) & (inputs != ids)
     kept = chosen & (inputs == ids)
     within(int(masked.sum()), n_chosen, 0.8)
     # a random token can land on the original by chance (1 in 57 here), so "unchanged" is a bit above 10 %
-    p_same = 1 / (cfg.vocab_size - len(cfg.special_ids))
+    p_same = 1 / (config.vocab_size - len(config.special_ids))
     within(int(changed.sum()), n_chosen, 0.1 * (1 - p_same))
     within(int(kept.sum()), n_chosen, 0.1 + 0.1 * p_same)
-    assert not torch.isin(inputs[changed], torch.tensor(cfg.special_ids)).any()
+    assert not torch.isin(inputs[changed], torch.tensor(config.special_ids)).any()
     assert torch.equal(inputs[~chosen], ids[~chosen])                 # nothing outside the 15 % is touched
 
 
@@ -136,13 +136,13 @@ def test_mlm_rule_errors():
 
 # ------------------------------------------------------------------ [CLS]/[SEP], NSP, the classifier
 def test_encode_pair_truncates_longest_first():
-    cfg = BertConfig(**CFG)
-    ids, types = encode_pair(list(range(10, 20)), [30, 31], cfg, max_len=10)
+    config = BertConfig(**CFG)
+    ids, types = encode_pair(list(range(10, 20)), [30, 31], config, max_len=10)
     assert ids == [1, 10, 11, 12, 13, 14, 2, 30, 31, 2] and types == [0] * 7 + [1] * 3
-    ids, types = encode_pair([7], None, cfg)
+    ids, types = encode_pair([7], None, config)
     assert ids == [1, 7, 2] and types == [0, 0, 0]
     with pytest.raises(ValueError, match="no room"):
-        encode_pair([1], [2], cfg, max_len=4)
+        encode_pair([1], [2], config, max_len=4)
 
 
 def test_nsp_pairs():

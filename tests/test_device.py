@@ -3,7 +3,8 @@ import random
 import numpy as np
 import pytest
 import torch
-from course_utils.device import environment_report, get_device, seed_everything
+from course_utils.device import get_device, seed_everything
+from course_utils.tools.environment import environment_report
 
 
 def test_auto_picks_an_available_device():

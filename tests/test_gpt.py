@@ -82,8 +82,8 @@ def test_parameter_counts_gpt2_small():
         theirs = GPT2LMHeadModel(GPT2Config())
     assert count_parameters(ours) == parameter_formula(GPTConfig()) == sum(p.numel() for p in theirs.parameters()) == 124_439_808
     for kw in (dict(rope=True), dict(bias=False), dict(tie_embeddings=False)):
-        cfg = GPTConfig(**{**SMALL, **kw})
-        assert count_parameters(GPT(cfg)) == parameter_formula(cfg), kw
+        config = GPTConfig(**{**SMALL, **kw})
+        assert count_parameters(GPT(config)) == parameter_formula(config), kw
 
 
 def test_weight_tying():

@@ -19,10 +19,10 @@ transformers = pytest.importorskip("transformers")
 
 def tiny_bert(seed=0):
     torch.manual_seed(seed)
-    cfg = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                   intermediate_size=64, max_position_embeddings=32,
                                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    return transformers.BertModel(cfg).eval()
+    return transformers.BertModel(config).eval()
 
 
 def copy_adapters_into_peft(ours: nn.Module, theirs: nn.Module) -> int:
@@ -49,8 +49,8 @@ def make_pair(targets=("query", "value"), r=4, alpha=8, random_b=True):
             if isinstance(m, LoRALinear):
                 with torch.no_grad():
                     m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * 0.1)
-    cfg = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0)
-    theirs = peft.get_peft_model(copy.deepcopy(base), cfg)
+    config = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0)
+    theirs = peft.get_peft_model(copy.deepcopy(base), config)
     assert copy_adapters_into_peft(ours, theirs) == len(names) == 4
     return ours, theirs
 

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,8 +201,6 @@ def grade(student_dir: Path = STUDENT, class_dir: Path | None = None, course: Pa
     Returns (scores per exercise, problems). A problem is grading itself failing (a notebook
     nbgrader could not grade, nothing to grade); a wrong answer is a score, not a problem.
     """
-    import warnings
-
     from nbgrader.api import Gradebook
 
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush chatter from nbgrader's own queries
