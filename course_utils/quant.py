@@ -225,6 +225,25 @@ def bits_per_parameter(bits: int = 4, blocksize: int = 64, double_quant: bool = 
 # ---------------------------------------------------------------------------------------------
 # a Linear layer that stores quantized weights and dequantizes them on the fly
 
+def _store_block_absmax(module: nn.Module, absmax: torch.Tensor, double_quant: bool, dq_blocksize: int) -> None:
+    """Register the per-block constants as buffers: fp32 `absmax`, or (double quantization) int8
+    `absmax_q` + fp32 `absmax_scales` + `absmax_offset`. `_read_block_absmax` undoes it."""
+    if double_quant:
+        q, s, off = double_quantize(absmax, dq_blocksize)
+        module.register_buffer("absmax_q", q)
+        module.register_buffer("absmax_scales", s)
+        module.register_buffer("absmax_offset", off)
+    else:
+        module.register_buffer("absmax", absmax.float())
+
+
+def _read_block_absmax(module: nn.Module) -> torch.Tensor:
+    """The per-block constants (n_blocks,) stored by `_store_block_absmax`, dequantized if need be."""
+    if module.double_quant:
+        return double_dequantize(module.absmax_q, module.absmax_scales, module.absmax_offset, module.dq_blocksize)
+    return module.absmax
+
+
 class QuantizedLinear(nn.Module):
     """A frozen nn.Linear whose weight is stored quantized ("nf4": packed 4-bit codes, or "int8").
 
@@ -259,22 +278,14 @@ class QuantizedLinear(nn.Module):
             q, _ = blockwise_quantize(w, blocksize)
             self.register_buffer("codes", q.reshape(-1))
             absmax = _blocks(w.float(), blocksize).abs().amax(dim=1)  # stored as absmax for both formats
-        if double_quant:
-            q_abs, s_abs, off = double_quantize(absmax, dq_blocksize)
-            self.register_buffer("absmax_q", q_abs)
-            self.register_buffer("absmax_scales", s_abs)
-            self.register_buffer("absmax_offset", off)
-        else:
-            self.register_buffer("absmax", absmax.float())
+        _store_block_absmax(self, absmax, double_quant, dq_blocksize)
         if linear.bias is not None:
             self.bias = nn.Parameter(linear.bias.detach().float().clone(), requires_grad=False)
         return self
 
     def block_absmax(self) -> torch.Tensor:
         """The per-block constants (n_blocks,), dequantized if they were double-quantized."""
-        if self.double_quant:
-            return double_dequantize(self.absmax_q, self.absmax_scales, self.absmax_offset, self.dq_blocksize)
-        return self.absmax
+        return _read_block_absmax(self)
 
     def dequantized_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The weight (out, in) rebuilt from codes and constants."""
@@ -323,19 +334,11 @@ class QuantizedEmbedding(nn.Module):
         self.double_quant, self.dq_blocksize, self.padding_idx = double_quant, dq_blocksize, embedding.padding_idx
         codes, absmax = nf4_quantize(embedding.weight.detach(), blocksize)
         self.register_buffer("codes", pack_4bit(codes).view(n, d // 2))  # (n, d/2): two codes per byte
-        if double_quant:
-            q, s, off = double_quantize(absmax, dq_blocksize)
-            self.register_buffer("absmax_q", q)
-            self.register_buffer("absmax_scales", s)
-            self.register_buffer("absmax_offset", off)
-        else:
-            self.register_buffer("absmax", absmax)
+        _store_block_absmax(self, absmax, double_quant, dq_blocksize)
 
     def block_absmax(self) -> torch.Tensor:
         """(num_embeddings, embedding_dim // blocksize) per-block constants."""
-        a = (double_dequantize(self.absmax_q, self.absmax_scales, self.absmax_offset, self.dq_blocksize)
-             if self.double_quant else self.absmax)
-        return a.view(self.num_embeddings, -1)
+        return _read_block_absmax(self).view(self.num_embeddings, -1)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (...) -> (..., d)
         rows = self.codes[ids.reshape(-1)]  # (N, d/2) packed
