@@ -9,8 +9,9 @@ Notebook 04, `scripts/train_translator.py` (the shipped reference model) and
   `curriculum_batches`);
 - the loss: `seq2seq_loss` (teacher-forced, label-smoothed; what `course_utils.train.train_for`
   expects) and `mean_loss` (validation);
-- the recipe: `translator_config` and `make_translator` turn a recipe dict (the names of
-  `train_translator.py`'s arguments) into a config, a model, the paper's Adam and its warm-up;
+- the recipe: `translator_config` and `make_translator` turn a recipe dict (`RECIPE_KEYS`:
+  TransformerConfig's field names, which are also `train_translator.py`'s arguments) into a config,
+  a model, the paper's Adam and its warm-up;
   `save_translator` / `load_translator` write and read a checkpoint folder (model.pt + tokenizer.json);
 - the score: `bleu` (sacreBLEU, 13a tokenization) and one format of `test.tsv`
   (`write_test_tsv` / `read_test_tsv`), from which anyone can re-compute a recorded BLEU.
@@ -205,21 +206,38 @@ def config_ids(tokenizer) -> dict:
 
 
 # ----------------------------------------------------------------------------- the recipe
-RECIPE_KEYS = ("d_model", "heads", "layers", "d_ff", "dropout", "pre_ln", "warmup", "lr_factor")
-"""What `make_translator` reads from a recipe (the names of train_translator.py's arguments); optional:
-`decoder_layers` (default: `layers`). Other keys (vocab, max_tokens, seconds, ...) are the caller's."""
+RECIPE_KEYS = ("d_model", "n_heads", "n_encoder_layers", "n_decoder_layers", "d_ff", "dropout", "norm_first",
+               "warmup", "lr_factor")
+"""What `make_translator` reads from a recipe: TransformerConfig's names for the sizes (and train_translator.py's
+arguments), plus the warm-up. Other keys (vocab, max_tokens, seconds, ...) are the caller's."""
+
+# Checkpoints written before the recipe spoke TransformerConfig's names (heads, layers, decoder_layers, pre_ln)
+# may still sit in users' build/ folders: `load_translator` renames their notes' recipe here, and only here.
+_OLD_RECIPE_NAMES = {"heads": "n_heads", "layers": "n_encoder_layers", "pre_ln": "norm_first"}
+
+
+def _renamed_recipe(recipe: Mapping) -> dict:
+    """A recipe in today's names; an old one's `layers` was both stacks unless `decoder_layers` was set.
+
+    >>> _renamed_recipe({"heads": 4, "layers": 3, "decoder_layers": None, "pre_ln": True, "vocab": 3000})
+    {'n_heads': 4, 'n_encoder_layers': 3, 'n_decoder_layers': 3, 'norm_first': True, 'vocab': 3000}
+    """
+    renamed = {}
+    for key, value in recipe.items():                  # in its order: recipe.json reads like the arguments
+        if key != "decoder_layers":
+            renamed[_OLD_RECIPE_NAMES.get(key, key)] = value
+        if key == "layers":
+            renamed["n_decoder_layers"] = recipe.get("decoder_layers") or value
+    return renamed
 
 
 def translator_config(recipe: Mapping, tokenizer) -> TransformerConfig:
     """The TransformerConfig of a recipe: its sizes, the tokenizer's ids, positions up to 128 tokens."""
     missing = [k for k in RECIPE_KEYS if k not in recipe]
     if missing:
-        raise ValueError(f"translator_config: the recipe lacks {missing}; a recipe names {', '.join(RECIPE_KEYS)} "
-                         "(and optionally decoder_layers)")
-    return TransformerConfig(**config_ids(tokenizer), d_model=recipe["d_model"], n_heads=recipe["heads"],
-                             n_encoder_layers=recipe["layers"],
-                             n_decoder_layers=recipe.get("decoder_layers") or recipe["layers"],
-                             d_ff=recipe["d_ff"], dropout=recipe["dropout"], norm_first=recipe["pre_ln"], max_len=128)
+        raise ValueError(f"translator_config: the recipe lacks {missing}; a recipe names {', '.join(RECIPE_KEYS)}")
+    sizes = {k: recipe[k] for k in RECIPE_KEYS if k not in ("warmup", "lr_factor")}   # TransformerConfig's names
+    return TransformerConfig(**config_ids(tokenizer), **sizes, max_len=128)
 
 
 def make_translator(recipe: Mapping, tokenizer, device=None, seed: int | None = None):
@@ -251,13 +269,17 @@ def load_translator(folder: str | Path, device=None) -> tuple[Seq2SeqTransformer
     """(model in eval mode, tokenizer, notes) of a folder written by `save_translator`.
 
     notes: what was saved beside the weights; for `train_translator.py`'s checkpoints
-    {"recipe": its arguments, "results": its figures and BLEU, "valid_curve": ...}.
+    {"recipe": its arguments, "results": its figures and BLEU, "valid_curve": ...}, the recipe
+    in RECIPE_KEYS' names even when an older checkpoint stored the old ones.
     """
     folder = Path(folder)
     payload = load_checkpoint(folder / "model.pt")
     model = Seq2SeqTransformer(TransformerConfig(**payload["config"])).to(device)
     model.load_state_dict(payload["state_dict"])
-    return model.eval(), ByteLevelBPE.load(folder / "tokenizer.json"), payload["notes"]
+    notes = dict(payload["notes"])
+    if "recipe" in notes:
+        notes["recipe"] = _renamed_recipe(notes["recipe"])
+    return model.eval(), ByteLevelBPE.load(folder / "tokenizer.json"), notes
 
 
 # ----------------------------------------------------------------------------- the score

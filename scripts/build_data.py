@@ -12,7 +12,6 @@ import bz2
 import gzip
 import hashlib
 import lzma
-import re
 import shutil
 import struct
 import sys
@@ -22,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for course_utils.paths
 from course_utils.paths import data_dir  # noqa: E402
+from course_utils.tools.ding import DING, PACKAGE, ding_pairs, read_dictionary  # noqa: E402  (the Ding parser)
 
 DATA = data_dir()  # data/ of the repository ($COURSE_DATA_DIR rebuilds another copy)
-DING = Path("/usr/share/trans/de-en")
 AUSTEN_R = Path("/usr/lib/R/site-library/janeaustenr/data")
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -39,55 +38,6 @@ def need(path: Path, package: str) -> None:
 
 
 # --- German-English pairs -------------------------------------------------
-_ANNOTATION = re.compile(r"\s*(\{[^}]*\}|\[[^\]]*\]|\([^)]*\))")  # {f} [coll.] (optional words)
-
-
-def _clean(s: str) -> str:
-    return re.sub(r"\s+", " ", _ANNOTATION.sub("", s)).strip()
-
-
-def _is_sentence(s: str) -> bool:
-    """A full sentence: ends in . ? !, has >= 3 words, no abbreviation placeholder or slash choice."""
-    if s[-1:] not in ".?!" or len(s.split()) < 3 or "/" in s:
-        return False
-    return not re.search(r"\b(etw|jdm|jdn|jds|sth|sb|sb's)\.$", s)
-
-
-def ding_parts(text: str):
-    """Yield (part number, German alternatives, English alternatives) from the Ding dictionary's lines.
-
-    A line is `de_1 | de_2 :: en_1 | en_2`; the i-th parts translate each other and each part
-    may list alternatives split by `; `. Lines whose sides have different numbers of parts are
-    skipped; annotations are removed (`_clean`).
-    """
-    for line in text.splitlines():
-        if line.startswith("#") or " :: " not in line:
-            continue
-        de, en = line.split(" :: ", 1)
-        de_parts, en_parts = de.split(" | "), en.split(" | ")
-        if len(de_parts) != len(en_parts):
-            continue
-        for i, (d, e) in enumerate(zip(de_parts, en_parts)):
-            yield i, [_clean(x) for x in d.split("; ")], [_clean(x) for x in e.split("; ")]
-
-
-def ding_pairs(text: str):
-    """Yield (german, english) sentence pairs from the Ding dictionary's lines.
-
-    Alternatives are zipped when both sides list as many, and a single one is paired with
-    each alternative opposite.
-    """
-    for _, ds, es in ding_parts(text):
-        if not all(_is_sentence(x) for x in ds + es):
-            continue
-        if len(ds) == len(es):
-            yield from zip(ds, es)
-        elif len(ds) == 1:
-            yield from ((ds[0], x) for x in es)
-        elif len(es) == 1:
-            yield from ((x, es[0]) for x in ds)
-
-
 def split_of(german: str) -> str:
     """A fixed split by a hash of the German side: ~90 % train, 5 % valid, 5 % test."""
     h = int(hashlib.sha256(german.encode("utf-8")).hexdigest(), 16) % 100
@@ -95,9 +45,9 @@ def split_of(german: str) -> str:
 
 
 def build_pairs() -> None:
-    need(DING, "trans-de-en")
+    need(DING, PACKAGE)
     seen, rows = set(), []
-    for de, en in ding_pairs(DING.read_text(encoding="utf-8")):
+    for de, en in ding_pairs(read_dictionary(DING)):
         if (de, en) in seen or "\t" in de + en:
             continue
         seen.add((de, en))

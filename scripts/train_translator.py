@@ -46,13 +46,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="output folder (default build/translator/reference, under $COURSE_BUILD_DIR when set)")
     p.add_argument("--vocab", type=int, default=3000, help="shared BPE vocabulary size")
     p.add_argument("--d-model", type=int, default=192)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--layers", type=int, default=3, help="encoder layers = decoder layers")
+    p.add_argument("--n-heads", type=int, default=4)
+    p.add_argument("--n-encoder-layers", type=int, default=3)
+    p.add_argument("--n-decoder-layers", type=int, default=3)
     p.add_argument("--d-ff", type=int, default=768)
     p.add_argument("--dropout", type=float, default=0.25)
     p.add_argument("--smoothing", type=float, default=0.1)
-    p.add_argument("--pre-ln", action=argparse.BooleanOptionalAction, default=True,
-                   help="pre-LN (default) or --no-pre-ln for the paper's post-LN")
+    p.add_argument("--norm-first", action=argparse.BooleanOptionalAction, default=True,
+                   help="pre-LN: LayerNorm first in each residual branch (default), or --no-norm-first for the "
+                        "paper's post-LN")
     p.add_argument("--max-tokens", type=int, default=2000, help="padded tokens per batch")
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--lr-factor", type=float, default=0.7, help="multiplies the paper's schedule")
@@ -125,7 +127,7 @@ def evaluate(args, device) -> dict:
         "decode_seconds": round(time.perf_counter() - t0, 1), "sacrebleu": sacrebleu.__version__, "tokenize": "13a",
     }
     stored = torch.load(path, map_location="cpu", weights_only=True)   # the fp16 file, scores added to its notes
-    stored["notes"]["results"] = results
+    stored["notes"]["recipe"], stored["notes"]["results"] = notes["recipe"], results   # recipe: RECIPE_KEYS' names
     torch.save(stored, path)
     write_test_tsv(args.out / "test.tsv", test_src, test_ref, test_hyp)
     (args.out / "recipe.json").write_text(json.dumps({"recipe": notes["recipe"], "results": results},

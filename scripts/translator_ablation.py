@@ -15,36 +15,24 @@ printed on 2026-11-23/24.
 import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import argparse
 import copy
-import importlib.util
 import itertools
 import re
-import sys
 
 import torch
 
 from course_utils.data import load_translation_pairs
 from course_utils.decoding import translate
-from course_utils.paths import ROOT, build_dir
+from course_utils.paths import build_dir
+from course_utils.tools.ding import DING, ding_parts, is_sentence, read_dictionary
 from course_utils.train import train_for
 from course_utils.translation import (bleu, encode_pairs, length_batches, make_translator, mean_loss, seq2seq_loss,
                                       shared_tokenizer, shorter_half)
 
 
-def _load_build_data():
-    """scripts/build_data.py as a module, loaded by its path (no sys.path change): its Ding parser is the one
-    that made data/de_en_pairs.tsv, so the dictionary pairs below are cleaned exactly the same way."""
-    spec = importlib.util.spec_from_file_location("build_data", ROOT / "scripts" / "build_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_build_data = _load_build_data()
-DING, ding_parts, is_sentence = _build_data.DING, _build_data.ding_parts, _build_data._is_sentence
-
 # the recipe (course_utils.translation.make_translator's names) plus this script's knobs; a variant is its changes
-BASE = dict(vocab=2000, d_model=128, layers=2, decoder_layers=None, heads=4, d_ff=512, dropout=0.1, pre_ln=True,
-            max_tokens=1500, lr_factor=0.5, warmup=100, cooldown=0.2, ema=None, seed=0, extra=None, curriculum=0.0)
+BASE = dict(vocab=2000, d_model=128, n_encoder_layers=2, n_decoder_layers=2, n_heads=4, d_ff=512, dropout=0.1,
+            norm_first=True, max_tokens=1500, lr_factor=0.5, warmup=100, cooldown=0.2, ema=None, seed=0, extra=None,
+            curriculum=0.0)
 VARIANTS = {
     "base": {},
     "seed1": dict(seed=1),
@@ -52,7 +40,7 @@ VARIANTS = {
     "lr_x0.3": dict(lr_factor=0.3),
     "dropout0": dict(dropout=0.0),
     "dropout0.2": dict(dropout=0.2),
-    "3+1_layers": dict(layers=3, decoder_layers=1),
+    "3+1_layers": dict(n_encoder_layers=3, n_decoder_layers=1),
     "no_cooldown": dict(cooldown=0.0),
     "ema_no_cooldown": dict(cooldown=0.0, ema=0.998),
     "vocab1000": dict(vocab=1000),
@@ -79,10 +67,8 @@ def dictionary_pairs(kind: str, train: list[tuple[str, str]]) -> list[tuple[str,
     all occur in the training sentences, on both sides: vocabulary the model already needs.
     "phrases": any part of a line with >= 3 German words (<= 8), e.g. idioms and collocations.
     """
-    if not DING.exists():
-        sys.exit(f"{DING} not found: install it with `sudo apt-get install trans-de-en`")
     pairs = []
-    for part, ds, es in ding_parts(DING.read_text(encoding="utf-8")):
+    for part, ds, es in ding_parts(read_dictionary(DING)):  # the parser that made data/de_en_pairs.tsv
         if kind == "words":
             if part > 0:  # the head entry only, not its inflections or examples
                 continue

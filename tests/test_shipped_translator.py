@@ -8,7 +8,7 @@ import torch
 from course_utils.data import load_translation_pairs
 from course_utils.decoding import translate
 from course_utils.paths import MODELS_DIR
-from course_utils.translation import TEST_TSV_HEADER, bleu, load_translator, read_test_tsv
+from course_utils.translation import RECIPE_KEYS, TEST_TSV_HEADER, bleu, load_translator, read_test_tsv
 
 MODELS = MODELS_DIR / "translator"
 
@@ -29,6 +29,17 @@ def test_checkpoint_is_small_fp16_and_matches_its_tokenizer(shipped):
     assert all(v.dtype == torch.float16 for v in raw["state_dict"].values() if v.is_floating_point())
     assert len(shipped["tok"]) == shipped["model"].config.vocab_size
     assert shipped["notes"]["results"] == shipped["recipe"]["results"]   # one set of figures
+
+
+def test_recipe_is_recorded_once_in_the_configs_names(shipped):
+    """recipe.json and model.pt's own notes (read raw, not renamed by load_translator) hold the same recipe,
+    in make_translator's names, and it is the configuration of the weights."""
+    raw = torch.load(shipped["path"], map_location="cpu", weights_only=True)
+    recipe = shipped["recipe"]["recipe"]
+    assert raw["notes"]["recipe"] == recipe == shipped["notes"]["recipe"]
+    assert set(RECIPE_KEYS) <= set(recipe) and not {"heads", "layers", "decoder_layers", "pre_ln"} & set(recipe)
+    config = shipped["model"].config
+    assert all(getattr(config, k) == recipe[k] for k in RECIPE_KEYS if k not in ("warmup", "lr_factor"))
 
 
 def test_test_bleu_is_recomputable_from_the_shipped_translations(shipped):

@@ -53,14 +53,19 @@ def test_train_translator_script_end_to_end(tmp_path):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "ref"
-    results = script.main(["--out", str(out), "--vocab", "300", "--d-model", "16", "--heads", "2", "--layers", "1",
-                           "--d-ff", "32", "--max-steps", "3", "--seconds", "60", "--beam", "2", "--limit-eval", "6",
+    results = script.main(["--out", str(out), "--vocab", "300", "--d-model", "16", "--n-heads", "2",
+                           "--n-encoder-layers", "2", "--n-decoder-layers", "1", "--d-ff", "32", "--no-norm-first",
+                           "--max-steps", "3", "--seconds", "60", "--beam", "2", "--limit-eval", "6",
                            "--max-new-tokens", "5", "--max-tokens", "400", "--short-seconds", "0.5"])
     for name in ("model.pt", "tokenizer.json", "tokenizer.vocab", "recipe.json", "test.tsv"):
         assert (out / name).exists(), name
     recipe = json.loads((out / "recipe.json").read_text())
     assert recipe["results"]["steps"] == 3 and recipe["recipe"]["vocab"] == 300 and recipe["recipe"]["short_seconds"] == 0.5
+    assert set(RECIPE_KEYS) <= set(recipe["recipe"]), "recipe.json speaks make_translator's names"
     payload = load_checkpoint(out / "model.pt")
+    assert payload["notes"]["recipe"] == recipe["recipe"]
+    assert (payload["config"]["n_encoder_layers"], payload["config"]["n_decoder_layers"]) == (2, 1)
+    assert payload["config"]["norm_first"] is False is recipe["recipe"]["norm_first"], "--no-norm-first: post-LN"
     assert torch.load(out / "model.pt", weights_only=True)["state_dict"]["embed.weight"].dtype == torch.float16
     model = Seq2SeqTransformer(TransformerConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
@@ -107,18 +112,20 @@ class _Tok:
         return 40
 
 
-RECIPE = dict(d_model=16, heads=2, layers=1, d_ff=32, dropout=0.0, pre_ln=True, warmup=10, lr_factor=0.5)
+RECIPE = dict(d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=32, dropout=0.0, norm_first=True,
+              warmup=10, lr_factor=0.5)
 
 
 def test_translator_config_and_make_translator_follow_the_recipe():
-    config = translator_config({**RECIPE, "decoder_layers": 2}, _Tok())
+    config = translator_config({**RECIPE, "n_decoder_layers": 2}, _Tok())
     assert (config.vocab_size, config.pad_id, config.bos_id, config.eos_id) == (40, 37, 38, 39)
     sizes = (config.d_model, config.n_heads, config.n_encoder_layers, config.n_decoder_layers, config.d_ff)
     assert sizes == (16, 2, 1, 2, 32) and config.norm_first and config.max_len == 128
     assert config == TransformerConfig(**config_ids(_Tok()), d_model=16, n_heads=2, n_encoder_layers=1,
                                        n_decoder_layers=2, d_ff=32, dropout=0.0, norm_first=True, max_len=128)
     model, opt, sched = make_translator(RECIPE, _Tok(), seed=3)
-    assert model.config.n_decoder_layers == 1, "decoder_layers defaults to layers"
+    assert model.config.n_decoder_layers == 1
+    assert not translator_config({**RECIPE, "norm_first": False}, _Tok()).norm_first
     assert opt.defaults["betas"] == (0.9, 0.98) and opt.defaults["eps"] == 1e-9
     assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * 16 ** -0.5 * 10 ** -1.5), "warm-up step 1, x lr_factor"
     again, _, _ = make_translator(RECIPE, _Tok(), seed=3)
@@ -137,6 +144,21 @@ def test_save_and_load_translator_round_trip(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     assert tok2.encode("Ich bin") == tok.encode("Ich bin")
     assert notes == {"recipe": RECIPE, "results": {"test_bleu": 1.0}}
+
+
+def test_a_checkpoint_with_the_old_recipe_names_loads_with_the_new_ones(tmp_path):
+    """Checkpoints in build/ written before the rename (heads, layers, decoder_layers, pre_ln) read in today's names."""
+    tok = shared_tokenizer([("Ich bin Student.", "I am a student.")] * 3, 270)
+    model, _, _ = make_translator({**RECIPE, "n_decoder_layers": 2}, tok, seed=0)
+    old = dict(vocab=270, d_model=16, heads=2, layers=1, decoder_layers=2, d_ff=32, dropout=0.0, pre_ln=True,
+               warmup=10, lr_factor=0.5)
+    save_translator(tmp_path / "old", model, tok, recipe=old)
+    _, _, notes = load_translator(tmp_path / "old")
+    assert notes["recipe"] == {"vocab": 270, **RECIPE, "n_decoder_layers": 2}
+    assert list(notes["recipe"])[:6] == ["vocab", "d_model", "n_heads", "n_encoder_layers", "n_decoder_layers", "d_ff"]
+    assert translator_config(notes["recipe"], tok) == model.config
+    save_translator(tmp_path / "both", model, tok, recipe={**old, "decoder_layers": None})   # None: as many as layers
+    assert load_translator(tmp_path / "both")[2]["recipe"]["n_decoder_layers"] == 1
 
 
 def test_bleu_is_sacrebleus_13a_corpus_bleu():

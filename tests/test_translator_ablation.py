@@ -6,6 +6,8 @@ import pytest
 
 from course_utils.data import load_translation_pairs
 from course_utils.paths import ROOT
+from course_utils.tools.ding import DING
+from course_utils.translation import RECIPE_KEYS
 
 SCRIPT = ROOT / "scripts" / "translator_ablation.py"
 spec = importlib.util.spec_from_file_location("translator_ablation", SCRIPT)
@@ -13,7 +15,7 @@ ablation = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ablation)
 
 
-@pytest.mark.skipif(not ablation.DING.exists(), reason="needs Debian's trans-de-en (apt-get install trans-de-en)")
+@pytest.mark.skipif(not DING.exists(), reason="needs Debian's trans-de-en (apt-get install trans-de-en)")
 def test_dictionary_pairs_are_the_ones_the_readme_measured():
     train = load_translation_pairs("train")
     words, phrases = ablation.dictionary_pairs("words", train), ablation.dictionary_pairs("phrases", train)
@@ -34,7 +36,7 @@ def test_unknown_variant_is_refused(capsys):
 
 def test_a_short_run_with_weight_averaging_and_a_curriculum_returns_its_scores():
     spec = {**ablation.BASE, **ablation.VARIANTS["ema_no_cooldown"], "curriculum": 0.5,
-            "d_model": 32, "heads": 2, "d_ff": 64}
+            "d_model": 32, "n_heads": 2, "d_ff": 64}
     r = ablation.run("ema_no_cooldown", spec, steps=4, n_valid=4)
     assert r["extra_pairs"] == 0 and r["valid_loss"] > 0 and 0 <= r["bleu"] <= 100
     assert len(r["example"]) == 3
@@ -42,3 +44,4 @@ def test_a_short_run_with_weight_averaging_and_a_curriculum_returns_its_scores()
 
 def test_variants_are_changes_to_the_base_recipe():
     assert ablation.VARIANTS["base"] == {} and all(set(v) <= set(ablation.BASE) for v in ablation.VARIANTS.values())
+    assert set(RECIPE_KEYS) <= set(ablation.BASE), "the base recipe speaks make_translator's names"
