@@ -1,2 +1,4 @@
 """Course tooling, apart from the lessons: grading (`autograde`, `grading`), widgets and plot set-up
-(`widgets`, `plots`) and the offline guard (`offline`). No notebook's lesson lives here."""
+(`widgets`, `plots`), the offline guard (`offline`), notebook 00's environment check (`environment`)
+and the Ding dictionary reader behind `data/de_en_pairs.tsv` (`ding`). No notebook's lesson lives
+here, and no lesson module imports from here."""
