@@ -9,6 +9,7 @@ matrix per head, so its memory grows as n^2; the fused kernel (flash / memory-ef
 attention) works tile by tile and never stores it. Both do ~4 n^2 d flops. The table prints
 time, peak extra memory and the ratio ours / fused. Speed is measured here, never asserted in tests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,10 +49,14 @@ def fmt_mb(b):
 
 def print_table(rows, title):
     print(title)
-    print(f"{'n':>6} {'ours ms':>9} {'fused ms':>9} {'time x':>7} {'ours MiB':>9} {'fused MiB':>9} {'n^2 h 4B MiB':>13}")
+    print(
+        f"{'n':>6} {'ours ms':>9} {'fused ms':>9} {'time x':>7} {'ours MiB':>9} {'fused MiB':>9} {'n^2 h 4B MiB':>13}"
+    )
     for n, t_o, t_f, m_o, m_f in rows:
-        print(f"{n:>6} {t_o * 1e3:9.2f} {t_f * 1e3:9.2f} {t_o / t_f:7.2f} {fmt_mb(m_o):>9} {fmt_mb(m_f):>9}"
-              f" {n * n * ARGS.heads * ARGS.batch * 4 / 2**20:13.1f}")
+        print(
+            f"{n:>6} {t_o * 1e3:9.2f} {t_f * 1e3:9.2f} {t_o / t_f:7.2f} {fmt_mb(m_o):>9} {fmt_mb(m_f):>9}"
+            f" {n * n * ARGS.heads * ARGS.batch * 4 / 2**20:13.1f}"
+        )
     n, t_o, t_f, *_ = rows[-1]
     print(f"at n = {n}: ours / fused time ratio = {t_o / t_f:.2f}")
 
@@ -68,7 +73,12 @@ if __name__ == "__main__":
     ns = [64, 128, 256, 512] if ARGS.quick else [128, 256, 512, 1024, 2048, 4096]
     if device.type == "cuda" and not ARGS.quick:
         ns += [8192, 16384]
-    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
-          f"batch {ARGS.batch}, heads {ARGS.heads}, d_head {ARGS.d_head}, float32, best of 3")
+    print(
+        f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+        f"batch {ARGS.batch}, heads {ARGS.heads}, d_head {ARGS.d_head}, float32, best of 3"
+    )
     rows = run(ns, ARGS.batch, ARGS.heads, ARGS.d_head, device)
-    print_table(rows, "time and peak extra memory of one forward pass (memory: torch allocations, CUDA allocator or CPU profiler)")
+    print_table(
+        rows,
+        "time and peak extra memory of one forward pass (memory: torch allocations, CUDA allocator or CPU profiler)",
+    )

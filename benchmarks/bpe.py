@@ -8,6 +8,7 @@ no minimum frequency) and encode the same paragraphs from a cold start. Printed:
 time, encoding throughput (MB/s of UTF-8), the ratios, and how many merges and token ids agree.
 Targets from issue 7: train <= 30 s on 2 CPU cores, encode >= 1 MB/s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,12 @@ def train_tokenizers(text: str, vocab_size: int):
     hf = Tokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     hf.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=0, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=0,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     hf.train_from_iterator([text], trainer=trainer)  # one sequence: the same chunks as ours
     return hf
 
@@ -55,9 +60,11 @@ def main() -> None:
     vocab_size = args.vocab_size or (2048 if args.quick else 8192)
     paragraphs = [p + "\n\n" for p in text.split("\n\n")]
     megabytes = len(text.encode("utf-8")) / 1e6
-    print(f"text: {len(text):,} characters ({megabytes:.2f} MB), {len(paragraphs):,} paragraphs; "
-          f"vocab_size {vocab_size:,}; cores visible: {os.cpu_count()}, "
-          f"RAYON_NUM_THREADS={os.environ.get('RAYON_NUM_THREADS', 'unset')}")
+    print(
+        f"text: {len(text):,} characters ({megabytes:.2f} MB), {len(paragraphs):,} paragraphs; "
+        f"vocab_size {vocab_size:,}; cores visible: {os.cpu_count()}, "
+        f"RAYON_NUM_THREADS={os.environ.get('RAYON_NUM_THREADS', 'unset')}"
+    )
 
     ours, t_ours = timed(lambda: ByteLevelBPE().train(text, vocab_size))
     hf, t_hf = timed(train_tokenizers, text, vocab_size)
@@ -71,20 +78,26 @@ def main() -> None:
     ids_hf = [i for enc in batch for i in enc.ids]
     # the two number their byte symbols differently (byte value vs sorted stand-in character): compare the tokens
     b2u = bytes_to_unicode()
-    same_tokens = (["".join(b2u[b] for b in ours.vocab[i]) for i in ids_ours] == [hf.id_to_token(i) for i in ids_hf])
+    same_tokens = ["".join(b2u[b] for b in ours.vocab[i]) for i in ids_ours] == [hf.id_to_token(i) for i in ids_hf]
 
-    theirs = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in json.loads(hf.to_str())["model"]["merges"]]
+    theirs = [
+        tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in json.loads(hf.to_str())["model"]["merges"]
+    ]
     mine = ours.merges_as_strings()
     n = min(1000, len(mine))
     print(f"{'':28}{'ours (Python)':>16}{'tokenizers (Rust)':>20}{'ours / theirs':>16}")
     print(f"{'training time (s)':28}{t_ours:16.2f}{t_hf:20.2f}{t_ours / t_hf:15.2f}x")
     print(f"{'encoding (MB/s)':28}{megabytes / e_ours:16.2f}{megabytes / e_hf:20.2f}{e_hf / e_ours:15.2f}x")
     print(f"{'tokens for the text':28}{len(ids_ours):16,}{len(ids_hf):20,}")
-    print(f"same first {n} merges: {len(set(mine[:n]) & set(theirs[:n])) / n:.1%}; "
-          f"all {len(mine)} merges in the same order: {mine == theirs}; identical tokens: {same_tokens}")
+    print(
+        f"same first {n} merges: {len(set(mine[:n]) & set(theirs[:n])) / n:.1%}; "
+        f"all {len(mine)} merges in the same order: {mine == theirs}; identical tokens: {same_tokens}"
+    )
     ok_train, ok_enc = t_ours <= 30, megabytes / e_ours >= 1.0
-    print(f"targets: train <= 30 s: {'met' if ok_train else 'MISSED'}; encode >= 1 MB/s: {'met' if ok_enc else 'MISSED'}"
-          + (" (quick run: the targets are for the full run)" if args.quick else ""))
+    print(
+        f"targets: train <= 30 s: {'met' if ok_train else 'MISSED'}; encode >= 1 MB/s: {'met' if ok_enc else 'MISSED'}"
+        + (" (quick run: the targets are for the full run)" if args.quick else "")
+    )
 
 
 if __name__ == "__main__":

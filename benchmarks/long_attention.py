@@ -17,6 +17,7 @@ Three tables (issue 12's targets, reported here, never asserted in tests):
    (target: >= 3x at 512 tokens).
 Times are the best of `--repeats` runs (the least disturbed by other processes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ from course_utils.flash import tiled_attention  # noqa: E402
 from course_utils.measure import best_time, peak_rss  # noqa: E402
 from course_utils.sparse import bigbird_layout, block_sparse_attention, expand_layout  # noqa: E402
 
-BIGBIRD = dict(block=64, window=1, n_global=2, n_random=3)   # BigBird-base's block pattern
+BIGBIRD = dict(block=64, window=1, n_global=2, n_random=3)  # BigBird-base's block pattern
 
 
 def sparse_vs_masked(ns, heads: int = 2, d: int = 64, repeats: int = 3, seed: int = 0):
@@ -76,7 +77,7 @@ def memory_naive_vs_tiled(ns, d: int = 64, block: int = 128, seed: int = 0):
             naive = peak_rss(lambda: scaled_dot_product_attention(q, k, v))
             tiled = peak_rss(lambda: tiled_attention(q, k, v, block, block))
         rows.append((n, naive, tiled))
-        del q, k, v
+        q = k = v = None  # free the (n, d) inputs before the next, larger n
     return rows
 
 
@@ -88,14 +89,17 @@ def kv_cache_speedup(lengths, repeats: int = 1, seed: int = 0):
 
     torch.manual_seed(seed)
     prompt = torch.randint(96, (1, 16), generator=torch.Generator().manual_seed(seed))
-    model = GPT(GPTConfig(vocab_size=96, max_len=prompt.shape[1] + max(lengths), n_layers=4, n_heads=4,
-                          d_model=128, rope=True)).eval()
+    model = GPT(
+        GPTConfig(vocab_size=96, max_len=prompt.shape[1] + max(lengths), n_layers=4, n_heads=4, d_model=128, rope=True)
+    ).eval()
     rows = []
     for n_new in lengths:
         out, times = {}, {}
         for cached in (False, True):
-            times[cached] = best_time(lambda: out.__setitem__(
-                cached, model.generate(prompt, n_new, temperature=0, use_cache=cached)), repeats=repeats)
+            times[cached] = best_time(
+                lambda: out.__setitem__(cached, model.generate(prompt, n_new, temperature=0, use_cache=cached)),
+                repeats=repeats,
+            )
         rows.append((n_new, times[False], times[True], bool(torch.equal(out[False], out[True]))))
     return rows
 
@@ -110,8 +114,10 @@ def main() -> None:
         load = os.getloadavg()[0]
     except OSError:
         load = float("nan")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores visible, "
-          f"load average {load:.1f} (higher than the core count = the timings are inflated by other processes)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores visible, "
+        f"load average {load:.1f} (higher than the core count = the timings are inflated by other processes)"
+    )
 
     if "sparse" not in args.skip:
         ns = [256, 512, 1024, 2048] if args.quick else [256, 512, 1024, 2048, 4096, 8192]
@@ -125,8 +131,10 @@ def main() -> None:
 
     if "memory" not in args.skip:
         ns = [1024, 2048, 4096] if args.quick else [1024, 2048, 4096, 8192, 16384]
-        print("\n2. peak extra resident memory, batch 1, one head, d 64, tiles 128 x 128 "
-              "(VmHWM via /proc/self/clear_refs)")
+        print(
+            "\n2. peak extra resident memory, batch 1, one head, d 64, tiles 128 x 128 "
+            "(VmHWM via /proc/self/clear_refs)"
+        )
         print(f"{'n':>6} {'naive (MiB)':>12} {'tiled (MiB)':>12} {'output alone (MiB)':>19}")
         for n, naive, tiled in memory_naive_vs_tiled(ns):
             if naive is None:
@@ -136,8 +144,10 @@ def main() -> None:
 
     if "kv" not in args.skip:
         lengths = [64, 128] if args.quick else [64, 128, 256, 512]
-        print("\n3. greedy generation, course_utils.gpt.GPT (4 layers, 4 heads, d 128, RoPE), prompt 16 tokens, "
-              "best of 1 after a warm-up")
+        print(
+            "\n3. greedy generation, course_utils.gpt.GPT (4 layers, 4 heads, d 128, RoPE), prompt 16 tokens, "
+            "best of 1 after a warm-up"
+        )
         print(f"{'new tokens':>10} {'no cache (s)':>13} {'KV cache (s)':>13} {'speed-up':>9} {'same tokens':>12}")
         for n_new, t0, t1, same in kv_cache_speedup(lengths, repeats=1):
             print(f"{n_new:>10} {t0:>13.2f} {t1:>13.2f} {t0 / t1:>8.1f}x {str(same):>12}")

@@ -7,6 +7,7 @@ layers of MiniLM's six blocks), the time of a forward+backward+Adam step with ev
 weight trained, with LoRA (r = 4), and with LoRA on an NF4 base (QLoRA), plus the bytes
 the frozen weights occupy. Medians of repeated runs; the machine may be shared.
 """
+
 import course_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch)
 import copy
 import statistics
@@ -53,8 +54,11 @@ def main():
     frozen_nf4 = stored_bytes(qlora)
     apply_lora(qlora, [str(i) for i in range(len(base)) if isinstance(base[i], nn.Linear)], r=4, alpha=8)
     print(f"{'setup':<22}{'trained':>12}{'frozen MB':>11}{'step ms':>10}")
-    for name, model, frozen in (("full fine-tuning", full, 0), ("LoRA r=4", lora, frozen_fp32),
-                                ("QLoRA r=4 (NF4 base)", qlora, frozen_nf4)):
+    for name, model, frozen in (
+        ("full fine-tuning", full, 0),
+        ("LoRA r=4", lora, frozen_fp32),
+        ("QLoRA r=4 (NF4 base)", qlora, frozen_nf4),
+    ):
         ms = 1000 * step_time(model, x)
         print(f"{name:<22}{count_parameters(model, trainable_only=True):>12,}{frozen / 2**20:>11.2f}{ms:>10.1f}")
 

@@ -4,6 +4,7 @@ Import this package before torch. On a shared 2-core machine, OpenMP's busy-wait
 threads made training 5x slower whenever another process held a core; a passive
 wait policy fixes that, and it only takes effect if set before torch loads.
 """
+
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -25,6 +25,7 @@ Concessions, admitted up front:
   plot); `nn.MultiheadAttention` returns them after dropout. In eval mode, or with
   dropout 0, the two agree.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,14 @@ import torch.nn.functional as F
 
 from course_utils.checks import check_int, check_number, check_tensor
 
-__all__ = ["scaled_dot_product_attention", "causal_mask", "padding_mask", "split_heads", "merge_heads",
-           "MultiHeadAttention"]
+__all__ = [
+    "scaled_dot_product_attention",
+    "causal_mask",
+    "padding_mask",
+    "split_heads",
+    "merge_heads",
+    "MultiHeadAttention",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,24 +54,34 @@ def _check_mask(mask, scores_shape: torch.Size, fn: str, what: str = "(..., T_q,
     """A bool mask, True = may attend, that broadcasts to the scores; the message says how to convert others."""
     check_tensor(fn, "mask", mask, shape="boolean (True = may attend)")
     if mask.dtype != torch.bool:
-        raise TypeError(f"{fn}: mask must have dtype torch.bool with True = may attend, got {mask.dtype}. "
-                        "For an additive float mask (0 / -inf) use `mask = float_mask == 0`; for "
-                        "nn.MultiheadAttention's boolean masks (True = blocked) use `~mask`.")
+        raise TypeError(
+            f"{fn}: mask must have dtype torch.bool with True = may attend, got {mask.dtype}. "
+            "For an additive float mask (0 / -inf) use `mask = float_mask == 0`; for "
+            "nn.MultiheadAttention's boolean masks (True = blocked) use `~mask`."
+        )
     try:
         ok = torch.broadcast_shapes(mask.shape, scores_shape) == scores_shape
     except RuntimeError:
         ok = False
     if not ok:
-        raise ValueError(f"{fn}: mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape "
-                         f"{tuple(scores_shape)} {what}")
+        raise ValueError(
+            f"{fn}: mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape "
+            f"{tuple(scores_shape)} {what}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # scaled dot-product attention
 # ---------------------------------------------------------------------------------------------
-def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 mask: Optional[torch.Tensor] = None, *, is_causal: bool = False,
-                                 dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: Optional[torch.Tensor] = None,
+    *,
+    is_causal: bool = False,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(q k^T / sqrt(d_k)) v, returning `(output, weights)`.
 
     q: (..., T_q, d_k)   k: (..., T_k, d_k)   v: (..., T_k, d_v)   leading dims broadcast.
@@ -89,16 +106,21 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError(f"{fn}: q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"{fn}: q and k must have the same last dimension d_k, got q {tuple(q.shape)} "
-                         f"and k {tuple(k.shape)}")
+        raise ValueError(
+            f"{fn}: q and k must have the same last dimension d_k, got q {tuple(q.shape)} and k {tuple(k.shape)}"
+        )
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"{fn}: k and v must have the same number of keys T_k (dim -2), got k "
-                         f"{tuple(k.shape)} and v {tuple(v.shape)}")
+        raise ValueError(
+            f"{fn}: k and v must have the same number of keys T_k (dim -2), got k "
+            f"{tuple(k.shape)} and v {tuple(v.shape)}"
+        )
     try:
         lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     except RuntimeError:
-        raise ValueError(f"{fn}: the leading (batch/head) dims of q {tuple(q.shape)}, k {tuple(k.shape)} and "
-                         f"v {tuple(v.shape)} do not broadcast") from None
+        raise ValueError(
+            f"{fn}: the leading (batch/head) dims of q {tuple(q.shape)}, k {tuple(k.shape)} and "
+            f"v {tuple(v.shape)} do not broadcast"
+        ) from None
     check_number(fn, "dropout_p", dropout_p, low=0, high=1, high_open=True)
     T_q, T_k = q.shape[-2], k.shape[-2]
     scores_shape = torch.Size((*lead, T_q, T_k))
@@ -109,22 +131,22 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         mask = tri if mask is None else mask & tri
 
     # E = Q K^T / sqrt(d_k); scaling q first is the same number and costs n*d, not n^2, extra memory
-    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-2, -1)    # (..., T_q, T_k)
+    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-2, -1)  # (..., T_q, T_k)
     blocked_rows = None
     if mask is not None:
-        if scores.shape != scores_shape:                            # v or the mask has more leading dims
+        if scores.shape != scores_shape:  # v or the mask has more leading dims
             scores = scores.expand(scores_shape).clone()
-        scores.masked_fill_(~mask, float("-inf"))                   # blocked -> exp(-inf) = exactly 0
-        blocked_rows = ~mask.any(dim=-1, keepdim=True)              # (..., T_q, 1) queries with no key left
-        if blocked_rows.any():                                      # rare: softmax of all -inf is NaN
+        scores.masked_fill_(~mask, float("-inf"))  # blocked -> exp(-inf) = exactly 0
+        blocked_rows = ~mask.any(dim=-1, keepdim=True)  # (..., T_q, 1) queries with no key left
+        if blocked_rows.any():  # rare: softmax of all -inf is NaN
             scores.masked_fill_(blocked_rows, 0.0)
         else:
             blocked_rows = None
-    weights = scores.softmax(dim=-1)                                # (..., T_q, T_k), over the keys
+    weights = scores.softmax(dim=-1)  # (..., T_q, T_k), over the keys
     if blocked_rows is not None:
-        weights = weights.masked_fill(blocked_rows, 0.0)            # ... and we give those rows zeros
+        weights = weights.masked_fill(blocked_rows, 0.0)  # ... and we give those rows zeros
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
-    return attn @ v, weights                                         # (..., T_q, d_v), (..., T_q, T_k)
+    return attn @ v, weights  # (..., T_q, d_v), (..., T_q, T_k)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,8 +164,9 @@ def causal_mask(n: int, device: torch.device | str | None = None) -> torch.Tenso
     return torch.ones(n, n, dtype=torch.bool, device=device).tril()
 
 
-def padding_mask(lengths: Sequence[int] | torch.Tensor, max_len: int | None = None,
-                 device: torch.device | str | None = None) -> torch.Tensor:
+def padding_mask(
+    lengths: Sequence[int] | torch.Tensor, max_len: int | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
     """(B, max_len) bool, True where a position holds a real token (position < its sequence's length).
 
     To block padded *keys*, broadcast it over queries (and heads):
@@ -156,13 +179,15 @@ def padding_mask(lengths: Sequence[int] | torch.Tensor, max_len: int | None = No
     """
     if isinstance(lengths, torch.Tensor):
         if lengths.dim() != 1 or lengths.is_floating_point() or lengths.dtype == torch.bool:
-            raise TypeError(f"padding_mask: lengths must be a 1-D integer tensor, got dtype {lengths.dtype} "
-                            f"and shape {tuple(lengths.shape)}")
+            raise TypeError(
+                f"padding_mask: lengths must be a 1-D integer tensor, got dtype {lengths.dtype} "
+                f"and shape {tuple(lengths.shape)}"
+            )
         lengths = lengths.to(device=device)
     else:
         lengths = list(lengths)
         for i, n in enumerate(lengths):
-            check_int("padding_mask", f"lengths[{i}]", n, low=None)   # >= 0 is checked below, for all
+            check_int("padding_mask", f"lengths[{i}]", n, low=None)  # >= 0 is checked below, for all
         lengths = torch.tensor(lengths, dtype=torch.long, device=device)
     if lengths.numel() == 0:
         raise ValueError("padding_mask: lengths is empty; give one length per sequence")
@@ -174,7 +199,7 @@ def padding_mask(lengths: Sequence[int] | torch.Tensor, max_len: int | None = No
     max_len = check_int("padding_mask", "max_len", max_len)
     if longest > max_len:
         raise ValueError(f"padding_mask: a length ({longest}) exceeds max_len ({max_len})")
-    return torch.arange(max_len, device=lengths.device) < lengths[:, None]   # (B, max_len)
+    return torch.arange(max_len, device=lengths.device) < lengths[:, None]  # (B, max_len)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +223,7 @@ def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     *lead, T, D = x.shape
     if D % n_heads:
         raise ValueError(f"split_heads: the last dimension D={D} is not divisible by n_heads={n_heads}")
-    return x.reshape(*lead, T, n_heads, D // n_heads).transpose(-3, -2)   # (..., h, T, D/h)
+    return x.reshape(*lead, T, n_heads, D // n_heads).transpose(-3, -2)  # (..., h, T, D/h)
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
@@ -209,7 +234,7 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """
     check_tensor("merge_heads", "x", x, min_dim=3, shape="(..., h, T, d_h)")
     *lead, h, T, d_h = x.shape
-    return x.transpose(-3, -2).reshape(*lead, T, h * d_h)                 # (..., T, h*d_h)
+    return x.transpose(-3, -2).reshape(*lead, T, h * d_h)  # (..., T, h*d_h)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,8 +255,15 @@ class MultiHeadAttention(nn.Module):
     layers; `from_torch` copies an `nn.MultiheadAttention`'s packed weights into them.
     """
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
-                 kdim: int | None = None, vdim: int | None = None):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        kdim: int | None = None,
+        vdim: int | None = None,
+    ):
         super().__init__()
         fn = "MultiHeadAttention"
         d_model, n_heads = check_int(fn, "d_model", d_model), check_int(fn, "n_heads", n_heads)
@@ -241,10 +273,10 @@ class MultiHeadAttention(nn.Module):
         self.d_model, self.n_heads, self.dropout = d_model, n_heads, dropout
         self.d_head = d_model // n_heads
         self.kdim, self.vdim = kdim or d_model, vdim or d_model
-        self.q_proj = nn.Linear(d_model, d_model, bias=bias)     # W_Q, all heads side by side
-        self.k_proj = nn.Linear(self.kdim, d_model, bias=bias)   # W_K
-        self.v_proj = nn.Linear(self.vdim, d_model, bias=bias)   # W_V
-        self.out_proj = nn.Linear(d_model, d_model, bias=bias)   # W_O mixes the concatenated heads
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)  # W_Q, all heads side by side
+        self.k_proj = nn.Linear(self.kdim, d_model, bias=bias)  # W_K
+        self.v_proj = nn.Linear(self.vdim, d_model, bias=bias)  # W_V
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)  # W_O mixes the concatenated heads
 
     def _head_mask(self, mask: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """A (B, T_q, T_k) mask is the same for every head: insert the head dim -> (B, 1, T_q, T_k)."""
@@ -253,8 +285,9 @@ class MultiHeadAttention(nn.Module):
             return mask.unsqueeze(-3)
         return mask
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: Optional[torch.Tensor] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(output (..., T_q, d_model), weights (..., h, T_q, T_k)); see the class docstring for the mask."""
         fn = "MultiHeadAttention"
         for name, x, dim in (("query", query, self.d_model), ("key", key, self.kdim), ("value", value, self.vdim)):
@@ -262,16 +295,17 @@ class MultiHeadAttention(nn.Module):
             if x.shape[-1] != dim:
                 raise ValueError(f"{fn}: {name} must have last dimension {dim}, got shape {tuple(x.shape)}")
         if key.shape[-2] != value.shape[-2]:
-            raise ValueError(f"{fn}: key and value must have the same length T_k, got {tuple(key.shape)} "
-                             f"and {tuple(value.shape)}")
-        q = split_heads(self.q_proj(query), self.n_heads)               # (..., h, T_q, d_head)
-        k = split_heads(self.k_proj(key), self.n_heads)                 # (..., h, T_k, d_head)
-        v = split_heads(self.v_proj(value), self.n_heads)               # (..., h, T_k, d_head)
+            raise ValueError(
+                f"{fn}: key and value must have the same length T_k, got {tuple(key.shape)} and {tuple(value.shape)}"
+            )
+        q = split_heads(self.q_proj(query), self.n_heads)  # (..., h, T_q, d_head)
+        k = split_heads(self.k_proj(key), self.n_heads)  # (..., h, T_k, d_head)
+        v = split_heads(self.v_proj(value), self.n_heads)  # (..., h, T_k, d_head)
         if mask is not None:
             mask = self._head_mask(mask, query)
         p = self.dropout if self.training else 0.0
         out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)  # (..., h, T_q, d_head)
-        return self.out_proj(merge_heads(out)), weights                 # (..., T_q, d_model), (..., h, T_q, T_k)
+        return self.out_proj(merge_heads(out)), weights  # (..., T_q, d_model), (..., h, T_q, T_k)
 
     @classmethod
     def from_torch(cls, torch_mha: nn.MultiheadAttention) -> "MultiHeadAttention":
@@ -288,13 +322,17 @@ class MultiHeadAttention(nn.Module):
         d = torch_mha.embed_dim
         has_bias = torch_mha.in_proj_bias is not None
         ref = torch_mha.out_proj.weight
-        mha = cls(d, torch_mha.num_heads, dropout=torch_mha.dropout, bias=has_bias,
-                  kdim=torch_mha.kdim, vdim=torch_mha.vdim).to(dtype=ref.dtype, device=ref.device)
+        mha = cls(
+            d, torch_mha.num_heads, dropout=torch_mha.dropout, bias=has_bias, kdim=torch_mha.kdim, vdim=torch_mha.vdim
+        ).to(dtype=ref.dtype, device=ref.device)
         if torch_mha._qkv_same_embed_dim:
             w_q, w_k, w_v = torch_mha.in_proj_weight.detach().chunk(3, dim=0)
         else:
-            w_q, w_k, w_v = (torch_mha.q_proj_weight.detach(), torch_mha.k_proj_weight.detach(),
-                             torch_mha.v_proj_weight.detach())
+            w_q, w_k, w_v = (
+                torch_mha.q_proj_weight.detach(),
+                torch_mha.k_proj_weight.detach(),
+                torch_mha.v_proj_weight.detach(),
+            )
         with torch.no_grad():
             for lin, w in ((mha.q_proj, w_q), (mha.k_proj, w_k), (mha.v_proj, w_v)):
                 lin.weight.copy_(w)

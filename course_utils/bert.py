@@ -20,6 +20,7 @@ Concessions: the original post-LN block order (not the pre-LN of our GPT), GELU 
 exact erf form as in BERT; no whole-word masking (each BPE token is chosen on its own);
 the NSP pairs are fixed-length segments of running text, not sentences.
 """
+
 from __future__ import annotations
 
 import random
@@ -33,10 +34,22 @@ import torch.nn.functional as F
 from course_utils.attention import MultiHeadAttention
 from course_utils.checks import check_choice, check_fields, check_int, check_number, check_tensor
 
-__all__ = ["BertConfig", "BertModel", "BertForPreTraining", "BertClassifier", "mlm_rule", "mask_tokens",
-           "encode_pair", "nsp_pairs", "to_hf_bert", "hf_bert_config", "parameter_formula", "IGNORE"]
+__all__ = [
+    "BertConfig",
+    "BertModel",
+    "BertForPreTraining",
+    "BertClassifier",
+    "mlm_rule",
+    "mask_tokens",
+    "encode_pair",
+    "nsp_pairs",
+    "to_hf_bert",
+    "hf_bert_config",
+    "parameter_formula",
+    "IGNORE",
+]
 
-IGNORE = -100   # label of positions that do not count in the loss (F.cross_entropy's ignore_index)
+IGNORE = -100  # label of positions that do not count in the loss (F.cross_entropy's ignore_index)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,15 +79,17 @@ class BertConfig:
     mask_id: int = 103
 
     def __post_init__(self):
-        check_fields("BertConfig", self, ("vocab_size", "max_len", "type_vocab_size", "n_layers", "n_heads", "d_model",
-                                          "d_ff"))
+        check_fields(
+            "BertConfig", self, ("vocab_size", "max_len", "type_vocab_size", "n_layers", "n_heads", "d_model", "d_ff")
+        )
         if self.d_model % self.n_heads:
             raise ValueError(f"BertConfig: d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         check_number("BertConfig", "dropout", self.dropout, low=0, high=1, high_open=True)
         for name in ("pad_id", "cls_id", "sep_id", "mask_id"):
             if check_int("BertConfig", name, getattr(self, name), low=None) not in range(self.vocab_size):
-                raise ValueError(f"BertConfig: {name} must be a token id in [0, {self.vocab_size}), "
-                                 f"got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"BertConfig: {name} must be a token id in [0, {self.vocab_size}), got {getattr(self, name)!r}"
+                )
 
     @property
     def special_ids(self) -> tuple[int, ...]:
@@ -84,9 +99,17 @@ class BertConfig:
 # ---------------------------------------------------------------------------------------------
 # the MLM rule and the NSP pairs
 # ---------------------------------------------------------------------------------------------
-def mlm_rule(input_ids: torch.Tensor, select_u: torch.Tensor, action_u: torch.Tensor, random_ids: torch.Tensor,
-             special: torch.Tensor, mask_id: int, mlm_probability: float = 0.15,
-             mask_share: float = 0.8, random_share: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+def mlm_rule(
+    input_ids: torch.Tensor,
+    select_u: torch.Tensor,
+    action_u: torch.Tensor,
+    random_ids: torch.Tensor,
+    special: torch.Tensor,
+    mask_id: int,
+    mlm_probability: float = 0.15,
+    mask_share: float = 0.8,
+    random_share: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking rule with the random draws given: returns (corrupted inputs, labels).
 
     A token is chosen when select_u < mlm_probability and it is not special ([CLS], [SEP],
@@ -107,26 +130,33 @@ def mlm_rule(input_ids: torch.Tensor, select_u: torch.Tensor, action_u: torch.Te
     check_tensor(fn, "input_ids", input_ids, dtype="int", shape="(B, T)")
     for name, t in (("select_u", select_u), ("action_u", action_u), ("random_ids", random_ids), ("special", special)):
         if not isinstance(t, torch.Tensor) or t.shape != input_ids.shape:
-            raise ValueError(f"{fn}: {name} must be a tensor of input_ids' shape {tuple(input_ids.shape)}, "
-                             f"got {tuple(getattr(t, 'shape', ())) or type(t).__name__}")
+            raise ValueError(
+                f"{fn}: {name} must be a tensor of input_ids' shape {tuple(input_ids.shape)}, "
+                f"got {tuple(getattr(t, 'shape', ())) or type(t).__name__}"
+            )
     if special.dtype != torch.bool:
         raise TypeError(f"{fn}: special must be a bool tensor (True = never masked), got {special.dtype}")
     for name, p in (("mlm_probability", mlm_probability), ("mask_share", mask_share), ("random_share", random_share)):
         check_number(fn, name, p, low=0, high=1)
     if mask_share + random_share > 1:
         raise ValueError(f"{fn}: mask_share + random_share must be <= 1, got {mask_share} + {random_share}")
-    chosen = (select_u < mlm_probability) & ~special                       # (B, T) the 15 %
+    chosen = (select_u < mlm_probability) & ~special  # (B, T) the 15 %
     labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE))
-    to_mask = chosen & (action_u < mask_share)                             # 80 % of the chosen
-    to_random = chosen & (action_u >= mask_share) & (action_u < mask_share + random_share)   # 10 %
+    to_mask = chosen & (action_u < mask_share)  # 80 % of the chosen
+    to_random = chosen & (action_u >= mask_share) & (action_u < mask_share + random_share)  # 10 %
     inputs = torch.where(to_mask, torch.full_like(input_ids, mask_id), input_ids)
     inputs = torch.where(to_random, random_ids.to(input_ids.dtype), inputs)  # the other 10 % stay as they are
     return inputs, labels
 
 
-def mask_tokens(input_ids: torch.Tensor, config: BertConfig, *, mlm_probability: float = 0.15,
-                generator: Optional[torch.Generator] = None,
-                special: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    input_ids: torch.Tensor,
+    config: BertConfig,
+    *,
+    mlm_probability: float = 0.15,
+    generator: Optional[torch.Generator] = None,
+    special: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw the random numbers and apply `mlm_rule`: (corrupted inputs, labels), both (B, T).
 
     Random replacements are drawn uniformly from the non-special ids. special defaults to
@@ -140,15 +170,16 @@ def mask_tokens(input_ids: torch.Tensor, config: BertConfig, *, mlm_probability:
         special = torch.isin(input_ids, torch.tensor(config.special_ids, device=dev))
     allowed = torch.ones(config.vocab_size, dtype=torch.bool)
     allowed[list(config.special_ids)] = False
-    pool = allowed.nonzero().squeeze(1).to(dev)                            # the ids a random token can be
+    pool = allowed.nonzero().squeeze(1).to(dev)  # the ids a random token can be
     select_u = torch.rand(input_ids.shape, generator=generator).to(dev)
     action_u = torch.rand(input_ids.shape, generator=generator).to(dev)
     random_ids = pool[torch.randint(len(pool), input_ids.shape, generator=generator).to(dev)]
     return mlm_rule(input_ids, select_u, action_u, random_ids, special, config.mask_id, mlm_probability)
 
 
-def encode_pair(a: Sequence[int], b: Optional[Sequence[int]], config: BertConfig,
-                max_len: Optional[int] = None) -> tuple[list[int], list[int]]:
+def encode_pair(
+    a: Sequence[int], b: Optional[Sequence[int]], config: BertConfig, max_len: Optional[int] = None
+) -> tuple[list[int], list[int]]:
     """[CLS] a [SEP] b [SEP] and its segment ids (0 for [CLS] a [SEP], 1 for b [SEP]).
 
     Longer inputs are cut, the longer segment first, to fit max_len (default config.max_len).
@@ -161,7 +192,7 @@ def encode_pair(a: Sequence[int], b: Optional[Sequence[int]], config: BertConfig
     budget = max_len - (3 if b is not None else 2)
     if budget < 2:
         raise ValueError(f"encode_pair: max_len={max_len} leaves no room for tokens besides [CLS]/[SEP]")
-    while len(a) + (len(b) if b else 0) > budget:                          # longest-first truncation
+    while len(a) + (len(b) if b else 0) > budget:  # longest-first truncation
         (a if b is None or len(a) >= len(b) else b).pop()
     ids = [config.cls_id] + a + [config.sep_id]
     types = [0] * len(ids)
@@ -171,8 +202,9 @@ def encode_pair(a: Sequence[int], b: Optional[Sequence[int]], config: BertConfig
     return ids, types
 
 
-def nsp_pairs(documents: Sequence[Sequence[int]], segment_len: int, n_pairs: int,
-              seed: int = 0) -> list[tuple[list[int], list[int], int]]:
+def nsp_pairs(
+    documents: Sequence[Sequence[int]], segment_len: int, n_pairs: int, seed: int = 0
+) -> list[tuple[list[int], list[int], int]]:
     """(A, B, label) pairs for next-sentence prediction from token streams of several documents.
 
     A is a random segment of segment_len tokens; half the time B is the segment that follows
@@ -180,7 +212,9 @@ def nsp_pairs(documents: Sequence[Sequence[int]], segment_len: int, n_pairs: int
     another document (label 1, "NotNext"). Every document needs at least 2 * segment_len tokens.
     """
     if len(documents) < 2:
-        raise ValueError(f"nsp_pairs: need at least 2 documents (NotNext segments come from another one), got {len(documents)}")
+        raise ValueError(
+            f"nsp_pairs: need at least 2 documents (NotNext segments come from another one), got {len(documents)}"
+        )
     if any(len(d) < 2 * segment_len for d in documents):
         raise ValueError(f"nsp_pairs: every document needs >= 2 * segment_len = {2 * segment_len} tokens")
     rng = random.Random(seed)
@@ -189,13 +223,13 @@ def nsp_pairs(documents: Sequence[Sequence[int]], segment_len: int, n_pairs: int
         d = rng.randrange(len(documents))
         doc = documents[d]
         s = rng.randrange(len(doc) - 2 * segment_len + 1)
-        a = list(doc[s:s + segment_len])
+        a = list(doc[s : s + segment_len])
         if rng.random() < 0.5:
-            b, label = list(doc[s + segment_len:s + 2 * segment_len]), 0
+            b, label = list(doc[s + segment_len : s + 2 * segment_len]), 0
         else:
             other = documents[rng.choice([i for i in range(len(documents)) if i != d])]
             t = rng.randrange(len(other) - segment_len + 1)
-            b, label = list(other[t:t + segment_len]), 1
+            b, label = list(other[t : t + segment_len]), 1
         out.append((a, b, label))
     return out
 
@@ -235,7 +269,7 @@ class BertLayer(nn.Module):
         self.last_weights: Optional[torch.Tensor] = None
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-        a, self.last_weights = self.attention(x, x, x, mask)              # (B, T, C), (B, h, T, T)
+        a, self.last_weights = self.attention(x, x, x, mask)  # (B, T, C), (B, h, T, T)
         x = self.attention_norm(x + self.attention_dropout(a))
         f = self.output(F.gelu(self.intermediate(x)))
         return self.output_norm(x + self.output_dropout(f))
@@ -254,10 +288,14 @@ class BertModel(nn.Module):
         self.config = config
         self.embeddings = BertEmbeddings(config)
         self.layers = nn.ModuleList(BertLayer(config) for _ in range(config.n_layers))
-        self.pooler = nn.Linear(config.d_model, config.d_model)            # tanh(W h_[CLS] + b)
+        self.pooler = nn.Linear(config.d_model, config.d_model)  # tanh(W h_[CLS] + b)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: Optional[torch.Tensor] = None,
-                attention_mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         check_tensor("BertModel", "input_ids", input_ids, dim=2, dtype="int", shape="(B, T)")
         B, T = input_ids.shape
         if T > self.config.max_len:
@@ -267,13 +305,15 @@ class BertModel(nn.Module):
         if attention_mask is None:
             attention_mask = input_ids != self.config.pad_id
         if attention_mask.dtype != torch.bool or attention_mask.shape != input_ids.shape:
-            raise ValueError(f"BertModel: attention_mask must be bool (B, T) = {tuple(input_ids.shape)} with True = "
-                             f"real token, got {attention_mask.dtype} {tuple(attention_mask.shape)}")
-        mask = attention_mask[:, None, :]                                  # (B, 1, T): every query, real keys only
-        x = self.embeddings(input_ids, token_type_ids)                     # (B, T, C)
+            raise ValueError(
+                f"BertModel: attention_mask must be bool (B, T) = {tuple(input_ids.shape)} with True = "
+                f"real token, got {attention_mask.dtype} {tuple(attention_mask.shape)}"
+            )
+        mask = attention_mask[:, None, :]  # (B, 1, T): every query, real keys only
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
         for layer in self.layers:
             x = layer(x, mask)
-        pooled = torch.tanh(self.pooler(x[:, 0]))                          # (B, C) from [CLS]
+        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, C) from [CLS]
         return x, pooled
 
 
@@ -284,7 +324,7 @@ class MLMHead(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.d_model, config.d_model)
         self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.embedding = embedding                                         # tied: shared with the input side
+        self.embedding = embedding  # tied: shared with the input side
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -313,8 +353,8 @@ class BertForPreTraining(nn.Module):
     def loss(self, input_ids, token_type_ids, mlm_labels, nsp_labels=None, attention_mask=None):
         """(total, mlm, nsp) losses in nats; MLM over positions whose label is not IGNORE."""
         h, pooled = self.bert(input_ids, token_type_ids, attention_mask)
-        chosen = mlm_labels != IGNORE                                      # (B, T)
-        mlm = F.cross_entropy(self.mlm(h[chosen]), mlm_labels[chosen])      # only the ~15 % chosen
+        chosen = mlm_labels != IGNORE  # (B, T)
+        mlm = F.cross_entropy(self.mlm(h[chosen]), mlm_labels[chosen])  # only the ~15 % chosen
         nsp = F.cross_entropy(self.nsp(pooled), nsp_labels) if nsp_labels is not None else torch.zeros(())
         return mlm + nsp, mlm, nsp
 
@@ -346,12 +386,12 @@ class BertClassifier(nn.Module):
         return model.to(next(pretrained.parameters()).device)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None):
-        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)   # (B, T, C), (B, C)
+        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, C), (B, C)
         if self.pooling == "mean":
-            real = (input_ids != self.config.pad_id if attention_mask is None else attention_mask)
-            real = real.unsqueeze(-1).to(hidden.dtype)                         # (B, T, 1)
-            pooled = (hidden * real).sum(1) / real.sum(1).clamp_min(1)         # (B, C)
-        return self.head(self.dropout(pooled))                              # (B, n_classes)
+            real = input_ids != self.config.pad_id if attention_mask is None else attention_mask
+            real = real.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+            pooled = (hidden * real).sum(1) / real.sum(1).clamp_min(1)  # (B, C)
+        return self.head(self.dropout(pooled))  # (B, n_classes)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -387,41 +427,60 @@ def parameter_formula(config: BertConfig, heads: bool = True) -> int:
 # ---------------------------------------------------------------------------------------------
 def _hf_names(n_layers: int) -> dict[str, str]:
     """our state-dict name -> transformers.BertForPreTraining's name."""
-    names = {"bert.pooler.weight": "bert.pooler.dense.weight", "bert.pooler.bias": "bert.pooler.dense.bias",
-             "mlm.dense.weight": "cls.predictions.transform.dense.weight",
-             "mlm.dense.bias": "cls.predictions.transform.dense.bias",
-             "mlm.norm.weight": "cls.predictions.transform.LayerNorm.weight",
-             "mlm.norm.bias": "cls.predictions.transform.LayerNorm.bias",
-             "mlm.bias": "cls.predictions.bias",
-             "nsp.weight": "cls.seq_relationship.weight", "nsp.bias": "cls.seq_relationship.bias"}
+    names = {
+        "bert.pooler.weight": "bert.pooler.dense.weight",
+        "bert.pooler.bias": "bert.pooler.dense.bias",
+        "mlm.dense.weight": "cls.predictions.transform.dense.weight",
+        "mlm.dense.bias": "cls.predictions.transform.dense.bias",
+        "mlm.norm.weight": "cls.predictions.transform.LayerNorm.weight",
+        "mlm.norm.bias": "cls.predictions.transform.LayerNorm.bias",
+        "mlm.bias": "cls.predictions.bias",
+        "nsp.weight": "cls.seq_relationship.weight",
+        "nsp.bias": "cls.seq_relationship.bias",
+    }
     for part in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
         names[f"bert.embeddings.{part}.weight"] = f"bert.embeddings.{part}.weight"
     for wb in ("weight", "bias"):
         names[f"bert.embeddings.LayerNorm.{wb}"] = f"bert.embeddings.LayerNorm.{wb}"
         for i in range(n_layers):
             ours, theirs = f"bert.layers.{i}.", f"bert.encoder.layer.{i}."
-            for a, b in (("attention.q_proj", "attention.self.query"), ("attention.k_proj", "attention.self.key"),
-                         ("attention.v_proj", "attention.self.value"), ("attention.out_proj", "attention.output.dense"),
-                         ("attention_norm", "attention.output.LayerNorm"), ("intermediate", "intermediate.dense"),
-                         ("output", "output.dense"), ("output_norm", "output.LayerNorm")):
+            for a, b in (
+                ("attention.q_proj", "attention.self.query"),
+                ("attention.k_proj", "attention.self.key"),
+                ("attention.v_proj", "attention.self.value"),
+                ("attention.out_proj", "attention.output.dense"),
+                ("attention_norm", "attention.output.LayerNorm"),
+                ("intermediate", "intermediate.dense"),
+                ("output", "output.dense"),
+                ("output_norm", "output.LayerNorm"),
+            ):
                 names[f"{ours}{a}.{wb}"] = f"{theirs}{b}.{wb}"
     return names
 
 
 def hf_bert_config(config: BertConfig):
     """The `transformers.BertConfig` with the same architecture."""
-    from transformers import BertConfig as HFBertConfig   # optional and heavy: only the comparison needs it
+    from transformers import BertConfig as HFBertConfig  # optional and heavy: only the comparison needs it
 
-    return HFBertConfig(vocab_size=config.vocab_size, hidden_size=config.d_model, num_hidden_layers=config.n_layers,
-                        num_attention_heads=config.n_heads, intermediate_size=config.d_ff, hidden_act="gelu",
-                        hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout,
-                        max_position_embeddings=config.max_len, type_vocab_size=config.type_vocab_size,
-                        layer_norm_eps=config.layer_norm_eps, pad_token_id=config.pad_id)
+    return HFBertConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.d_model,
+        num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads,
+        intermediate_size=config.d_ff,
+        hidden_act="gelu",
+        hidden_dropout_prob=config.dropout,
+        attention_probs_dropout_prob=config.dropout,
+        max_position_embeddings=config.max_len,
+        type_vocab_size=config.type_vocab_size,
+        layer_norm_eps=config.layer_norm_eps,
+        pad_token_id=config.pad_id,
+    )
 
 
 def to_hf_bert(model: BertForPreTraining):
     """A `transformers.BertForPreTraining` holding our weights (eval mode): the check of our BERT."""
-    from transformers import BertForPreTraining as HFBert   # optional and heavy: only the comparison needs it
+    from transformers import BertForPreTraining as HFBert  # optional and heavy: only the comparison needs it
 
     if not isinstance(model, BertForPreTraining):
         raise TypeError(f"to_hf_bert: model must be a BertForPreTraining, got {type(model).__name__}")

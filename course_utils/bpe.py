@@ -20,6 +20,7 @@ Concessions, stated up front:
   identical merge list (tested); `course_utils.bpe_base.incremental_merges` is that engine.
 - Pure Python: fine for a few million characters, not for a web crawl.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -27,8 +28,15 @@ from typing import Iterable, Sequence
 from course_utils.bpe_base import Pair, incremental_merges, merge_pair, pair_counts
 from course_utils.checks import check_int
 
-__all__ = ["word_to_symbols", "count_pairs", "train_bpe", "bpe_trace", "bpe_vocabulary", "apply_merges",
-           "train_bpe_fast"]
+__all__ = [
+    "word_to_symbols",
+    "count_pairs",
+    "train_bpe",
+    "bpe_trace",
+    "bpe_vocabulary",
+    "apply_merges",
+    "train_bpe_fast",
+]
 
 
 # ----------------------------------------------------------------------------- validation
@@ -47,7 +55,9 @@ def _check_eow(end_of_word, fn: str) -> str:
     if end_of_word is None:
         return ""
     if not isinstance(end_of_word, str):
-        raise TypeError(f"{fn}: end_of_word must be a string (or '' / None for no marker), got {type(end_of_word).__name__}")
+        raise TypeError(
+            f"{fn}: end_of_word must be a string (or '' / None for no marker), got {type(end_of_word).__name__}"
+        )
     return end_of_word
 
 
@@ -80,7 +90,7 @@ def count_pairs(corpus: dict[tuple, int]) -> dict[Pair, int]:
         raise TypeError(f"count_pairs: corpus must be a dict {{symbols tuple: count}}, got {type(corpus).__name__}")
     counts: dict[Pair, int] = {}
     for symbols, freq in corpus.items():
-        pair_counts(symbols, freq, counts)   # adds this word's pairs, freq times each
+        pair_counts(symbols, freq, counts)  # adds this word's pairs, freq times each
     return counts
 
 
@@ -138,7 +148,9 @@ def bpe_trace(word_counts: dict[str, int], num_merges: int, end_of_word: str = "
     return steps
 
 
-def bpe_vocabulary(word_counts: dict[str, int], merges: Iterable[tuple[str, str]], end_of_word: str = "</w>") -> list[str]:
+def bpe_vocabulary(
+    word_counts: dict[str, int], merges: Iterable[tuple[str, str]], end_of_word: str = "</w>"
+) -> list[str]:
     """Base symbols in first-occurrence order, then one new symbol per merge.
 
     >>> bpe_vocabulary({"ab": 1}, [("a", "b")])
@@ -176,8 +188,9 @@ def apply_merges(word: str, merges: Sequence[tuple[str, str]], end_of_word: str 
 
 
 # ----------------------------------------------------------------------------- training, the fast way
-def train_bpe_fast(word_counts: dict[str, int], num_merges: int, end_of_word: str = "</w>",
-                   progress: bool = False) -> list[tuple[str, str]]:
+def train_bpe_fast(
+    word_counts: dict[str, int], num_merges: int, end_of_word: str = "</w>", progress: bool = False
+) -> list[tuple[str, str]]:
     """Same result as `train_bpe` (same first-occurrence ties), with incremental pair counts.
 
     >>> train_bpe_fast({"low": 5, "lower": 2, "newest": 6, "widest": 3}, 3)
@@ -187,6 +200,6 @@ def train_bpe_fast(word_counts: dict[str, int], num_merges: int, end_of_word: st
     check_int("train_bpe_fast", "num_merges", num_merges, low=0)
     eow = _check_eow(end_of_word, "train_bpe_fast")
     words = [word_to_symbols(w, eow) for w in word_counts]
-    return incremental_merges(words, list(word_counts.values()), num_merges,
-                              new_symbol=lambda a, b: a + b, progress=progress)
-
+    return incremental_merges(
+        words, list(word_counts.values()), num_merges, new_symbol=lambda a, b: a + b, progress=progress
+    )

@@ -25,6 +25,7 @@ Concessions, stated up front:
   and a heap. Fine for a few MB of text, not for a web crawl.
 - `naive_merges` is here only as the reference the fast loop is tested against.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -80,10 +81,16 @@ def merge_pair(symbols: Sequence, pair: Pair, new_symbol=None) -> list:
     return out
 
 
-def incremental_merges(words: list[list], freqs: list[int], num_merges: int, *,
-                       new_symbol: Callable[[Hashable, Hashable], Hashable],
-                       rank: Callable[[Hashable], int] | None = None,
-                       progress: bool = False, desc: str = "BPE merges") -> list[Pair]:
+def incremental_merges(
+    words: list[list],
+    freqs: list[int],
+    num_merges: int,
+    *,
+    new_symbol: Callable[[Hashable, Hashable], Hashable],
+    rank: Callable[[Hashable], int] | None = None,
+    progress: bool = False,
+    desc: str = "BPE merges",
+) -> list[Pair]:
     """The BPE merge loop with incremental pair counts; `words` (lists of symbols) are merged in place.
 
     >>> next_id = iter(range(4, 100)); words = [[1, 2, 3, 1, 2]]
@@ -109,8 +116,10 @@ def incremental_merges(words: list[list], freqs: list[int], num_merges: int, *,
     check_int(fn, "num_merges", num_merges, low=0)
     check_callable(fn, "new_symbol", new_symbol)
     if len(words) != len(freqs):
-        raise ValueError(f"{fn}: words and freqs must have the same length (one frequency per word), "
-                         f"got {len(words)} and {len(freqs)}")
+        raise ValueError(
+            f"{fn}: words and freqs must have the same length (one frequency per word), "
+            f"got {len(words)} and {len(freqs)}"
+        )
     counts: dict[Pair, int] = {}
     where: dict[Pair, set[int]] = {}
     for i, (w, f) in enumerate(zip(words, freqs)):
@@ -195,9 +204,14 @@ def incremental_merges(words: list[list], freqs: list[int], num_merges: int, *,
     return merges
 
 
-def naive_merges(words: list[list], freqs: list[int], num_merges: int, *,
-                 new_symbol: Callable[[Hashable, Hashable], Hashable],
-                 rank: Callable[[Hashable], int] | None = None) -> list[Pair]:
+def naive_merges(
+    words: list[list],
+    freqs: list[int],
+    num_merges: int,
+    *,
+    new_symbol: Callable[[Hashable, Hashable], Hashable],
+    rank: Callable[[Hashable], int] | None = None,
+) -> list[Pair]:
     """Reference for `incremental_merges`: recount every pair of every word before each merge.
 
     >>> next_id = iter(range(4, 100)); words = [[1, 2, 3, 1, 2]]

@@ -26,6 +26,7 @@ Concessions:
 Files: `save("build/tok")` writes `build/tok.json` (what `load` reads) and
 `build/tok.vocab`, a human-readable list of every token and the merge that made it.
 """
+
 from __future__ import annotations
 
 import json
@@ -85,7 +86,9 @@ def bytes_to_unicode() -> dict[int, str]:
     The 68 unprintable or whitespace bytes are shifted to code points 256, 257, ...
     `tokenizers` stores its byte-level vocabulary in these characters.
     """
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     mapping, shift = {}, 0
     for b in range(256):
         if b in printable:
@@ -140,7 +143,7 @@ class ByteLevelBPE:
             raise ValueError(f"ByteLevelBPE: special_tokens has duplicates: {specials}")
         self.use_regex = HAVE_REGEX if use_regex is None else bool(use_regex)
         self._split = compile_split_pattern(self.use_regex)
-        self.merges: dict[tuple[int, int], int] = {}   # (left id, right id) -> new id, in merge order
+        self.merges: dict[tuple[int, int], int] = {}  # (left id, right id) -> new id, in merge order
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
         self._special_names = specials
         self.special_tokens: dict[str, int] = {}
@@ -152,13 +155,18 @@ class ByteLevelBPE:
         start = 256 + len(self.merges)
         self.special_tokens = {s: start + k for k, s in enumerate(self._special_names)}
         self.inverse_special = {i: s for s, i in self.special_tokens.items()}
-        self._special_re = (re.compile("(" + "|".join(re.escape(s) for s in sorted(self.special_tokens, key=len, reverse=True)) + ")")
-                            if self.special_tokens else None)
+        self._special_re = (
+            re.compile("(" + "|".join(re.escape(s) for s in sorted(self.special_tokens, key=len, reverse=True)) + ")")
+            if self.special_tokens
+            else None
+        )
         self._cache = _ChunkCache(self._encode_chunk)
 
     def __repr__(self) -> str:
-        return (f"ByteLevelBPE({len(self)} ids = 256 bytes + {len(self.merges)} merges + "
-                f"special tokens {list(self.special_tokens)})")
+        return (
+            f"ByteLevelBPE({len(self)} ids = 256 bytes + {len(self.merges)} merges + "
+            f"special tokens {list(self.special_tokens)})"
+        )
 
     def __len__(self) -> int:
         return 256 + len(self.merges) + len(self.special_tokens)
@@ -204,10 +212,12 @@ class ByteLevelBPE:
         check_int("train", "vocab_size", vocab_size, low=None)
         minimum = 256 + len(self._special_names)
         if vocab_size < minimum:
-            raise ValueError(f"train: vocab_size must be >= {minimum} (256 bytes + {len(self._special_names)} "
-                             f"special tokens), got {vocab_size}")
+            raise ValueError(
+                f"train: vocab_size must be >= {minimum} (256 bytes + {len(self._special_names)} "
+                f"special tokens), got {vocab_size}"
+            )
         counts = self.chunk_counts(text)
-        words = [list(chunk) for chunk in counts]       # each chunk as a list of byte ids
+        words = [list(chunk) for chunk in counts]  # each chunk as a list of byte ids
         freqs = list(counts.values())
         num_merges = vocab_size - minimum
         next_id = iter(range(256, 256 + num_merges))
@@ -215,15 +225,25 @@ class ByteLevelBPE:
         if naive:
             pairs = naive_merges(words, freqs, num_merges, new_symbol=lambda a, b: next(next_id), rank=rank)
         else:
-            pairs = incremental_merges(words, freqs, num_merges, new_symbol=lambda a, b: next(next_id), rank=rank,
-                                       progress=progress, desc="byte-level BPE merges")
+            pairs = incremental_merges(
+                words,
+                freqs,
+                num_merges,
+                new_symbol=lambda a, b: next(next_id),
+                rank=rank,
+                progress=progress,
+                desc="byte-level BPE merges",
+            )
         self.merges, self.vocab = {}, {i: bytes([i]) for i in range(256)}
         for k, (a, b) in enumerate(pairs):
             self.merges[(a, b)] = 256 + k
             self.vocab[256 + k] = self.vocab[a] + self.vocab[b]
         if len(pairs) < num_merges:
-            warnings.warn(f"train: the text ran out of pairs after {len(pairs)} merges; "
-                          f"vocabulary has {256 + len(pairs) + len(self._special_names)} ids, not {vocab_size}")
+            warnings.warn(
+                f"train: the text ran out of pairs after {len(pairs)} merges; "
+                f"vocabulary has {256 + len(pairs) + len(self._special_names)} ids, not {vocab_size}",
+                stacklevel=2,  # point at the caller's train(...) line
+            )
         self._assign_special_ids()
         # every merge was applied to every training chunk in order, which is exactly what encoding does:
         # keep the results as a warm cache (encoding the training text is then all lookups)
@@ -314,19 +334,27 @@ class ByteLevelBPE:
         stem = str(prefix).removesuffix(".json")  # "build/tok_v1.5" keeps its dot: suffixes are appended
         json_path, vocab_path = Path(stem + ".json"), Path(stem + ".vocab")
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        model = {"format": FORMAT, "pattern": GPT2_SPLIT_PATTERN if self.use_regex else GPT2_SPLIT_PATTERN_RE,
-                 "use_regex": self.use_regex, "merges": [list(p) for p in self.merges],
-                 "special_tokens": self.special_tokens}
+        model = {
+            "format": FORMAT,
+            "pattern": GPT2_SPLIT_PATTERN if self.use_regex else GPT2_SPLIT_PATTERN_RE,
+            "use_regex": self.use_regex,
+            "merges": [list(p) for p in self.merges],
+            "special_tokens": self.special_tokens,
+        }
         json_path.write_text(json.dumps(model, ensure_ascii=False) + "\n", encoding="utf-8")
         parents = {new: pair for pair, new in self.merges.items()}
-        lines = [f"# {FORMAT}: {len(self)} ids = 256 bytes + {len(self.merges)} merges + "
-                 f"{len(self.special_tokens)} special tokens. id  [token]  <- [left][right]"]
+        lines = [
+            f"# {FORMAT}: {len(self)} ids = 256 bytes + {len(self.merges)} merges + "
+            f"{len(self.special_tokens)} special tokens. id  [token]  <- [left][right]"
+        ]
         for i in range(len(self)):
             if i in self.inverse_special:
                 lines.append(f"{i}\t[{self.inverse_special[i]}]\t(special)")
             elif i in parents:
                 a, b = parents[i]
-                lines.append(f"{i}\t[{_render(self.vocab[i])}]\t<- [{_render(self.vocab[a])}][{_render(self.vocab[b])}]")
+                lines.append(
+                    f"{i}\t[{_render(self.vocab[i])}]\t<- [{_render(self.vocab[a])}][{_render(self.vocab[b])}]"
+                )
             else:
                 lines.append(f"{i}\t[{_render(self.vocab[i])}]")
         vocab_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -348,8 +376,10 @@ class ByteLevelBPE:
             tok.vocab[256 + k] = tok.vocab[a] + tok.vocab[b]
         tok._assign_special_ids()
         if tok.special_tokens != model["special_tokens"]:
-            raise ValueError(f"ByteLevelBPE.load: {path} is inconsistent: special token ids {model['special_tokens']} "
-                             f"do not follow the {len(tok.merges)} merges")
+            raise ValueError(
+                f"ByteLevelBPE.load: {path} is inconsistent: special token ids {model['special_tokens']} "
+                f"do not follow the {len(tok.merges)} merges"
+            )
         return tok
 
     # ------------------------------------------------------------------ the reference library

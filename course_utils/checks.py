@@ -13,6 +13,7 @@ Traceback (most recent call last):
 ...
 ValueError: f: n_heads must be an int >= 1, got 0
 """
+
 from __future__ import annotations
 
 import math
@@ -37,14 +38,26 @@ def check_int(fn: str, name: str, value: Any, low: int | None = 1, high: int | N
         raise TypeError(f"{fn}: {name} must be an int, got {_kind(value)}")
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        span = (f"in [{low}, {high}]" if low is not None and high is not None
-                else f">= {low}" if low is not None else f"<= {high}")
+        span = (
+            f"in [{low}, {high}]"
+            if low is not None and high is not None
+            else f">= {low}"
+            if low is not None
+            else f"<= {high}"
+        )
         raise ValueError(f"{fn}: {name} must be an int {span}, got {value}")
     return value
 
 
-def check_number(fn: str, name: str, value: Any, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, high_open: bool = False) -> float:
+def check_number(
+    fn: str,
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """A finite real number with low <= value <= high (`low_open`/`high_open`: strict). Returns a float.
 
     >>> check_number("f", "dropout", 0.1, low=0, high=1, high_open=True)
@@ -88,8 +101,15 @@ def check_callable(fn: str, name: str, value: Any) -> Any:
     return value
 
 
-def check_tensor(fn: str, name: str, value: Any, dim: int | None = None, min_dim: int | None = None,
-                 dtype: str | None = None, shape: str = "") -> torch.Tensor:
+def check_tensor(
+    fn: str,
+    name: str,
+    value: Any,
+    dim: int | None = None,
+    min_dim: int | None = None,
+    dtype: str | None = None,
+    shape: str = "",
+) -> torch.Tensor:
     """A torch.Tensor with `dim` (or at least `min_dim`) dimensions and a dtype kind.
 
     dtype: None (any), "float" (floating point), "int" (an integer dtype, not bool), "bool".
@@ -101,11 +121,19 @@ def check_tensor(fn: str, name: str, value: Any, dim: int | None = None, min_dim
     if (dim is not None and value.dim() != dim) or (min_dim is not None and value.dim() < min_dim):
         need = f"{dim} dimensions" if dim is not None else f"at least {min_dim} dimensions"
         raise ValueError(f"{fn}: {name} must be {want} with {need}, got shape {tuple(value.shape)}")
-    ok = {None: True, "float": value.is_floating_point(), "bool": value.dtype == torch.bool,
-          "int": not value.is_floating_point() and not value.is_complex() and value.dtype != torch.bool}
+    ok = {
+        None: True,
+        "float": value.is_floating_point(),
+        "bool": value.dtype == torch.bool,
+        "int": not value.is_floating_point() and not value.is_complex() and value.dtype != torch.bool,
+    }
     if dtype not in ok:
         raise ValueError(f"check_tensor: dtype must be None, 'float', 'int' or 'bool', got {dtype!r}")
     if not ok[dtype]:
-        words = {"float": "a floating-point dtype", "int": "an integer dtype (e.g. torch.long)", "bool": "dtype torch.bool"}
+        words = {
+            "float": "a floating-point dtype",
+            "int": "an integer dtype (e.g. torch.long)",
+            "bool": "dtype torch.bool",
+        }
         raise TypeError(f"{fn}: {name} must have {words[dtype]}, got {value.dtype}")
     return value

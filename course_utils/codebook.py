@@ -15,6 +15,7 @@ of networks, the same interface (encode -> ids -> decode), blurrier reconstructi
 Concessions: Lloyd's algorithm with k-means++ seeding on a sample of patches (not all
 millions of them); empty clusters are re-seeded with the worst-fitted patches.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -42,7 +43,7 @@ def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
     [2.0, 3.0, 6.0, 7.0]
     """
     _check_images("patchify", images, patch)
-    return vit.patchify(images[:, None], patch)                            # (N, L, p*p), raster order
+    return vit.patchify(images[:, None], patch)  # (N, L, p*p), raster order
 
 
 def unpatchify(patches: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -55,14 +56,15 @@ def unpatchify(patches: torch.Tensor, height: int, width: int) -> torch.Tensor:
     check_int("unpatchify", "height", height)
     check_int("unpatchify", "width", width)
     N, L, pp = patches.shape
-    p = int(round(pp ** 0.5))
+    p = int(round(pp**0.5))
     if p * p != pp or height % p or width % p or (height // p) * (width // p) != L:
         raise ValueError(f"unpatchify: {L} patches of {pp} pixels do not tile a {height} x {width} image")
     return vit.unpatchify(patches, p, (height, width), 1)[:, 0]
 
 
-def kmeans(x: torch.Tensor, k: int, n_iter: int = 20, generator: Optional[torch.Generator] = None,
-           progress: bool = False) -> tuple[torch.Tensor, list[float]]:
+def kmeans(
+    x: torch.Tensor, k: int, n_iter: int = 20, generator: Optional[torch.Generator] = None, progress: bool = False
+) -> tuple[torch.Tensor, list[float]]:
     """Lloyd's k-means on the rows of x (N, D) -> (centroids (k, D), mean squared error per iteration).
 
     Seeding: k-means++ (each new centre drawn with probability proportional to its squared
@@ -70,30 +72,31 @@ def kmeans(x: torch.Tensor, k: int, n_iter: int = 20, generator: Optional[torch.
     The error never increases from one iteration to the next (each step is a minimisation).
     """
     check_tensor("kmeans", "x", x, dim=2, dtype="float", shape="(N, D)")
-    check_int("kmeans", "k", k, 1, len(x))                                # at most one centre per point
+    check_int("kmeans", "k", k, 1, len(x))  # at most one centre per point
     check_int("kmeans", "n_iter", n_iter, 0)
     first = torch.randint(len(x), (1,), generator=generator)
-    centres = [x[first]]                                                   # k-means++ seeding
-    d2 = torch.cdist(x, centres[0]).squeeze(1) ** 2                         # (N,) to the nearest centre
+    centres = [x[first]]  # k-means++ seeding
+    d2 = torch.cdist(x, centres[0]).squeeze(1) ** 2  # (N,) to the nearest centre
     for _ in range(1, k):
         i = torch.multinomial(d2 + 1e-12, 1, generator=generator)
         centres.append(x[i])
         d2 = torch.minimum(d2, (torch.cdist(x, x[i]).squeeze(1)) ** 2)
-    c = torch.cat(centres)                                                 # (k, D)
+    c = torch.cat(centres)  # (k, D)
     history = []
     steps = range(n_iter)
     if progress:
         from tqdm.auto import tqdm  # optional: only a progress bar needs it
+
         steps = tqdm(steps, desc="k-means", leave=False)
     for _ in steps:
-        dist = torch.cdist(x, c) ** 2                                      # (N, k)
+        dist = torch.cdist(x, c) ** 2  # (N, k)
         best, assign = dist.min(dim=1)
-        history.append(float(best.mean()) / x.shape[1])                   # per-pixel MSE
+        history.append(float(best.mean()) / x.shape[1])  # per-pixel MSE
         sums = torch.zeros_like(c).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=k).to(x.dtype)
         empty = counts == 0
         c = torch.where(empty[:, None], c, sums / counts.clamp_min(1)[:, None])
-        if empty.any():                                                    # re-seed with the worst-fitted points
+        if empty.any():  # re-seed with the worst-fitted points
             c[empty] = x[best.topk(int(empty.sum())).indices]
     return c, history
 
@@ -110,14 +113,24 @@ class PatchCodebook:
         check_int("PatchCodebook", "patch", patch)
         check_tensor("PatchCodebook", "codewords", codewords, dim=2, dtype="float", shape="(K, patch*patch)")
         if codewords.shape[1] != patch * patch:
-            raise ValueError(f"PatchCodebook: codewords must be (K, patch*patch={patch * patch}), got "
-                             f"{tuple(codewords.shape) if isinstance(codewords, torch.Tensor) else type(codewords).__name__}")
+            raise ValueError(
+                f"PatchCodebook: codewords must be (K, patch*patch={patch * patch}), got "
+                f"{tuple(codewords.shape) if isinstance(codewords, torch.Tensor) else type(codewords).__name__}"
+            )
         self.codewords, self.patch = codewords, patch
         self.history: list[float] = []
 
     @classmethod
-    def fit(cls, images: torch.Tensor, k: int, patch: int = 4, n_patches: int = 50_000, n_iter: int = 20,
-            seed: int = 0, progress: bool = False) -> "PatchCodebook":
+    def fit(
+        cls,
+        images: torch.Tensor,
+        k: int,
+        patch: int = 4,
+        n_patches: int = 50_000,
+        n_iter: int = 20,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> "PatchCodebook":
         """Learn K codewords by k-means on n_patches patches sampled from images (N, H, W) in [0, 1]."""
         _check_images("PatchCodebook.fit", images, patch)
         g = torch.Generator().manual_seed(seed)
@@ -125,7 +138,7 @@ class PatchCodebook:
         pick = torch.randperm(len(all_patches), generator=g)[:n_patches]
         codewords, history = kmeans(all_patches[pick], k, n_iter, g, progress)
         book = cls(codewords, patch)
-        book.history = history                                             # per-pixel MSE per iteration
+        book.history = history  # per-pixel MSE per iteration
         return book
 
     @property
@@ -135,14 +148,15 @@ class PatchCodebook:
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """(N, H, W) -> (N, H/p * W/p) long: each patch's nearest codeword, raster order."""
         _check_images("PatchCodebook.encode", images, self.patch)
-        p = patchify(images, self.patch)                                   # (N, L, p*p)
-        dist = torch.cdist(p, self.codewords.expand(len(p), -1, -1))       # (N, L, K)
+        p = patchify(images, self.patch)  # (N, L, p*p)
+        dist = torch.cdist(p, self.codewords.expand(len(p), -1, -1))  # (N, L, K)
         return dist.argmin(dim=-1)
 
     def decode(self, ids: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """(N, L) ids -> (N, H, W): paste each id's codeword back in place."""
         check_tensor("PatchCodebook.decode", "ids", ids, dim=2, dtype="int", shape="(N, L)")
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.size):
-            raise ValueError(f"PatchCodebook.decode: ids must lie in [0, {self.size}), got "
-                             f"[{int(ids.min())}, {int(ids.max())}]")
-        return unpatchify(self.codewords[ids.long()], height, width)      # long: a uint8 index would be a mask
+            raise ValueError(
+                f"PatchCodebook.decode: ids must lie in [0, {self.size}), got [{int(ids.min())}, {int(ids.max())}]"
+            )
+        return unpatchify(self.codewords[ids.long()], height, width)  # long: a uint8 index would be a mask

@@ -5,6 +5,7 @@ Every file is shipped in git and listed in `data/SHA256SUMS` (written by
 A missing or damaged file raises `DataError` naming the file and the command
 that restores it, instead of a confusing failure three cells later.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,7 +17,7 @@ import numpy as np
 
 from course_utils.paths import data_dir
 
-DATA_DIR = data_dir()   # $COURSE_DATA_DIR or the repository's data/
+DATA_DIR = data_dir()  # $COURSE_DATA_DIR or the repository's data/
 
 AUSTEN_TITLES = {  # file stem -> title, in publication order
     "sensesensibility": "Sense and Sensibility",
@@ -26,8 +27,18 @@ AUSTEN_TITLES = {  # file stem -> title, in publication order
     "northangerabbey": "Northanger Abbey",
     "persuasion": "Persuasion",
 }
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 _SOURCES = {  # first path component -> (data set, Debian package that rebuilds it, build_data.py argument)
     "de_en_pairs.tsv": ("German-English pairs", "trans-de-en", "pairs"),
     "austen": ("Jane Austen's novels", "r-cran-janeaustenr", "austen"),
@@ -52,8 +63,10 @@ def _expected_sums() -> dict[str, str]:
 def _fix_hint(relpath: str) -> str:
     """The commands that restore or rebuild data/<relpath>, for an error message."""
     _, package, arg = _SOURCES[relpath.split("/")[0]]
-    return (f"restore the shipped copy with `git checkout -- data/{relpath}`, or rebuild it from its source with "
-            f"`sudo apt-get install {package} && python scripts/build_data.py {arg}`")
+    return (
+        f"restore the shipped copy with `git checkout -- data/{relpath}`, or rebuild it from its source with "
+        f"`sudo apt-get install {package} && python scripts/build_data.py {arg}`"
+    )
 
 
 def data_path(relpath: str) -> Path:
@@ -72,9 +85,11 @@ def data_path(relpath: str) -> Path:
     if _verified.get(relpath) != (stat.st_mtime, stat.st_size):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != expected[relpath]:
-            raise DataError(f"data file data/{relpath} is corrupt or truncated ({stat.st_size:,} bytes, "
-                            f"SHA-256 {digest[:12]}... but data/SHA256SUMS says {expected[relpath][:12]}...): "
-                            f"{_fix_hint(relpath)}")
+            raise DataError(
+                f"data file data/{relpath} is corrupt or truncated ({stat.st_size:,} bytes, "
+                f"SHA-256 {digest[:12]}... but data/SHA256SUMS says {expected[relpath][:12]}...): "
+                f"{_fix_hint(relpath)}"
+            )
         _verified[relpath] = (stat.st_mtime, stat.st_size)
     return path
 
@@ -112,15 +127,14 @@ def load_austen() -> dict[str, str]:
     >>> books = load_austen(); list(books)[1], len(books)
     ('Pride and Prejudice', 6)
     """
-    return {title: data_path(f"austen/{stem}.txt").read_text(encoding="utf-8")
-            for stem, title in AUSTEN_TITLES.items()}
+    return {title: data_path(f"austen/{stem}.txt").read_text(encoding="utf-8") for stem, title in AUSTEN_TITLES.items()}
 
 
 def _read_idx(relpath: str) -> np.ndarray:
     """Parse an IDX file (the MNIST format): magic, dimension sizes (big-endian int32), uint8 data."""
     raw = gzip.decompress(data_path(relpath).read_bytes())
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 

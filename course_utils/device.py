@@ -5,6 +5,7 @@ notebook runs on a laptop and a GPU box. `seed_everything` seeds every random
 number generator the course touches. (Notebook 00's table of versions, device, data and
 network is course tooling: `course_utils.tools.environment.environment_report`.)
 """
+
 from __future__ import annotations
 
 import os
@@ -41,13 +42,16 @@ def get_device(name: str | torch.device = "auto") -> torch.device:
             return torch.device("cuda")
         return torch.device("mps" if _mps_available() else "cpu")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"get_device: {name!r} asked for, but this PyTorch sees no CUDA GPU "
-                         f"(torch {torch.__version__}); use DEVICE='auto' or 'cpu'")
+        raise ValueError(
+            f"get_device: {name!r} asked for, but this PyTorch sees no CUDA GPU "
+            f"(torch {torch.__version__}); use DEVICE='auto' or 'cpu'"
+        )
     if kind == "cuda" and ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
         raise ValueError(f"get_device: {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
     if kind == "mps" and not _mps_available():
-        raise ValueError("get_device: 'mps' asked for, but Apple's Metal backend is not available here; "
-                         "use DEVICE='auto' or 'cpu'")
+        raise ValueError(
+            "get_device: 'mps' asked for, but Apple's Metal backend is not available here; use DEVICE='auto' or 'cpu'"
+        )
     return torch.device(name.lower())
 
 
@@ -58,7 +62,7 @@ def seed_everything(seed: int) -> None:
     last bits between runs; we do not force `torch.use_deterministic_algorithms`
     because some kernels the course uses have no deterministic version.
     """
-    seed = check_int("seed_everything", "seed", seed, low=0, high=2**32 - 1)   # numpy's seeds are 32-bit
+    seed = check_int("seed_everything", "seed", seed, low=0, high=2**32 - 1)  # numpy's seeds are 32-bit
     os.environ["PYTHONHASHSEED"] = str(seed)  # for subprocesses; this process's hashing is fixed at start
     random.seed(seed)
     np.random.seed(seed)

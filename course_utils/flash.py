@@ -23,6 +23,7 @@ Concessions, admitted up front:
   adds nothing and no NaN appears.
 - Its memory is measured with `course_utils.measure.peak_rss` (Linux's /proc high-water mark).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,9 @@ from course_utils.checks import check_int, check_tensor
 __all__ = ["online_softmax_update", "tiled_attention"]
 
 
-def online_softmax_update(m: torch.Tensor, l: torch.Tensor, acc: torch.Tensor, scores: torch.Tensor,
-                          v_tile: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def online_softmax_update(
+    m: torch.Tensor, l: torch.Tensor, acc: torch.Tensor, scores: torch.Tensor, v_tile: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fold one tile of keys into the running softmax statistics of a block of queries.
 
     m: (..., T_q, 1) running max (start at -inf)   l: (..., T_q, 1) running sum (start at 0)
@@ -54,12 +56,12 @@ def online_softmax_update(m: torch.Tensor, l: torch.Tensor, acc: torch.Tensor, s
     >>> torch.allclose(acc / l, torch.softmax(s, -1))
     True
     """
-    m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))          # (..., T_q, 1)
+    m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))  # (..., T_q, 1)
     m_safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)  # nothing seen yet: no -inf - -inf
-    scale = torch.exp(m - m_safe)                                          # (..., T_q, 1) shrink the old terms
-    p = torch.exp(scores - m_safe)                                         # (..., T_q, B) in [0, 1]
+    scale = torch.exp(m - m_safe)  # (..., T_q, 1) shrink the old terms
+    p = torch.exp(scores - m_safe)  # (..., T_q, B) in [0, 1]
     l_new = l * scale + p.sum(dim=-1, keepdim=True)
-    acc_new = acc * scale + p @ v_tile                                     # (..., T_q, d_v)
+    acc_new = acc * scale + p @ v_tile  # (..., T_q, d_v)
     return m_new, l_new, acc_new
 
 
@@ -70,14 +72,16 @@ def _check(fn: str, q, k, v, block_q, block_k) -> None:
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"{fn}: q and k must share d_k, got q {tuple(q.shape)} and k {tuple(k.shape)}")
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"{fn}: k and v must have the same number of keys, got k {tuple(k.shape)} "
-                         f"and v {tuple(v.shape)}")
+        raise ValueError(
+            f"{fn}: k and v must have the same number of keys, got k {tuple(k.shape)} and v {tuple(v.shape)}"
+        )
     check_int(fn, "block_q", block_q)
     check_int(fn, "block_k", block_k)
 
 
-def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_q: int = 128,
-                    block_k: int = 128, is_causal: bool = False) -> torch.Tensor:
+def tiled_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_q: int = 128, block_k: int = 128, is_causal: bool = False
+) -> torch.Tensor:
     """Exact softmax(q k^T / sqrt(d)) v, computed tile by tile; never forms the (T_q, T_k) matrix.
 
     q: (..., T_q, d)   k: (..., T_k, d)   v: (..., T_k, d_v)   ->   (..., T_q, d_v)
@@ -91,18 +95,18 @@ def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_q: 
     out = q.new_empty(*lead, T_q, v.shape[-1])
     scale = 1.0 / math.sqrt(d)
     for i in range(0, T_q, block_q):
-        qi = q[..., i:i + block_q, :] * scale                              # (..., bq, d)
+        qi = q[..., i : i + block_q, :] * scale  # (..., bq, d)
         bq = qi.shape[-2]
         m = q.new_full((*lead, bq, 1), float("-inf"))
         l = q.new_zeros(*lead, bq, 1)
         acc = q.new_zeros(*lead, bq, v.shape[-1])
-        stop = min(T_k, i + bq) if is_causal else T_k                     # causal: no key after the last query
+        stop = min(T_k, i + bq) if is_causal else T_k  # causal: no key after the last query
         for j in range(0, stop, block_k):
-            s = qi @ k[..., j:j + block_k, :].transpose(-2, -1)            # (..., bq, bk): the only scores in memory
-            if is_causal and j + s.shape[-1] > i + 1:                      # tile crosses the diagonal
+            s = qi @ k[..., j : j + block_k, :].transpose(-2, -1)  # (..., bq, bk): the only scores in memory
+            if is_causal and j + s.shape[-1] > i + 1:  # tile crosses the diagonal
                 rows = torch.arange(i, i + bq, device=q.device)[:, None]
                 cols = torch.arange(j, j + s.shape[-1], device=q.device)[None, :]
                 s = s.masked_fill(cols > rows, float("-inf"))
-            m, l, acc = online_softmax_update(m, l, acc, s, v[..., j:j + block_k, :])
-        out[..., i:i + bq, :] = acc / l.clamp_min(torch.finfo(l.dtype).tiny)
+            m, l, acc = online_softmax_update(m, l, acc, s, v[..., j : j + block_k, :])
+        out[..., i : i + bq, :] = acc / l.clamp_min(torch.finfo(l.dtype).tiny)
     return out

@@ -25,6 +25,7 @@ Concessions, admitted up front:
 - No weight decay groups, no flash tricks, no compile: training code lives in notebooks
   and `course_utils.train`.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,19 @@ from course_utils.checks import check_choice, check_fields, check_int, check_num
 from course_utils.positional import apply_rope
 from course_utils.sampling import sample_next
 
-__all__ = ["GPTConfig", "GPT", "KVCache", "CausalSelfAttention", "MLP", "Block", "causal_lm_loss",
-           "to_hf_gpt2", "from_hf_gpt2", "hf_gpt2_config", "parameter_formula"]
+__all__ = [
+    "GPTConfig",
+    "GPT",
+    "KVCache",
+    "CausalSelfAttention",
+    "MLP",
+    "Block",
+    "causal_lm_loss",
+    "to_hf_gpt2",
+    "from_hf_gpt2",
+    "hf_gpt2_config",
+    "parameter_formula",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,8 +87,9 @@ class GPTConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"GPTConfig: d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.rope and (self.d_model // self.n_heads) % 2:
-            raise ValueError(f"GPTConfig: rope needs an even head size, got d_model/n_heads = "
-                             f"{self.d_model // self.n_heads}")
+            raise ValueError(
+                f"GPTConfig: rope needs an even head size, got d_model/n_heads = {self.d_model // self.n_heads}"
+            )
         check_number("GPTConfig", "dropout", self.dropout, low=0, high=1, high_open=True)
         check_choice("GPTConfig", "attn_impl", self.attn_impl, ("course", "torch"))
 
@@ -127,23 +140,34 @@ class KVCache:
         if not 0 <= layer < self.n_layers:
             raise ValueError(f"KVCache.update: layer must lie in [0, {self.n_layers}), got {layer}")
         if k.shape != v.shape or k.dim() != 4:
-            raise ValueError(f"KVCache.update: k and v must both be (B, h, T_new, d), got {tuple(k.shape)} "
-                             f"and {tuple(v.shape)}")
+            raise ValueError(
+                f"KVCache.update: k and v must both be (B, h, T_new, d), got {tuple(k.shape)} and {tuple(v.shape)}"
+            )
         B, h, T_new, d = k.shape
         start = self._len[layer]
         if start + T_new > self.max_len:
-            raise ValueError(f"KVCache.update: {start} stored + {T_new} new positions exceed max_len={self.max_len}; "
-                             "reset() the cache or crop the context")
+            raise ValueError(
+                f"KVCache.update: {start} stored + {T_new} new positions exceed max_len={self.max_len}; "
+                "reset() the cache or crop the context"
+            )
         buf = self.k[layer]
-        if buf is None or buf.shape[:2] != (B, h) or buf.shape[-1] != d or buf.dtype != k.dtype or buf.device != k.device:
+        if (
+            buf is None
+            or buf.shape[:2] != (B, h)
+            or buf.shape[-1] != d
+            or buf.dtype != k.dtype
+            or buf.device != k.device
+        ):
             if start:
-                raise ValueError(f"KVCache.update: layer {layer} holds {start} positions of another batch/shape; reset() first")
+                raise ValueError(
+                    f"KVCache.update: layer {layer} holds {start} positions of another batch/shape; reset() first"
+                )
             self.k[layer] = k.new_zeros(B, h, self.max_len, d)
             self.v[layer] = v.new_zeros(B, h, self.max_len, d)
-        self.k[layer][:, :, start:start + T_new] = k
-        self.v[layer][:, :, start:start + T_new] = v
+        self.k[layer][:, :, start : start + T_new] = k
+        self.v[layer][:, :, start : start + T_new] = v
         self._len[layer] = start + T_new
-        return self.k[layer][:, :, :start + T_new], self.v[layer][:, :, :start + T_new]
+        return self.k[layer][:, :, : start + T_new], self.v[layer][:, :, : start + T_new]
 
 
 def shifted_causal_mask(t_new: int, t_past: int, device=None) -> torch.Tensor:
@@ -155,8 +179,8 @@ def shifted_causal_mask(t_new: int, t_past: int, device=None) -> torch.Tensor:
     tensor([[1, 1, 0],
             [1, 1, 1]], dtype=torch.int32)
     """
-    q_pos = torch.arange(t_new, device=device)[:, None] + t_past     # (t_new, 1)
-    k_pos = torch.arange(t_past + t_new, device=device)[None, :]      # (1, T_k)
+    q_pos = torch.arange(t_new, device=device)[:, None] + t_past  # (t_new, 1)
+    k_pos = torch.arange(t_past + t_new, device=device)[None, :]  # (1, T_k)
     return k_pos <= q_pos
 
 
@@ -173,34 +197,39 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
-        self.c_attn = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)   # W_Q | W_K | W_V
-        self.c_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)       # W_O
+        self.c_attn = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)  # W_Q | W_K | W_V
+        self.c_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)  # W_O
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.last_weights: Optional[torch.Tensor] = None   # set when keep_weights is True (for plots)
+        self.last_weights: Optional[torch.Tensor] = None  # set when keep_weights is True (for plots)
         self.keep_weights = False
 
-    def forward(self, x: torch.Tensor, kv_cache: Optional[KVCache] = None, layer: int = 0,
-                positions: Optional[torch.Tensor] = None) -> torch.Tensor:
-        B, T, C = x.shape                                                # (B, T, d_model)
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv_cache: Optional[KVCache] = None,
+        layer: int = 0,
+        positions: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        B, T, C = x.shape  # (B, T, d_model)
         h = self.config.n_heads
-        q, k, v = self.c_attn(x).split(C, dim=-1)                        # 3 x (B, T, C)
+        q, k, v = self.c_attn(x).split(C, dim=-1)  # 3 x (B, T, C)
         q, k, v = split_heads(q, h), split_heads(k, h), split_heads(v, h)  # (B, h, T, d_head)
-        if self.config.rope:                                             # rotate by absolute position
+        if self.config.rope:  # rotate by absolute position
             q, k = apply_rope(q, positions), apply_rope(k, positions)
         t_past = 0
         if kv_cache is not None:
             t_past = kv_cache.stored(layer)
-            k, v = kv_cache.update(layer, k, v)                          # (B, h, t_past + T, d_head)
+            k, v = kv_cache.update(layer, k, v)  # (B, h, t_past + T, d_head)
         p = self.config.dropout if self.training else 0.0
         if self.config.attn_impl == "torch" and not self.keep_weights:
             mask = None if t_past == 0 else shifted_causal_mask(T, t_past, x.device)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=mask is None)
         else:
-            mask = shifted_causal_mask(T, t_past, x.device)              # (T, t_past + T), True = may attend
+            mask = shifted_causal_mask(T, t_past, x.device)  # (T, t_past + T), True = may attend
             out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
             if self.keep_weights:
-                self.last_weights = weights.detach()                     # (B, h, T, t_past + T)
-        return self.resid_dropout(self.c_proj(merge_heads(out)))         # (B, T, C)
+                self.last_weights = weights.detach()  # (B, h, T, t_past + T)
+        return self.resid_dropout(self.c_proj(merge_heads(out)))  # (B, T, C)
 
 
 class MLP(nn.Module):
@@ -250,19 +279,21 @@ class GPT(nn.Module):
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT: config must be a GPTConfig, got {type(config).__name__}")
         self.config = config
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.d_model),
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList(Block(config) for _ in range(config.n_layers)),
-            ln_f=nn.LayerNorm(config.d_model, bias=config.bias),
-        ))
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.d_model),
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList(Block(config) for _ in range(config.n_layers)),
+                ln_f=nn.LayerNorm(config.d_model, bias=config.bias),
+            )
+        )
         if not config.rope:
             self.transformer["wpe"] = nn.Embedding(config.max_len, config.d_model)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
-            self.lm_head.weight = self.transformer.wte.weight   # one matrix: embed a token, and score it
+            self.lm_head.weight = self.transformer.wte.weight  # one matrix: embed a token, and score it
         self.apply(self._init_weights)
-        for name, p in self.named_parameters():                 # GPT-2: residual projections scaled down
+        for name, p in self.named_parameters():  # GPT-2: residual projections scaled down
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layers))
 
@@ -273,8 +304,9 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None,
-                kv_cache: Optional[KVCache] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(
+        self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None, kv_cache: Optional[KVCache] = None
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """idx (B, T) int64 -> (logits (B, T, V), loss or None).
 
         targets (B, T): the id that should follow each position (already shifted, -100 = ignore);
@@ -285,30 +317,43 @@ class GPT(nn.Module):
         B, T = idx.shape
         t_past = kv_cache.length if kv_cache is not None else 0
         if t_past + T > self.config.max_len:
-            raise ValueError(f"GPT.forward: {t_past} cached + {T} new positions exceed max_len="
-                             f"{self.config.max_len}; crop the context to the last max_len tokens")
+            raise ValueError(
+                f"GPT.forward: {t_past} cached + {T} new positions exceed max_len="
+                f"{self.config.max_len}; crop the context to the last max_len tokens"
+            )
         if int(idx.max()) >= self.config.vocab_size or int(idx.min()) < 0:
-            raise ValueError(f"GPT.forward: token ids must lie in [0, {self.config.vocab_size}), got "
-                             f"[{int(idx.min())}, {int(idx.max())}]")
-        pos = torch.arange(t_past, t_past + T, device=idx.device)        # (T,)
-        x = self.transformer.wte(idx)                                     # (B, T, C)
+            raise ValueError(
+                f"GPT.forward: token ids must lie in [0, {self.config.vocab_size}), got "
+                f"[{int(idx.min())}, {int(idx.max())}]"
+            )
+        pos = torch.arange(t_past, t_past + T, device=idx.device)  # (T,)
+        x = self.transformer.wte(idx)  # (B, T, C)
         if not self.config.rope:
-            x = x + self.transformer.wpe(pos)                             # + learned position vectors
+            x = x + self.transformer.wpe(pos)  # + learned position vectors
         x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
             x = block(x, kv_cache, i, pos)
-        logits = self.lm_head(self.transformer.ln_f(x))                   # (B, T, V)
+        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
         loss = None
         if targets is not None:
             if targets.shape != idx.shape:
-                raise ValueError(f"GPT.forward: targets must have idx's shape {tuple(idx.shape)}, got {tuple(targets.shape)}")
+                raise ValueError(
+                    f"GPT.forward: targets must have idx's shape {tuple(idx.shape)}, got {tuple(targets.shape)}"
+                )
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
         return logits, loss
 
     @torch.no_grad()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: Optional[int] = None, top_p: Optional[float] = None, use_cache: bool = True,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
+        use_cache: bool = True,
+        generator: Optional[torch.Generator] = None,
+    ) -> torch.Tensor:
         """Continue each row of idx (B, T) by max_new_tokens sampled tokens -> (B, T + max_new_tokens).
 
         temperature 0 = greedy. With use_cache, the prompt is run once (the "prefill") and each
@@ -323,13 +368,13 @@ class GPT(nn.Module):
             logits = None
             for _ in range(max_new_tokens):
                 if cache is None:
-                    logits, _ = self(idx[:, -bs:])                        # the whole (cropped) context again
+                    logits, _ = self(idx[:, -bs:])  # the whole (cropped) context again
                 elif logits is None or cache.length >= bs:
-                    cache.reset()                                         # prefill (or the window is full)
+                    cache.reset()  # prefill (or the window is full)
                     logits, _ = self(idx[:, -bs:], kv_cache=cache)
                 else:
-                    logits, _ = self(idx[:, -1:], kv_cache=cache)         # only the newest token
-                nxt = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)   # (B, 1)
+                    logits, _ = self(idx[:, -1:], kv_cache=cache)  # only the newest token
+                nxt = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
                 idx = torch.cat([idx, nxt], dim=1)
         finally:
             self.train(was_training)
@@ -346,10 +391,12 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor, ignore_index: 
     if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
         raise ValueError(f"causal_lm_loss: logits must be (B, T, V), got {tuple(getattr(logits, 'shape', ()))}")
     if not isinstance(input_ids, torch.Tensor) or input_ids.shape != logits.shape[:2]:
-        raise ValueError(f"causal_lm_loss: input_ids must be (B, T) = {tuple(logits.shape[:2])}, "
-                         f"got {tuple(getattr(input_ids, 'shape', ()))}")
-    pred = logits[:, :-1, :]                                              # (B, T-1, V) predictions for 1..T-1
-    target = input_ids[:, 1:]                                             # (B, T-1) the tokens that came next
+        raise ValueError(
+            f"causal_lm_loss: input_ids must be (B, T) = {tuple(logits.shape[:2])}, "
+            f"got {tuple(getattr(input_ids, 'shape', ()))}"
+        )
+    pred = logits[:, :-1, :]  # (B, T-1, V) predictions for 1..T-1
+    target = input_ids[:, 1:]  # (B, T-1) the tokens that came next
     return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1), ignore_index=ignore_index)
 
 
@@ -378,22 +425,36 @@ def parameter_formula(config: GPTConfig) -> int:
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 # our GPTConfig field -> transformers.GPT2Config's name for it: the one place the two vocabularies meet
-HF_GPT2_NAMES = {"vocab_size": "vocab_size", "max_len": "n_positions", "d_model": "n_embd",
-                 "n_layers": "n_layer", "n_heads": "n_head"}
+HF_GPT2_NAMES = {
+    "vocab_size": "vocab_size",
+    "max_len": "n_positions",
+    "d_model": "n_embd",
+    "n_layers": "n_layer",
+    "n_heads": "n_head",
+}
 
 
 def hf_gpt2_config(config: GPTConfig):
     """The `transformers.GPT2Config` with the same architecture (raises if ours has no GPT-2 twin)."""
-    from transformers import GPT2Config          # optional and heavy: only the comparison needs it
+    from transformers import GPT2Config  # optional and heavy: only the comparison needs it
 
     if config.rope or not config.bias or not config.tie_embeddings:
-        raise ValueError("hf_gpt2_config: GPT-2 has learned positions, biases and a tied head; got "
-                         f"rope={config.rope}, bias={config.bias}, tie_embeddings={config.tie_embeddings}")
+        raise ValueError(
+            "hf_gpt2_config: GPT-2 has learned positions, biases and a tied head; got "
+            f"rope={config.rope}, bias={config.bias}, tie_embeddings={config.tie_embeddings}"
+        )
     sizes = {theirs: getattr(config, ours) for ours, theirs in HF_GPT2_NAMES.items()}
-    return GPT2Config(**sizes, activation_function="gelu_new",
-                      resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
-                      layer_norm_epsilon=1e-5, tie_word_embeddings=True,
-                      bos_token_id=None, eos_token_id=None)   # GPT-2's 50256 is no id in a smaller vocabulary
+    return GPT2Config(
+        **sizes,
+        activation_function="gelu_new",
+        resid_pdrop=config.dropout,
+        embd_pdrop=config.dropout,
+        attn_pdrop=config.dropout,
+        layer_norm_epsilon=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=None,
+    )  # GPT-2's 50256 is no id in a smaller vocabulary
 
 
 def to_hf_gpt2(model: GPT):
@@ -402,7 +463,7 @@ def to_hf_gpt2(model: GPT):
     GPT-2 stores its Linear layers as `Conv1D` with the weight transposed (in, out); every
     other tensor has the same name and shape as ours.
     """
-    from transformers import GPT2LMHeadModel     # optional and heavy: only the comparison needs it
+    from transformers import GPT2LMHeadModel  # optional and heavy: only the comparison needs it
 
     if not isinstance(model, GPT):
         raise TypeError(f"to_hf_gpt2: model must be a GPT, got {type(model).__name__}")
@@ -411,7 +472,7 @@ def to_hf_gpt2(model: GPT):
     theirs = hf.state_dict()
     new = {}
     for name, tensor in theirs.items():
-        if name not in ours:            # buffers (e.g. a causal-mask "bias") that we do not keep
+        if name not in ours:  # buffers (e.g. a causal-mask "bias") that we do not keep
             new[name] = tensor
             continue
         w = ours[name].detach()
@@ -425,8 +486,10 @@ def from_hf_gpt2(hf_model) -> GPT:
     """Our GPT with the weights of a `transformers.GPT2LMHeadModel` (the inverse of `to_hf_gpt2`)."""
     c = hf_model.config
     if c.activation_function != "gelu_new" or (c.n_inner not in (None, 4 * c.n_embd)):
-        raise ValueError(f"from_hf_gpt2: need activation 'gelu_new' and n_inner = 4 n_embd, got "
-                         f"{c.activation_function!r} and {c.n_inner}")
+        raise ValueError(
+            f"from_hf_gpt2: need activation 'gelu_new' and n_inner = 4 n_embd, got "
+            f"{c.activation_function!r} and {c.n_inner}"
+        )
     config = GPTConfig(**{ours: getattr(c, theirs) for ours, theirs in HF_GPT2_NAMES.items()})
     model = GPT(config)
     theirs = hf_model.state_dict()

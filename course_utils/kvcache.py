@@ -13,6 +13,7 @@ This is the textbook version, a `torch.cat` per step (an O(t) copy, simple and e
 `GPT.generate(use_cache=True)` is what notebook 08 times; `tests/test_kvcache.py` checks that
 both give the same keys and values.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -24,8 +25,9 @@ from course_utils.checks import check_tensor
 __all__ = ["append_kv"]
 
 
-def append_kv(cache_k: Optional[torch.Tensor], cache_v: Optional[torch.Tensor], k_new: torch.Tensor,
-              v_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def append_kv(
+    cache_k: Optional[torch.Tensor], cache_v: Optional[torch.Tensor], k_new: torch.Tensor, v_new: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Append the new positions' keys and values after the cached ones, along time (dim -2).
 
     cache_k, cache_v: (B, h, t, d) or None (empty cache)   k_new, v_new: (B, h, t_new, d)
@@ -43,6 +45,8 @@ def append_kv(cache_k: Optional[torch.Tensor], cache_v: Optional[torch.Tensor], 
         return k_new, v_new
     for name, old, new in (("keys", cache_k, k_new), ("values", cache_v, v_new)):
         if old.shape[:-2] != new.shape[:-2] or old.shape[-1] != new.shape[-1]:
-            raise ValueError(f"append_kv: cached {name} {tuple(old.shape)} and new {name} {tuple(new.shape)} "
-                             "must agree on every dimension except time (-2)")
+            raise ValueError(
+                f"append_kv: cached {name} {tuple(old.shape)} and new {name} {tuple(new.shape)} "
+                "must agree on every dimension except time (-2)"
+            )
     return torch.cat([cache_k, k_new], dim=-2), torch.cat([cache_v, v_new], dim=-2)

@@ -14,6 +14,7 @@ Concessions, on purpose:
 - Works on an `nn.Linear` or on a `course_utils.quant.QuantizedLinear` base (QLoRA);
   merging into a quantized base returns a full-precision `nn.Linear`.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -52,8 +53,10 @@ class LoRALinear(nn.Module):
             raise TypeError(f"LoRALinear: base must be an nn.Linear or a QuantizedLinear, got {type(base).__name__}")
         _check_rank_alpha(r, alpha, "LoRALinear")
         if r > min(base.in_features, base.out_features):
-            raise ValueError(f"LoRALinear: r={r} exceeds min(in_features, out_features) = "
-                             f"{min(base.in_features, base.out_features)}; a low-rank offset needs r smaller")
+            raise ValueError(
+                f"LoRALinear: r={r} exceeds min(in_features, out_features) = "
+                f"{min(base.in_features, base.out_features)}; a low-rank offset needs r smaller"
+            )
         check_number("LoRALinear", "dropout", dropout, low=0, high=1, high_open=True)
         self.base, self.r, self.alpha, self.scaling = base, r, alpha, alpha / r
         for p in base.parameters():
@@ -98,8 +101,9 @@ class LoRALinear(nn.Module):
         """A plain nn.Linear with weight W + (alpha/r) B A: same outputs, no extra matmul."""
         base = self.base
         weight = (base.dequantized_weight() if isinstance(base, QuantizedLinear) else base.weight).detach()
-        merged = nn.Linear(self.in_features, self.out_features, bias=base.bias is not None,
-                           device=weight.device, dtype=weight.dtype)
+        merged = nn.Linear(
+            self.in_features, self.out_features, bias=base.bias is not None, device=weight.device, dtype=weight.dtype
+        )
         with torch.no_grad():
             merged.weight.copy_(weight + self.delta_weight().to(weight.dtype))
             if base.bias is not None:
@@ -120,8 +124,14 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
 
 
-def apply_lora(model: nn.Module, targets: Iterable[str] | str, r: int = 8, alpha: float = 16.0,
-               dropout: float = 0.0, freeze: bool = True) -> list[str]:
+def apply_lora(
+    model: nn.Module,
+    targets: Iterable[str] | str,
+    r: int = 8,
+    alpha: float = 16.0,
+    dropout: float = 0.0,
+    freeze: bool = True,
+) -> list[str]:
     """Wrap every linear layer whose name matches `targets` in a LoRALinear, in place.
 
     targets: module names or name suffixes, e.g. ["query", "value"] as in peft's target_modules.
@@ -134,11 +144,15 @@ def apply_lora(model: nn.Module, targets: Iterable[str] | str, r: int = 8, alpha
     if not targets:
         raise ValueError("apply_lora: targets is empty; name the linear layers to adapt, e.g. ['query', 'value']")
     _check_rank_alpha(r, alpha, "apply_lora")
-    names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, QuantizedLinear)) and _matches(n, targets)]
+    names = [
+        n for n, m in model.named_modules() if isinstance(m, (nn.Linear, QuantizedLinear)) and _matches(n, targets)
+    ]
     if not names:
         linears = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, QuantizedLinear))]
-        raise ValueError(f"apply_lora: no linear layer matches targets {targets}; linear layers are named like "
-                         f"{linears[:6]}{' ...' if len(linears) > 6 else ''}")
+        raise ValueError(
+            f"apply_lora: no linear layer matches targets {targets}; linear layers are named like "
+            f"{linears[:6]}{' ...' if len(linears) > 6 else ''}"
+        )
     if freeze:
         for p in model.parameters():
             p.requires_grad_(False)

@@ -12,6 +12,7 @@ measure with these, so every figure of the course is taken the same way.
 Concession: the profiler's C++ library prints start/stop lines on file descriptor 2, which
 Jupyter shows as pink error blocks; `peak_memory` redirects fd 2 while it profiles.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -81,20 +82,24 @@ def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") ->
         base = torch.cuda.memory_allocated(device)
         fn()
         torch.cuda.synchronize(device)
-        return (max(0, torch.cuda.max_memory_allocated(device) - base),
-                max(0, torch.cuda.memory_allocated(device) - base))
+        return (
+            max(0, torch.cuda.max_memory_allocated(device) - base),
+            max(0, torch.cuda.memory_allocated(device) - base),
+        )
     from torch.profiler import ProfilerActivity, profile
 
     with _SilentStderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
-                    key=lambda e: e.start_ns())
+    events = sorted(
+        (e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"), key=lambda e: e.start_ns()
+    )
     running = list(itertools.accumulate(e.nbytes() for e in events)) or [0]
     return max(0, max(running)), running[-1]
 
 
-def time_and_memory(fn: Callable[[], object], device: torch.device | str = "cpu",
-                    repeats: int = 3) -> tuple[float, float]:
+def time_and_memory(
+    fn: Callable[[], object], device: torch.device | str = "cpu", repeats: int = 3
+) -> tuple[float, float]:
     """(best_time, peak bytes) of `fn()`: the two numbers a cost plot needs."""
     seconds = best_time(fn, device, repeats)
     peak, _ = peak_memory(fn, device)
@@ -132,10 +137,10 @@ def peak_rss(fn: Callable[[], object]) -> Optional[int]:
     try:
         if _LIBC is None:
             _LIBC = ctypes.CDLL("libc.so.6")
-            _LIBC.mallopt(-3, 128 * 1024)                                  # M_MMAP_THRESHOLD, disables its drift
+            _LIBC.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD, disables its drift
         _LIBC.malloc_trim(0)
         with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")                                                   # reset VmHWM to the current RSS
+            f.write("5")  # reset VmHWM to the current RSS
     except OSError:
         return None
     before, _ = _rss()
@@ -152,6 +157,8 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     8
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"count_parameters: model must be an nn.Module, got {type(model).__name__}; "
-                        "for a config's formula use the model module's parameter_formula(config)")
+        raise TypeError(
+            f"count_parameters: model must be an nn.Module, got {type(model).__name__}; "
+            "for a config's formula use the model module's parameter_formula(config)"
+        )
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

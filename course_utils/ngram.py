@@ -25,6 +25,7 @@ crawl; a token never seen in training gets the uniform share of one extra "unkno
 slot (so every probability is > 0 and cross-entropies are finite); one discount D for
 every order instead of the modified Kneser-Ney's three per order.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -94,7 +95,7 @@ def unseen_share(train_tokens: Sequence[Hashable], test_tokens: Sequence[Hashabl
 def _last(context: Sequence[Hashable], m: int) -> list:
     """The last m tokens of context (all of them if it is shorter; none for m = 0)."""
     context = list(context)
-    return context[max(0, len(context) - m):] if m > 0 else []
+    return context[max(0, len(context) - m) :] if m > 0 else []
 
 
 def bits_to_perplexity(bits_per_token: float) -> float:
@@ -103,7 +104,7 @@ def bits_to_perplexity(bits_per_token: float) -> float:
     >>> bits_to_perplexity(3.0)
     8.0
     """
-    return 2.0 ** bits_per_token
+    return 2.0**bits_per_token
 
 
 class NGramLM:
@@ -149,20 +150,22 @@ class NGramLM:
             raise ValueError(f"NGramLM.fit: need at least n={self.n} tokens, got {len(tokens)}")
         self.vocab = sorted(set(tokens), key=lambda t: (type(t).__name__, repr(t)))
         self._index = {t: i for i, t in enumerate(self.vocab)}
-        self.V = len(self.vocab) + 1                                 # + the unknown slot
-        if self.V ** self.n >= 2 ** 62:
-            raise ValueError(f"NGramLM.fit: n={self.n} with a vocabulary of {self.V - 1} tokens gives more "
-                             "n-grams than an int64 key can number; use a smaller n")
+        self.V = len(self.vocab) + 1  # + the unknown slot
+        if self.V**self.n >= 2**62:
+            raise ValueError(
+                f"NGramLM.fit: n={self.n} with a vocabulary of {self.V - 1} tokens gives more "
+                "n-grams than an int64 key can number; use a smaller n"
+            )
         x = self.encode(tokens)
-        self.raw, self.cont, keys = {}, {}, x.copy()                 # keys: m-gram starting at each position
+        self.raw, self.cont, keys = {}, {}, x.copy()  # keys: m-gram starting at each position
         grams = {}
         for m in range(1, self.n + 1):
             if m > 1:
-                keys = keys[:-1] * self.V + x[m - 1:]                # append the next token's digit
+                keys = keys[:-1] * self.V + x[m - 1 :]  # append the next token's digit
             grams[m] = np.unique(keys, return_counts=True)
             self.raw[m] = _Table(*grams[m], self.V)
-        for m in range(1, self.n):                                    # drop the first token of each distinct (m+1)-gram
-            self.cont[m] = _Table(*np.unique(grams[m + 1][0] % self.V ** m, return_counts=True), self.V)
+        for m in range(1, self.n):  # drop the first token of each distinct (m+1)-gram
+            self.cont[m] = _Table(*np.unique(grams[m + 1][0] % self.V**m, return_counts=True), self.V)
         self._fitted = True
         return self
 
@@ -187,11 +190,13 @@ class NGramLM:
         a context never seen passes p_{m-1} through. Add-k uses the top level only.
         """
         N, c = ctx.shape
-        def key(cols):                                               # (N, j) ids -> (N,) base-V integers
+
+        def key(cols):  # (N, j) ids -> (N,) base-V integers
             out = np.zeros(N, dtype=np.int64)
             for j in range(cols.shape[1]):
                 out = out * self.V + cols[:, j]
             return out
+
         if self.smoothing == "add-k":
             h = key(ctx)
             t = self.raw[c + 1]
@@ -199,7 +204,7 @@ class NGramLM:
         p = np.full(N, 1.0 / self.V)
         for m in range(1, c + 2):
             t = self.raw[m] if m == c + 1 else self.cont[m]
-            h = key(ctx[:, c - (m - 1):])                            # the last m-1 tokens of the context
+            h = key(ctx[:, c - (m - 1) :])  # the last m-1 tokens of the context
             total, types = t.context(h)
             seen = total > 0
             safe = np.where(seen, total, 1)
@@ -239,11 +244,11 @@ class NGramLM:
         y = self.encode(tokens)
         out = np.empty(len(y))
         c = order - 1
-        for i in range(min(c, len(y))):                              # the short-context start
-            out[i] = self._p(y[None, :i], y[i:i + 1])[0]
-        if len(y) > c:                                               # the bulk: (N, c) sliding windows
+        for i in range(min(c, len(y))):  # the short-context start
+            out[i] = self._p(y[None, :i], y[i : i + 1])[0]
+        if len(y) > c:  # the bulk: (N, c) sliding windows
             windows = np.lib.stride_tricks.sliding_window_view(y[:-1], c) if c else np.zeros((len(y), 0), np.int64)
-            out[c:] = self._p(windows[:len(y) - c], y[c:])
+            out[c:] = self._p(windows[: len(y) - c], y[c:])
         return np.log2(out)
 
     def unseen_share(self, tokens: Sequence[Hashable], order: int | None = None) -> float:
@@ -259,15 +264,22 @@ class NGramLM:
             raise ValueError(f"NGramLM.unseen_share: tokens has fewer than order={order} tokens")
         keys = y[: len(y) - order + 1].copy()
         for j in range(1, order):
-            keys = keys * self.V + y[j: len(y) - order + 1 + j]
+            keys = keys * self.V + y[j : len(y) - order + 1 + j]
         return float((self.raw[order].count(keys) == 0).mean())
 
     def bits_per_token(self, tokens: Sequence[Hashable], order: int | None = None) -> float:
         """Held-out cross-entropy in bits: the mean of -log2 P(token_i | context); 2 ** it = perplexity."""
         return float(-self.token_log2probs(tokens, order).mean())
 
-    def generate(self, prompt: Sequence[Hashable], n_tokens: int, *, temperature: float = 1.0,
-                 seed: int = 0, order: int | None = None) -> list:
+    def generate(
+        self,
+        prompt: Sequence[Hashable],
+        n_tokens: int,
+        *,
+        temperature: float = 1.0,
+        seed: int = 0,
+        order: int | None = None,
+    ) -> list:
         """Continue `prompt` by sampling n_tokens tokens one at a time; returns the new tokens only.
 
         temperature divides the log-probabilities before renormalising (1 = the model itself).
@@ -296,7 +308,7 @@ class _Table:
 
     def __init__(self, keys: np.ndarray, counts: np.ndarray, V: int):
         self.keys, self.counts = keys, counts.astype(np.float64)
-        ctx = keys // V                                               # sorted too: keys are sorted
+        ctx = keys // V  # sorted too: keys are sorted
         self.ctx_keys, start, self.ctx_types = np.unique(ctx, return_index=True, return_counts=True)
         self.ctx_totals = np.add.reduceat(self.counts, start)
 

@@ -9,6 +9,7 @@ Notebook 06 draws both as pictures on a grid of patch tokens (row-major, like
 - `random_patch_mask` (He et al., 2022): MAE hides a random 75 % of the patches and runs the
   encoder on the visible quarter only. Tested against `transformers`' ViTMAE.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -44,19 +45,26 @@ def swin_window_mask(grid: int | tuple[int, int], window: int, shift: int = 0) -
         raise ValueError(f"{fn}: shift must be smaller than window={window}, got {shift}")
 
     def labels(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rolled = (torch.arange(n) - shift) % n                     # position after torch.roll(-shift)
-        win = rolled // window                                      # which window, in the rolled frame
-        region = (rolled >= n - window).long() + (rolled >= n - shift).long() if shift else torch.zeros(n, dtype=torch.long)
-        return win, region                                          # Swin's three regions per axis
+        rolled = (torch.arange(n) - shift) % n  # position after torch.roll(-shift)
+        win = rolled // window  # which window, in the rolled frame
+        region = (
+            (rolled >= n - window).long() + (rolled >= n - shift).long() if shift else torch.zeros(n, dtype=torch.long)
+        )
+        return win, region  # Swin's three regions per axis
 
     (wh, rh), (ww, rw) = labels(H), labels(W)
     win = (wh[:, None] * (W // window) + ww[None, :]).reshape(-1)  # (N,) window id per token
-    reg = (rh[:, None] * 3 + rw[None, :]).reshape(-1)              # (N,) region id per token
+    reg = (rh[:, None] * 3 + rw[None, :]).reshape(-1)  # (N,) region id per token
     return (win[:, None] == win[None, :]) & (reg[:, None] == reg[None, :])
 
 
-def random_patch_mask(batch: int, n_patches: int, mask_ratio: float = 0.75,
-                      generator: Optional[torch.Generator] = None, noise: Optional[torch.Tensor] = None):
+def random_patch_mask(
+    batch: int,
+    n_patches: int,
+    mask_ratio: float = 0.75,
+    generator: Optional[torch.Generator] = None,
+    noise: Optional[torch.Tensor] = None,
+):
     """MAE's random masking: keep a random int(N (1 - ratio)) patches of every image, hide the rest.
 
     Like MAE, shuffle by sorting uniform noise, keep the first ones. Returns
@@ -73,8 +81,8 @@ def random_patch_mask(batch: int, n_patches: int, mask_ratio: float = 0.75,
     elif tuple(noise.shape) != (batch, n_patches):
         raise ValueError(f"{fn}: noise must have shape ({batch}, {n_patches}), got {tuple(noise.shape)}")
     n_keep = int(n_patches * (1 - mask_ratio))
-    ids_shuffle = noise.argsort(dim=1)                               # (B, N) a random permutation per row
-    ids_keep = ids_shuffle[:, :n_keep]                               # (B, N_keep)
+    ids_shuffle = noise.argsort(dim=1)  # (B, N) a random permutation per row
+    ids_keep = ids_shuffle[:, :n_keep]  # (B, N_keep)
     mask = torch.ones(batch, n_patches, device=noise.device)
-    mask.scatter_(1, ids_keep, 0.0)                                  # 0 = visible
+    mask.scatter_(1, ids_keep, 0.0)  # 0 = visible
     return ids_keep, mask

@@ -12,6 +12,7 @@ Both are read when a function is called, not at import, so a test can set them l
 >>> (ROOT / "course_utils" / "paths.py").exists()
 True
 """
+
 from __future__ import annotations
 
 import os
@@ -19,10 +20,10 @@ from pathlib import Path
 
 __all__ = ["ROOT", "NOTEBOOKS_DIR", "MODELS_DIR", "STUDENT_DIR", "data_dir", "build_root", "build_dir"]
 
-ROOT = Path(__file__).resolve().parent.parent     # the repository (course_utils/ is installed in editable mode)
-NOTEBOOKS_DIR = ROOT / "notebooks"                # the source notebooks, with solutions
-MODELS_DIR = ROOT / "models"                      # shipped checkpoints (small, committed)
-STUDENT_DIR = ROOT / "student"                    # the student's own copies: never deleted by the course
+ROOT = Path(__file__).resolve().parent.parent  # the repository (course_utils/ is installed in editable mode)
+NOTEBOOKS_DIR = ROOT / "notebooks"  # the source notebooks, with solutions
+MODELS_DIR = ROOT / "models"  # shipped checkpoints (small, committed)
+STUDENT_DIR = ROOT / "student"  # the student's own copies: never deleted by the course
 
 
 def data_dir() -> Path:

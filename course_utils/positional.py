@@ -24,6 +24,7 @@ dimensions (2i, 2i+1) everywhere, as in the paper and in RoFormer; some librarie
 (GPT-NeoX, Llama in Hugging Face) rotate dimension i with i + d/2 instead, which is the
 same thing up to `layout_permutation`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -64,9 +65,15 @@ def frequencies(d_model: int, base: float = 10000.0, dtype: torch.dtype = torch.
     return (base ** (-two_i / d)).to(dtype)
 
 
-def sinusoidal_encoding(n_positions: int, d_model: int, layout: str = "interleaved", *,
-                        base: float = 10000.0, dtype: torch.dtype | None = None,
-                        device: torch.device | str | None = None) -> torch.Tensor:
+def sinusoidal_encoding(
+    n_positions: int,
+    d_model: int,
+    layout: str = "interleaved",
+    *,
+    base: float = 10000.0,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """The fixed positional encoding table PE, shape (n_positions, d_model), for positions 0 .. n-1.
 
     interleaved:  PE[pos, 2i] = sin(pos * w_i),  PE[pos, 2i+1] = cos(pos * w_i)
@@ -82,13 +89,13 @@ def sinusoidal_encoding(n_positions: int, d_model: int, layout: str = "interleav
     d = _even_dim("sinusoidal_encoding", d_model)
     layout = check_choice("sinusoidal_encoding", "layout", layout, LAYOUTS)
     dtype = dtype or torch.get_default_dtype()
-    pos = torch.arange(n, dtype=torch.float64)[:, None]            # (n, 1)
-    angles = pos * frequencies(d, base)[None, :]                   # (n, d/2)
-    sin, cos = torch.sin(angles), torch.cos(angles)                # (n, d/2) each
+    pos = torch.arange(n, dtype=torch.float64)[:, None]  # (n, 1)
+    angles = pos * frequencies(d, base)[None, :]  # (n, d/2)
+    sin, cos = torch.sin(angles), torch.cos(angles)  # (n, d/2) each
     if layout == "interleaved":
-        pe = torch.stack([sin, cos], dim=-1).reshape(n, d)         # s0 c0 s1 c1 ...
+        pe = torch.stack([sin, cos], dim=-1).reshape(n, d)  # s0 c0 s1 c1 ...
     else:
-        pe = torch.cat([sin, cos], dim=-1)                         # s0 s1 ... c0 c1 ...
+        pe = torch.cat([sin, cos], dim=-1)  # s0 s1 ... c0 c1 ...
     return pe.to(dtype=dtype, device=device)
 
 
@@ -115,8 +122,14 @@ def layout_permutation(d_model: int, source: str = "concatenated", target: str =
 
 
 # ----------------------------------------------------------------------------- the offset rotation
-def offset_matrix(k: int, d_model: int, *, base: float = 10000.0, dtype: torch.dtype | None = None,
-                  device: torch.device | str | None = None) -> torch.Tensor:
+def offset_matrix(
+    k: int,
+    d_model: int,
+    *,
+    base: float = 10000.0,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """M_k, shape (d_model, d_model), with PE[pos + k] = M_k @ PE[pos] for every pos (interleaved layout).
 
     Pair i of PE[pos] is (sin a, cos a) with a = pos * w_i. Shifting pos by k adds
@@ -133,7 +146,7 @@ def offset_matrix(k: int, d_model: int, *, base: float = 10000.0, dtype: torch.d
     """
     k = check_number("offset_matrix", "k (the offset in positions)", k)
     d = _even_dim("offset_matrix", d_model)
-    b = k * frequencies(d, base)                                    # (d/2,) float64
+    b = k * frequencies(d, base)  # (d/2,) float64
     c, s = torch.cos(b), torch.sin(b)
     blocks = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], -2)  # (d/2, 2, 2)
     return torch.block_diag(*blocks).to(dtype=dtype or torch.get_default_dtype(), device=device)
@@ -172,15 +185,16 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
     elif not isinstance(positions, torch.Tensor):
         positions = torch.as_tensor(positions, device=x.device)
     if positions.dim() == 0 or positions.shape[-1] != T:
-        raise ValueError(f"apply_rope: positions must end in a dimension of size T={T}, "
-                         f"got shape {tuple(positions.shape)}")
+        raise ValueError(
+            f"apply_rope: positions must end in a dimension of size T={T}, got shape {tuple(positions.shape)}"
+        )
     if x.device.type == "mps":  # MPS has no float64: accept float32 angles there
         angles = positions.to(x.device, torch.float32)[..., None] * frequencies(d, base).to(x.device, torch.float32)
     else:
-        angles = rope_angles(positions.to(x.device), d, base)      # (..., T, d/2) float64
+        angles = rope_angles(positions.to(x.device), d, base)  # (..., T, d/2) float64
     # the angles need float64 (pos * w for pos ~ 10^4); the rotation itself is fine in x's dtype
     cos, sin = torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)
-    pairs = x.reshape(*x.shape[:-1], d // 2, 2)                    # (..., T, d/2, 2)
+    pairs = x.reshape(*x.shape[:-1], d // 2, 2)  # (..., T, d/2, 2)
     even, odd = pairs[..., 0], pairs[..., 1]
     out = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
     return out.reshape(x.shape)
@@ -199,15 +213,14 @@ class SinusoidalPositionalEncoding(nn.Module):
         self.d_model = _even_dim("SinusoidalPositionalEncoding", d_model)
         max_len = check_int("SinusoidalPositionalEncoding", "max_len", max_len)
         self.layout = check_choice("SinusoidalPositionalEncoding", "layout", layout, LAYOUTS)
-        pe = sinusoidal_encoding(max_len, d_model, layout)                # (max_len, d_model)
+        pe = sinusoidal_encoding(max_len, d_model, layout)  # (max_len, d_model)
         self.register_buffer("pe", pe, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"SinusoidalPositionalEncoding: x must be (B, T, {self.d_model}), got {tuple(x.shape)}")
         T = x.shape[1]
-        pe = self.pe if T <= self.pe.shape[0] else sinusoidal_encoding(T, self.d_model, self.layout,
-                                                                       device=x.device)
+        pe = self.pe if T <= self.pe.shape[0] else sinusoidal_encoding(T, self.d_model, self.layout, device=x.device)
         return x + pe[:T].to(x.dtype)
 
 
@@ -225,13 +238,15 @@ class LearnedPositionalEmbedding(nn.Module):
         self.max_len = check_int(fn, "max_len", max_len)
         self.d_model = check_int(fn, "d_model", d_model)
         init_std = check_number(fn, "init_std", init_std, low=0)
-        self.weight = nn.Parameter(torch.randn(self.max_len, self.d_model) * init_std)   # (max_len, d_model)
+        self.weight = nn.Parameter(torch.randn(self.max_len, self.d_model) * init_std)  # (max_len, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"LearnedPositionalEmbedding: x must be (B, T, {self.d_model}), got {tuple(x.shape)}")
         T = x.shape[1]
         if T > self.max_len:
-            raise ValueError(f"LearnedPositionalEmbedding: sequence length {T} exceeds max_len="
-                             f"{self.max_len}; a learned table has no row for positions it never had")
+            raise ValueError(
+                f"LearnedPositionalEmbedding: sequence length {T} exceeds max_len="
+                f"{self.max_len}; a learned table has no row for positions it never had"
+            )
         return x + self.weight[:T].to(x.dtype)

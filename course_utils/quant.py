@@ -17,6 +17,7 @@ Concessions, on purpose:
 - `scale` is the lecture's quantization constant c = 127/absmax (lecture notes, Deep Learning ch. 7) (multiply to quantize, divide
   to dequantize), not its inverse.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,10 +31,22 @@ from course_utils.checks import check_choice, check_int, check_tensor
 # The NF4 code values published with QLoRA (Dettmers et al. 2023, appendix E) and used by
 # bitsandbytes (`bnb.functional.get_4bit_type("nf4")`). `nf4_code_values()` recomputes them.
 NF4_PUBLISHED = (
-    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
-    -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-    0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-    0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+    -1.0,
+    -0.6961928009986877,
+    -0.5250730514526367,
+    -0.39491748809814453,
+    -0.28444138169288635,
+    -0.18477343022823334,
+    -0.09105003625154495,
+    0.0,
+    0.07958029955625534,
+    0.16093020141124725,
+    0.24611230194568634,
+    0.33791524171829224,
+    0.44070982933044434,
+    0.5626170039176941,
+    0.7229568362236023,
+    1.0,
 )
 
 
@@ -51,6 +64,7 @@ def _safe_scale(absmax: torch.Tensor, levels: float) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------
 # absmax int8, one constant for the whole tensor
+
 
 def absmax_quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize `x` to int8 with one constant: c = 127 / max|x|, q = round(c * x).
@@ -73,13 +87,16 @@ def absmax_dequantize(q: torch.Tensor, scale: torch.Tensor | float) -> torch.Ten
     [0.503937, -1.0]
     """
     if not isinstance(q, torch.Tensor) or q.dtype != torch.int8:
-        raise TypeError(f"absmax_dequantize: q must be an int8 tensor, got "
-                        f"{q.dtype if isinstance(q, torch.Tensor) else type(q).__name__}")
+        raise TypeError(
+            f"absmax_dequantize: q must be an int8 tensor, got "
+            f"{q.dtype if isinstance(q, torch.Tensor) else type(q).__name__}"
+        )
     return q.float() / torch.as_tensor(scale, dtype=torch.float32)
 
 
 # ---------------------------------------------------------------------------------------------
 # blockwise absmax int8: one constant per block of `blocksize` consecutive values
+
 
 def _blocks(x: torch.Tensor, blocksize: int) -> torch.Tensor:
     """Flatten and zero-pad x to (n_blocks, blocksize). [1..5], 2 -> [[1, 2], [3, 4], [5, 0]]."""
@@ -109,14 +126,17 @@ def blockwise_dequantize(q: torch.Tensor, scales: torch.Tensor, blocksize: int =
     check_int("blockwise_dequantize", "blocksize", blocksize)
     n_blocks = math.ceil(q.numel() / blocksize)
     if scales.numel() != n_blocks:
-        raise ValueError(f"blockwise_dequantize: {q.numel()} values in blocks of {blocksize} need {n_blocks} "
-                         f"scales, got {scales.numel()}; was the same blocksize used to quantize?")
+        raise ValueError(
+            f"blockwise_dequantize: {q.numel()} values in blocks of {blocksize} need {n_blocks} "
+            f"scales, got {scales.numel()}; was the same blocksize used to quantize?"
+        )
     x = _blocks(q.float(), blocksize) / scales.float().view(-1, 1)
     return x.reshape(-1)[: q.numel()].view(q.shape)
 
 
 # ---------------------------------------------------------------------------------------------
 # NF4: 16 code values at the quantiles of a standard normal
+
 
 def nf4_code_values() -> torch.Tensor:
     """The 16 NF4 code values, recomputed as in QLoRA: quantiles of N(0, 1), normalised to [-1, 1].
@@ -189,6 +209,7 @@ def unpack_4bit(packed: torch.Tensor, n: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # double quantization: quantize the per-block constants too
 
+
 def double_quantize(absmax: torch.Tensor, blocksize: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Quantize fp32 block constants to int8: subtract their mean, then blockwise absmax (blocks of 256).
 
@@ -201,13 +222,16 @@ def double_quantize(absmax: torch.Tensor, blocksize: int = 256) -> tuple[torch.T
     return q, scales, offset
 
 
-def double_dequantize(q: torch.Tensor, scales: torch.Tensor, offset: torch.Tensor, blocksize: int = 256) -> torch.Tensor:
+def double_dequantize(
+    q: torch.Tensor, scales: torch.Tensor, offset: torch.Tensor, blocksize: int = 256
+) -> torch.Tensor:
     """Inverse of `double_quantize`: the fp32 block constants, approximately."""
     return blockwise_dequantize(q, scales, blocksize) + offset
 
 
-def bits_per_parameter(bits: int = 4, blocksize: int = 64, double_quant: bool = True,
-                       dq_blocksize: int = 256, const_bits: int = 32) -> float:
+def bits_per_parameter(
+    bits: int = 4, blocksize: int = 64, double_quant: bool = True, dq_blocksize: int = 256, const_bits: int = 32
+) -> float:
     """Storage per weight in bits, constants included.
 
     4-bit, blocks of 64, fp32 constants: 4 + 32/64 = 4.5 bits. With double quantization the
@@ -215,7 +239,12 @@ def bits_per_parameter(bits: int = 4, blocksize: int = 64, double_quant: bool = 
     >>> round(bits_per_parameter(4, 64, double_quant=False), 3), round(bits_per_parameter(4, 64), 3)
     (4.5, 4.127)
     """
-    for name, v in (("bits", bits), ("blocksize", blocksize), ("dq_blocksize", dq_blocksize), ("const_bits", const_bits)):
+    for name, v in (
+        ("bits", bits),
+        ("blocksize", blocksize),
+        ("dq_blocksize", dq_blocksize),
+        ("const_bits", const_bits),
+    ):
         check_int("bits_per_parameter", name, v)
     if not double_quant:
         return bits + const_bits / blocksize
@@ -224,6 +253,7 @@ def bits_per_parameter(bits: int = 4, blocksize: int = 64, double_quant: bool = 
 
 # ---------------------------------------------------------------------------------------------
 # a Linear layer that stores quantized weights and dequantizes them on the fly
+
 
 def _store_block_absmax(module: nn.Module, absmax: torch.Tensor, double_quant: bool, dq_blocksize: int) -> None:
     """Register the per-block constants as buffers: fp32 `absmax`, or (double quantization) int8
@@ -254,8 +284,15 @@ class QuantizedLinear(nn.Module):
     with the weight dequantized to x's dtype for this call only. Nothing here is trainable.
     """
 
-    def __init__(self, in_features: int, out_features: int, fmt: str = "nf4", blocksize: int = 64,
-                 double_quant: bool = True, dq_blocksize: int = 256):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        fmt: str = "nf4",
+        blocksize: int = 64,
+        double_quant: bool = True,
+        dq_blocksize: int = 256,
+    ):
         super().__init__()
         check_choice("QuantizedLinear", "fmt", fmt, ("nf4", "int8"))
         check_int("QuantizedLinear", "blocksize", blocksize)
@@ -264,8 +301,14 @@ class QuantizedLinear(nn.Module):
         self.bias = None
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, fmt: str = "nf4", blocksize: int = 64, double_quant: bool = True,
-                    dq_blocksize: int = 256) -> "QuantizedLinear":
+    def from_linear(
+        cls,
+        linear: nn.Linear,
+        fmt: str = "nf4",
+        blocksize: int = 64,
+        double_quant: bool = True,
+        dq_blocksize: int = 256,
+    ) -> "QuantizedLinear":
         """Quantize `linear`'s weight (out, in); keep its bias in fp32 (frozen)."""
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"QuantizedLinear.from_linear: linear must be an nn.Linear, got {type(linear).__name__}")
@@ -311,8 +354,10 @@ class QuantizedLinear(nn.Module):
         return sum(b.numel() * b.element_size() for name, b in self.named_buffers())
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, fmt={self.fmt}, "
-                f"blocksize={self.blocksize}, double_quant={self.double_quant}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, fmt={self.fmt}, "
+            f"blocksize={self.blocksize}, double_quant={self.double_quant}"
+        )
 
 
 class QuantizedEmbedding(nn.Module):
@@ -322,14 +367,18 @@ class QuantizedEmbedding(nn.Module):
     dequantizes only the rows it needs. forward(ids): (...) -> (..., embedding_dim).
     """
 
-    def __init__(self, embedding: nn.Embedding, blocksize: int = 64, double_quant: bool = True, dq_blocksize: int = 256):
+    def __init__(
+        self, embedding: nn.Embedding, blocksize: int = 64, double_quant: bool = True, dq_blocksize: int = 256
+    ):
         super().__init__()
         if not isinstance(embedding, nn.Embedding):
             raise TypeError(f"QuantizedEmbedding: embedding must be an nn.Embedding, got {type(embedding).__name__}")
         check_int("QuantizedEmbedding", "blocksize", blocksize)
         n, d = embedding.weight.shape
         if d % blocksize or blocksize % 2:
-            raise ValueError(f"QuantizedEmbedding: embedding_dim {d} must be a multiple of an even blocksize, got {blocksize}")
+            raise ValueError(
+                f"QuantizedEmbedding: embedding_dim {d} must be a multiple of an even blocksize, got {blocksize}"
+            )
         self.num_embeddings, self.embedding_dim, self.blocksize = n, d, blocksize
         self.double_quant, self.dq_blocksize, self.padding_idx = double_quant, dq_blocksize, embedding.padding_idx
         codes, absmax = nf4_quantize(embedding.weight.detach(), blocksize)
@@ -361,8 +410,14 @@ def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
 
 
-def quantize_linears(model: nn.Module, fmt: str = "nf4", blocksize: int = 64, double_quant: bool = True,
-                     skip: tuple[str, ...] = (), embeddings: bool = False) -> list[str]:
+def quantize_linears(
+    model: nn.Module,
+    fmt: str = "nf4",
+    blocksize: int = 64,
+    double_quant: bool = True,
+    skip: tuple[str, ...] = (),
+    embeddings: bool = False,
+) -> list[str]:
     """Replace every nn.Linear in `model` (in place) by a QuantizedLinear; returns the replaced names.
 
     skip: module names (or name suffixes) to keep in full precision, e.g. a classifier head.
@@ -372,12 +427,18 @@ def quantize_linears(model: nn.Module, fmt: str = "nf4", blocksize: int = 64, do
     if not isinstance(model, nn.Module):
         raise TypeError(f"quantize_linears: model must be an nn.Module, got {type(model).__name__}")
     kinds = (nn.Linear, nn.Embedding) if embeddings else (nn.Linear,)
-    names = [n for n, m in model.named_modules() if isinstance(m, kinds)
-             and not any(n == s or n.endswith("." + s) for s in skip)]
+    names = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, kinds) and not any(n == s or n.endswith("." + s) for s in skip)
+    ]
     for name in names:
         m = model.get_submodule(name)
-        new = (QuantizedLinear.from_linear(m, fmt, blocksize, double_quant) if isinstance(m, nn.Linear)
-               else QuantizedEmbedding(m, blocksize, double_quant))
+        new = (
+            QuantizedLinear.from_linear(m, fmt, blocksize, double_quant)
+            if isinstance(m, nn.Linear)
+            else QuantizedEmbedding(m, blocksize, double_quant)
+        )
         _swap(model, name, new)
     return names
 

@@ -13,6 +13,7 @@ the order `transformers` applies them in.
 Concessions: ties at the top-k boundary keep every tied token (like `transformers`),
 so a few more than k may survive; top-p always keeps the most likely token.
 """
+
 from __future__ import annotations
 
 from numbers import Real
@@ -43,8 +44,10 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """
     _check_logits("apply_temperature", logits)
     if isinstance(temperature, Real) and not isinstance(temperature, bool) and temperature == 0:
-        raise ValueError("apply_temperature: temperature must be a number > 0; for 0 use greedy decoding "
-                         "(sample_next(logits, temperature=0))")
+        raise ValueError(
+            "apply_temperature: temperature must be a number > 0; for 0 use greedy decoding "
+            "(sample_next(logits, temperature=0))"
+        )
     check_number("apply_temperature", "temperature", temperature, low=0, low_open=True)
     return logits / temperature
 
@@ -53,7 +56,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k largest logits of each row, set the rest to -inf (k >= V keeps all)."""
     _check_logits("top_k_filter", logits)
     k = min(check_int("top_k_filter", "k", k), logits.shape[-1])
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]             # (..., 1) the k-th largest
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1) the k-th largest
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
@@ -70,14 +73,15 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     check_number("top_p_filter", "p", p, low=0, high=1, low_open=True)
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
     probs = sorted_logits.softmax(dim=-1)
-    mass_before = probs.cumsum(dim=-1) - probs                        # (..., V) mass of the better tokens
+    mass_before = probs.cumsum(dim=-1) - probs  # (..., V) mass of the better tokens
     remove_sorted = mass_before >= p
-    remove = torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)   # back to vocabulary order
+    remove = torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)  # back to vocabulary order
     return logits.masked_fill(remove, float("-inf"))
 
 
-def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[int] = None,
-                  top_p: Optional[float] = None) -> torch.Tensor:
+def filter_logits(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None
+) -> torch.Tensor:
     """Temperature, then top-k, then top-p: the logits a sampler draws from (softmax of them)."""
     logits = apply_temperature(logits, temperature)
     if top_k is not None:
@@ -87,8 +91,13 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: Optiona
     return logits
 
 
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[int] = None,
-                top_p: Optional[float] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: Optional[int] = None,
+    top_p: Optional[float] = None,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """Draw one token id per row of (B, V) logits -> (B, 1). temperature = 0 means greedy (argmax).
 
     >>> sample_next(torch.tensor([[0.0, 5.0, 1.0]]), temperature=0)
@@ -98,5 +107,5 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[
     check_tensor("sample_next", "logits", logits, dim=2, shape="(B, V)")
     if isinstance(temperature, Real) and not isinstance(temperature, bool) and temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    probs = filter_logits(logits, temperature, top_k, top_p).softmax(dim=-1)   # (B, V)
-    return torch.multinomial(probs, num_samples=1, generator=generator)        # (B, 1)
+    probs = filter_logits(logits, temperature, top_k, top_p).softmax(dim=-1)  # (B, V)
+    return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)

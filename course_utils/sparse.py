@@ -28,6 +28,7 @@ Concessions, admitted up front:
   them once per layer and head. Pass a seed to get the same pattern twice.
 - n must be a multiple of the block size (pad your sequence; BigBird does too).
 """
+
 from __future__ import annotations
 
 import math
@@ -38,9 +39,19 @@ import torch
 from course_utils.attention import scaled_dot_product_attention
 from course_utils.checks import check_int, check_tensor
 
-__all__ = ["sliding_window_mask", "global_mask", "window_layout", "global_layout", "random_layout",
-           "bigbird_layout", "expand_layout", "bigbird_mask", "attended_pairs", "layout_indices",
-           "block_sparse_attention"]
+__all__ = [
+    "sliding_window_mask",
+    "global_mask",
+    "window_layout",
+    "global_layout",
+    "random_layout",
+    "bigbird_layout",
+    "expand_layout",
+    "bigbird_mask",
+    "attended_pairs",
+    "layout_indices",
+    "block_sparse_attention",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +84,7 @@ def sliding_window_mask(n: int, window: int, device: torch.device | str | None =
     check_int("sliding_window_mask", "n", n, 1)
     check_int("sliding_window_mask", "window", window, 0)
     pos = torch.arange(n, device=device)
-    return (pos[:, None] - pos[None, :]).abs() <= window                 # (n, n)
+    return (pos[:, None] - pos[None, :]).abs() <= window  # (n, n)
 
 
 def global_mask(n: int, n_global: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -87,8 +98,8 @@ def global_mask(n: int, n_global: int, device: torch.device | str | None = None)
     """
     check_int("global_mask", "n", n, 1)
     check_int("global_mask", "n_global", n_global, 0)
-    is_global = torch.arange(n, device=device) < n_global                # (n,)
-    return is_global[:, None] | is_global[None, :]                        # row (sees all) | column (seen by all)
+    is_global = torch.arange(n, device=device) < n_global  # (n,)
+    return is_global[:, None] | is_global[None, :]  # row (sees all) | column (seen by all)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,8 +125,12 @@ def global_layout(n_blocks: int, n_global: int = 1) -> torch.Tensor:
     return global_mask(n_blocks, n_global)
 
 
-def random_layout(n_blocks: int, n_random: int = 1, generator: Optional[torch.Generator] = None,
-                  exclude: Optional[torch.Tensor] = None) -> torch.Tensor:
+def random_layout(
+    n_blocks: int,
+    n_random: int = 1,
+    generator: Optional[torch.Generator] = None,
+    exclude: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """Each query block sees n_random distinct key blocks drawn uniformly at random.
 
     exclude: optional (n_blocks, n_blocks) bool layout of blocks already seen (window, global);
@@ -134,16 +149,17 @@ def random_layout(n_blocks: int, n_random: int = 1, generator: Optional[torch.Ge
     layout = torch.zeros(n_blocks, n_blocks, dtype=torch.bool)
     if n_random == 0:
         return layout
-    keys = torch.rand(n_blocks, n_blocks, generator=generator)           # a random priority per (row, block)
+    keys = torch.rand(n_blocks, n_blocks, generator=generator)  # a random priority per (row, block)
     if exclude is not None:
-        keys = keys.masked_fill(exclude.cpu(), -1.0)                      # excluded blocks come last
-    top = keys.topk(min(n_random, n_blocks), dim=1)                      # n_random best per row
-    layout.scatter_(1, top.indices, top.values >= 0)                      # never pick an excluded block
+        keys = keys.masked_fill(exclude.cpu(), -1.0)  # excluded blocks come last
+    top = keys.topk(min(n_random, n_blocks), dim=1)  # n_random best per row
+    layout.scatter_(1, top.indices, top.values >= 0)  # never pick an excluded block
     return layout
 
 
-def bigbird_layout(n_blocks: int, window: int = 1, n_global: int = 1, n_random: int = 1,
-                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def bigbird_layout(
+    n_blocks: int, window: int = 1, n_global: int = 1, n_random: int = 1, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
     """The union window | global | random at block level (BigBird-ITC: global blocks are sequence blocks).
 
     >>> bigbird_layout(4, window=1, n_global=1, n_random=0).int()
@@ -170,8 +186,9 @@ def expand_layout(layout: torch.Tensor, block_size: int) -> torch.Tensor:
     return layout.repeat_interleave(block_size, 0).repeat_interleave(block_size, 1)
 
 
-def bigbird_mask(n: int, block_size: int, window: int = 1, n_global: int = 1, n_random: int = 1,
-                 seed: int = 0) -> torch.Tensor:
+def bigbird_mask(
+    n: int, block_size: int, window: int = 1, n_global: int = 1, n_random: int = 1, seed: int = 0
+) -> torch.Tensor:
     """(n, n) token mask of a BigBird layout; window, n_global, n_random count *blocks*."""
     check_int("bigbird_mask", "n", n, 1)
     check_int("bigbird_mask", "block_size", block_size, 1)
@@ -212,24 +229,27 @@ def layout_indices(layout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, to
     ([1, 2], [[1, 0], [0, 2]], [[True, False], [True, True]])
     """
     _check_layout("layout_indices", layout)
-    counts = layout.sum(dim=1)                                            # (n_blocks,) key blocks per row
+    counts = layout.sum(dim=1)  # (n_blocks,) key blocks per row
     if (counts == 0).any():
-        raise ValueError(f"layout_indices: query blocks {torch.nonzero(counts == 0).flatten().tolist()} "
-                         "attend to no key block; every row of the layout needs at least one True")
+        raise ValueError(
+            f"layout_indices: query blocks {torch.nonzero(counts == 0).flatten().tolist()} "
+            "attend to no key block; every row of the layout needs at least one True"
+        )
     full = counts == layout.shape[1]
     dense_rows = torch.nonzero(full).flatten()
     sparse_rows = torch.nonzero(~full).flatten()
-    sub = layout[sparse_rows]                                             # (R, n_blocks)
+    sub = layout[sparse_rows]  # (R, n_blocks)
     K = int(sub.sum(dim=1).max()) if len(sparse_rows) else 0
     # stable sort puts each row's attended blocks first, in increasing order
-    order = torch.sort((~sub).to(torch.int8), dim=1, stable=True).indices[:, :K]   # (R, K)
-    valid = torch.gather(sub, 1, order)                                   # (R, K)
+    order = torch.sort((~sub).to(torch.int8), dim=1, stable=True).indices[:, :K]  # (R, K)
+    valid = torch.gather(sub, 1, order)  # (R, K)
     idx = torch.where(valid, order, torch.zeros_like(order))
     return dense_rows, sparse_rows, idx, valid
 
 
-def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: torch.Tensor,
-                           block_size: int) -> torch.Tensor:
+def block_sparse_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: torch.Tensor, block_size: int
+) -> torch.Tensor:
     """Attention restricted to a block layout, computing only the attended (query block, key block) pairs.
 
     q, k: (..., n, d)   v: (..., n, d_v)   layout: (n/block_size, n/block_size) bool.
@@ -247,19 +267,22 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, la
     check_int(fn, "block_size", block_size, 1)
     n = q.shape[-2]
     if k.shape[-2] != n or v.shape[-2] != n or k.shape[-1] != q.shape[-1]:
-        raise ValueError(f"{fn}: self-attention shapes expected, q (..., n, d), k (..., n, d), v (..., n, d_v); "
-                         f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+        raise ValueError(
+            f"{fn}: self-attention shapes expected, q (..., n, d), k (..., n, d), v (..., n, d_v); "
+            f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
     if n % block_size:
         raise ValueError(f"{fn}: the sequence length n={n} must be a multiple of block_size={block_size}")
     nb = n // block_size
     if layout.shape[0] != nb:
-        raise ValueError(f"{fn}: layout must be ({nb}, {nb}) for n={n} and block_size={block_size}, "
-                         f"got {tuple(layout.shape)}")
+        raise ValueError(
+            f"{fn}: layout must be ({nb}, {nb}) for n={n} and block_size={block_size}, got {tuple(layout.shape)}"
+        )
     dense_rows, sparse_rows, idx, valid = layout_indices(layout.cpu())
     *lead, _, d = q.shape
     b, d_v = block_size, v.shape[-1]
-    out = q.new_empty(*lead, nb, b, d_v)                                  # (..., nb, b, d_v)
-    qb = q.reshape(*lead, nb, b, d)                                       # (..., nb, b, d)
+    out = q.new_empty(*lead, nb, b, d_v)  # (..., nb, b, d_v)
+    qb = q.reshape(*lead, nb, b, d)  # (..., nb, b, d)
     kb = k.reshape(*lead, nb, b, d)
     vb = v.reshape(*lead, nb, b, d_v)
     dev = q.device
@@ -267,17 +290,17 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, la
     if len(sparse_rows):
         rows, idx, valid = sparse_rows.to(dev), idx.to(dev), valid.to(dev)
         R, K = idx.shape
-        k_g = kb[..., idx, :, :].reshape(*lead, R, K * b, d)              # (..., R, K*b, d) gathered keys
-        v_g = vb[..., idx, :, :].reshape(*lead, R, K * b, d_v)            # (..., R, K*b, d_v)
-        q_s = qb[..., rows, :, :]                                          # (..., R, b, d)
-        scores = q_s @ k_g.transpose(-2, -1) / math.sqrt(d)                # (..., R, b, K*b): the only scores
+        k_g = kb[..., idx, :, :].reshape(*lead, R, K * b, d)  # (..., R, K*b, d) gathered keys
+        v_g = vb[..., idx, :, :].reshape(*lead, R, K * b, d_v)  # (..., R, K*b, d_v)
+        q_s = qb[..., rows, :, :]  # (..., R, b, d)
+        scores = q_s @ k_g.transpose(-2, -1) / math.sqrt(d)  # (..., R, b, K*b): the only scores
         if not bool(valid.all()):
-            pad = valid.repeat_interleave(b, dim=1)[:, None, :]            # (R, 1, K*b)
+            pad = valid.repeat_interleave(b, dim=1)[:, None, :]  # (R, 1, K*b)
             scores = scores.masked_fill(~pad, float("-inf"))
-        out[..., rows, :, :] = scores.softmax(dim=-1) @ v_g                # (..., R, b, d_v)
+        out[..., rows, :, :] = scores.softmax(dim=-1) @ v_g  # (..., R, b, d_v)
     if len(dense_rows):
         rows = dense_rows.to(dev)
-        q_d = qb[..., rows, :, :].reshape(*lead, len(rows) * b, d)        # global queries see everything
+        q_d = qb[..., rows, :, :].reshape(*lead, len(rows) * b, d)  # global queries see everything
         o_d, _ = scaled_dot_product_attention(q_d, k, v)
         out[..., rows, :, :] = o_d.reshape(*lead, len(rows), b, d_v)
     return out.reshape(*lead, n, d_v)

@@ -21,6 +21,7 @@ Notebook 04 builds these while training a translator; 05-07 import them. Four id
 Concessions: the loop is single-device, single-process, no mixed precision and no
 gradient accumulation; that keeps it to one screen, which is the point.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,16 @@ from torch import nn
 
 from course_utils.checks import check_int, check_number
 
-__all__ = ["warmup_lr", "warmup_scheduler", "label_smoothed_cross_entropy", "History", "train_for",
-           "save_checkpoint", "load_checkpoint"]
+__all__ = [
+    "warmup_lr",
+    "warmup_scheduler",
+    "label_smoothed_cross_entropy",
+    "History",
+    "train_for",
+    "save_checkpoint",
+    "load_checkpoint",
+]
+
 
 # ----------------------------------------------------------------------------- the learning-rate schedule
 def warmup_lr(step: int, d_model: int, warmup: int, factor: float = 1.0) -> float:
@@ -56,11 +65,12 @@ def warmup_lr(step: int, d_model: int, warmup: int, factor: float = 1.0) -> floa
     check_int("warmup_lr", "d_model", d_model)
     check_int("warmup_lr", "warmup", warmup)
     check_number("warmup_lr", "factor", factor, low=0, low_open=True)
-    return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+    return factor * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
 
 
-def warmup_scheduler(optimizer: torch.optim.Optimizer, d_model: int, warmup: int,
-                     factor: float = 1.0) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_scheduler(
+    optimizer: torch.optim.Optimizer, d_model: int, warmup: int, factor: float = 1.0
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR that sets every group's lr to `warmup_lr(step + 1, ...)`; build the optimizer with lr=1.0.
 
     (LambdaLR multiplies the optimizer's base lr by the lambda, so base lr 1.0 makes the lambda the rate.)
@@ -69,15 +79,21 @@ def warmup_scheduler(optimizer: torch.optim.Optimizer, d_model: int, warmup: int
         raise TypeError(f"warmup_scheduler: optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     for g in optimizer.param_groups:
         if g["lr"] != 1.0:
-            raise ValueError(f"warmup_scheduler: create the optimizer with lr=1.0 (the schedule is the rate), "
-                             f"got lr={g['lr']}")
+            raise ValueError(
+                f"warmup_scheduler: create the optimizer with lr=1.0 (the schedule is the rate), got lr={g['lr']}"
+            )
     warmup_lr(1, d_model, warmup, factor)  # validates the arguments now, not at the first step
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_lr(s + 1, d_model, warmup, factor))
 
 
 # ----------------------------------------------------------------------------- label smoothing
-def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.1,
-                                 ignore_index: int | None = None, reduction: str = "mean") -> torch.Tensor:
+def label_smoothed_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    smoothing: float = 0.1,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
     """Cross-entropy of `logits` (..., V) against a smoothed target distribution, per real token.
 
     The target distribution for a position whose answer is y:
@@ -97,29 +113,35 @@ def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smo
     """
     fn = "label_smoothed_cross_entropy"
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        raise TypeError(f"{fn}: logits must be a floating-point tensor (..., V), got {type(logits).__name__}"
-                        + (f" of dtype {logits.dtype}" if isinstance(logits, torch.Tensor) else ""))
+        raise TypeError(
+            f"{fn}: logits must be a floating-point tensor (..., V), got {type(logits).__name__}"
+            + (f" of dtype {logits.dtype}" if isinstance(logits, torch.Tensor) else "")
+        )
     if not isinstance(target, torch.Tensor) or target.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"{fn}: target must be an integer tensor of class ids, got "
-                        f"{getattr(target, 'dtype', type(target).__name__)}")
+        raise TypeError(
+            f"{fn}: target must be an integer tensor of class ids, got "
+            f"{getattr(target, 'dtype', type(target).__name__)}"
+        )
     if logits.shape[:-1] != target.shape:
-        raise ValueError(f"{fn}: logits (..., V) and target (...) must agree on the leading dims, got "
-                         f"logits {tuple(logits.shape)} and target {tuple(target.shape)}")
+        raise ValueError(
+            f"{fn}: logits (..., V) and target (...) must agree on the leading dims, got "
+            f"logits {tuple(logits.shape)} and target {tuple(target.shape)}"
+        )
     check_number(fn, "smoothing", smoothing, low=0, high=1, high_open=True)
     if reduction not in ("mean", "sum"):
         raise ValueError(f"{fn}: reduction must be 'mean' or 'sum', got {reduction!r}")
     V = logits.shape[-1]
-    logp = logits.float().log_softmax(dim=-1).reshape(-1, V)               # (N, V)
-    target = target.reshape(-1).long()                                      # (N,)
+    logp = logits.float().log_softmax(dim=-1).reshape(-1, V)  # (N, V)
+    target = target.reshape(-1).long()  # (N,)
     keep = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
-    safe = target.masked_fill(~keep, 0)                                     # any valid class for the gather
-    nll = -logp.gather(1, safe[:, None]).squeeze(1)                         # -log p(y)       (N,)
+    safe = target.masked_fill(~keep, 0)  # any valid class for the gather
+    nll = -logp.gather(1, safe[:, None]).squeeze(1)  # -log p(y)       (N,)
     if ignore_index is None:
-        uniform = -logp.mean(dim=-1)                                        # -mean_c log p(c)
+        uniform = -logp.mean(dim=-1)  # -mean_c log p(c)
     else:
         # no mass on padding: mean over the other V - 1 classes (a subtraction, not a copy of logp)
         uniform = -(logp.sum(dim=-1) - logp[:, ignore_index]) / (V - 1)
-    loss = ((1.0 - smoothing) * nll + smoothing * uniform)[keep]            # real tokens only
+    loss = ((1.0 - smoothing) * nll + smoothing * uniform)[keep]  # real tokens only
     if reduction == "sum":
         return loss.sum()
     return loss.sum() / keep.sum().clamp(min=1)
@@ -164,12 +186,23 @@ class History:
         return self
 
 
-def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable,
-              loss_fn: Callable[[nn.Module, Any], tuple[torch.Tensor, int]], *,
-              seconds: float | None = None, max_steps: int | None = None, scheduler=None,
-              eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None, eval_every: float = 30.0,
-              clip_grad: float | None = 1.0, cooldown: float = 0.0, progress: bool = True,
-              desc: str = "training", lr_by_progress: Callable[[float], float] | None = None) -> History:
+def train_for(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable,
+    loss_fn: Callable[[nn.Module, Any], tuple[torch.Tensor, int]],
+    *,
+    seconds: float | None = None,
+    max_steps: int | None = None,
+    scheduler=None,
+    eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None,
+    eval_every: float = 30.0,
+    clip_grad: float | None = 1.0,
+    cooldown: float = 0.0,
+    progress: bool = True,
+    desc: str = "training",
+    lr_by_progress: Callable[[float], float] | None = None,
+) -> History:
     """Train until `seconds` have passed, `max_steps` steps were taken, or `batches` runs out.
 
     loss_fn(model, batch) -> (mean loss over the batch's tokens, number of tokens): the loop is
@@ -192,16 +225,25 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
         check_int(fn, "max_steps", max_steps)
     check_number(fn, "eval_every", eval_every, low=0, low_open=True)
     if not 0.0 <= cooldown < 1.0:
-        raise ValueError(f"{fn}: cooldown is the fraction of the budget spent cooling the learning rate "
-                         f"down, in [0, 1); got {cooldown!r} (try 0.2)")
+        raise ValueError(
+            f"{fn}: cooldown is the fraction of the budget spent cooling the learning rate "
+            f"down, in [0, 1); got {cooldown!r} (try 0.2)"
+        )
     if lr_by_progress is not None and not callable(lr_by_progress):
-        raise TypeError(f"{fn}: lr_by_progress must be a function of the fraction of the budget done, "
-                        f"got {type(lr_by_progress).__name__}")
+        raise TypeError(
+            f"{fn}: lr_by_progress must be a function of the fraction of the budget done, "
+            f"got {type(lr_by_progress).__name__}"
+        )
     from tqdm.auto import tqdm
 
     history = History()
-    bar = tqdm(total=round(seconds) if seconds is not None else max_steps, desc=desc, disable=not progress,
-               unit="s" if seconds is not None else "step", leave=True)
+    bar = tqdm(
+        total=round(seconds) if seconds is not None else max_steps,
+        desc=desc,
+        disable=not progress,
+        unit="s" if seconds is not None else "step",
+        leave=True,
+    )
     start = last_eval = time.perf_counter()
     shown = 0
 
@@ -216,18 +258,19 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if isinstance(v, float)} | {"loss": f"{loss_value:.3f}"})
 
     loss_value = float("nan")
-    planned = [g["lr"] for g in optimizer.param_groups]     # the rates before any cool-down scaling
+    planned = [g["lr"] for g in optimizer.param_groups]  # the rates before any cool-down scaling
 
     def done_fraction(now: float, steps: int) -> float:
-        return max((now - start) / seconds if seconds is not None else 0.0,
-                   steps / max_steps if max_steps is not None else 0.0)
+        return max(
+            (now - start) / seconds if seconds is not None else 0.0, steps / max_steps if max_steps is not None else 0.0
+        )
 
     def lr_scale(fraction: float) -> float:
         scale = min(1.0, max(0.0, (1.0 - fraction) / cooldown)) if cooldown else 1.0
         return scale * lr_by_progress(fraction) if lr_by_progress is not None else scale
 
     rescaled = bool(cooldown) or lr_by_progress is not None
-    if lr_by_progress is not None:             # the first step already follows the schedule
+    if lr_by_progress is not None:  # the first step already follows the schedule
         for g, r in zip(optimizer.param_groups, planned):
             g["lr"] = r * lr_scale(0.0)
 
@@ -241,7 +284,7 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
         optimizer.step()
         lr = optimizer.param_groups[0]["lr"]
         now = time.perf_counter()
-        if rescaled:                           # undo last step's scaling so the scheduler sees its own rates
+        if rescaled:  # undo last step's scaling so the scheduler sees its own rates
             for g, r in zip(optimizer.param_groups, planned):
                 g["lr"] = r
         if scheduler is not None:
@@ -254,12 +297,15 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             bar.close()
-            raise FloatingPointError(f"{fn}: the loss became {loss_value} at step {history.steps + 1}; "
-                                     "lower the learning rate or check the inputs")
+            raise FloatingPointError(
+                f"{fn}: the loss became {loss_value} at step {history.steps + 1}; "
+                "lower the learning rate or check the inputs"
+            )
         history.steps += 1
         history.tokens += int(n_tokens)
-        history.train.append({"step": history.steps, "time": now - start, "loss": loss_value, "lr": lr,
-                              "tokens": int(n_tokens)})
+        history.train.append(
+            {"step": history.steps, "time": now - start, "loss": loss_value, "lr": lr, "tokens": int(n_tokens)}
+        )
         if seconds is not None:
             bar.update(min(round(now - start), bar.total) - shown)
             shown = min(round(now - start), bar.total)
@@ -270,11 +316,11 @@ def train_for(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Itera
         if now - last_eval >= eval_every:
             evaluate(now)
             last_eval = time.perf_counter()
-            start += last_eval - now          # evaluation time does not count against the budget
+            start += last_eval - now  # evaluation time does not count against the budget
         if (seconds is not None and now - start >= seconds) or (max_steps is not None and history.steps >= max_steps):
             break
     history.seconds = time.perf_counter() - start
-    if rescaled:                               # leave the optimizer as the schedule has it, ready to resume
+    if rescaled:  # leave the optimizer as the schedule has it, ready to resume
         for g, r in zip(optimizer.param_groups, planned):
             g["lr"] = r
     evaluate(time.perf_counter())
@@ -291,8 +337,7 @@ def _jsonable(config) -> dict:
     raise TypeError(f"save_checkpoint: config must be a dataclass instance or a dict, got {type(config).__name__}")
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, config=None, *, half: bool = False,
-                    **notes) -> Path:
+def save_checkpoint(path: str | Path, model: nn.Module, config=None, *, half: bool = False, **notes) -> Path:
     """Write {"state_dict", "config", "notes"} to `path` (parents created); returns the path.
 
     half=True stores floating-point tensors as float16: half the bytes, and for a trained
@@ -303,10 +348,15 @@ def save_checkpoint(path: str | Path, model: nn.Module, config=None, *, half: bo
         raise TypeError(f"save_checkpoint: model must be an nn.Module, got {type(model).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
-             for k, v in model.state_dict().items()}
-    payload = {"state_dict": state, "config": None if config is None else _jsonable(config),
-               "notes": json.loads(json.dumps(notes, default=str))}
+    state = {
+        k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
+        for k, v in model.state_dict().items()
+    }
+    payload = {
+        "state_dict": state,
+        "config": None if config is None else _jsonable(config),
+        "notes": json.loads(json.dumps(notes, default=str)),
+    }
     torch.save(payload, path)
     return path
 
@@ -323,7 +373,9 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None, map_locati
     payload = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise ValueError(f"load_checkpoint: {path} is not a checkpoint written by save_checkpoint")
-    payload["state_dict"] = {k: (v.float() if v.dtype == torch.float16 else v) for k, v in payload["state_dict"].items()}
+    payload["state_dict"] = {
+        k: (v.float() if v.dtype == torch.float16 else v) for k, v in payload["state_dict"].items()
+    }
     if model is not None:
         model.load_state_dict(payload["state_dict"])
     return payload

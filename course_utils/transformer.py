@@ -28,6 +28,7 @@ Concessions:
 - One vocabulary for both languages, one embedding matrix used three times: source
   embedding, target embedding and (transposed) output projection, as in the paper.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,18 @@ from course_utils.attention import MultiHeadAttention, causal_mask
 from course_utils.checks import check_choice, check_fields, check_int, check_number, check_tensor
 from course_utils.positional import SinusoidalPositionalEncoding
 
-__all__ = ["TransformerConfig", "LayerNorm", "FeedForward", "residual", "EncoderLayer", "DecoderLayer", "Encoder",
-           "Decoder", "Seq2SeqTransformer", "decoder_self_mask"]
+__all__ = [
+    "TransformerConfig",
+    "LayerNorm",
+    "FeedForward",
+    "residual",
+    "EncoderLayer",
+    "DecoderLayer",
+    "Encoder",
+    "Decoder",
+    "Seq2SeqTransformer",
+    "decoder_self_mask",
+]
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -58,11 +69,11 @@ class TransformerConfig:
     n_decoder_layers: int = 6
     d_ff: int = 2048
     dropout: float = 0.1
-    max_len: int = 256            # longest sequence the position table is built for (longer ones still work)
+    max_len: int = 256  # longest sequence the position table is built for (longer ones still work)
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
-    norm_first: bool = False      # False: post-LN as in the paper; True: pre-LN
+    norm_first: bool = False  # False: post-LN as in the paper; True: pre-LN
     activation: str = "relu"
     layer_norm_eps: float = 1e-5
     tie_embeddings: bool = True
@@ -76,11 +87,12 @@ class TransformerConfig:
         if self.d_model % 2:
             raise ValueError(f"{fn}: d_model must be even (sin/cos position pairs), got {self.d_model}")
         check_number(fn, "dropout", self.dropout, low=0.0, high=1.0, high_open=True)
-        for name in ("pad_id", "bos_id", "eos_id"):   # token ids: in [0, vocab_size)
+        for name in ("pad_id", "bos_id", "eos_id"):  # token ids: in [0, vocab_size)
             check_int(fn, name, getattr(self, name), low=0, high=self.vocab_size - 1)
         if len({self.pad_id, self.bos_id, self.eos_id}) != 3:
-            raise ValueError(f"{fn}: pad_id, bos_id and eos_id must differ, got {self.pad_id}, {self.bos_id}, "
-                             f"{self.eos_id}")
+            raise ValueError(
+                f"{fn}: pad_id, bos_id and eos_id must differ, got {self.pad_id}, {self.bos_id}, {self.eos_id}"
+            )
         check_choice(fn, "activation", self.activation, ("relu", "gelu"))
 
 
@@ -102,11 +114,11 @@ class LayerNorm(nn.Module):
     def __init__(self, d_model: int, eps: float = 1e-5):
         super().__init__()
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d_model))   # gamma (D,)
-        self.bias = nn.Parameter(torch.zeros(d_model))    # beta  (D,)
+        self.weight = nn.Parameter(torch.ones(d_model))  # gamma (D,)
+        self.bias = nn.Parameter(torch.zeros(d_model))  # beta  (D,)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:   # (..., D) -> (..., D)
-        mu = h.mean(dim=-1, keepdim=True)                                   # (..., 1)
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (..., D) -> (..., D)
+        mu = h.mean(dim=-1, keepdim=True)  # (..., 1)
         sigma = ((h - mu).pow(2).mean(dim=-1, keepdim=True) + self.eps).sqrt()
         return self.weight * (h - mu) / sigma + self.bias
 
@@ -121,7 +133,7 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.act = F.relu if config.activation == "relu" else F.gelu
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:   # (B, T, d) -> (B, T, d)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
         return self.linear2(self.dropout(self.act(self.linear1(x))))
 
 
@@ -132,13 +144,13 @@ def residual(x: torch.Tensor, sublayer: Callable, norm: nn.Module, dropout: nn.M
     `extra` is whatever the sublayer returns beside its output: an attention's weights, None for the FFN.
     Every sublayer of EncoderLayer and DecoderLayer goes through here, so the two orders live in one place.
     """
-    y, extra = sublayer(norm(x) if norm_first else x)      # (B, T, d)
+    y, extra = sublayer(norm(x) if norm_first else x)  # (B, T, d)
     x = x + dropout(y)
     return (x if norm_first else norm(x)), extra
 
 
 def _torch_activation(layer) -> str:
-    act = layer.activation          # a function (F.relu, F.gelu) or a module (nn.ReLU(), nn.GELU())
+    act = layer.activation  # a function (F.relu, F.gelu) or a module (nn.ReLU(), nn.GELU())
     if act is F.relu or isinstance(act, nn.ReLU):
         return "relu"
     if (act is F.gelu or isinstance(act, nn.GELU)) and getattr(act, "approximate", "none") == "none":
@@ -153,18 +165,25 @@ class _TorchLoadable(nn.Module):
     and the cross-attention (`multihead_attn`, ours `cross_attn`).
     """
 
-    torch_type: type = nn.Module    # the torch layer a subclass mirrors
+    torch_type: type = nn.Module  # the torch layer a subclass mirrors
 
     @classmethod
     def from_torch(cls, layer: nn.Module):
         """Our layer with the weights of a torch layer of `cls.torch_type` (our forward is batch-first)."""
         if not isinstance(layer, cls.torch_type):
-            raise TypeError(f"{cls.__name__}.from_torch: expected nn.{cls.torch_type.__name__}, "
-                            f"got {type(layer).__name__}")
+            raise TypeError(
+                f"{cls.__name__}.from_torch: expected nn.{cls.torch_type.__name__}, got {type(layer).__name__}"
+            )
         sa = layer.self_attn
-        config = TransformerConfig(d_model=sa.embed_dim, n_heads=sa.num_heads, d_ff=layer.linear1.out_features,
-                                   dropout=layer.dropout.p, norm_first=layer.norm_first,
-                                   activation=_torch_activation(layer), layer_norm_eps=layer.norm1.eps)
+        config = TransformerConfig(
+            d_model=sa.embed_dim,
+            n_heads=sa.num_heads,
+            d_ff=layer.linear1.out_features,
+            dropout=layer.dropout.p,
+            norm_first=layer.norm_first,
+            activation=_torch_activation(layer),
+            layer_norm_eps=layer.norm1.eps,
+        )
         ours = cls(config)
         ours.self_attn = MultiHeadAttention.from_torch(sa)
         if hasattr(ours, "cross_attn"):
@@ -222,18 +241,25 @@ class DecoderLayer(_TorchLoadable):
         self.dropout = nn.Dropout(config.dropout)
         self.norm_first = config.norm_first
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor | None = None,
-                cross_mask: torch.Tensor | None = None, context: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        self_mask: torch.Tensor | None = None,
+        cross_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """context: keys/values of the self-attention when x holds only the newest positions (decoding
         with a cache: x (B, 1, d), context (B, T, d) = this layer's inputs so far, x last). Default x."""
-        def self_attention(h):          # h: x, normalised first for pre-LN; the context the same way
+
+        def self_attention(h):  # h: x, normalised first for pre-LN; the context the same way
             kv = h if context is None else (self.norm1(context) if self.norm_first else context)
             return self.self_attn(h, kv, kv, self_mask)
 
         x, w_self = residual(x, self_attention, self.norm1, self.dropout, self.norm_first)
-        x, w_cross = residual(x, lambda h: self.cross_attn(h, memory, memory, cross_mask), self.norm2,
-                              self.dropout, self.norm_first)
+        x, w_cross = residual(
+            x, lambda h: self.cross_attn(h, memory, memory, cross_mask), self.norm2, self.dropout, self.norm_first
+        )
         x, _ = residual(x, lambda h: (self.ff(h), None), self.norm3, self.dropout, self.norm_first)
         return x, w_self, w_cross
 
@@ -285,8 +311,8 @@ def decoder_self_mask(tgt: torch.Tensor, pad_id: int) -> torch.Tensor:
             [1, 1, 0]], dtype=torch.int32)
     """
     check_ids("decoder_self_mask", "tgt", tgt)
-    keys = tgt != pad_id                                               # (B, T)   real tokens
-    return causal_mask(tgt.shape[1], device=tgt.device)[None] & keys[:, None, :]   # (B, T, T)
+    keys = tgt != pad_id  # (B, T)   real tokens
+    return causal_mask(tgt.shape[1], device=tgt.device)[None] & keys[:, None, :]  # (B, T, T)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -319,37 +345,44 @@ class Seq2SeqTransformer(nn.Module):
         for name, p in self.named_parameters():
             if p.dim() > 1 and not name.startswith("embed"):
                 nn.init.xavier_uniform_(p)
-        nn.init.normal_(self.embed.weight, std=self.config.d_model ** -0.5)
+        nn.init.normal_(self.embed.weight, std=self.config.d_model**-0.5)
 
-    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:   # (B, T) -> (B, T, d)
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, T, d)
         """sqrt(d_model) * E[ids] + PE, then dropout (the paper scales so E and PE have comparable size)."""
         return self.drop(self.pos(self.embed(ids) * math.sqrt(self.config.d_model)))
 
     def encode(self, src: torch.Tensor, return_attention: bool = False):
         """src (B, S) -> memory (B, S, d), src_mask (B, 1, S) [, encoder self-attention weights per layer]."""
         check_ids("encode", "src", src)
-        src_mask = (src != self.config.pad_id)[:, None, :]                    # (B, 1, S) keys that are real
+        src_mask = (src != self.config.pad_id)[:, None, :]  # (B, 1, S) keys that are real
         memory, weights = self.encoder(self.embed_tokens(src), src_mask)
         return (memory, src_mask, weights) if return_attention else (memory, src_mask)
 
-    def project(self, h: torch.Tensor) -> torch.Tensor:   # (..., d) -> (..., V)
+    def project(self, h: torch.Tensor) -> torch.Tensor:  # (..., d) -> (..., V)
         """Output scores: h @ E^T with the tied embedding (or the separate head when untied)."""
         return h @ self.embed.weight.T if self.lm_head is None else self.lm_head(h)
 
-    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor,
-               return_attention: bool = False, last_only: bool = False):
+    def decode(
+        self,
+        tgt_in: torch.Tensor,
+        memory: torch.Tensor,
+        src_mask: torch.Tensor,
+        return_attention: bool = False,
+        last_only: bool = False,
+    ):
         """tgt_in (B, T), memory (B, S, d), src_mask (B, 1, S) -> logits (B, T, V) [, self and cross weights].
 
         last_only=True projects only the last position, (B, V): what decoding needs, V/T times cheaper.
         """
         check_ids("decode", "tgt_in", tgt_in)
-        self_mask = decoder_self_mask(tgt_in, self.config.pad_id)             # (B, T, T)
+        self_mask = decoder_self_mask(tgt_in, self.config.pad_id)  # (B, T, T)
         h, w_self, w_cross = self.decoder(self.embed_tokens(tgt_in), memory, self_mask, src_mask)
-        logits = self.project(h[:, -1] if last_only else h)                   # (B, T, V) or (B, V)
+        logits = self.project(h[:, -1] if last_only else h)  # (B, T, V) or (B, V)
         return (logits, w_self, w_cross) if return_attention else logits
 
-    def decode_next(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor,
-                    cache: list) -> torch.Tensor:
+    def decode_next(
+        self, tgt_in: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor, cache: list
+    ) -> torch.Tensor:
         """Scores (B, V) for the token after tgt_in (B, T), computing only the newest position.
 
         `cache` (a list, one entry per decoder layer, start with []) keeps every layer's inputs for
@@ -358,22 +391,26 @@ class Seq2SeqTransformer(nn.Module):
         Reorder the rows of every cache entry when beams are reordered (`decoding.beam_search`).
         """
         T, d = tgt_in.shape[1], self.config.d_model
-        pe = self.pos.pe[T - 1] if T <= self.pos.pe.shape[0] else \
-            SinusoidalPositionalEncoding(d, T).pe[T - 1].to(tgt_in.device)
-        x = self.drop(self.embed(tgt_in[:, -1:]) * math.sqrt(d) + pe)            # (B, 1, d) newest position
-        key_mask = (tgt_in != self.config.pad_id)[:, None, :]                    # (B, 1, T) real keys
+        pe = (
+            self.pos.pe[T - 1]
+            if T <= self.pos.pe.shape[0]
+            else SinusoidalPositionalEncoding(d, T).pe[T - 1].to(tgt_in.device)
+        )
+        x = self.drop(self.embed(tgt_in[:, -1:]) * math.sqrt(d) + pe)  # (B, 1, d) newest position
+        key_mask = (tgt_in != self.config.pad_id)[:, None, :]  # (B, 1, T) real keys
         for i, layer in enumerate(self.decoder.layers):
-            ctx = x if len(cache) <= i else torch.cat([cache[i], x], dim=1)     # (B, T, d) inputs so far
-            cache[i:i + 1] = [ctx]
+            ctx = x if len(cache) <= i else torch.cat([cache[i], x], dim=1)  # (B, T, d) inputs so far
+            cache[i : i + 1] = [ctx]
             x, _, _ = layer(x, memory, key_mask, src_mask, context=ctx)
-        return self.project(self.decoder.norm(x)[:, -1])                         # (B, V)
+        return self.project(self.decoder.norm(x)[:, -1])  # (B, V)
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False):
         check_ids("Seq2SeqTransformer", "src", src)
         check_ids("Seq2SeqTransformer", "tgt_in", tgt_in)
         if src.shape[0] != tgt_in.shape[0]:
-            raise ValueError(f"Seq2SeqTransformer: src and tgt_in need the same batch size, got "
-                             f"{src.shape[0]} and {tgt_in.shape[0]}")
+            raise ValueError(
+                f"Seq2SeqTransformer: src and tgt_in need the same batch size, got {src.shape[0]} and {tgt_in.shape[0]}"
+            )
         if return_attention:
             memory, src_mask, w_enc = self.encode(src, return_attention=True)
             logits, w_self, w_cross = self.decode(tgt_in, memory, src_mask, return_attention=True)

@@ -19,6 +19,7 @@ Notebook 04, `scripts/train_translator.py` (the shipped reference model) and
 Imports the model (`course_utils.transformer`), never the reverse. Decoding is
 `course_utils.decoding` (it uses `pad_batch` from here).
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,12 +37,32 @@ from course_utils.device import seed_everything
 from course_utils.train import label_smoothed_cross_entropy, load_checkpoint, save_checkpoint, warmup_scheduler
 from course_utils.transformer import Seq2SeqTransformer, TransformerConfig
 
-__all__ = ["batch_by_length", "pad_batch", "make_batch", "encode_pairs", "length_batches", "shorter_half",
-           "curriculum_batches", "seq2seq_loss", "mean_loss", "SPECIAL_TOKENS", "shared_tokenizer", "config_ids",
-           "RECIPE_KEYS", "translator_config", "make_translator", "save_translator", "load_translator", "bleu",
-           "bleu_details", "TEST_TSV_HEADER", "write_test_tsv", "read_test_tsv"]
+__all__ = [
+    "batch_by_length",
+    "pad_batch",
+    "make_batch",
+    "encode_pairs",
+    "length_batches",
+    "shorter_half",
+    "curriculum_batches",
+    "seq2seq_loss",
+    "mean_loss",
+    "SPECIAL_TOKENS",
+    "shared_tokenizer",
+    "config_ids",
+    "RECIPE_KEYS",
+    "translator_config",
+    "make_translator",
+    "save_translator",
+    "load_translator",
+    "bleu",
+    "bleu_details",
+    "TEST_TSV_HEADER",
+    "write_test_tsv",
+    "read_test_tsv",
+]
 
-Pair = tuple[list[int], list[int]]   # (source ids, target ids), without BOS/EOS
+Pair = tuple[list[int], list[int]]  # (source ids, target ids), without BOS/EOS
 
 
 # ----------------------------------------------------------------------------- batching
@@ -65,7 +86,7 @@ def batch_by_length(lengths: Sequence[int], max_tokens: int, shuffle: bool = Tru
     batches, current, longest = [], [], 0
     for i in order:
         if current and max(longest, lengths[i]) * (len(current) + 1) > max_tokens:
-            batches.append(current)                  # adding i would overflow: close the batch
+            batches.append(current)  # adding i would overflow: close the batch
             current, longest = [], 0
         current.append(i)
         longest = max(longest, lengths[i])
@@ -109,8 +130,14 @@ def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_len: int = 64)
     return [(tokenizer.encode(de)[: max_len - 1], tokenizer.encode(en)[: max_len - 1]) for de, en in pairs]
 
 
-def length_batches(encoded: Sequence[Pair], config: TransformerConfig, max_tokens: int, seed: int = 0,
-                   epochs: int | None = None, device=None):
+def length_batches(
+    encoded: Sequence[Pair],
+    config: TransformerConfig,
+    max_tokens: int,
+    seed: int = 0,
+    epochs: int | None = None,
+    device=None,
+):
     """Yield (src, tgt_in, tgt_out) batches grouped by length, reshuffled every epoch; endless if epochs is None.
 
     A batch's size is counted as (sentences) x (longest side + 1), so every step costs about the same.
@@ -133,8 +160,14 @@ def shorter_half(encoded: Sequence[Pair]) -> list[Pair]:
     return [pair for pair, n in zip(encoded, lengths) if n <= median]
 
 
-def curriculum_batches(encoded: Sequence[Pair], config: TransformerConfig, max_tokens: int, short_seconds: float,
-                       seed: int = 0, device=None):
+def curriculum_batches(
+    encoded: Sequence[Pair],
+    config: TransformerConfig,
+    max_tokens: int,
+    short_seconds: float,
+    seed: int = 0,
+    device=None,
+):
     """Length batches of `shorter_half(encoded)` for `short_seconds` of wall clock, then of all pairs (endless).
 
     A curriculum: short pairs teach word order and frequent words cheaply, before long ones add
@@ -156,7 +189,7 @@ def seq2seq_loss(model: Seq2SeqTransformer, batch, smoothing: float = 0.1) -> tu
     The loss function `course_utils.train.train_for` expects: (mean loss per real token, tokens).
     """
     src, tgt_in, tgt_out = batch
-    logits = model(src, tgt_in)                                            # (B, T, V)
+    logits = model(src, tgt_in)  # (B, T, V)
     loss = label_smoothed_cross_entropy(logits, tgt_out, smoothing, ignore_index=model.config.pad_id)
     return loss, int((tgt_out != model.config.pad_id).sum())
 
@@ -180,8 +213,9 @@ def mean_loss(model: Seq2SeqTransformer, batches, smoothing: float = 0.0) -> flo
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")
 
 
-def shared_tokenizer(pairs: Sequence[tuple[str, str]], vocab_size: int, cache: str | None = None,
-                     progress: bool = False) -> ByteLevelBPE:
+def shared_tokenizer(
+    pairs: Sequence[tuple[str, str]], vocab_size: int, cache: str | None = None, progress: bool = False
+) -> ByteLevelBPE:
     """A byte-level BPE (notebook 03) trained on both sides of `pairs`: one vocabulary for German and English.
 
     Special tokens <pad>, <s>, </s> come last (ids vocab_size-3 .. vocab_size-1); `config_ids(tok)`
@@ -206,8 +240,17 @@ def config_ids(tokenizer) -> dict:
 
 
 # ----------------------------------------------------------------------------- the recipe
-RECIPE_KEYS = ("d_model", "n_heads", "n_encoder_layers", "n_decoder_layers", "d_ff", "dropout", "norm_first",
-               "warmup", "lr_factor")
+RECIPE_KEYS = (
+    "d_model",
+    "n_heads",
+    "n_encoder_layers",
+    "n_decoder_layers",
+    "d_ff",
+    "dropout",
+    "norm_first",
+    "warmup",
+    "lr_factor",
+)
 """What `make_translator` reads from a recipe: TransformerConfig's names for the sizes (and train_translator.py's
 arguments), plus the warm-up. Other keys (vocab, max_tokens, seconds, ...) are the caller's."""
 
@@ -223,7 +266,7 @@ def _renamed_recipe(recipe: Mapping) -> dict:
     {'n_heads': 4, 'n_encoder_layers': 3, 'n_decoder_layers': 3, 'norm_first': True, 'vocab': 3000}
     """
     renamed = {}
-    for key, value in recipe.items():                  # in its order: recipe.json reads like the arguments
+    for key, value in recipe.items():  # in its order: recipe.json reads like the arguments
         if key != "decoder_layers":
             renamed[_OLD_RECIPE_NAMES.get(key, key)] = value
         if key == "layers":
@@ -236,7 +279,7 @@ def translator_config(recipe: Mapping, tokenizer) -> TransformerConfig:
     missing = [k for k in RECIPE_KEYS if k not in recipe]
     if missing:
         raise ValueError(f"translator_config: the recipe lacks {missing}; a recipe names {', '.join(RECIPE_KEYS)}")
-    sizes = {k: recipe[k] for k in RECIPE_KEYS if k not in ("warmup", "lr_factor")}   # TransformerConfig's names
+    sizes = {k: recipe[k] for k in RECIPE_KEYS if k not in ("warmup", "lr_factor")}  # TransformerConfig's names
     return TransformerConfig(**config_ids(tokenizer), **sizes, max_len=128)
 
 
@@ -256,8 +299,9 @@ def make_translator(recipe: Mapping, tokenizer, device=None, seed: int | None = 
     return model, optimizer, scheduler
 
 
-def save_translator(folder: str | Path, model: Seq2SeqTransformer, tokenizer: ByteLevelBPE, *, half: bool = False,
-                    **notes) -> Path:
+def save_translator(
+    folder: str | Path, model: Seq2SeqTransformer, tokenizer: ByteLevelBPE, *, half: bool = False, **notes
+) -> Path:
     """Write `folder/model.pt` (weights, config, notes; fp16 with half=True) and `folder/tokenizer.json`/.vocab."""
     folder = Path(folder)
     path = save_checkpoint(folder / "model.pt", model, model.config, half=half, **notes)
@@ -286,8 +330,10 @@ def load_translator(folder: str | Path, device=None) -> tuple[Seq2SeqTransformer
 def bleu_details(hypotheses: Sequence[str], references: Sequence[str]) -> sacrebleu.metrics.BLEUScore:
     """sacreBLEU's corpus BLEU (13a tokenization, one reference each): the score, n-gram precisions, brevity."""
     if isinstance(hypotheses, str) or isinstance(references, str) or len(hypotheses) != len(references):
-        raise ValueError("bleu: hypotheses and references must be lists of strings of the same length, got "
-                         f"{type(hypotheses).__name__} and {type(references).__name__}")
+        raise ValueError(
+            "bleu: hypotheses and references must be lists of strings of the same length, got "
+            f"{type(hypotheses).__name__} and {type(references).__name__}"
+        )
     return sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize="13a")
 
 
@@ -297,15 +343,18 @@ def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 
 
 TEST_TSV_HEADER = ("de", "reference", "translation")
-_TSV = dict(delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")   # tabs, newlines, backslashes escaped
+_TSV = dict(delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")  # tabs, newlines, backslashes escaped
 
 
-def write_test_tsv(path: str | Path, sources: Sequence[str], references: Sequence[str],
-                   translations: Sequence[str]) -> Path:
+def write_test_tsv(
+    path: str | Path, sources: Sequence[str], references: Sequence[str], translations: Sequence[str]
+) -> Path:
     """Write test.tsv: a header (de, reference, translation), then one row per sentence. Returns the path."""
     if not len(sources) == len(references) == len(translations):
-        raise ValueError(f"write_test_tsv: {len(sources)} sources, {len(references)} references and "
-                         f"{len(translations)} translations; give one of each per sentence")
+        raise ValueError(
+            f"write_test_tsv: {len(sources)} sources, {len(references)} references and "
+            f"{len(translations)} translations; give one of each per sentence"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
@@ -323,6 +372,8 @@ def read_test_tsv(path: str | Path) -> list[tuple[str, str, str]]:
     with open(path, newline="", encoding="utf-8") as f:
         rows = [tuple(r) for r in csv.reader(f, **_TSV)]
     if not rows or rows[0] != TEST_TSV_HEADER:
-        raise ValueError(f"read_test_tsv: {path} does not start with the header {TEST_TSV_HEADER}; "
-                         "write it with course_utils.translation.write_test_tsv")
+        raise ValueError(
+            f"read_test_tsv: {path} does not start with the header {TEST_TSV_HEADER}; "
+            "write it with course_utils.translation.write_test_tsv"
+        )
     return rows[1:]

@@ -27,6 +27,7 @@ Concessions, admitted up front:
   pre-training MLP head with a tanh layer is left out, as in `transformers`'
   `ViTForImageClassification`).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -38,8 +39,17 @@ import torch.nn.functional as F
 from course_utils.attention import MultiHeadAttention, merge_heads, split_heads
 from course_utils.checks import check_fields, check_int, check_number, check_tensor
 
-__all__ = ["patchify", "unpatchify", "PatchEmbedding", "ViTConfig", "VIT_PRESETS", "MLP", "EncoderBlock", "ViT",
-           "hf_vit_config"]
+__all__ = [
+    "patchify",
+    "unpatchify",
+    "PatchEmbedding",
+    "ViTConfig",
+    "VIT_PRESETS",
+    "MLP",
+    "EncoderBlock",
+    "ViT",
+    "hf_vit_config",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -49,8 +59,10 @@ def _check_images(fn: str, images, patch_size: int) -> torch.Tensor:
     """A (B, C, H, W) tensor whose height and width are multiples of patch_size (the image-specific check)."""
     check_tensor(fn, "images", images, shape="(B, C, H, W)")
     if images.dim() != 4:
-        raise ValueError(f"{fn}: images must have shape (B, C, H, W), got {tuple(images.shape)} "
-                         "(a batch of grey images (B, H, W) needs `images[:, None]`)")
+        raise ValueError(
+            f"{fn}: images must have shape (B, C, H, W), got {tuple(images.shape)} "
+            "(a batch of grey images (B, H, W) needs `images[:, None]`)"
+        )
     check_int(fn, "patch_size", patch_size)
     H, W = images.shape[-2:]
     if H % patch_size or W % patch_size:
@@ -80,13 +92,14 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     _check_images("patchify", images, patch_size)
     B, C, H, W = images.shape
     P = patch_size
-    x = images.reshape(B, C, H // P, P, W // P, P)       # (B, C, gh, P, gw, P)
-    x = x.permute(0, 2, 4, 1, 3, 5)                      # (B, gh, gw, C, P, P)
+    x = images.reshape(B, C, H // P, P, W // P, P)  # (B, C, gh, P, gw, P)
+    x = x.permute(0, 2, 4, 1, 3, 5)  # (B, gh, gw, C, P, P)
     return x.reshape(B, (H // P) * (W // P), C * P * P)  # (B, N, C*P*P)
 
 
-def unpatchify(patches: torch.Tensor, patch_size: int, image_size: int | tuple[int, int],
-               channels: int = 1) -> torch.Tensor:
+def unpatchify(
+    patches: torch.Tensor, patch_size: int, image_size: int | tuple[int, int], channels: int = 1
+) -> torch.Tensor:
     """(B, N, C*P*P) -> (B, C, H, W): the inverse of `patchify` (used to draw masked images).
 
     >>> x = torch.randn(2, 3, 8, 12); bool((unpatchify(patchify(x, 4), 4, (8, 12), 3) == x).all())
@@ -103,9 +116,11 @@ def unpatchify(patches: torch.Tensor, patch_size: int, image_size: int | tuple[i
     B, N, D = patches.shape
     gh, gw = H // P, W // P
     if N != gh * gw or D != channels * P * P:
-        raise ValueError(f"{fn}: expected patches of shape (B, {gh * gw}, {channels * P * P}) for a {H}x{W} image "
-                         f"with {channels} channel(s) and patch_size={P}, got {tuple(patches.shape)}")
-    x = patches.reshape(B, gh, gw, channels, P, P)        # (B, gh, gw, C, P, P)
+        raise ValueError(
+            f"{fn}: expected patches of shape (B, {gh * gw}, {channels * P * P}) for a {H}x{W} image "
+            f"with {channels} channel(s) and patch_size={P}, got {tuple(patches.shape)}"
+        )
+    x = patches.reshape(B, gh, gw, channels, P, P)  # (B, gh, gw, C, P, P)
     return x.permute(0, 3, 1, 4, 2, 5).reshape(B, channels, H, W)
 
 
@@ -122,13 +137,14 @@ class PatchEmbedding(nn.Module):
         for name, v in (("patch_size", patch_size), ("in_channels", in_channels), ("d_model", d_model)):
             check_int("PatchEmbedding", name, v)
         self.patch_size, self.in_channels, self.d_model = patch_size, in_channels, d_model
-        self.proj = nn.Linear(in_channels * patch_size * patch_size, d_model)   # E (and a bias)
+        self.proj = nn.Linear(in_channels * patch_size * patch_size, d_model)  # E (and a bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != self.in_channels:
-            raise ValueError(f"PatchEmbedding: images must have shape (B, {self.in_channels}, H, W), "
-                             f"got {tuple(images.shape)}")
-        return self.proj(patchify(images, self.patch_size))                # (B, N, D)
+            raise ValueError(
+                f"PatchEmbedding: images must have shape (B, {self.in_channels}, H, W), got {tuple(images.shape)}"
+            )
+        return self.proj(patchify(images, self.patch_size))  # (B, N, D)
 
     def to_conv(self) -> nn.Conv2d:
         """The equal strided convolution: weight (D, C*P*P) -> (D, C, P, P), same bias."""
@@ -145,11 +161,19 @@ class PatchEmbedding(nn.Module):
         if not isinstance(conv, nn.Conv2d):
             raise TypeError(f"PatchEmbedding.from_conv: expected an nn.Conv2d, got {type(conv).__name__}")
         P = conv.kernel_size[0]
-        if conv.kernel_size != (P, P) or conv.stride != (P, P) or conv.padding not in ((0, 0), "valid") \
-                or conv.bias is None or conv.groups != 1 or conv.dilation != (1, 1):
-            raise ValueError("PatchEmbedding.from_conv: conv must have a square kernel equal to its stride, "
-                             f"no padding, groups=1 and a bias; got kernel {conv.kernel_size}, stride {conv.stride}, "
-                             f"padding {conv.padding}")
+        if (
+            conv.kernel_size != (P, P)
+            or conv.stride != (P, P)
+            or conv.padding not in ((0, 0), "valid")
+            or conv.bias is None
+            or conv.groups != 1
+            or conv.dilation != (1, 1)
+        ):
+            raise ValueError(
+                "PatchEmbedding.from_conv: conv must have a square kernel equal to its stride, "
+                f"no padding, groups=1 and a bias; got kernel {conv.kernel_size}, stride {conv.stride}, "
+                f"padding {conv.padding}"
+            )
         emb = cls(P, conv.in_channels, conv.out_channels).to(conv.weight)
         with torch.no_grad():
             emb.proj.weight.copy_(conv.weight.reshape(conv.out_channels, -1))
@@ -168,19 +192,23 @@ class ViTConfig:
     patch_size: int = 7
     in_channels: int = 1
     n_classes: int = 10
-    d_model: int = 64        # D, the width of every token
-    n_layers: int = 4        # L, encoder blocks
+    d_model: int = 64  # D, the width of every token
+    n_layers: int = 4  # L, encoder blocks
     n_heads: int = 4
-    d_ff: int = 128          # hidden width of the MLP (4 D in the paper's models)
+    d_ff: int = 128  # hidden width of the MLP (4 D in the paper's models)
     dropout: float = 0.0
     layer_norm_eps: float = 1e-6
 
     def __post_init__(self):
-        check_fields("ViTConfig", self, ("image_size", "patch_size", "in_channels", "n_classes", "d_model",
-                                         "n_layers", "n_heads", "d_ff"))
+        check_fields(
+            "ViTConfig",
+            self,
+            ("image_size", "patch_size", "in_channels", "n_classes", "d_model", "n_layers", "n_heads", "d_ff"),
+        )
         if self.image_size % self.patch_size:
-            raise ValueError(f"ViTConfig: image_size={self.image_size} must be a multiple of "
-                             f"patch_size={self.patch_size}")
+            raise ValueError(
+                f"ViTConfig: image_size={self.image_size} must be a multiple of patch_size={self.patch_size}"
+            )
         if self.d_model % self.n_heads:
             raise ValueError(f"ViTConfig: d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         check_number("ViTConfig", "dropout", self.dropout, low=0.0, high=1.0, high_open=True)
@@ -197,7 +225,7 @@ class ViTConfig:
         >>> ViTConfig(image_size=28, patch_size=7).n_patches       # a 4 x 4 grid
         16
         """
-        return self.grid ** 2
+        return self.grid**2
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -222,7 +250,7 @@ class MLP(nn.Module):
         self.fc1, self.fc2 = nn.Linear(config.d_model, config.d_ff), nn.Linear(config.d_ff, config.d_model)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:     # (B, T, D) -> (B, T, D)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
         return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
 
 
@@ -250,11 +278,11 @@ class EncoderBlock(nn.Module):
     def forward(self, z: torch.Tensor, return_attention: bool = False):
         y = self.ln1(z)
         if return_attention:
-            y, weights = self.attn(y, y, y)                 # (B, T, D), (B, h, T, T)
+            y, weights = self.attn(y, y, y)  # (B, T, D), (B, h, T, T)
         else:
             y, weights = self._fast_attention(y), None
-        z = self.drop(y) + z                                # z' = MSA(LN(z)) + z
-        z = self.mlp(self.ln2(z)) + z                       # z  = MLP(LN(z')) + z'
+        z = self.drop(y) + z  # z' = MSA(LN(z)) + z
+        z = self.mlp(self.ln2(z)) + z  # z  = MLP(LN(z')) + z'
         return z, weights
 
 
@@ -272,8 +300,8 @@ class ViT(nn.Module):
         self.config = config
         D = config.d_model
         self.patch_embed = PatchEmbedding(config.patch_size, config.in_channels, D)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, D))                        # x_class
-        self.pos_embed = nn.Parameter(torch.zeros(1, config.n_patches + 1, D))     # E_pos, row 0 = class
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, D))  # x_class
+        self.pos_embed = nn.Parameter(torch.zeros(1, config.n_patches + 1, D))  # E_pos, row 0 = class
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(D, eps=config.layer_norm_eps)
@@ -291,8 +319,8 @@ class ViT(nn.Module):
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """z_0 = [x_class; x_p E] + E_pos: (B, C, H, W) -> (B, N + 1, D)."""
-        x = self.patch_embed(images)                           # (B, N, D)
-        cls = self.cls_token.expand(x.shape[0], -1, -1)        # (B, 1, D)
+        x = self.patch_embed(images)  # (B, N, D)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
         return self.drop(torch.cat([cls, x], dim=1) + self.pos_embed)
 
     def features(self, images: torch.Tensor, return_attention: bool = False):
@@ -301,7 +329,7 @@ class ViT(nn.Module):
         for block in self.blocks:
             z, w = block(z, return_attention=return_attention)
             maps.append(w)
-        y = self.norm(z)[:, 0]                                 # LN of the class token only
+        y = self.norm(z)[:, 0]  # LN of the class token only
         return (y, maps) if return_attention else y
 
     def forward(self, images: torch.Tensor, return_attention: bool = False):
@@ -318,20 +346,40 @@ class ViT(nn.Module):
             raise ValueError("from_transformers: only hidden_act='gelu' and qkv_bias=True are supported")
         image_size = hf_config.image_size if isinstance(hf_config.image_size, int) else hf_config.image_size[0]
         patch = hf_config.patch_size if isinstance(hf_config.patch_size, int) else hf_config.patch_size[0]
-        config = ViTConfig(image_size, patch, hf_config.num_channels, hf_config.num_labels, d_model=hf_config.hidden_size,
-                           n_layers=hf_config.num_hidden_layers, n_heads=hf_config.num_attention_heads,
-                           d_ff=hf_config.intermediate_size, layer_norm_eps=hf_config.layer_norm_eps)
+        config = ViTConfig(
+            image_size,
+            patch,
+            hf_config.num_channels,
+            hf_config.num_labels,
+            d_model=hf_config.hidden_size,
+            n_layers=hf_config.num_hidden_layers,
+            n_heads=hf_config.num_attention_heads,
+            d_ff=hf_config.intermediate_size,
+            layer_norm_eps=hf_config.layer_norm_eps,
+        )
         ref = hf_model.classifier.weight
         model = cls(config).to(dtype=ref.dtype, device=ref.device)
         sd = {k: v.detach() for k, v in hf_model.state_dict().items()}
-        ours = {"cls_token": sd["vit.embeddings.cls_token"], "pos_embed": sd["vit.embeddings.position_embeddings"],
-                "patch_embed.proj.weight": sd["vit.embeddings.patch_embeddings.projection.weight"].flatten(1),
-                "patch_embed.proj.bias": sd["vit.embeddings.patch_embeddings.projection.bias"],
-                "norm.weight": sd["vit.layernorm.weight"], "norm.bias": sd["vit.layernorm.bias"],
-                "head.weight": sd["classifier.weight"], "head.bias": sd["classifier.bias"]}
-        names = {"ln1": "layernorm_before", "ln2": "layernorm_after", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
-                 "attn.q_proj": "attention.q_proj", "attn.k_proj": "attention.k_proj",
-                 "attn.v_proj": "attention.v_proj", "attn.out_proj": "attention.o_proj"}
+        ours = {
+            "cls_token": sd["vit.embeddings.cls_token"],
+            "pos_embed": sd["vit.embeddings.position_embeddings"],
+            "patch_embed.proj.weight": sd["vit.embeddings.patch_embeddings.projection.weight"].flatten(1),
+            "patch_embed.proj.bias": sd["vit.embeddings.patch_embeddings.projection.bias"],
+            "norm.weight": sd["vit.layernorm.weight"],
+            "norm.bias": sd["vit.layernorm.bias"],
+            "head.weight": sd["classifier.weight"],
+            "head.bias": sd["classifier.bias"],
+        }
+        names = {
+            "ln1": "layernorm_before",
+            "ln2": "layernorm_after",
+            "mlp.fc1": "mlp.fc1",
+            "mlp.fc2": "mlp.fc2",
+            "attn.q_proj": "attention.q_proj",
+            "attn.k_proj": "attention.k_proj",
+            "attn.v_proj": "attention.v_proj",
+            "attn.out_proj": "attention.o_proj",
+        }
         for i in range(config.n_layers):
             for mine, theirs in names.items():
                 for p in ("weight", "bias"):
@@ -353,9 +401,19 @@ def hf_vit_config(config: ViTConfig, **overrides):
 
     if not isinstance(config, ViTConfig):
         raise TypeError(f"hf_vit_config: config must be a ViTConfig, got {type(config).__name__}")
-    names = dict(image_size=config.image_size, patch_size=config.patch_size, num_channels=config.in_channels,
-                 hidden_size=config.d_model, num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads,
-                 intermediate_size=config.d_ff, num_labels=config.n_classes, layer_norm_eps=config.layer_norm_eps,
-                 hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout,
-                 hidden_act="gelu", qkv_bias=True)
+    names = dict(
+        image_size=config.image_size,
+        patch_size=config.patch_size,
+        num_channels=config.in_channels,
+        hidden_size=config.d_model,
+        num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads,
+        intermediate_size=config.d_ff,
+        num_labels=config.n_classes,
+        layer_norm_eps=config.layer_norm_eps,
+        hidden_dropout_prob=config.dropout,
+        attention_probs_dropout_prob=config.dropout,
+        hidden_act="gelu",
+        qkv_bias=True,
+    )
     return transformers.ViTConfig(**{**names, **overrides})

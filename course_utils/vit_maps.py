@@ -12,6 +12,7 @@ Notebook 06 draws these over Fashion-MNIST images after training `course_utils.v
 Concession: rollout ignores the MLPs and the value vectors; it is the accepted quick summary,
 not an explanation of the model.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -24,8 +25,9 @@ from course_utils.checks import check_choice, check_int, check_number
 __all__ = ["attention_rollout", "rollout_class_map", "position_similarity"]
 
 
-def attention_rollout(attentions: Sequence[torch.Tensor], residual: float = 0.5,
-                      head_fusion: str = "mean") -> torch.Tensor:
+def attention_rollout(
+    attentions: Sequence[torch.Tensor], residual: float = 0.5, head_fusion: str = "mean"
+) -> torch.Tensor:
     """How much each output token draws on each input token through all layers (Abnar & Zuidema, 2020).
 
     attentions: per layer (B, h, T, T) (or (h, T, T)), first layer first.
@@ -40,23 +42,27 @@ def attention_rollout(attentions: Sequence[torch.Tensor], residual: float = 0.5,
     """
     fn = "attention_rollout"
     if isinstance(attentions, torch.Tensor) or not isinstance(attentions, (list, tuple)) or not attentions:
-        raise TypeError(f"{fn}: attentions must be a non-empty list of (B, h, T, T) tensors, one per layer, "
-                        f"got {type(attentions).__name__}")
+        raise TypeError(
+            f"{fn}: attentions must be a non-empty list of (B, h, T, T) tensors, one per layer, "
+            f"got {type(attentions).__name__}"
+        )
     check_number(fn, "residual", residual, low=0.0, high=1.0)
     check_choice(fn, "head_fusion", head_fusion, ("mean", "max", "min"))
     shape = attentions[0].shape
     for i, a in enumerate(attentions):
         if not isinstance(a, torch.Tensor) or a.dim() not in (3, 4) or a.shape != shape or a.shape[-1] != a.shape[-2]:
-            raise ValueError(f"{fn}: attentions[{i}] must be (B, h, T, T) or (h, T, T) like attentions[0] "
-                             f"{tuple(shape)}, got {tuple(a.shape) if isinstance(a, torch.Tensor) else type(a)}")
+            raise ValueError(
+                f"{fn}: attentions[{i}] must be (B, h, T, T) or (h, T, T) like attentions[0] "
+                f"{tuple(shape)}, got {tuple(a.shape) if isinstance(a, torch.Tensor) else type(a)}"
+            )
     T = shape[-1]
     eye = torch.eye(T, dtype=attentions[0].dtype, device=attentions[0].device)
     rollout = None
     for a in attentions:
         fused = {"mean": a.mean(dim=-3), "max": a.amax(dim=-3), "min": a.amin(dim=-3)}[head_fusion]  # (B, T, T)
-        a_hat = (1 - residual) * fused + residual * eye                  # attention + the skip connection
-        a_hat = a_hat / a_hat.sum(dim=-1, keepdim=True)                  # rows are distributions again
-        rollout = a_hat if rollout is None else a_hat @ rollout          # later layers multiply from the left
+        a_hat = (1 - residual) * fused + residual * eye  # attention + the skip connection
+        a_hat = a_hat / a_hat.sum(dim=-1, keepdim=True)  # rows are distributions again
+        rollout = a_hat if rollout is None else a_hat @ rollout  # later layers multiply from the left
     return rollout
 
 
@@ -82,7 +88,9 @@ def position_similarity(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
     if p.shape[0] == grid * grid + 1:
         p = p[1:]
     if p.shape[0] != grid * grid:
-        raise ValueError(f"position_similarity: pos_embed has {p.shape[0]} rows, expected {grid * grid} "
-                         f"(or {grid * grid + 1} with the class position)")
+        raise ValueError(
+            f"position_similarity: pos_embed has {p.shape[0]} rows, expected {grid * grid} "
+            f"(or {grid * grid + 1} with the class position)"
+        )
     p = F.normalize(p, dim=-1)
     return (p @ p.T).reshape(grid, grid, grid, grid)

@@ -32,8 +32,8 @@ SEED = 0
 DEVICE = "auto"  # "auto" = CUDA, then Apple MPS, then CPU; or "cpu", "cuda", "mps"
 
 # %% slideshow={"slide_type": "skip"} tags=["setup"]
-import course_utils  # first: sets OMP_WAIT_POLICY before torch loads
-import course_utils.tools.plots  # plotly renders in JupyterLab and in the offline slides
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
+import course_utils.tools.plots  # noqa: F401  (plotly renders in JupyterLab and in the offline slides)
 import torch
 from course_utils.device import get_device, seed_everything
 from course_utils.tools.environment import environment_report
@@ -170,6 +170,7 @@ except ValueError as err:
 # Write `softmax(x)` for a tensor of any shape, normalising over the **last** dimension,
 # using the second form. Do not call `torch.softmax`.
 
+
 # %% nbgrader={"grade": false, "grade_id": "softmax-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def softmax(x: torch.Tensor) -> torch.Tensor:
     """Softmax over the last dimension of x, stable for large inputs."""
@@ -185,22 +186,37 @@ import torch
 from course_utils.tools.grading import call, expect_close
 
 x = torch.tensor([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
-expect_close(call(softmax, x), torch.softmax(x, dim=-1), "softmax(x)", mistakes={
-    "normalised over the first dimension: sum over dim=-1 (the last), so each row sums to 1":
-        x.exp() / x.exp().sum(dim=0, keepdim=True),
-    "normalised over the whole tensor: sum over dim=-1 with keepdim=True, per row":
-        x.exp() / x.exp().sum(),
-})
+expect_close(
+    call(softmax, x),
+    torch.softmax(x, dim=-1),
+    "softmax(x)",
+    mistakes={
+        "normalised over the first dimension: sum over dim=-1 (the last), so each row sums to 1": x.exp()
+        / x.exp().sum(dim=0, keepdim=True),
+        "normalised over the whole tensor: sum over dim=-1 with keepdim=True, per row": x.exp() / x.exp().sum(),
+    },
+)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 big = torch.tensor([[1000.0, 1001.0, 1002.0]])
-expect_close(call(softmax, big), torch.softmax(big, dim=-1), "softmax of large scores [1000, 1001, 1002]",
-             mistakes={"not numerically stable: subtract the row maximum before exp": big.exp() / big.exp().sum(-1, keepdim=True)})
+expect_close(
+    call(softmax, big),
+    torch.softmax(big, dim=-1),
+    "softmax of large scores [1000, 1001, 1002]",
+    mistakes={
+        "not numerically stable: subtract the row maximum before exp": big.exp() / big.exp().sum(-1, keepdim=True)
+    },
+)
 g = torch.Generator().manual_seed(1)
 x3 = torch.randn(2, 3, 5, generator=g) * 4
-expect_close(call(softmax, x3), torch.softmax(x3, dim=-1), "softmax of a (2, 3, 5) tensor", mistakes={
-    "normalised over the wrong dimension: use dim=-1, not a fixed axis number": torch.softmax(x3, dim=1),
-})
+expect_close(
+    call(softmax, x3),
+    torch.softmax(x3, dim=-1),
+    "softmax of a (2, 3, 5) tensor",
+    mistakes={
+        "normalised over the wrong dimension: use dim=-1, not a fixed axis number": torch.softmax(x3, dim=1),
+    },
+)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "notes"}
@@ -241,10 +257,18 @@ import plotly.graph_objects as go
 
 temperatures = torch.linspace(0.1, 5.0, 50)
 curves = torch.stack([softmax(scores / T) for T in temperatures])  # (50 temperatures, 5 positions)
-fig = go.Figure([go.Scatter(x=temperatures.numpy(), y=curves[:, i].numpy(), name=f"score {scores[i]:g}")
-                 for i in range(len(scores))])
-fig.update_layout(xaxis_title="temperature T", yaxis_title="softmax weight", height=350,
-                  title="Low T: winner takes all. High T: every position gets 1/5.")
+fig = go.Figure(
+    [
+        go.Scatter(x=temperatures.numpy(), y=curves[:, i].numpy(), name=f"score {scores[i]:g}")
+        for i in range(len(scores))
+    ]
+)
+fig.update_layout(
+    xaxis_title="temperature T",
+    yaxis_title="softmax weight",
+    height=350,
+    title="Low T: winner takes all. High T: every position gets 1/5.",
+)
 fig.show()
 
 # %% slideshow={"slide_type": "fragment"}

@@ -37,16 +37,16 @@ SEED = 0
 DEVICE = "auto"  # "auto" = CUDA, then Apple MPS, then CPU; or "cpu", "cuda", "mps"
 
 # section 1: the reversal "translation" model
-VOCAB_SIZE = 1000                       # most frequent English words; the rest become <unk>
-MAX_LEN = 12                            # longest sentence (in words) we keep
-D_EMB, D_HIDDEN, N_HEADS = 32, 64, 4    # embedding, GRU state, attention heads
+VOCAB_SIZE = 1000  # most frequent English words; the rest become <unk>
+MAX_LEN = 12  # longest sentence (in words) we keep
+D_EMB, D_HIDDEN, N_HEADS = 32, 64, 4  # embedding, GRU state, attention heads
 BATCH_SIZE = 64
-TRAIN_STEPS = 20 if SMOKE else 700      # per model (with and without attention)
+TRAIN_STEPS = 20 if SMOKE else 700  # per model (with and without attention)
 LR = 3e-3
-N_TEST = 100 if SMOKE else 900          # held-out sentences to evaluate on
+N_TEST = 100 if SMOKE else 900  # held-out sentences to evaluate on
 
 # section 3: why sqrt(d_k)
-N_QUERIES = 150 if SMOKE else 2000      # random queries per dimension
+N_QUERIES = 150 if SMOKE else 2000  # random queries per dimension
 N_KEYS = 16
 
 # section 7: cost
@@ -55,7 +55,7 @@ COST_HEADS, COST_D_HEAD = 4, 64
 COST_REPEATS = 1 if SMOKE else 3
 
 # %% slideshow={"slide_type": "skip"} tags=["setup"]
-import course_utils  # first: sets OMP_WAIT_POLICY before torch loads
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import math
 
 import matplotlib.pyplot as plt
@@ -130,8 +130,8 @@ def encode_batch(sents: list[list[str]]):
     tgt = torch.full((len(sents), S + 1), PAD)
     for i, s in enumerate(sents):
         ids = torch.tensor([stoi.get(w, UNK) for w in s])
-        src[i, :len(s)] = ids
-        tgt[i, :len(s)] = ids.flip(0)
+        src[i, : len(s)] = ids
+        tgt[i, : len(s)] = ids.flip(0)
         tgt[i, len(s)] = EOS
     return src.to(device), tgt.to(device), torch.tensor([len(s) for s in sents])
 
@@ -165,17 +165,17 @@ class Seq2Seq(nn.Module):
     def encode(self, src, lengths):
         """src (B, S) -> states h (B, S, H), decoder start state (1, B, H), key mask (B, 1, S)."""
         packed = nn.utils.rnn.pack_padded_sequence(self.emb(src), lengths, batch_first=True, enforce_sorted=False)
-        h, last = self.encoder(packed)                          # last: (2, B, H/2), true final states
+        h, last = self.encoder(packed)  # last: (2, B, H/2), true final states
         h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=src.shape[1])
-        start = last.transpose(0, 1).reshape(1, src.shape[0], -1)   # (1, B, H) = [forward; backward]
+        start = last.transpose(0, 1).reshape(1, src.shape[0], -1)  # (1, B, H) = [forward; backward]
         return h, start, padding_mask(lengths, src.shape[1]).to(src.device)[:, None, :]
 
     def decode(self, h, state, mask, prev):
         """prev (B, T) previous words -> logits (B, T, V), new state, weights (B, heads, T, S) or None."""
-        s, state = self.decoder(self.emb(prev), state)          # (B, T, H): the queries
+        s, state = self.decoder(self.emb(prev), state)  # (B, T, H): the queries
         if self.attn is None:
             return self.out(s), state, None
-        context, weights = self.attn(s, h, h, mask)             # (B, T, H), (B, heads, T, S)
+        context, weights = self.attn(s, h, h, mask)  # (B, T, H), (B, heads, T, S)
         return self.out(torch.cat([s, context], dim=-1)), state, weights
 
     def forward(self, src, lengths, tgt):
@@ -246,8 +246,10 @@ def word_accuracy_by_length(pred):
 
 acc_attn, acc_plain = word_accuracy_by_length(pred_attn), word_accuracy_by_length(pred_plain)
 overall = lambda pred: (((pred == tgt) & real).sum() / real.sum()).item()
-print(f"word accuracy on {len(test_sents)} held-out sentences: with attention {overall(pred_attn):.1%}, "
-      f"without {overall(pred_plain):.1%}")
+print(
+    f"word accuracy on {len(test_sents)} held-out sentences: with attention {overall(pred_attn):.1%}, "
+    f"without {overall(pred_plain):.1%}"
+)
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.5))
 ax1.plot(losses_attn, label="with attention")
@@ -276,6 +278,7 @@ if not SMOKE:  # SMOKE trains for a few steps only: nothing to check yet
 # For one held-out sentence: row $t$ is output word $t$, column $i$ is input word $i$,
 # the colour is $a_{t,i}$ averaged over the heads. Nobody told the model where to look.
 
+
 # %% slideshow={"slide_type": "fragment"}
 def show_alignment(k: int, weights, title: str, ax=None):
     """Heatmap of weights (T_out, S) for test sentence k, labelled with its words."""
@@ -297,8 +300,8 @@ plt.show()
 # %% slideshow={"slide_type": "fragment"}
 # the check behind the picture: for output word t the most-attended input word is n-1-t (the anti-diagonal)
 steps = torch.arange(tgt.shape[1], device=device)
-expected = lengths.to(device)[:, None] - 1 - steps                  # (B, T): the input word to copy
-looked_at = test_weights.mean(1).argmax(-1)                          # (B, T)
+expected = lengths.to(device)[:, None] - 1 - steps  # (B, T): the input word to copy
+looked_at = test_weights.mean(1).argmax(-1)  # (B, T)
 on_words = real & (tgt != EOS)
 aligned = ((looked_at == expected) & on_words).sum() / on_words.sum()
 print(f"output words whose strongest attention is on the right input word: {aligned:.1%}")
@@ -374,8 +377,12 @@ print("course_utils.attention agrees with the step-by-step computation")
 
 # %% slideshow={"slide_type": "fragment"} tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
-x = torch.tensor([[1.0, 0.0, 1.0, 0.0],     # x1 = "Thinking"
-                  [0.0, 2.0, 0.0, 2.0]])    # x2 = "Machines"
+x = torch.tensor(
+    [
+        [1.0, 0.0, 1.0, 0.0],  # x1 = "Thinking"
+        [0.0, 2.0, 0.0, 2.0],
+    ]
+)  # x2 = "Machines"
 W_Q_tm = torch.tensor([[1.0, 0, 1], [1, 0, 0], [0, 0, 1], [0, 1, 1]])
 W_K_tm = torch.tensor([[0.0, 0, 1], [0, 1, 0], [1, 0, 1], [1, 0, 0]])
 W_V_tm = torch.tensor([[0.0, 2, 0], [0, 3, 0], [1, 0, 3], [1, 1, 0]])
@@ -383,7 +390,7 @@ q, k, v = x @ W_Q_tm, x @ W_K_tm, x @ W_V_tm
 print("queries q1, q2:", q.tolist())
 print("keys    k1, k2:", k.tolist())
 print("values  v1, v2:", v.tolist())
-scores = q[0] @ k.T                                    # q1.k1, q1.k2
+scores = q[0] @ k.T  # q1.k1, q1.k2
 scaled = scores / math.sqrt(3)
 a = torch.softmax(scaled, dim=0)
 z1 = a @ v
@@ -428,7 +435,7 @@ def softmax_stats(scores):
     """scores (N, n_keys) -> mean entropy of softmax rows, mean Frobenius norm of the softmax Jacobian."""
     a = scores.softmax(dim=-1)
     entropy = -(a * a.clamp_min(1e-30).log()).sum(-1)
-    jac = torch.diag_embed(a) - a[:, :, None] * a[:, None, :]     # (N, n, n): d a_i / d e_j
+    jac = torch.diag_embed(a) - a[:, :, None] * a[:, None, :]  # (N, n, n): d a_i / d e_j
     return entropy.mean().item(), jac.norm(dim=(1, 2)).mean().item()
 
 
@@ -437,7 +444,7 @@ rows = []
 for d in DIMS:
     q = torch.randn(N_QUERIES, 1, d, generator=g)
     k = torch.randn(N_QUERIES, N_KEYS, d, generator=g)
-    raw = (q * k).sum(-1)                                           # (N, n_keys) unscaled dot products
+    raw = (q * k).sum(-1)  # (N, n_keys) unscaled dot products
     rows.append((d, raw.var().item(), *softmax_stats(raw), *softmax_stats(raw / math.sqrt(d))))
 stats = np.array(rows)
 for d, var, *_ in rows:
@@ -457,7 +464,13 @@ ax1.axhline(math.log(N_KEYS), ls=":", c="gray", label=f"uniform over {N_KEYS} ke
 ax1.set(xscale="log", xlabel="d", ylabel="entropy of the weights (nats)", title="softmax saturates without scaling")
 ax2.plot(stats[:, 0], stats[:, 3], "o-", label="unscaled")
 ax2.plot(stats[:, 0], stats[:, 5], "s-", label="scaled")
-ax2.set(xscale="log", yscale="log", xlabel="d", ylabel=r"$\|\partial a / \partial e\|_F$", title="... and its gradient vanishes")
+ax2.set(
+    xscale="log",
+    yscale="log",
+    xlabel="d",
+    ylabel=r"$\|\partial a / \partial e\|_F$",
+    title="... and its gradient vanishes",
+)
 for ax in (ax1, ax2):
     ax.legend()
 plt.tight_layout()
@@ -478,7 +491,7 @@ q_demo, k_demo = torch.randn(1, 1024, generator=g), torch.randn(N_KEYS, 1024, ge
 
 
 def show_scaling(d=256):
-    raw = q_demo[:, :d] @ k_demo[:, :d].T                       # (1, 16)
+    raw = q_demo[:, :d] @ k_demo[:, :d].T  # (1, 16)
     fig, axes = plt.subplots(1, 2, figsize=(10, 2.6), sharey=True)
     for ax, s, name in ((axes[0], raw, "unscaled  q.k"), (axes[1], raw / math.sqrt(d), "scaled  q.k / sqrt(d)")):
         w = s.softmax(-1)[0]
@@ -533,7 +546,7 @@ print("f(s(X)) == s(f(X)): self-attention is permutation equivariant")
 # change, not only their order. Notebook 02 builds those position vectors.
 
 # %% slideshow={"slide_type": "fragment"}
-P = torch.randn(n, d_x, generator=g, dtype=torch.float64)       # any fixed vector per position
+P = torch.randn(n, d_x, generator=g, dtype=torch.float64)  # any fixed vector per position
 with_pos = lambda X: self_attention(X + P)
 diff = (with_pos(X[perm]) - with_pos(X)[perm]).abs().max().item()
 assert diff > 1e-3, "with positions added, permuting the input should change more than the order"
@@ -566,9 +579,9 @@ from course_utils.attention import causal_mask
 
 lens_demo = [6, 4, 2]
 T = 6
-causal = causal_mask(T)                                  # (T, T)
-pad = padding_mask(lens_demo, T)                         # (B, T): True = real token
-both = causal & pad[:, None, :]                          # (B, T, T): causal AND real key
+causal = causal_mask(T)  # (T, T)
+pad = padding_mask(lens_demo, T)  # (B, T): True = real token
+both = causal & pad[:, None, :]  # (B, T, T): causal AND real key
 
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
 axes[0].imshow(causal, cmap="Greens", vmin=0, vmax=1.4)
@@ -600,7 +613,7 @@ print("blocked positions: exactly 0; every row sums to 1")
 
 # %% slideshow={"slide_type": "fragment"}
 m = torch.ones(2, 3, dtype=torch.bool)
-m[1] = False                                                    # query 1 may attend to nothing
+m[1] = False  # query 1 may attend to nothing
 q, k, v = torch.randn(2, 4), torch.randn(3, 4), torch.randn(3, 4)
 out, w = scaled_dot_product_attention(q, k, v, m)
 print("fully blocked row -> weights", w[1].tolist(), " output", out[1].tolist())
@@ -632,9 +645,16 @@ assert torch.allclose(out, F.scaled_dot_product_attention(q, k, v, attn_mask=m),
 # %% slideshow={"slide_type": "subslide"}
 from course_utils.attention import merge_heads, split_heads
 
-x_demo = torch.arange(2 * 3 * 8.0).reshape(2, 3, 8)                 # (B=2, T=3, D=8)
-heads = split_heads(x_demo, 4)                                      # (B, h=4, T, D/h=2)
-print("x", tuple(x_demo.shape), "-> split_heads(x, 4)", tuple(heads.shape), "-> merge_heads", tuple(merge_heads(heads).shape))
+x_demo = torch.arange(2 * 3 * 8.0).reshape(2, 3, 8)  # (B=2, T=3, D=8)
+heads = split_heads(x_demo, 4)  # (B, h=4, T, D/h=2)
+print(
+    "x",
+    tuple(x_demo.shape),
+    "-> split_heads(x, 4)",
+    tuple(heads.shape),
+    "-> merge_heads",
+    tuple(merge_heads(heads).shape),
+)
 print("token 0 of sequence 0:", x_demo[0, 0].tolist())
 print("its slices, head by head:", heads[0, :, 0].tolist())
 assert torch.equal(merge_heads(heads), x_demo)
@@ -653,7 +673,7 @@ assert torch.equal(heads[0, 1, 2], x_demo[0, 2, 2:4]), "head 1 of token 2 is fea
 seed_everything(SEED)
 B, T_q, T_k, D, H = 3, 7, 9, 32, 4
 ref = nn.MultiheadAttention(D, H, batch_first=True).eval()
-with torch.no_grad():                                               # torch starts biases at 0: make them count
+with torch.no_grad():  # torch starts biases at 0: make them count
     ref.in_proj_bias.normal_()
     ref.out_proj.bias.normal_()
 mha = MultiHeadAttention.from_torch(ref)
@@ -666,7 +686,7 @@ out_ref, w_ref = ref(x, x, x, attn_mask=~causal_mask(T_q), average_attn_weights=
 out, w = mha(x, x, x, mask=causal_mask(T_q))
 err_self = max((out - out_ref).abs().max().item(), (w - w_ref).abs().max().item())
 # cross-attention: decoder states attend to an encoder memory with padding
-keep = padding_mask(mem_lengths, T_k)                               # (B, T_k), True = real
+keep = padding_mask(mem_lengths, T_k)  # (B, T_k), True = real
 out_ref, w_ref = ref(x, memory, memory, key_padding_mask=~keep, average_attn_weights=False)
 out, w = mha(x, memory, memory, mask=keep[:, None, :])
 err_cross = max((out - out_ref).abs().max().item(), (w - w_ref).abs().max().item())
@@ -685,12 +705,14 @@ for trial in range(20):
     b, h, tq, tk, dk, dv = (int(t) for t in torch.randint(1, 9, (6,), generator=g))
     q, k, v = (torch.randn(b, h, t, dim, generator=g, dtype=dtype) for t, dim in ((tq, dk), (tk, dk), (tk, dv)))
     mask = torch.rand(b, 1, tq, tk, generator=g) < 0.7
-    mask[..., 0] = True                                              # every query keeps one key
+    mask[..., 0] = True  # every query keeps one key
     ours, _ = scaled_dot_product_attention(q, k, v, mask)
     theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     worst[dtype] = max(worst[dtype], (ours - theirs).abs().max().item())
-print(f"largest difference to F.scaled_dot_product_attention: float32 {worst[torch.float32]:.1e}, "
-      f"float64 {worst[torch.float64]:.1e}")
+print(
+    f"largest difference to F.scaled_dot_product_attention: float32 {worst[torch.float32]:.1e}, "
+    f"float64 {worst[torch.float64]:.1e}"
+)
 assert worst[torch.float32] < 1e-6 and worst[torch.float64] < 1e-10
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -706,8 +728,9 @@ for j, ax in enumerate(np.atleast_1d(axes)):
         ax.set_ylabel("")
 plt.tight_layout()
 plt.show()
-per_head = [(((test_weights[:, j].argmax(-1) == expected) & on_words).sum() / on_words.sum()).item()
-            for j in range(N_HEADS)]
+per_head = [
+    (((test_weights[:, j].argmax(-1) == expected) & on_words).sum() / on_words.sum()).item() for j in range(N_HEADS)
+]
 print("share of output words each head points at the right input word:", [f"{p:.0%}" for p in per_head])
 
 # %% [markdown] slideshow={"slide_type": "notes"}
@@ -732,8 +755,10 @@ print("share of output words each head points at the right input word:", [f"{p:.
 print(f"{'n':>6} {'d':>6} {'attention n^2 d':>18} {'RNN/CNN n d^2':>16}   cheaper")
 for n_, d_ in [(70, 1000), (512, 512), (4096, 1000), (100_000, 1000)]:
     att, rnn = n_ * n_ * d_, n_ * d_ * d_
-    print(f"{n_:>6} {d_:>6} {att:>18,} {rnn:>16,}   {'attention' if att < rnn else 'RNN/CNN' if rnn < att else 'equal'}")
-assert 70 * 70 * 1000 == 4_900_000 and 70 * 1000 * 1000 == 70_000_000   # the lecture's example
+    print(
+        f"{n_:>6} {d_:>6} {att:>18,} {rnn:>16,}   {'attention' if att < rnn else 'RNN/CNN' if rnn < att else 'equal'}"
+    )
+assert 70 * 70 * 1000 == 4_900_000 and 70 * 1000 * 1000 == 70_000_000  # the lecture's example
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Measured: ours against the fused kernel
@@ -758,8 +783,10 @@ cost = np.array(cost)
 print(f"{'n':>6} {'ours ms':>9} {'fused ms':>9} {'ratio':>6} {'ours MiB':>9} {'fused MiB':>9}")
 for n_, t_o, t_f, m_o, m_f in cost:
     print(f"{int(n_):>6} {t_o * 1e3:9.2f} {t_f * 1e3:9.2f} {t_o / t_f:6.2f} {m_o / 2**20:9.2f} {m_f / 2**20:9.2f}")
-print(f"at n = {int(cost[-1, 0])}: ours takes {cost[-1, 1] / cost[-1, 2]:.1f}x the time and "
-      f"{cost[-1, 3] / max(cost[-1, 4], 1):.0f}x the memory of the fused kernel ({device})")
+print(
+    f"at n = {int(cost[-1, 0])}: ours takes {cost[-1, 1] / cost[-1, 2]:.1f}x the time and "
+    f"{cost[-1, 3] / max(cost[-1, 4], 1):.0f}x the memory of the fused kernel ({device})"
+)
 
 # %% slideshow={"slide_type": "fragment"}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -806,6 +833,7 @@ assert cost[-1, 4] < cost[-1, 3] / 4, "the fused kernel should need far less mem
 # `(output, weights)`: output $(\dots, T_q, d_v)$, weights $(\dots, T_q, T_k)$.
 # Apply the mask before the softmax. You may assume every query keeps at least one key.
 
+
 # %% nbgrader={"grade": false, "grade_id": "softmax-attention-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def softmax_attention(q, k, v, mask=None):
     """softmax(q k^T / sqrt(d_k)) v with an optional boolean mask (True = may attend)."""
@@ -831,16 +859,20 @@ def _known_mistakes(q, k, v, mask=None):
     raw = q @ k.transpose(-2, -1)
     blocked = (lambda s: s) if mask is None else (lambda s: s.masked_fill(~mask, float("-inf")))
     out = {
-        "the softmax runs over the queries (dim=-2); it must run over the keys (dim=-1)":
-            torch.softmax(blocked(raw / math.sqrt(d)), dim=-2),
+        "the softmax runs over the queries (dim=-2); it must run over the keys (dim=-1)": torch.softmax(
+            blocked(raw / math.sqrt(d)), dim=-2
+        ),
         "the scores are not divided by sqrt(d_k)": torch.softmax(blocked(raw), dim=-1),
         "the scores are divided by d_k instead of sqrt(d_k)": torch.softmax(blocked(raw / d), dim=-1),
     }
     if mask is not None:
         after = torch.softmax(raw / math.sqrt(d), dim=-1).masked_fill(~mask, 0.0)
-        out["the mask is applied after the softmax (rows no longer sum to 1); set blocked scores to -inf before it"] = after
-        out["the mask is inverted: True means *may attend*, so block where the mask is False"] = \
-            torch.softmax(raw.masked_fill(mask, float("-inf")) / math.sqrt(d), dim=-1)
+        out["the mask is applied after the softmax (rows no longer sum to 1); set blocked scores to -inf before it"] = (
+            after
+        )
+        out["the mask is inverted: True means *may attend*, so block where the mask is False"] = torch.softmax(
+            raw.masked_fill(mask, float("-inf")) / math.sqrt(d), dim=-1
+        )
     return out
 
 
@@ -854,9 +886,18 @@ def _check(q, k, v, mask=None, what="weights"):
         scores = scores.masked_fill(~mask, float("-inf"))
     ref_w = torch.softmax(scores, dim=-1)
     expect_close(w, ref_w, what, atol=1e-5, mistakes=_known_mistakes(q, k, v, mask))
-    expect_close(out, ref_w @ v, "the output", atol=1e-5, mistakes={
-        "the output is the scores times v; multiply the weights (after the softmax) by v":
-            scores.masked_fill(scores == float("-inf"), 0.0) @ v})
+    expect_close(
+        out,
+        ref_w @ v,
+        "the output",
+        atol=1e-5,
+        mistakes={
+            "the output is the scores times v; multiply the weights (after the softmax) by v": scores.masked_fill(
+                scores == float("-inf"), 0.0
+            )
+            @ v
+        },
+    )
 
 
 g = torch.Generator().manual_seed(0)
@@ -884,13 +925,14 @@ _check(q1, torch.randn(9, 5, generator=g), torch.randn(9, 2, generator=g), what=
 # sequence $b$ may attend to key $j$: $j$ is not in the future of $i$ **and** $j$ is a real
 # token of sequence $b$ (not padding). Queries at padded positions follow the same rule.
 
+
 # %% nbgrader={"grade": false, "grade_id": "causal-mask-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def causal_padding_mask(lengths, T):
     """(B, T, T) bool: [b, i, j] = (j <= i) and (j < lengths[b])."""
     ### BEGIN SOLUTION
-    causal = torch.ones(T, T, dtype=torch.bool).tril()                      # (T, T)
-    real = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]         # (B, T)
-    return causal[None, :, :] & real[:, None, :]                             # (B, T, T)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()  # (T, T)
+    real = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]  # (B, T)
+    return causal[None, :, :] & real[:, None, :]  # (B, T, T)
     ### END SOLUTION
 
 
@@ -903,12 +945,13 @@ def _mask_mistakes(lengths, T):
     tri = torch.ones(T, T, dtype=torch.bool)
     real = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
     return {
-        "True marks the blocked positions (PyTorch's nn.MultiheadAttention convention); here True = may attend":
-            ~(tri.tril()[None] & real[:, None, :]),
-        "the future is allowed and the past blocked: keep j <= i, the lower triangle (tril)":
-            tri.triu()[None] & real[:, None, :],
-        "a query may not attend to itself: the diagonal should be True (j <= i, not j < i)":
-            tri.tril(-1)[None] & real[:, None, :],
+        "True marks the blocked positions (PyTorch's nn.MultiheadAttention convention); here True = may attend": ~(
+            tri.tril()[None] & real[:, None, :]
+        ),
+        "the future is allowed and the past blocked: keep j <= i, the lower triangle (tril)": tri.triu()[None]
+        & real[:, None, :],
+        "a query may not attend to itself: the diagonal should be True (j <= i, not j < i)": tri.tril(-1)[None]
+        & real[:, None, :],
         "the padding blocks queries (rows) instead of keys (columns)": tri.tril()[None] & real[:, :, None],
         "the padding is ignored: also block keys j >= lengths[b]": tri.tril()[None].expand(len(lengths), T, T),
         "the causal part is missing: also block keys j > i": real[:, None, :].expand(len(lengths), T, T),
@@ -917,8 +960,10 @@ def _mask_mistakes(lengths, T):
 
 def _check_mask(lengths, T):
     m = call(causal_padding_mask, lengths, T)
-    expect(isinstance(m, torch.Tensor) and m.dtype == torch.bool,
-           f"causal_padding_mask should return a boolean tensor, got {getattr(m, 'dtype', type(m).__name__)}.")
+    expect(
+        isinstance(m, torch.Tensor) and m.dtype == torch.bool,
+        f"causal_padding_mask should return a boolean tensor, got {getattr(m, 'dtype', type(m).__name__)}.",
+    )
     ref = torch.stack([torch.ones(T, T, dtype=torch.bool).tril() & (torch.arange(T) < n)[None, :] for n in lengths])
     expect_equal(m, ref, f"causal_padding_mask({lengths}, {T})", mistakes=_mask_mistakes(lengths, T))
 
@@ -938,6 +983,7 @@ _check_mask([2, 6], 8)
 # features $jD/h \dots (j+1)D/h - 1$ of every token, and `merge_heads_(x)`:
 # $(B, h, T, d_h) \to (B, T, h\,d_h)$, its inverse (the heads concatenated per token).
 # (The trailing underscore keeps them apart from `course_utils.attention`'s versions.)
+
 
 # %% nbgrader={"grade": false, "grade_id": "heads-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def split_heads_(x, n_heads):
@@ -966,19 +1012,32 @@ def _check_heads(B, T, D, h):
     d_h = D // h
     ref = x.view(B, T, h, d_h).permute(0, 2, 1, 3)
     s = call(split_heads_, x, h)
-    expect_equal(s, ref, f"split_heads_ of a ({B}, {T}, {D}) tensor into {h} heads", mistakes={
-        "reshaping straight to (B, h, T, D/h) mixes tokens into heads: reshape to (B, T, h, D/h), then transpose":
-            x.reshape(B, h, T, d_h),
-        "the features are dealt out round-robin (head j gets features j, j+h, ...): reshape to (B, T, h, D/h), "
-        "not (B, T, D/h, h)": x.view(B, T, d_h, h).permute(0, 3, 1, 2),
-    })
+    expect_equal(
+        s,
+        ref,
+        f"split_heads_ of a ({B}, {T}, {D}) tensor into {h} heads",
+        mistakes={
+            "reshaping straight to (B, h, T, D/h) mixes tokens into heads: reshape to (B, T, h, D/h), then transpose": x.reshape(
+                B, h, T, d_h
+            ),
+            "the features are dealt out round-robin (head j gets features j, j+h, ...): reshape to (B, T, h, D/h), "
+            "not (B, T, D/h, h)": x.view(B, T, d_h, h).permute(0, 3, 1, 2),
+        },
+    )
     m = call(merge_heads_, ref)
-    expect_equal(m, x, f"merge_heads_ of a ({B}, {h}, {T}, {d_h}) tensor", mistakes={
-        "the heads are merged without moving the head dimension back: transpose to (B, T, h, d_h) before reshaping":
-            ref.reshape(B, T, h * d_h),
-        "the heads are interleaved feature by feature: transpose (B, h, T, d_h) -> (B, T, h, d_h), not (B, T, d_h, h)":
-            ref.permute(0, 2, 3, 1).reshape(B, T, h * d_h),
-    })
+    expect_equal(
+        m,
+        x,
+        f"merge_heads_ of a ({B}, {h}, {T}, {d_h}) tensor",
+        mistakes={
+            "the heads are merged without moving the head dimension back: transpose to (B, T, h, d_h) before reshaping": ref.reshape(
+                B, T, h * d_h
+            ),
+            "the heads are interleaved feature by feature: transpose (B, h, T, d_h) -> (B, T, h, d_h), not (B, T, d_h, h)": ref.permute(
+                0, 2, 3, 1
+            ).reshape(B, T, h * d_h),
+        },
+    )
 
 
 _check_heads(2, 3, 8, 2)

@@ -38,16 +38,16 @@ SEED = 0
 DEVICE = "auto"  # "auto" = CUDA, then Apple MPS, then CPU; or "cpu", "cuda", "mps"
 
 # pictures of the encoding
-D_MODEL = 64          # dimensions of the encoding we draw
-N_POSITIONS = 100     # positions we draw
+D_MODEL = 64  # dimensions of the encoding we draw
+N_POSITIONS = 100  # positions we draw
 # checks of the offset property (cheap: the positions really go up to 10 000 in both modes)
 CHECK_MAX_POS = 10_000
-CHECK_PAIRS = 100 if SMOKE else 3000   # random (pos, k) pairs checked
+CHECK_PAIRS = 100 if SMOKE else 3000  # random (pos, k) pairs checked
 # the learned-vs-fixed experiment: copy the token TASK_SHIFT places back
 TASK_VOCAB = 16
 TASK_SHIFT = 3
-TRAIN_LEN = 24        # longest position seen in training is TRAIN_LEN - 1
-TEST_LEN = 96         # tested up to here
+TRAIN_LEN = 24  # longest position seen in training is TRAIN_LEN - 1
+TEST_LEN = 96  # tested up to here
 EXP_D_MODEL = 32
 EXP_HEADS = 2
 EXP_LAYERS = 1
@@ -55,11 +55,11 @@ EXP_STEPS = 20 if SMOKE else 500
 EXP_BATCH = 64
 EXP_LR = 1e-2
 EXP_TEST_SEQS = 32 if SMOKE else 1000
-EXP_SEEDS = 1 if SMOKE else 3          # training runs per kind (the curves show their mean and range)
+EXP_SEEDS = 1 if SMOKE else 3  # training runs per kind (the curves show their mean and range)
 
 # %% slideshow={"slide_type": "skip"} tags=["setup"]
-import course_utils  # first: sets OMP_WAIT_POLICY before torch loads
-import course_utils.tools.plots  # plotly renders in JupyterLab and in the offline slides
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
+import course_utils.tools.plots  # noqa: F401  (plotly renders in JupyterLab and in the offline slides)
 import math
 import time
 
@@ -67,8 +67,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from course_utils.device import get_device, seed_everything
-from course_utils.positional import (LearnedPositionalEmbedding, SinusoidalPositionalEncoding, apply_rope,
-                                     frequencies, layout_permutation, offset_matrix, sinusoidal_encoding)
+from course_utils.positional import (
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    apply_rope,
+    frequencies,
+    layout_permutation,
+    offset_matrix,
+    sinusoidal_encoding,
+)
 
 device = get_device(DEVICE)
 seed_everything(SEED)
@@ -103,8 +110,10 @@ perm = torch.randperm(T, generator=g)
 pe = sinusoidal_encoding(T, d, dtype=torch.float64)
 no_pos = (self_attention(X[perm]) - self_attention(X)[perm]).abs().max().item()
 with_pos = (self_attention(X[perm] + pe) - self_attention(X + pe)[perm]).abs().max().item()
-print(f"shuffled input, shuffled output? without positions: max difference {no_pos:.1e}; "
-      f"with positions added: {with_pos:.2f}")
+print(
+    f"shuffled input, shuffled output? without positions: max difference {no_pos:.1e}; "
+    f"with positions added: {with_pos:.2f}"
+)
 assert no_pos < 1e-12, "self-attention without positions should be permutation-equivariant"
 assert with_pos > 1e-2, "with positions added, shuffling the tokens should change the outputs"
 
@@ -133,13 +142,14 @@ assert with_pos > 1e-2, "with positions added, shuffling the tokens should chang
 # $0, \dots, n-1$, shape `(n_positions, d_model)`, **float64**. Vectorise: no Python loop
 # over positions. Watch the exponent: it is $2i/d$ for **both** members of pair $i$.
 
+
 # %% nbgrader={"grade": false, "grade_id": "pe-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def positional_encoding(n_positions: int, d_model: int) -> torch.Tensor:
     """Interleaved sinusoidal encoding, shape (n_positions, d_model), dtype float64."""
     ### BEGIN SOLUTION
-    pos = torch.arange(n_positions, dtype=torch.float64)[:, None]        # (n, 1)
-    two_i = torch.arange(0, d_model, 2, dtype=torch.float64)[None, :]    # (1, d/2): 0, 2, 4, ...
-    angles = pos / 10000 ** (two_i / d_model)                            # (n, d/2)
+    pos = torch.arange(n_positions, dtype=torch.float64)[:, None]  # (n, 1)
+    two_i = torch.arange(0, d_model, 2, dtype=torch.float64)[None, :]  # (1, d/2): 0, 2, 4, ...
+    angles = pos / 10000 ** (two_i / d_model)  # (n, d/2)
     pe = torch.empty(n_positions, d_model, dtype=torch.float64)
     pe[:, 0::2] = torch.sin(angles)
     pe[:, 1::2] = torch.cos(angles)
@@ -158,33 +168,46 @@ def _pe_mistakes(n, d):
     pos = torch.arange(n, dtype=torch.float64)[:, None]
     j = torch.arange(d, dtype=torch.float64)[None, :]
     i = torch.div(j, 2, rounding_mode="floor")
-    even = (j % 2 == 0)
+    even = j % 2 == 0
+
     def table(angle, first=torch.sin, second=torch.cos):
         return torch.where(even, first(angle), second(angle))
+
     return {
-        "sin and cos are swapped: even dimensions 2i hold the sine, odd dimensions 2i+1 the cosine":
-            table(pos / 10000 ** (2 * i / d), torch.cos, torch.sin),
-        "the exponent is i/d instead of 2i/d (i counts pairs, the exponent uses 2i)":
-            table(pos / 10000 ** (i / d)),
-        "the exponent uses the column index j for every column; both columns 2i and 2i+1 use 2i/d":
-            table(pos / 10000 ** (j / d)),
-        "this is the concatenated layout (all sines, then all cosines); interleave them: sin in 0::2, cos in 1::2":
-            sinusoidal_encoding(n, d, "concatenated", dtype=torch.float64),
-        "pos is multiplied by 10000^(2i/d); it should be divided":
-            table(pos * 10000 ** (2 * i / d)),
+        "sin and cos are swapped: even dimensions 2i hold the sine, odd dimensions 2i+1 the cosine": table(
+            pos / 10000 ** (2 * i / d), torch.cos, torch.sin
+        ),
+        "the exponent is i/d instead of 2i/d (i counts pairs, the exponent uses 2i)": table(pos / 10000 ** (i / d)),
+        "the exponent uses the column index j for every column; both columns 2i and 2i+1 use 2i/d": table(
+            pos / 10000 ** (j / d)
+        ),
+        "this is the concatenated layout (all sines, then all cosines); interleave them: sin in 0::2, cos in 1::2": sinusoidal_encoding(
+            n, d, "concatenated", dtype=torch.float64
+        ),
+        "pos is multiplied by 10000^(2i/d); it should be divided": table(pos * 10000 ** (2 * i / d)),
     }
 
 
 pe = call(positional_encoding, 10, 8)
 expect(isinstance(pe, torch.Tensor), f"positional_encoding should return a torch.Tensor, got {type(pe).__name__}.")
 expect(pe.dtype == torch.float64, f"return float64 (got {pe.dtype}): float32 loses digits once pos reaches thousands.")
-expect_close(pe, sinusoidal_encoding(10, 8, dtype=torch.float64), "positional_encoding(10, 8)",
-             atol=1e-9, mistakes=_pe_mistakes(10, 8))
+expect_close(
+    pe,
+    sinusoidal_encoding(10, 8, dtype=torch.float64),
+    "positional_encoding(10, 8)",
+    atol=1e-9,
+    mistakes=_pe_mistakes(10, 8),
+)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 for n, d in [(3000, 26), (4, 2), (50, 130)]:
-    expect_close(call(positional_encoding, n, d), sinusoidal_encoding(n, d, dtype=torch.float64),
-                 f"positional_encoding({n}, {d})", atol=1e-9, mistakes=_pe_mistakes(n, d))
+    expect_close(
+        call(positional_encoding, n, d),
+        sinusoidal_encoding(n, d, dtype=torch.float64),
+        f"positional_encoding({n}, {d})",
+        atol=1e-9,
+        mistakes=_pe_mistakes(n, d),
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -211,11 +234,13 @@ else:
 # %% slideshow={"slide_type": "fragment"}
 inter = sinusoidal_encoding(CHECK_MAX_POS + 1, D_MODEL, dtype=torch.float64)
 concat = sinusoidal_encoding(CHECK_MAX_POS + 1, D_MODEL, "concatenated", dtype=torch.float64)
-p = layout_permutation(D_MODEL)                      # concatenated -> interleaved
-P = torch.eye(D_MODEL, dtype=torch.float64)[p]       # the same thing as a matrix
+p = layout_permutation(D_MODEL)  # concatenated -> interleaved
+P = torch.eye(D_MODEL, dtype=torch.float64)[p]  # the same thing as a matrix
 print("concatenated -> interleaved, for d = 8:", layout_permutation(8).tolist())
 assert sorted(p.tolist()) == list(range(D_MODEL)), "p must be a permutation"
-assert torch.equal(concat[:, p], inter), "reordering the columns of the concatenated table must give the interleaved one"
+assert torch.equal(concat[:, p], inter), (
+    "reordering the columns of the concatenated table must give the interleaved one"
+)
 assert torch.equal(concat @ P.T, inter), "the same, as a permutation matrix applied to every row"
 assert not torch.allclose(concat, inter), "the two layouts are not literally equal: only up to the permutation"
 print(f"all {CHECK_MAX_POS + 1:,} positions: interleaved == P @ concatenated exactly (d = {D_MODEL})")
@@ -243,7 +268,11 @@ import matplotlib.pyplot as plt
 pe = sinusoidal_encoding(N_POSITIONS, D_MODEL)
 fig, ax = plt.subplots(figsize=(9, 3.6))
 im = ax.imshow(pe.T.numpy(), aspect="auto", cmap="RdBu", vmin=-1, vmax=1, origin="lower")
-ax.set(xlabel="position", ylabel="dimension", title=f"sinusoidal encoding, d = {D_MODEL} (interleaved: sin, cos, sin, cos, ...)")
+ax.set(
+    xlabel="position",
+    ylabel="dimension",
+    title=f"sinusoidal encoding, d = {D_MODEL} (interleaved: sin, cos, sin, cos, ...)",
+)
 fig.colorbar(im, ax=ax, fraction=0.03)
 plt.show()
 
@@ -255,15 +284,23 @@ ax.semilogy(wavelengths.numpy(), "o-", ms=3)
 for y, label, shift in [(2 * math.pi, r"$2\pi$", 1.3), (10000 * 2 * math.pi, r"$10000 \cdot 2\pi$", 1 / 2.5)]:
     ax.axhline(y, color="gray", ls="--", lw=0.8)
     ax.text(0, y * shift, label, color="gray")
-ax.set(xlabel="pair i (dimensions 2i, 2i+1)", ylabel="wavelength (positions)", title="a geometric progression of wavelengths")
+ax.set(
+    xlabel="pair i (dimensions 2i, 2i+1)",
+    ylabel="wavelength (positions)",
+    title="a geometric progression of wavelengths",
+)
 plt.show()
 
 ratio = wavelengths[1:] / wavelengths[:-1]
 assert math.isclose(wavelengths[0].item(), 2 * math.pi), "the fastest pair turns once every 2*pi positions"
-assert torch.allclose(ratio, torch.full_like(ratio, 10000 ** (2 / D_MODEL))), "consecutive wavelengths grow by 10000^(2/d)"
+assert torch.allclose(ratio, torch.full_like(ratio, 10000 ** (2 / D_MODEL))), (
+    "consecutive wavelengths grow by 10000^(2/d)"
+)
 assert math.isclose(wavelengths[-1].item(), 2 * math.pi * 10000 ** ((D_MODEL - 2) / D_MODEL))
-print(f"wavelengths: {wavelengths[0]:.2f} ... {wavelengths[-1]:,.0f} positions "
-      f"(10000 * 2pi = {10000 * 2 * math.pi:,.0f}); each one {ratio[0]:.3f} x the previous")
+print(
+    f"wavelengths: {wavelengths[0]:.2f} ... {wavelengths[-1]:,.0f} positions "
+    f"(10000 * 2pi = {10000 * 2 * math.pi:,.0f}); each one {ratio[0]:.3f} x the previous"
+)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Every pair lives on a circle.** Move the slider (in JupyterLab): the position turns
@@ -285,10 +322,16 @@ def show_clocks(pos=7):
     for ax, i in zip(axes, CLOCK_PAIRS):
         s, c = trail[:, i, 0].numpy(), trail[:, i, 1].numpy()
         ax.plot(np.cos(t), np.sin(t), color="lightgray", lw=1)
-        ax.scatter(c, s, c=np.arange(pos + 1), cmap="viridis", s=8)      # cos on x, sin on y
+        ax.scatter(c, s, c=np.arange(pos + 1), cmap="viridis", s=8)  # cos on x, sin on y
         ax.plot([0, c[-1]], [0, s[-1]], color="crimson", lw=2)
-        ax.set(xlim=(-1.15, 1.15), ylim=(-1.15, 1.15), aspect="equal", xticks=[], yticks=[],
-               title=f"pair {i}\nλ = {wavelengths[i]:,.1f}")
+        ax.set(
+            xlim=(-1.15, 1.15),
+            ylim=(-1.15, 1.15),
+            aspect="equal",
+            xticks=[],
+            yticks=[],
+            title=f"pair {i}\nλ = {wavelengths[i]:,.1f}",
+        )
     fig.suptitle(f"position {pos}: one clock hand per pair (dots: positions 0..{pos})", y=1.05)
     plt.show()
 
@@ -302,8 +345,10 @@ assert radius_err < 1e-12, "every (sin, cos) pair lies on the unit circle"
 assert torch.allclose(inter.norm(dim=-1), torch.full((CHECK_MAX_POS + 1,), math.sqrt(D_MODEL / 2), dtype=torch.float64))
 nearest = torch.cdist(inter[:2000], inter[:2000]).add(torch.eye(2000, dtype=torch.float64) * 99).min().item()
 assert nearest > 0.1, "no two positions should share an encoding"
-print(f"all pairs on the unit circle (max radius error {radius_err:.1e}); every vector has length sqrt(d/2); "
-      f"closest two of the first 2000 positions are {nearest:.2f} apart")
+print(
+    f"all pairs on the unit circle (max radius error {radius_err:.1e}); every vector has length sqrt(d/2); "
+    f"closest two of the first 2000 positions are {nearest:.2f} apart"
+)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **The whole vector is a path.** As the position grows, $PE_{pos}$ traces a curve on a
@@ -318,13 +363,23 @@ import plotly.graph_objects as go
 def show_path(dim_x=0, dim_y=1, dim_z=6, n_positions=200):
     """Positions 0..n_positions-1 as a 3-D curve through the chosen three dimensions."""
     table = sinusoidal_encoding(n_positions, D_MODEL).numpy()
-    fig = go.Figure(go.Scatter3d(
-        x=table[:, dim_x], y=table[:, dim_y], z=table[:, dim_z], mode="lines+markers",
-        marker=dict(size=2.5, color=np.arange(n_positions), colorscale="Viridis", colorbar=dict(title="pos")),
-        line=dict(color="gray", width=2), hovertext=[f"pos {p}" for p in range(n_positions)]))
-    fig.update_layout(height=480, margin=dict(l=0, r=0, t=40, b=0),
-                      title=f"PE as a path: dimensions ({dim_x}, {dim_y}, {dim_z})",
-                      scene=dict(xaxis_title=f"dim {dim_x}", yaxis_title=f"dim {dim_y}", zaxis_title=f"dim {dim_z}"))
+    fig = go.Figure(
+        go.Scatter3d(
+            x=table[:, dim_x],
+            y=table[:, dim_y],
+            z=table[:, dim_z],
+            mode="lines+markers",
+            marker=dict(size=2.5, color=np.arange(n_positions), colorscale="Viridis", colorbar=dict(title="pos")),
+            line=dict(color="gray", width=2),
+            hovertext=[f"pos {p}" for p in range(n_positions)],
+        )
+    )
+    fig.update_layout(
+        height=480,
+        margin=dict(l=0, r=0, t=40, b=0),
+        title=f"PE as a path: dimensions ({dim_x}, {dim_y}, {dim_z})",
+        scene=dict(xaxis_title=f"dim {dim_x}", yaxis_title=f"dim {dim_y}", zaxis_title=f"dim {dim_z}"),
+    )
     fig.show()
 
 
@@ -361,6 +416,7 @@ interact(show_path, dim_x=(0, D_MODEL - 1), dim_y=(0, D_MODEL - 1), dim_z=(0, D_
 # Write `build_offset_matrix(k, d_model)` returning $M_k$ of shape `(d_model, d_model)`, float64,
 # for the interleaved layout. `torch.block_diag(*blocks)` builds a block-diagonal matrix.
 
+
 # %% nbgrader={"grade": false, "grade_id": "offset-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def build_offset_matrix(k: int, d_model: int) -> torch.Tensor:
     """M_k (d_model, d_model), float64, with PE[pos + k] = M_k @ PE[pos] for the interleaved PE."""
@@ -380,36 +436,50 @@ from course_utils.positional import layout_permutation, offset_matrix, sinusoida
 
 def _offset_mistakes(k, d):
     """The matrices that common slips produce."""
+
     def blockdiag(angle, block):
         return torch.block_diag(*[block(torch.cos(a), torch.sin(a)) for a in angle])
+
     i = torch.arange(d // 2, dtype=torch.float64)
     right = lambda c, s: torch.stack([torch.stack([c, s]), torch.stack([-s, c])])
     q = layout_permutation(d, "interleaved", "concatenated")
     M = offset_matrix(k, d, dtype=torch.float64)
     return {
-        "the rotation goes the wrong way (this is M_{-k} = M_k transposed): the block is [[cos, sin], [-sin, cos]]":
-            M.T,
-        "the exponent is i/d instead of 2i/d in the frequencies w_i = 10000^(-2i/d)":
-            blockdiag(k * 10000.0 ** (-i / d), right),
-        "cos and sin are in each other's places inside the 2x2 block: [[cos, sin], [-sin, cos]]":
-            blockdiag(k * 10000.0 ** (-2 * i / d), lambda c, s: torch.stack([torch.stack([s, c]), torch.stack([-c, s])])),
-        "this matrix works on the concatenated layout (pairs i and d/2+i); build it for interleaved pairs (2i, 2i+1)":
-            M[q][:, q],
+        "the rotation goes the wrong way (this is M_{-k} = M_k transposed): the block is [[cos, sin], [-sin, cos]]": M.T,
+        "the exponent is i/d instead of 2i/d in the frequencies w_i = 10000^(-2i/d)": blockdiag(
+            k * 10000.0 ** (-i / d), right
+        ),
+        "cos and sin are in each other's places inside the 2x2 block: [[cos, sin], [-sin, cos]]": blockdiag(
+            k * 10000.0 ** (-2 * i / d), lambda c, s: torch.stack([torch.stack([s, c]), torch.stack([-c, s])])
+        ),
+        "this matrix works on the concatenated layout (pairs i and d/2+i); build it for interleaved pairs (2i, 2i+1)": M[
+            q
+        ][:, q],
     }
 
 
 M5 = call(build_offset_matrix, 5, 8)
 expect(isinstance(M5, torch.Tensor), f"build_offset_matrix should return a torch.Tensor, got {type(M5).__name__}.")
 expect(M5.dtype == torch.float64, f"return float64 (got {M5.dtype}): the check goes up to position 10 000.")
-expect_close(M5, offset_matrix(5, 8, dtype=torch.float64), "build_offset_matrix(5, 8)", atol=1e-9,
-             mistakes=_offset_mistakes(5, 8))
+expect_close(
+    M5,
+    offset_matrix(5, 8, dtype=torch.float64),
+    "build_offset_matrix(5, 8)",
+    atol=1e-9,
+    mistakes=_offset_mistakes(5, 8),
+)
 pe = sinusoidal_encoding(40, 8, dtype=torch.float64)
 expect_close(pe[:30] @ M5.double().T, pe[5:35], "M_5 @ PE[pos] for pos = 0..29 (should be PE[pos + 5])", atol=1e-9)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 for k, d in [(1234, 130), (-7, 26), (0, 4), (1, 2)]:
-    expect_close(call(build_offset_matrix, k, d), offset_matrix(k, d, dtype=torch.float64),
-                 f"build_offset_matrix({k}, {d})", atol=1e-9, mistakes=_offset_mistakes(k, d))
+    expect_close(
+        call(build_offset_matrix, k, d),
+        offset_matrix(k, d, dtype=torch.float64),
+        f"build_offset_matrix({k}, {d})",
+        atol=1e-9,
+        mistakes=_offset_mistakes(k, d),
+    )
 big = sinusoidal_encoding(10_500, 26, dtype=torch.float64)
 M = call(build_offset_matrix, 321, 26).double()
 pos = torch.tensor([0, 99, 5000, 10_000])
@@ -433,13 +503,19 @@ except NotImplementedError:
 
 g = torch.Generator().manual_seed(SEED)
 ks = torch.randint(-CHECK_MAX_POS // 2, CHECK_MAX_POS // 2 + 1, (CHECK_PAIRS,), generator=g)
-pos = (torch.rand(CHECK_PAIRS, generator=g, dtype=torch.float64) * (CHECK_MAX_POS - ks.abs())).long() + ks.clamp(max=0).neg()
+pos = (torch.rand(CHECK_PAIRS, generator=g, dtype=torch.float64) * (CHECK_MAX_POS - ks.abs())).long() + ks.clamp(
+    max=0
+).neg()
 assert (pos >= 0).all() and (pos + ks <= CHECK_MAX_POS).all()
-worst64 = max((offset_matrix(int(k), D_MODEL, dtype=torch.float64) @ inter[p] - inter[p + k]).abs().max().item()
-              for p, k in zip(pos.tolist(), ks.tolist()))
+worst64 = max(
+    (offset_matrix(int(k), D_MODEL, dtype=torch.float64) @ inter[p] - inter[p + k]).abs().max().item()
+    for p, k in zip(pos.tolist(), ks.tolist())
+)
 inter32 = inter.float()  # angles computed in float64, then rounded to float32
-worst32 = max((offset_matrix(int(k), D_MODEL) @ inter32[p] - inter32[p + k]).abs().max().item()
-              for p, k in zip(pos.tolist(), ks.tolist()))
+worst32 = max(
+    (offset_matrix(int(k), D_MODEL) @ inter32[p] - inter32[p + k]).abs().max().item()
+    for p, k in zip(pos.tolist(), ks.tolist())
+)
 naive32 = torch.arange(CHECK_MAX_POS + 1, dtype=torch.float32)[:, None] * frequencies(D_MODEL).float()  # float32 angles
 naive_err = (torch.sin(naive32) - inter[:, 0::2]).abs().max().item()
 print(f"{CHECK_PAIRS:,} random (pos, k), pos and pos + k in [0, {CHECK_MAX_POS:,}], |k| <= {CHECK_MAX_POS // 2:,}:")
@@ -463,17 +539,22 @@ for start in (0, CHECK_MAX_POS - 1000):
     window = torch.arange(start, start + 400)
     blocks = []
     for i in range(D_MODEL // 2):
-        A, B = inter[window, 2 * i:2 * i + 2], inter[window + k, 2 * i:2 * i + 2]   # (400, 2) each; B = A @ R^T
-        blocks.append(torch.linalg.lstsq(A, B).solution.T)                         # (2, 2)
-    fits[start] = torch.block_diag(*blocks)                                          # (d, d)
+        A, B = inter[window, 2 * i : 2 * i + 2], inter[window + k, 2 * i : 2 * i + 2]  # (400, 2) each; B = A @ R^T
+        blocks.append(torch.linalg.lstsq(A, B).solution.T)  # (2, 2)
+    fits[start] = torch.block_diag(*blocks)  # (d, d)
 M_k = offset_matrix(k, D_MODEL, dtype=torch.float64)
 for start, fit in fits.items():
     print(f"fit on positions {start}..{start + 399}: max |M_fit - M_k| = {(fit - M_k).abs().max():.1e}")
 assert all(torch.allclose(fit, M_k, atol=1e-6) for fit in fits.values()), "a fitted shift should equal M_k"
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
-for ax, (M, title) in zip(axes, [(M_k[:16, :16], f"$M_{{{k}}}$ (first 16 dims): 2×2 rotation blocks"),
-                                 (fits[CHECK_MAX_POS - 1000][:16, :16], "fitted near position 9 000")]):
+for ax, (M, title) in zip(
+    axes,
+    [
+        (M_k[:16, :16], f"$M_{{{k}}}$ (first 16 dims): 2×2 rotation blocks"),
+        (fits[CHECK_MAX_POS - 1000][:16, :16], "fitted near position 9 000"),
+    ],
+):
     ax.imshow(M.numpy(), cmap="RdBu", vmin=-1, vmax=1)
     ax.set(title=title, xticks=[], yticks=[])
 plt.show()
@@ -522,16 +603,20 @@ assert closed_form.argmax().item() == K and math.isclose(closed_form.max().item(
 # %% slideshow={"slide_type": "fragment"}
 shift, n = 3, 60
 table = inter[:n]
-scores = (table @ offset_matrix(-shift, D_MODEL, dtype=torch.float64).T) @ table.T   # scores[p, p'] = PE_{p-3} . PE_p'
+scores = (table @ offset_matrix(-shift, D_MODEL, dtype=torch.float64).T) @ table.T  # scores[p, p'] = PE_{p-3} . PE_p'
 causal = torch.ones(n, n, dtype=torch.bool).tril()
 attention = torch.softmax((scores * 2.0).masked_fill(~causal, float("-inf")), dim=-1)
 fig, ax = plt.subplots(figsize=(4, 4))
 ax.imshow(attention.numpy(), cmap="Greys")
-ax.set(xlabel="key position p'", ylabel="query position p", title=f"query = $M_{{-{shift}}} PE_p$: attends {shift} back")
+ax.set(
+    xlabel="key position p'", ylabel="query position p", title=f"query = $M_{{-{shift}}} PE_p$: attends {shift} back"
+)
 plt.show()
 assert torch.equal(attention[shift:].argmax(-1), torch.arange(n - shift)), "every query should attend 3 back"
-print(f"every query position p >= {shift} puts its largest weight on p - {shift} "
-      f"(mean weight there: {attention[shift:].max(-1).values.mean():.2f})")
+print(
+    f"every query position p >= {shift} puts its largest weight on p - {shift} "
+    f"(mean weight there: {attention[shift:].max(-1).values.mean():.2f})"
+)
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -544,16 +629,17 @@ print(f"every query position p >= {shift} puts its largest weight on p - {shift}
 # A fast pair wraps around after a few positions; the **slowest** pair does not wrap for any
 # $|k| < \pi / \omega_{d/2-1}$ (about 10 000 for $d = 16$).
 
+
 # %% nbgrader={"grade": false, "grade_id": "recover-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def recover_offset(pe_a: torch.Tensor, pe_b: torch.Tensor) -> int:
     """k such that pe_a = PE[p] and pe_b = PE[p + k] (both (d,), interleaved), as a Python int."""
     ### BEGIN SOLUTION
     d = pe_a.shape[-1]
     w = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
-    angle_a = torch.atan2(pe_a[0::2], pe_a[1::2])             # w_i * p     (mod 2 pi)
-    angle_b = torch.atan2(pe_b[0::2], pe_b[1::2])             # w_i * (p+k) (mod 2 pi)
+    angle_a = torch.atan2(pe_a[0::2], pe_a[1::2])  # w_i * p     (mod 2 pi)
+    angle_b = torch.atan2(pe_b[0::2], pe_b[1::2])  # w_i * (p+k) (mod 2 pi)
     delta = torch.remainder(angle_b - angle_a + math.pi, 2 * math.pi) - math.pi  # w_i * k, in [-pi, pi)
-    return int(torch.round(delta[-1] / w[-1]).item())        # the slowest pair does not wrap
+    return int(torch.round(delta[-1] / w[-1]).item())  # the slowest pair does not wrap
     ### END SOLUTION
 
 
@@ -572,20 +658,25 @@ def _recover_mistakes(a, b):
     raw = ang(b) - ang(a)
     wrapped = torch.remainder(raw + math.pi, 2 * math.pi) - math.pi
     return {
-        "the sign is flipped: subtract the angle of pe_a from the angle of pe_b (and use atan2(sin, cos))":
-            -int(torch.round(wrapped[-1] / w[-1])),
-        "you read the fastest pair, which wraps around every 6.28 positions: use the slowest pair":
-            int(torch.round(wrapped[0] / w[0])),
-        "the angle difference is not wrapped into (-pi, pi]: it jumps by 2 pi when an angle passes pi":
-            int(torch.round(raw[-1] / w[-1])),
+        "the sign is flipped: subtract the angle of pe_a from the angle of pe_b (and use atan2(sin, cos))": -int(
+            torch.round(wrapped[-1] / w[-1])
+        ),
+        "you read the fastest pair, which wraps around every 6.28 positions: use the slowest pair": int(
+            torch.round(wrapped[0] / w[0])
+        ),
+        "the angle difference is not wrapped into (-pi, pi]: it jumps by 2 pi when an angle passes pi": int(
+            torch.round(raw[-1] / w[-1])
+        ),
     }
 
 
 def _check(pe, p, k):
     a, b = pe[p], pe[p + k]
     got = call(recover_offset, a.clone(), b.clone())
-    expect(isinstance(got, int) and not isinstance(got, bool),
-           f"recover_offset should return a Python int (use int(...)), got {type(got).__name__}.")
+    expect(
+        isinstance(got, int) and not isinstance(got, bool),
+        f"recover_offset should return a Python int (use int(...)), got {type(got).__name__}.",
+    )
     expect_equal(got, k, f"recover_offset(PE[{p}], PE[{p + k}])", mistakes=_recover_mistakes(a, b))
 
 
@@ -641,12 +732,14 @@ class Block(nn.Module):
         self.qkv, self.proj = nn.Linear(d_model, 3 * d_model), nn.Linear(d_model, d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
 
-    def forward(self, x):                                            # x: (B, T, D)
+    def forward(self, x):  # x: (B, T, D)
         B, T, D = x.shape
-        q, k, v = (t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2)   # (B, h, T, D/h)
-                   for t in self.qkv(self.ln1(x)).split(D, dim=-1))
+        q, k, v = (
+            t.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2)  # (B, h, T, D/h)
+            for t in self.qkv(self.ln1(x)).split(D, dim=-1)
+        )
         if self.rope:
-            q, k = apply_rope(q), apply_rope(k)                      # rotate by position
+            q, k = apply_rope(q), apply_rope(k)  # rotate by position
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, h, T, D/h)
         x = x + self.proj(y.transpose(1, 2).reshape(B, T, D))
         return x + self.mlp(self.ln2(x))
@@ -658,17 +751,19 @@ class TinyModel(nn.Module):
     def __init__(self, kind, vocab, d_model, n_heads, n_layers, max_len):
         super().__init__()
         self.tok = nn.Embedding(vocab, d_model)
-        self.pos = {"learned": LearnedPositionalEmbedding(max_len, d_model),   # rows past TRAIN_LEN never train
-                    "sinusoidal": SinusoidalPositionalEncoding(d_model, max_len),
-                    "rope": nn.Identity()}[kind]
+        self.pos = {
+            "learned": LearnedPositionalEmbedding(max_len, d_model),  # rows past TRAIN_LEN never train
+            "sinusoidal": SinusoidalPositionalEncoding(d_model, max_len),
+            "rope": nn.Identity(),
+        }[kind]
         self.blocks = nn.ModuleList(Block(d_model, n_heads, rope=kind == "rope") for _ in range(n_layers))
         self.ln, self.head = nn.LayerNorm(d_model), nn.Linear(d_model, vocab)
 
-    def forward(self, idx):                                          # idx: (B, T) token ids
-        h = self.pos(self.tok(idx))                                  # (B, T, D)
+    def forward(self, idx):  # idx: (B, T) token ids
+        h = self.pos(self.tok(idx))  # (B, T, D)
         for block in self.blocks:
             h = block(h)
-        return self.head(self.ln(h))                                 # (B, T, vocab)
+        return self.head(self.ln(h))  # (B, T, vocab)
 
 
 def shift_task(n, length, generator):
@@ -679,24 +774,28 @@ def shift_task(n, length, generator):
     return x, y
 
 
-print("example:", shift_task(1, 12, torch.Generator().manual_seed(0))[0].tolist()[0], "->",
-      shift_task(1, 12, torch.Generator().manual_seed(0))[1].tolist()[0])
+print(
+    "example:",
+    shift_task(1, 12, torch.Generator().manual_seed(0))[0].tolist()[0],
+    "->",
+    shift_task(1, 12, torch.Generator().manual_seed(0))[1].tolist()[0],
+)
 
 # %% slideshow={"slide_type": "subslide"}
 KINDS = ("learned", "sinusoidal", "rope")
-results = {kind: [] for kind in KINDS}       # kind -> list over seeds of accuracy per position (TASK_SHIFT..TEST_LEN-1)
+results = {kind: [] for kind in KINDS}  # kind -> list over seeds of accuracy per position (TASK_SHIFT..TEST_LEN-1)
 models, train_seconds = {}, {kind: 0.0 for kind in KINDS}
 test_x, test_y = shift_task(EXP_TEST_SEQS, TEST_LEN, torch.Generator().manual_seed(SEED + 1000))
 bar = tqdm(total=len(KINDS) * EXP_SEEDS * EXP_STEPS, desc="training", leave=False)
 for run in range(EXP_SEEDS):
     for kind in KINDS:
-        seed_everything(SEED + run)                                  # same initial weights and batches per run
+        seed_everything(SEED + run)  # same initial weights and batches per run
         model = TinyModel(kind, TASK_VOCAB, EXP_D_MODEL, EXP_HEADS, EXP_LAYERS, TEST_LEN).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=EXP_LR)
         schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=EXP_LR, total_steps=EXP_STEPS)
         data_gen = torch.Generator().manual_seed(SEED + run)
         start = time.perf_counter()
-        for step in range(EXP_STEPS):
+        for _ in range(EXP_STEPS):
             x, y = shift_task(EXP_BATCH, TRAIN_LEN, data_gen)
             loss = F.cross_entropy(model(x.to(device)).flatten(0, 1), y.to(device).flatten())
             opt.zero_grad(set_to_none=True)
@@ -709,20 +808,24 @@ for run in range(EXP_SEEDS):
         with torch.no_grad():
             pred = model(test_x.to(device)).argmax(-1).cpu()
         results[kind].append((pred == test_y).double().mean(0)[TASK_SHIFT:])
-        models[kind] = model                                         # keep the last run for a look inside
+        models[kind] = model  # keep the last run for a look inside
 bar.close()
-results = {kind: torch.stack(runs) for kind, runs in results.items()}   # (EXP_SEEDS, TEST_LEN - TASK_SHIFT)
+results = {kind: torch.stack(runs) for kind, runs in results.items()}  # (EXP_SEEDS, TEST_LEN - TASK_SHIFT)
 
-seen = slice(0, TRAIN_LEN - TASK_SHIFT)                              # positions TASK_SHIFT .. TRAIN_LEN-1
-near = slice(TRAIN_LEN - TASK_SHIFT, 2 * TRAIN_LEN - TASK_SHIFT)      # positions TRAIN_LEN .. 2 TRAIN_LEN-1
-far = slice(2 * TRAIN_LEN - TASK_SHIFT, None)                         # positions 2 TRAIN_LEN .. TEST_LEN-1
+seen = slice(0, TRAIN_LEN - TASK_SHIFT)  # positions TASK_SHIFT .. TRAIN_LEN-1
+near = slice(TRAIN_LEN - TASK_SHIFT, 2 * TRAIN_LEN - TASK_SHIFT)  # positions TRAIN_LEN .. 2 TRAIN_LEN-1
+far = slice(2 * TRAIN_LEN - TASK_SHIFT, None)  # positions 2 TRAIN_LEN .. TEST_LEN-1
 print(f"accuracy (mean over {EXP_SEEDS} run(s); chance = {1 / TASK_VOCAB:.2f}); training {EXP_STEPS} steps per run")
-print(f"{'':>10}  {'pos < ' + str(TRAIN_LEN):>10}  {f'{TRAIN_LEN}..{2 * TRAIN_LEN - 1}':>10}  "
-      f"{f'{2 * TRAIN_LEN}..{TEST_LEN - 1}':>10}  train time")
+print(
+    f"{'':>10}  {'pos < ' + str(TRAIN_LEN):>10}  {f'{TRAIN_LEN}..{2 * TRAIN_LEN - 1}':>10}  "
+    f"{f'{2 * TRAIN_LEN}..{TEST_LEN - 1}':>10}  train time"
+)
 for kind in KINDS:
     acc = results[kind].mean(0)
-    print(f"{kind:>10}  {acc[seen].mean():10.2f}  {acc[near].mean():10.2f}  {acc[far].mean():10.2f}  "
-          f"{train_seconds[kind]:6.1f} s")
+    print(
+        f"{kind:>10}  {acc[seen].mean():10.2f}  {acc[near].mean():10.2f}  {acc[far].mean():10.2f}  "
+        f"{train_seconds[kind]:6.1f} s"
+    )
 
 # %% slideshow={"slide_type": "subslide"}
 positions = np.arange(TASK_SHIFT, TEST_LEN)
@@ -735,9 +838,13 @@ ax.axvline(TRAIN_LEN - 0.5, color="black", ls="--", lw=1)
 ax.text(TRAIN_LEN + 0.5, 0.55, f"longest trained\nposition = {TRAIN_LEN - 1}", fontsize=9)
 ax.axhline(1 / TASK_VOCAB, color="gray", ls=":", lw=1)
 ax.text(TASK_SHIFT, 1 / TASK_VOCAB + 0.02, "chance", color="gray", fontsize=9)
-ax.set(xlabel="position in the test sequence", ylabel="accuracy", ylim=(-0.02, 1.05),
-       title=f"copy the token {TASK_SHIFT} back: trained on length {TRAIN_LEN}, tested on length {TEST_LEN}"
-             + ("  [SMOKE: barely trained]" if SMOKE else f"  (mean and range of {EXP_SEEDS} runs)"))
+ax.set(
+    xlabel="position in the test sequence",
+    ylabel="accuracy",
+    ylim=(-0.02, 1.05),
+    title=f"copy the token {TASK_SHIFT} back: trained on length {TRAIN_LEN}, tested on length {TEST_LEN}"
+    + ("  [SMOKE: barely trained]" if SMOKE else f"  (mean and range of {EXP_SEEDS} runs)"),
+)
 ax.legend(loc="center right")
 plt.show()
 
@@ -764,13 +871,14 @@ plt.show()
 rope_model = models["rope"]
 block = rope_model.blocks[0]
 with torch.no_grad():
-    h_in = rope_model.tok(test_x[:256].to(device))                              # (B, T, D) (RoPE adds nothing)
+    h_in = rope_model.tok(test_x[:256].to(device))  # (B, T, D) (RoPE adds nothing)
     Bt, Tt, Dt = h_in.shape
-    q_, k_, _ = (t.view(Bt, Tt, EXP_HEADS, Dt // EXP_HEADS).transpose(1, 2)
-                 for t in block.qkv(block.ln1(h_in)).split(Dt, dim=-1))
+    q_, k_, _ = (
+        t.view(Bt, Tt, EXP_HEADS, Dt // EXP_HEADS).transpose(1, 2) for t in block.qkv(block.ln1(h_in)).split(Dt, dim=-1)
+    )
     q_, k_ = apply_rope(q_), apply_rope(k_)
     scores_last = (q_[:, :, -1:] @ k_.transpose(-1, -2))[:, :, 0] / math.sqrt(Dt // EXP_HEADS)  # (B, h, T): last query
-    weights_last = scores_last.softmax(-1).mean(0).cpu()                       # (h, T), averaged over sequences
+    weights_last = scores_last.softmax(-1).mean(0).cpu()  # (h, T), averaged over sequences
 key_offset = (TEST_LEN - 1) - np.arange(TEST_LEN)
 fig, ax = plt.subplots(figsize=(9, 2.8))
 for head in range(EXP_HEADS):
@@ -778,8 +886,11 @@ for head in range(EXP_HEADS):
 ax.axvline(TASK_SHIFT, color="green", ls="--", lw=1)
 ax.axvspan(TRAIN_LEN - 0.5, TEST_LEN, color="gray", alpha=0.1)
 ax.text(TRAIN_LEN + 1, ax.get_ylim()[1] * 0.85, "offsets never seen in training", color="gray", fontsize=9)
-ax.set(xlabel="offset of the key from the query (query at the last position)", ylabel="attention weight",
-       title=f"RoPE model, first layer: where the query at position {TEST_LEN - 1} looks")
+ax.set(
+    xlabel="offset of the key from the query (query at the last position)",
+    ylabel="attention weight",
+    title=f"RoPE model, first layer: where the query at position {TEST_LEN - 1} looks",
+)
 ax.legend()
 plt.show()
 top = torch.topk(weights_last.sum(0), 6).indices
@@ -797,8 +908,10 @@ ax.axhline(TRAIN_LEN - 0.5, color="k", lw=0.8)
 ax.set(title="learned position vectors:\ncosine similarity", xlabel="position", ylabel="position")
 plt.show()
 trained_norm, untrained_norm = E[:TRAIN_LEN].norm(dim=-1).mean(), E[TRAIN_LEN:].norm(dim=-1).mean()
-print(f"mean length of learned rows: trained positions {trained_norm:.2f}, untrained {untrained_norm:.2f} "
-      f"(initial: 0.02 * sqrt(d) = {0.02 * math.sqrt(EXP_D_MODEL):.2f})")
+print(
+    f"mean length of learned rows: trained positions {trained_norm:.2f}, untrained {untrained_norm:.2f} "
+    f"(initial: 0.02 * sqrt(d) = {0.02 * math.sqrt(EXP_D_MODEL):.2f})"
+)
 assert trained_norm > untrained_norm, "rows that were trained should have moved away from their small random start"
 if not SMOKE:  # the claims of the text, checked on this run
     mean = {kind: results[kind].mean(0) for kind in KINDS}
@@ -838,15 +951,16 @@ if not SMOKE:  # the claims of the text, checked on this run
 # angle $p\,\omega_i$, $\omega_i = 10000^{-2i/d}$, counter-clockwise:
 # $$y_{2i} = x_{2i}\cos p\omega_i - x_{2i+1}\sin p\omega_i, \qquad y_{2i+1} = x_{2i}\sin p\omega_i + x_{2i+1}\cos p\omega_i .$$
 
+
 # %% nbgrader={"grade": false, "grade_id": "rope-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def rope(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """x (..., T, d) float64 with each pair (2i, 2i+1) at position positions[t] rotated by positions[t] * w_i."""
     ### BEGIN SOLUTION
     d = x.shape[-1]
-    w = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)       # (d/2,)
-    angle = positions.to(torch.float64)[:, None] * w[None, :]              # (T, d/2)
+    w = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # (d/2,)
+    angle = positions.to(torch.float64)[:, None] * w[None, :]  # (T, d/2)
     cos, sin = torch.cos(angle), torch.sin(angle)
-    even, odd = x[..., 0::2], x[..., 1::2]                                 # (..., T, d/2) each
+    even, odd = x[..., 0::2], x[..., 1::2]  # (..., T, d/2) each
     y = torch.empty_like(x)
     y[..., 0::2] = even * cos - odd * sin
     y[..., 1::2] = even * sin + odd * cos
@@ -863,23 +977,25 @@ from course_utils.positional import apply_rope, layout_permutation
 def _rope_mistakes(x, positions):
     """What common slips give for rope(x, positions)."""
     d = x.shape[-1]
-    def rotate(angle):                                   # angle (T, d/2): consecutive pairs, counter-clockwise
+
+    def rotate(angle):  # angle (T, d/2): consecutive pairs, counter-clockwise
         e, o = x[..., 0::2], x[..., 1::2]
         y = torch.empty_like(x)
         y[..., 0::2], y[..., 1::2] = e * angle.cos() - o * angle.sin(), e * angle.sin() + o * angle.cos()
         return y
+
     i = torch.arange(d // 2, dtype=torch.float64)
     pos = positions.to(torch.float64)[:, None]
     to_inter, to_half = layout_permutation(d), layout_permutation(d, "interleaved", "concatenated")
     return {
-        "the pairs turn clockwise (the sin terms have the wrong sign): y_2i = x_2i cos - x_2i+1 sin":
-            apply_rope(x, -positions),
-        "this rotates dimension i with i + d/2 (the Llama/GPT-NeoX layout); rotate consecutive pairs (2i, 2i+1)":
-            apply_rope(x[..., to_inter], positions)[..., to_half],
-        "the exponent is i/d instead of 2i/d in w_i = 10000^(-2i/d)":
-            rotate(pos * 10000.0 ** (-i / d)),
-        "every pair turns by the same angle p; pair i must turn by p * w_i":
-            rotate(pos.expand(-1, d // 2)),
+        "the pairs turn clockwise (the sin terms have the wrong sign): y_2i = x_2i cos - x_2i+1 sin": apply_rope(
+            x, -positions
+        ),
+        "this rotates dimension i with i + d/2 (the Llama/GPT-NeoX layout); rotate consecutive pairs (2i, 2i+1)": apply_rope(
+            x[..., to_inter], positions
+        )[..., to_half],
+        "the exponent is i/d instead of 2i/d in w_i = 10000^(-2i/d)": rotate(pos * 10000.0 ** (-i / d)),
+        "every pair turns by the same angle p; pair i must turn by p * w_i": rotate(pos.expand(-1, d // 2)),
     }
 
 
@@ -888,22 +1004,40 @@ x = torch.randn(2, 5, 8, generator=g, dtype=torch.float64)
 pos = torch.arange(5)
 y = call(rope, x.clone(), pos)
 expect(isinstance(y, torch.Tensor) and y.shape == x.shape, "rope should return a tensor of the same shape as x.")
-expect_close(y, apply_rope(x, pos), "rope(x, positions 0..4) for x of shape (2, 5, 8)", atol=1e-9,
-             mistakes=_rope_mistakes(x, pos))
+expect_close(
+    y,
+    apply_rope(x, pos),
+    "rope(x, positions 0..4) for x of shape (2, 5, 8)",
+    atol=1e-9,
+    mistakes=_rope_mistakes(x, pos),
+)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-x = torch.randn(3, 2, 7, 16, generator=g, dtype=torch.float64)        # (B, h, T, d_head)
+x = torch.randn(3, 2, 7, 16, generator=g, dtype=torch.float64)  # (B, h, T, d_head)
 pos = torch.arange(100, 107)
-expect_close(call(rope, x.clone(), pos), apply_rope(x, pos), "rope on (B, h, T, d) = (3, 2, 7, 16) at positions 100..106",
-             atol=1e-9, mistakes=_rope_mistakes(x, pos))
+expect_close(
+    call(rope, x.clone(), pos),
+    apply_rope(x, pos),
+    "rope on (B, h, T, d) = (3, 2, 7, 16) at positions 100..106",
+    atol=1e-9,
+    mistakes=_rope_mistakes(x, pos),
+)
 x2 = torch.randn(4, 2, generator=g, dtype=torch.float64)
 pos2 = torch.tensor([0, 3, 9000, 2])
-expect_close(call(rope, x2.clone(), pos2), apply_rope(x2, pos2), "rope with d = 2 at positions 0, 3, 9000, 2",
-             atol=1e-9, mistakes=_rope_mistakes(x2, pos2))
+expect_close(
+    call(rope, x2.clone(), pos2),
+    apply_rope(x2, pos2),
+    "rope with d = 2 at positions 0, 3, 9000, 2",
+    atol=1e-9,
+    mistakes=_rope_mistakes(x2, pos2),
+)
 q1, k1 = torch.randn(1, 16, generator=g, dtype=torch.float64), torch.randn(1, 16, generator=g, dtype=torch.float64)
 s1 = (call(rope, q1, torch.tensor([5])) * call(rope, k1, torch.tensor([12]))).sum()
 s2 = (call(rope, q1, torch.tensor([805])) * call(rope, k1, torch.tensor([812]))).sum()
-expect(abs(float(s1 - s2)) < 1e-9, "rope(q, 5) . rope(k, 12) should equal rope(q, 805) . rope(k, 812): same offset, same score.")
+expect(
+    abs(float(s1 - s2)) < 1e-9,
+    "rope(q, 5) . rope(k, 12) should equal rope(q, 805) . rope(k, 812): same offset, same score.",
+)
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
@@ -917,15 +1051,22 @@ except NotImplementedError:
 
 g = torch.Generator().manual_seed(SEED)
 B, h, T, d_head = 2, 3, 50, 16
-q, k = torch.randn(B, h, T, d_head, generator=g, dtype=torch.float64), torch.randn(B, h, T, d_head, generator=g, dtype=torch.float64)
+q, k = (
+    torch.randn(B, h, T, d_head, generator=g, dtype=torch.float64),
+    torch.randn(B, h, T, d_head, generator=g, dtype=torch.float64),
+)
 
 # 1. the same rotation as M_k: RoPE at position p is x -> M_p^T x
 x0 = torch.randn(d_head, generator=g, dtype=torch.float64)
 for p_ in (1, 37, 9999):
-    assert torch.allclose(apply_rope(x0[None], torch.tensor([p_]))[0], offset_matrix(p_, d_head, dtype=torch.float64).T @ x0, atol=1e-10)
+    assert torch.allclose(
+        apply_rope(x0[None], torch.tensor([p_]))[0], offset_matrix(p_, d_head, dtype=torch.float64).T @ x0, atol=1e-10
+    )
 # 2. a reference: treat each pair as a complex number and multiply by e^{i p w}
 z = torch.view_as_complex(q.reshape(B, h, T, d_head // 2, 2).contiguous())
-phase = torch.polar(torch.ones(T, d_head // 2, dtype=torch.float64), torch.arange(T)[:, None] * frequencies(d_head)[None])
+phase = torch.polar(
+    torch.ones(T, d_head // 2, dtype=torch.float64), torch.arange(T)[:, None] * frequencies(d_head)[None]
+)
 reference = torch.view_as_real(z * phase).reshape(B, h, T, d_head)
 err_rope = (apply_rope(q) - reference).abs().max().item()
 assert err_rope < 1e-12, "apply_rope should equal multiplication by e^{i p w} pair by pair"
@@ -941,9 +1082,9 @@ print(f"apply_rope == M_p^T x; == complex multiplication (max error {err_rope:.1
 # %% slideshow={"slide_type": "fragment"}
 n = 64
 qv, kv = torch.randn(d_head, generator=g, dtype=torch.float64), torch.randn(d_head, generator=g, dtype=torch.float64)
-S_rope = apply_rope(qv.expand(n, d_head)) @ apply_rope(kv.expand(n, d_head)).T          # (n, n)
+S_rope = apply_rope(qv.expand(n, d_head)) @ apply_rope(kv.expand(n, d_head)).T  # (n, n)
 pe_small = sinusoidal_encoding(n, d_head, dtype=torch.float64)
-S_added = (qv + pe_small) @ (kv + pe_small).T                                            # additive PE, W = I
+S_added = (qv + pe_small) @ (kv + pe_small).T  # additive PE, W = I
 diag_spread = lambda S: max((S.diagonal(o) - S.diagonal(o).mean()).abs().max().item() for o in range(-n + 1, n))
 print(f"largest variation along a diagonal: RoPE {diag_spread(S_rope):.1e}, added PE {diag_spread(S_added):.2f}")
 assert diag_spread(S_rope) < 1e-10, "RoPE scores must depend on p' - p only"
@@ -966,8 +1107,10 @@ plt.show()
 # tests/test_positional.py against transformers' GPT-J and Llama implementations).
 
 # %% slideshow={"slide_type": "skip"}
-print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s after setup (SMOKE={SMOKE}); "
-      f"training: {sum(train_seconds.values()):.0f} s")
+print(
+    f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s after setup (SMOKE={SMOKE}); "
+    f"training: {sum(train_seconds.values()):.0f} s"
+)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## What to read next

@@ -38,17 +38,17 @@ import os
 SMOKE = os.environ.get("COURSE_SMOKE", "0") == "1"  # tiny sizes, every code path, seconds on a CPU
 SEED = 0
 DEVICE = "auto"  # nothing here runs on a GPU; kept for the course-wide contract
-FAST_DEMO_CHARS = 100_000 if SMOKE else 1_000_000   # Austen text for the slow-vs-fast trainer race
-FAST_DEMO_MERGES = 60 if SMOKE else 300             # merges in that race (the slow trainer is the bottleneck)
-BYTE_TEXT_CHARS = 200_000 if SMOKE else None        # Austen text for the byte-level tokenizer (None = all ~4 M)
-BYTE_VOCAB = 656 if SMOKE else 8192                 # its vocabulary size (256 bytes + merges)
+FAST_DEMO_CHARS = 100_000 if SMOKE else 1_000_000  # Austen text for the slow-vs-fast trainer race
+FAST_DEMO_MERGES = 60 if SMOKE else 300  # merges in that race (the slow trainer is the bottleneck)
+BYTE_TEXT_CHARS = 200_000 if SMOKE else None  # Austen text for the byte-level tokenizer (None = all ~4 M)
+BYTE_VOCAB = 656 if SMOKE else 8192  # its vocabulary size (256 bytes + merges)
 TRADEOFF_SIZES = [256, 512, 1024] if SMOKE else [256, 512, 1024, 2048, 4096, 8192, 16384]
-TRADEOFF_CHARS = 150_000 if SMOKE else None         # training text per language for the trade-off plot
-HELD_OUT_CHARS = 60_000 if SMOKE else None          # held-out text per language it is measured on
-COMPARE_MERGES = 300 if SMOKE else 1000             # how many first merges to compare with `tokenizers`
+TRADEOFF_CHARS = 150_000 if SMOKE else None  # training text per language for the trade-off plot
+HELD_OUT_CHARS = 60_000 if SMOKE else None  # held-out text per language it is measured on
+COMPARE_MERGES = 300 if SMOKE else 1000  # how many first merges to compare with `tokenizers`
 
 # %% slideshow={"slide_type": "skip"} tags=["setup"]
-import course_utils  # first: sets OMP_WAIT_POLICY before torch loads
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import collections
 import json
 import re
@@ -95,11 +95,18 @@ WORD = re.compile(r"[^\W\d_]+")  # a word = a run of letters (case kept: BPE is 
 books = load_austen()
 pairs_train, pairs_test = load_translation_pairs("train"), load_translation_pairs("test")
 corpora = {  # name -> (training words, held-out words)
-    "Austen (5 novels → Persuasion)": (WORD.findall("".join(list(books.values())[:-1])), WORD.findall(books["Persuasion"])),
-    "German side of the pairs": ([w for de, _ in pairs_train for w in WORD.findall(de)],
-                                 [w for de, _ in pairs_test for w in WORD.findall(de)]),
-    "English side of the pairs": ([w for _, en in pairs_train for w in WORD.findall(en)],
-                                  [w for _, en in pairs_test for w in WORD.findall(en)]),
+    "Austen (5 novels → Persuasion)": (
+        WORD.findall("".join(list(books.values())[:-1])),
+        WORD.findall(books["Persuasion"]),
+    ),
+    "German side of the pairs": (
+        [w for de, _ in pairs_train for w in WORD.findall(de)],
+        [w for de, _ in pairs_test for w in WORD.findall(de)],
+    ),
+    "English side of the pairs": (
+        [w for _, en in pairs_train for w in WORD.findall(en)],
+        [w for _, en in pairs_test for w in WORD.findall(en)],
+    ),
 }
 
 
@@ -114,7 +121,7 @@ def unknown_share(name, k):
 
 print(f"{'corpus':32}{'train words':>12}{'distinct':>10}{'unk @30k':>10}{'unk @50k':>10}")
 oov = {}
-for name, (tr, te) in corpora.items():
+for name, (tr, _) in corpora.items():
     oov[name] = {k: unknown_share(name, k) for k in (30_000, 50_000)}
     print(f"{name:32}{len(tr):12,}{len(set(tr)):10,}{oov[name][30_000]:10.1%}{oov[name][50_000]:10.1%}")
 
@@ -130,8 +137,12 @@ ks = np.unique(np.geomspace(100, 20_000, 14).astype(int))
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 for name in corpora:
     ax.plot(ks, [100 * unknown_share(name, k) for k in ks], marker="o", label=name)
-ax.set(xscale="log", xlabel="word vocabulary size k (most frequent training words)",
-       ylabel="held-out words unknown (%)", title="Word-level vocabularies leave holes")
+ax.set(
+    xscale="log",
+    xlabel="word vocabulary size k (most frequent training words)",
+    ylabel="held-out words unknown (%)",
+    title="Word-level vocabularies leave holes",
+)
 ax.legend()
 plt.show()
 
@@ -139,8 +150,9 @@ german_vocab = set(corpora["German side of the pairs"][0])
 sentence = "Die Abwasserbehandlungsanlage riecht heute besonders speziell"
 print(" ".join(w if w in german_vocab else "<unk>" for w in sentence.split()))
 assert "Abwasserbehandlungsanlage" not in german_vocab, "the compound should be unseen"
-assert oov["German side of the pairs"][50_000] > 1.5 * oov["English side of the pairs"][50_000], \
+assert oov["German side of the pairs"][50_000] > 1.5 * oov["English side of the pairs"][50_000], (
     "German should lose clearly more words than English on the same sentences"
+)
 
 
 # %% [markdown] slideshow={"slide_type": "notes"}
@@ -166,16 +178,17 @@ assert oov["German side of the pairs"][50_000] > 1.5 * oov["English side of the 
 # steps `bpe.count_pairs` and `bpe_base.merge_pair` (from the merge engine both tokenizers share)
 # that you will write yourself in the exercises:
 
+
 # %% slideshow={"slide_type": "subslide"}
 def learn_merges(word_counts, num_merges, end_of_word="</w>"):
     """BPE training, the textbook way: recount all pairs, merge the most frequent, repeat."""
     corpus = {tuple(word_to_symbols(w, end_of_word)): c for w, c in word_counts.items()}
     merges = []
     for _ in range(num_merges):
-        pairs = bpe.count_pairs(corpus)        # {(a, b): frequency}, in first-occurrence order
-        if not pairs:                          # every word is a single symbol: nothing left to merge
+        pairs = bpe.count_pairs(corpus)  # {(a, b): frequency}, in first-occurrence order
+        if not pairs:  # every word is a single symbol: nothing left to merge
             break
-        best = max(pairs, key=pairs.get)       # max() keeps the first of equal counts
+        best = max(pairs, key=pairs.get)  # max() keeps the first of equal counts
         corpus = {tuple(bpe_base.merge_pair(s, best)): c for s, c in corpus.items()}
         merges.append(best)
     return merges
@@ -235,7 +248,9 @@ print(f"final vocabulary ({len(final['vocab'])} = 11 characters + 10 merges):", 
 
 # %% slideshow={"slide_type": "fragment"}
 SEED_VOCAB = "l o w </w> e r n s t i d es est est</w> lo low ne new newest</w> low</w> wi".split()
-assert bpe_vocabulary(seed_words, seed_merges) == final["vocab"] == SEED_VOCAB, "final vocabulary differs from the lecture's"
+assert bpe_vocabulary(seed_words, seed_merges) == final["vocab"] == SEED_VOCAB, (
+    "final vocabulary differs from the lecture's"
+)
 print("the lecture's final vocabulary, reproduced exactly")
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
@@ -257,9 +272,30 @@ print("the lecture's final vocabulary, reproduced exactly")
 # list, best first, was learned on text containing *Abwasser*, *Behandlung* and *Anlage*:
 
 # %% slideshow={"slide_type": "subslide"}
-ABWASSER_MERGES = [tuple(m.split()) for m in
-                   ["A b", "a s", "e r", "s er", "w as", "Ab was", "Abwas ser", "B e", "a n", "d l",
-                    "h an", "n g", "u ng", "Be han", "dl ung", "Behan dlung", "A n", "a g", "l ag"]]
+ABWASSER_MERGES = [
+    tuple(m.split())
+    for m in [
+        "A b",
+        "a s",
+        "e r",
+        "s er",
+        "w as",
+        "Ab was",
+        "Abwas ser",
+        "B e",
+        "a n",
+        "d l",
+        "h an",
+        "n g",
+        "u ng",
+        "Be han",
+        "dl ung",
+        "Behan dlung",
+        "A n",
+        "a g",
+        "l ag",
+    ]
+]
 
 # %% slideshow={"slide_type": "fragment"} tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
@@ -320,8 +356,10 @@ t_slow = time.perf_counter() - start
 start = time.perf_counter()
 fast = train_bpe_fast(race_counts, FAST_DEMO_MERGES)
 t_fast = time.perf_counter() - start
-print(f"{len(race_counts):,} distinct words, {FAST_DEMO_MERGES} merges: recounting {t_slow:.2f} s, "
-      f"incremental {t_fast:.3f} s ({t_slow / t_fast:.0f}x faster)")
+print(
+    f"{len(race_counts):,} distinct words, {FAST_DEMO_MERGES} merges: recounting {t_slow:.2f} s, "
+    f"incremental {t_fast:.3f} s ({t_slow / t_fast:.0f}x faster)"
+)
 assert fast == slow, "the incremental trainer must learn exactly the same merges"
 print("identical merge lists; the first 12:", " ".join(a + b for a, b in fast[:12]))
 
@@ -376,16 +414,20 @@ byte_text = austen_all if BYTE_TEXT_CHARS is None else austen_all[:BYTE_TEXT_CHA
 start = time.perf_counter()
 tok = ByteLevelBPE(special_tokens=["<|endoftext|>", "<pad>"]).train(byte_text, BYTE_VOCAB + 2, progress=True)
 t_train_ours = time.perf_counter() - start
-print(f"trained {len(tok.merges):,} merges on {len(byte_text):,} characters in {t_train_ours:.1f} s; "
-      f"{len(tok):,} ids = 256 bytes + {len(tok.merges):,} merges + {len(tok.special_tokens)} special tokens")
+print(
+    f"trained {len(tok.merges):,} merges on {len(byte_text):,} characters in {t_train_ours:.1f} s; "
+    f"{len(tok):,} ids = 256 bytes + {len(tok.merges):,} merges + {len(tok.special_tokens)} special tokens"
+)
 json_path, vocab_path = tok.save(BUILD / f"austen_{len(tok)}")
 print("saved", json_path.name, "and", vocab_path.name, "; a few lines of the .vocab file:")
 print("\n".join(vocab_path.read_text(encoding="utf-8").splitlines()[257:263]))
 
 # %% slideshow={"slide_type": "subslide"}
-for text in ["It is a truth universally acknowledged, that a single man in possession of a good fortune",
-             "Die Abwasserbehandlungsanlage riecht heute besonders speziell.",
-             "東京 🤖 naïve<|endoftext|>"]:
+for text in [
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune",
+    "Die Abwasserbehandlungsanlage riecht heute besonders speziell.",
+    "東京 🤖 naïve<|endoftext|>",
+]:
     print(len(tok.encode(text)), "tokens:", "".join(f"[{t}]" for t in tok.tokens(text)))
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
@@ -398,8 +440,12 @@ for text in ["It is a truth universally acknowledged, that a single man in posse
 # checks it with hypothesis on arbitrary Unicode; here on text the tokenizer never saw.
 
 # %% slideshow={"slide_type": "subslide"}
-unseen = ["\n".join(de for de, _ in pairs_test), "\n".join(en for _, en in pairs_test),
-          "Ærøskøbing ☃ 東京 naïve café — “quotes” \t\r\n 🤖 <pad> x² \x00\x7f", "<|endoftext|>"]
+unseen = [
+    "\n".join(de for de, _ in pairs_test),
+    "\n".join(en for _, en in pairs_test),
+    "Ærøskøbing ☃ 東京 naïve café — “quotes” \t\r\n 🤖 <pad> x² \x00\x7f",
+    "<|endoftext|>",
+]
 for text in unseen:
     ids = tok.encode(text)
     assert tok.decode(ids) == text, f"round trip failed on {text[:40]!r}"
@@ -407,7 +453,9 @@ for text in unseen:
 print(f"round trip exact on {sum(map(len, unseen)):,} unseen characters, special tokens parsed or not")
 ids = tok.encode("Emma.<|endoftext|>")
 print("special token id:", tok.special_tokens["<|endoftext|>"], "in", ids)
-assert ids[-1] == tok.special_tokens["<|endoftext|>"] and ByteLevelBPE.load(json_path).encode(example) == tok.encode(example)
+assert ids[-1] == tok.special_tokens["<|endoftext|>"] and ByteLevelBPE.load(json_path).encode(example) == tok.encode(
+    example
+)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes: write "é" as bytes (C3 A9) on the board, then show that the 256-byte
@@ -445,8 +493,7 @@ fig, ax = plt.subplots(figsize=(6.5, 3.5))
 for lang, ys in per_word.items():
     ax.plot(TRADEOFF_SIZES, ys, marker="o", label=f"{lang} (held out)")
 ax.axhline(1, color="gray", ls="--", lw=1, label="word level (but with <unk>)")
-ax.set(xscale="log", xlabel="vocabulary size (ids)", ylabel="tokens per word",
-       title="More merges, shorter sequences")
+ax.set(xscale="log", xlabel="vocabulary size (ids)", ylabel="tokens per word", title="More merges, shorter sequences")
 ax.set_xticks(TRADEOFF_SIZES, [str(v) for v in TRADEOFF_SIZES])
 ax.legend()
 plt.show()
@@ -461,12 +508,15 @@ for lang, ys in per_word.items():
 # longer than Austen's English at every size: longer words, compounds, umlauts that take
 # two bytes each, and about a fifth of the training text. Move the slider to watch a sentence get shorter as merges are added.
 
+
 # %% slideshow={"slide_type": "subslide"}
 def show_tokens(vocab_size=TRADEOFF_SIZES[-1], language="German"):
     """The sentence tokenized by the first vocab_size - 256 merges of the language's tokenizer."""
     tk = big[language].truncated(vocab_size)
-    text = {"German": "Die Abwasserbehandlungsanlage riecht heute besonders speziell.",
-            "Austen": "She was convinced that she could never be in love with Mr. Elliot."}[language]
+    text = {
+        "German": "Die Abwasserbehandlungsanlage riecht heute besonders speziell.",
+        "Austen": "She was convinced that she could never be in love with Mr. Elliot.",
+    }[language]
     pieces = tk.tokens(text)
     print(f"{language}, {vocab_size} ids: {len(pieces)} tokens\n" + "".join(f"[{t}]" for t in pieces))
 
@@ -498,8 +548,15 @@ def train_hf(text, vocab_size, add_prefix_space=False):
     hf = Tokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space, use_regex=True)
     hf.decoder = decoders.ByteLevel()
-    hf.train_from_iterator([text], trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=0, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    hf.train_from_iterator(
+        [text],
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=0,
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     return hf
 
 
@@ -515,8 +572,10 @@ start = time.perf_counter()
 hf = train_hf(byte_text, BYTE_VOCAB)
 t_train_hf = time.perf_counter() - start
 theirs, ours = hf_merges(hf), tok.merges_as_strings()
-print(f"first {COMPARE_MERGES} merges in common: {share(ours, theirs):.1%}; "
-      f"all {len(ours):,} merges identical and in the same order: {ours == theirs}")
+print(
+    f"first {COMPARE_MERGES} merges in common: {share(ours, theirs):.1%}; "
+    f"all {len(ours):,} merges identical and in the same order: {ours == theirs}"
+)
 print("first ten, theirs:", theirs[:10])
 print("first ten, ours:  ", ours[:10])
 assert share(ours, theirs) >= 0.99, "with the same text, pre-split and tie rule the merges should agree"
@@ -529,6 +588,7 @@ assert share(ours, theirs) >= 0.99, "with the same text, pre-split and tie rule 
 # - **pre-split**: the `re` approximation instead of `\p{L}`/`\p{N}` (differs only off ASCII);
 # - **prefix space**: `tokenizers`' default `add_prefix_space=True` puts a space before the
 #   text, so the very first word is " SENSE" instead of "SENSE" (one chunk of millions).
+
 
 # %% slideshow={"slide_type": "subslide"}
 def ours_first_occurrence(text, n):
@@ -544,8 +604,12 @@ def ours_first_occurrence(text, n):
 variants = {
     "same settings (above)": ours,
     "tie rule: first occurrence": ours_first_occurrence(byte_text, COMPARE_MERGES),
-    "pre-split: `re` approximation": ByteLevelBPE(use_regex=False).train(byte_text, 256 + COMPARE_MERGES).merges_as_strings(),
-    "tokenizers with add_prefix_space=True": hf_merges(train_hf(byte_text, 256 + COMPARE_MERGES, add_prefix_space=True)),
+    "pre-split: `re` approximation": ByteLevelBPE(use_regex=False)
+    .train(byte_text, 256 + COMPARE_MERGES)
+    .merges_as_strings(),
+    "tokenizers with add_prefix_space=True": hf_merges(
+        train_hf(byte_text, 256 + COMPARE_MERGES, add_prefix_space=True)
+    ),
 }
 for name, merges in variants.items():
     diverge = next((i for i, (a, b) in enumerate(zip(merges, theirs)) if a != b), None)
@@ -608,6 +672,7 @@ assert same, "same merges must give the same tokens"
 # the word's frequency. Careful with repeated symbols: `("a", "a", "a")` contains the pair
 # `("a", "a")` **twice** (positions 0-1 and 1-2).
 
+
 # %% nbgrader={"grade": false, "grade_id": "count-pairs-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def count_pairs(corpus):
     """{(a, b): weighted frequency} over all adjacent symbol pairs of all words in corpus."""
@@ -640,22 +705,40 @@ def count_pairs_mistakes(corpus):
     }
 
 
-seed_corpus = {("l", "o", "w", "</w>"): 5, ("l", "o", "w", "e", "r", "</w>"): 2,
-               ("n", "e", "w", "e", "s", "t", "</w>"): 6, ("w", "i", "d", "e", "s", "t", "</w>"): 3}
+seed_corpus = {
+    ("l", "o", "w", "</w>"): 5,
+    ("l", "o", "w", "e", "r", "</w>"): 2,
+    ("n", "e", "w", "e", "s", "t", "</w>"): 6,
+    ("w", "i", "d", "e", "s", "t", "</w>"): 3,
+}
 got = call(count_pairs, dict(seed_corpus))
 expect(isinstance(got, dict), f"count_pairs should return a dict {{(a, b): count}}, not a {type(got).__name__}.")
-expect_equal(got, reference_count_pairs(seed_corpus), "count_pairs on the lecture's corpus",
-             mistakes=count_pairs_mistakes(seed_corpus))
+expect_equal(
+    got,
+    reference_count_pairs(seed_corpus),
+    "count_pairs on the lecture's corpus",
+    mistakes=count_pairs_mistakes(seed_corpus),
+)
 triple = {("a", "a", "a"): 2, ("b", "a"): 1}
-expect_equal(call(count_pairs, dict(triple)), reference_count_pairs(triple), "count_pairs({('a','a','a'): 2, ('b','a'): 1})",
-             mistakes=count_pairs_mistakes(triple))
+expect_equal(
+    call(count_pairs, dict(triple)),
+    reference_count_pairs(triple),
+    "count_pairs({('a','a','a'): 2, ('b','a'): 1})",
+    mistakes=count_pairs_mistakes(triple),
+)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-for corpus in ({("a", "a", "a", "a", "</w>"): 3, ("x", "a", "a"): 1},
-               {("lo", "w", "</w>"): 7, ("lo", "w", "e", "r", "</w>"): 1, ("s",): 4},
-               {("A", "b", "w", "a", "s", "s", "e", "r", "</w>"): 1, ("s", "s", "s"): 5}):
-    expect_equal(call(count_pairs, dict(corpus)), reference_count_pairs(corpus), "count_pairs on another corpus",
-                 mistakes=count_pairs_mistakes(corpus))
+for corpus in (
+    {("a", "a", "a", "a", "</w>"): 3, ("x", "a", "a"): 1},
+    {("lo", "w", "</w>"): 7, ("lo", "w", "e", "r", "</w>"): 1, ("s",): 4},
+    {("A", "b", "w", "a", "s", "s", "e", "r", "</w>"): 1, ("s", "s", "s"): 5},
+):
+    expect_equal(
+        call(count_pairs, dict(corpus)),
+        reference_count_pairs(corpus),
+        "count_pairs on another corpus",
+        mistakes=count_pairs_mistakes(corpus),
+    )
 expect_equal(call(count_pairs, {}), {}, "count_pairs of an empty corpus")
 ### END HIDDEN TESTS
 
@@ -664,6 +747,7 @@ expect_equal(call(count_pairs, {}), {}, "count_pairs of an empty corpus")
 # Return a **new** list where every occurrence of `pair = (a, b)` in `symbols` is replaced by
 # the single symbol `a + b`. Scan left to right; occurrences do not overlap, so
 # `merge_pair(["a", "a", "a"], ("a", "a"))` is `["aa", "a"]`.
+
 
 # %% nbgrader={"grade": false, "grade_id": "merge-pair-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def merge_pair(symbols, pair):
@@ -694,23 +778,40 @@ def merge_pair_mistakes(symbols, pair):
     first_only = list(symbols)
     for i in range(len(symbols) - 1):
         if symbols[i] == a and symbols[i + 1] == b:
-            first_only = list(symbols[:i]) + [a + b] + list(symbols[i + 2:])
+            first_only = list(symbols[:i]) + [a + b] + list(symbols[i + 2 :])
             break
-    return {"the scan went right to left: merge the leftmost occurrence first ('a a a' -> 'aa a')": right_to_left,
-            "only the first occurrence was merged: a merge applies everywhere in the word": first_only}
+    return {
+        "the scan went right to left: merge the leftmost occurrence first ('a a a' -> 'aa a')": right_to_left,
+        "only the first occurrence was merged: a merge applies everywhere in the word": first_only,
+    }
 
 
-for symbols, pair in [(["b", "a", "n", "a", "n", "a", "</w>"], ("a", "n")),
-                      (["a", "a", "a"], ("a", "a")),
-                      (["l", "o", "w", "e", "r", "</w>"], ("l", "o"))]:
-    expect_equal(call(merge_pair, list(symbols), pair), reference_merge_pair(symbols, pair),
-                 f"merge_pair({symbols}, {pair})", mistakes=merge_pair_mistakes(symbols, pair))
+for symbols, pair in [
+    (["b", "a", "n", "a", "n", "a", "</w>"], ("a", "n")),
+    (["a", "a", "a"], ("a", "a")),
+    (["l", "o", "w", "e", "r", "</w>"], ("l", "o")),
+]:
+    expect_equal(
+        call(merge_pair, list(symbols), pair),
+        reference_merge_pair(symbols, pair),
+        f"merge_pair({symbols}, {pair})",
+        mistakes=merge_pair_mistakes(symbols, pair),
+    )
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-for symbols, pair in [(["a", "a", "a", "a", "a", "b"], ("a", "a")), (["x", "y"], ("y", "x")), ([], ("a", "b")),
-                      (["es", "t", "es", "t", "</w>"], ("es", "t")), (["b", "a", "b", "a", "b"], ("a", "b"))]:
-    expect_equal(call(merge_pair, list(symbols), pair), reference_merge_pair(symbols, pair),
-                 f"merge_pair on another word", mistakes=merge_pair_mistakes(symbols, pair))
+for symbols, pair in [
+    (["a", "a", "a", "a", "a", "b"], ("a", "a")),
+    (["x", "y"], ("y", "x")),
+    ([], ("a", "b")),
+    (["es", "t", "es", "t", "</w>"], ("es", "t")),
+    (["b", "a", "b", "a", "b"], ("a", "b")),
+]:
+    expect_equal(
+        call(merge_pair, list(symbols), pair),
+        reference_merge_pair(symbols, pair),
+        "merge_pair on another word",
+        mistakes=merge_pair_mistakes(symbols, pair),
+    )
 word = ["n", "e", "w"]
 call(merge_pair, word, ("n", "e"))
 expect_equal(word, ["n", "e", "w"], "the list you were given (return a new list, do not change the argument)")
@@ -721,6 +822,7 @@ expect_equal(word, ["n", "e", "w"], "the list you were given (return a new list,
 # Split `word` into characters, append the end-of-word symbol `"</w>"`, then apply the
 # merges **in the order of the list**, each one everywhere in the word (you may call your
 # `merge_pair`). With the lecture's merges, `"Abwasserbehandlungsanlage"` gives ten subtokens.
+
 
 # %% nbgrader={"grade": false, "grade_id": "encode-word-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def encode_word(word, merges):
@@ -752,26 +854,79 @@ def encode_word_mistakes(word, merges):
     for a, b in merges:  # each merge applied to its first occurrence only
         for i in range(len(once) - 1):
             if once[i] == a and once[i + 1] == b:
-                once = once[:i] + [a + b] + once[i + 2:]
+                once = once[:i] + [a + b] + once[i + 2 :]
                 break
-    return {"the end-of-word symbol '</w>' is missing: append it before merging": apply_merges(word, merges, end_of_word=""),
-            "the merges were applied in the wrong order: go through the list from first (best) to last": apply_merges(word, merges[::-1]),
-            "each merge was applied only once: apply it everywhere in the word ('a n' occurs twice)": once}
+    return {
+        "the end-of-word symbol '</w>' is missing: append it before merging": apply_merges(
+            word, merges, end_of_word=""
+        ),
+        "the merges were applied in the wrong order: go through the list from first (best) to last": apply_merges(
+            word, merges[::-1]
+        ),
+        "each merge was applied only once: apply it everywhere in the word ('a n' occurs twice)": once,
+    }
 
 
-ABWASSER = [tuple(m.split()) for m in ["A b", "a s", "e r", "s er", "w as", "Ab was", "Abwas ser", "B e", "a n", "d l",
-                                        "h an", "n g", "u ng", "Be han", "dl ung", "Behan dlung", "A n", "a g", "l ag"]]
-SEED = [("e", "s"), ("es", "t"), ("est", "</w>"), ("l", "o"), ("lo", "w"), ("n", "e"), ("ne", "w"),
-        ("new", "est</w>"), ("low", "</w>"), ("w", "i")]
+ABWASSER = [
+    tuple(m.split())
+    for m in [
+        "A b",
+        "a s",
+        "e r",
+        "s er",
+        "w as",
+        "Ab was",
+        "Abwas ser",
+        "B e",
+        "a n",
+        "d l",
+        "h an",
+        "n g",
+        "u ng",
+        "Be han",
+        "dl ung",
+        "Behan dlung",
+        "A n",
+        "a g",
+        "l ag",
+    ]
+]
+SEED = [
+    ("e", "s"),
+    ("es", "t"),
+    ("est", "</w>"),
+    ("l", "o"),
+    ("lo", "w"),
+    ("n", "e"),
+    ("ne", "w"),
+    ("new", "est</w>"),
+    ("low", "</w>"),
+    ("w", "i"),
+]
 for word, merges in [("Abwasserbehandlungsanlage", ABWASSER), ("lowest", SEED)]:
-    expect_equal(call(encode_word, word, list(merges)), apply_merges(word, merges), f"encode_word({word!r}, ...)",
-                 mistakes=encode_word_mistakes(word, merges))
+    expect_equal(
+        call(encode_word, word, list(merges)),
+        apply_merges(word, merges),
+        f"encode_word({word!r}, ...)",
+        mistakes=encode_word_mistakes(word, merges),
+    )
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-for word, merges in [("widest", SEED), ("newer", SEED), ("Behandlungsanlage", ABWASSER), ("Anlagenbau", ABWASSER),
-                     ("aaaa", [("a", "a"), ("aa", "aa"), ("aaaa", "</w>")]), ("x", SEED), ("slower", SEED)]:
-    expect_equal(call(encode_word, word, list(merges)), apply_merges(word, merges), f"encode_word({word!r}, ...)",
-                 mistakes=encode_word_mistakes(word, merges))
+for word, merges in [
+    ("widest", SEED),
+    ("newer", SEED),
+    ("Behandlungsanlage", ABWASSER),
+    ("Anlagenbau", ABWASSER),
+    ("aaaa", [("a", "a"), ("aa", "aa"), ("aaaa", "</w>")]),
+    ("x", SEED),
+    ("slower", SEED),
+]:
+    expect_equal(
+        call(encode_word, word, list(merges)),
+        apply_merges(word, merges),
+        f"encode_word({word!r}, ...)",
+        mistakes=encode_word_mistakes(word, merges),
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "notes"}

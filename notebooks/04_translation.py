@@ -44,42 +44,91 @@ SMOKE = os.environ.get("COURSE_SMOKE", "0") == "1"  # tiny sizes, every code pat
 SEED = 0
 DEVICE = "auto"  # "auto" = CUDA, then Apple MPS, then CPU; or "cpu", "cuda", "mps"
 
-N_TRAIN_PAIRS = 1500 if SMOKE else None     # None: all 16,520 training pairs
-N_VALID = 24 if SMOKE else None             # validation sentences decoded to choose greedy vs beam (None: all 905)
-N_TEST = 24 if SMOKE else None              # test sentences decoded for the final BLEU (None: all 965)
-MAX_NEW_TOKENS = 8 if SMOKE else None       # decoding length cap (None: 1.5 x source length + 10)
+N_TRAIN_PAIRS = 1500 if SMOKE else None  # None: all 16,520 training pairs
+N_VALID = 24 if SMOKE else None  # validation sentences decoded to choose greedy vs beam (None: all 905)
+N_TEST = 24 if SMOKE else None  # test sentences decoded for the final BLEU (None: all 965)
+MAX_NEW_TOKENS = 8 if SMOKE else None  # decoding length cap (None: 1.5 x source length + 10)
 # Which configuration learns fastest per second? Each trains COMPARE_SECONDS from scratch.
 # vocab: shared BPE size; then TransformerConfig's sizes (n_encoder_layers + n_decoder_layers, norm_first:
 # pre-LN, LayerNorm inside the residual branch); max_tokens: padded tokens per batch; lr_factor: multiplies
 # the warm-up schedule; dropout (optional): overrides DROPOUT.
-COMPARE_CONFIGS = {
-    "d32 1+1 post-LN": dict(vocab=300, d_model=32, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=64,
-                            norm_first=False, max_tokens=400, lr_factor=1.0),
-    "d32 1+1 pre-LN": dict(vocab=400, d_model=32, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=64,
-                           norm_first=True, max_tokens=200, lr_factor=1.0),
-} if SMOKE else {
-    "d128 2+2 pre-LN b1500": dict(vocab=2000, d_model=128, n_heads=4, n_encoder_layers=2, n_decoder_layers=2,
-                                  d_ff=512, norm_first=True, max_tokens=1500, lr_factor=0.5),
-    "d128 2+2 pre-LN b4000 lr x1.4": dict(vocab=2000, d_model=128, n_heads=4, n_encoder_layers=2, n_decoder_layers=2,
-                                          d_ff=512, norm_first=True, max_tokens=4000, lr_factor=0.7),
-    "d256 2+2 pre-LN 4k vocab b3000": dict(vocab=4000, d_model=256, n_heads=4, n_encoder_layers=2, n_decoder_layers=2,
-                                           d_ff=1024, norm_first=True, max_tokens=3000, lr_factor=0.5),
-}
+COMPARE_CONFIGS = (
+    {
+        "d32 1+1 post-LN": dict(
+            vocab=300,
+            d_model=32,
+            n_heads=2,
+            n_encoder_layers=1,
+            n_decoder_layers=1,
+            d_ff=64,
+            norm_first=False,
+            max_tokens=400,
+            lr_factor=1.0,
+        ),
+        "d32 1+1 pre-LN": dict(
+            vocab=400,
+            d_model=32,
+            n_heads=2,
+            n_encoder_layers=1,
+            n_decoder_layers=1,
+            d_ff=64,
+            norm_first=True,
+            max_tokens=200,
+            lr_factor=1.0,
+        ),
+    }
+    if SMOKE
+    else {
+        "d128 2+2 pre-LN b1500": dict(
+            vocab=2000,
+            d_model=128,
+            n_heads=4,
+            n_encoder_layers=2,
+            n_decoder_layers=2,
+            d_ff=512,
+            norm_first=True,
+            max_tokens=1500,
+            lr_factor=0.5,
+        ),
+        "d128 2+2 pre-LN b4000 lr x1.4": dict(
+            vocab=2000,
+            d_model=128,
+            n_heads=4,
+            n_encoder_layers=2,
+            n_decoder_layers=2,
+            d_ff=512,
+            norm_first=True,
+            max_tokens=4000,
+            lr_factor=0.7,
+        ),
+        "d256 2+2 pre-LN 4k vocab b3000": dict(
+            vocab=4000,
+            d_model=256,
+            n_heads=4,
+            n_encoder_layers=2,
+            n_decoder_layers=2,
+            d_ff=1024,
+            norm_first=True,
+            max_tokens=3000,
+            lr_factor=0.5,
+        ),
+    }
+)
 COMPARE_SECONDS = 2 if SMOKE else 30
-FINAL_CONFIG = "best"                       # a key of COMPARE_CONFIGS, or "best": lowest validation loss above
-TRAIN_SECONDS = 6 if SMOKE else 420         # more training for the chosen configuration (it keeps its weights)
-COOLDOWN = 0.2                              # the learning rate falls linearly to 0 over this last fraction of it
-SHORT_SECONDS = 4 if SMOKE else 135         # curriculum: a model's first seconds see only the shorter half (0: off)
-WARMUP = 20 if SMOKE else 100               # warm-up steps (the paper: 4000, for 100,000 steps)
-DROPOUT = 0.1                               # unless a configuration sets its own "dropout"
-SMOOTHING = 0.1                             # label smoothing epsilon (the paper: 0.1)
+FINAL_CONFIG = "best"  # a key of COMPARE_CONFIGS, or "best": lowest validation loss above
+TRAIN_SECONDS = 6 if SMOKE else 420  # more training for the chosen configuration (it keeps its weights)
+COOLDOWN = 0.2  # the learning rate falls linearly to 0 over this last fraction of it
+SHORT_SECONDS = 4 if SMOKE else 135  # curriculum: a model's first seconds see only the shorter half (0: off)
+WARMUP = 20 if SMOKE else 100  # warm-up steps (the paper: 4000, for 100,000 steps)
+DROPOUT = 0.1  # unless a configuration sets its own "dropout"
+SMOOTHING = 0.1  # label smoothing epsilon (the paper: 0.1)
 BEAM_SIZE = 4
-ALPHA = 1.5                                 # length-penalty exponent (0.6 in Wu et al. 2016; 1.5 won on our validation split)
-USE_REFERENCE = not SMOKE                   # sections 8-10 decode with the reference model (models/translator/)
-LOAD_CHECKPOINT = False                     # True: skip comparison and training, load the model saved by a previous run
+ALPHA = 1.5  # length-penalty exponent (0.6 in Wu et al. 2016; 1.5 won on our validation split)
+USE_REFERENCE = not SMOKE  # sections 8-10 decode with the reference model (models/translator/)
+LOAD_CHECKPOINT = False  # True: skip comparison and training, load the model saved by a previous run
 
 # %% slideshow={"slide_type": "skip"} tags=["setup"]
-import course_utils  # first: sets OMP_WAIT_POLICY before torch loads
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import math
 import time
 
@@ -115,6 +164,7 @@ print(f"device: {device}, SMOKE: {SMOKE}, threads: {torch.get_num_threads()}")
 # CS 4644/7643 (Kira), forgets the $\frac1D$ in $\sigma$; with it missing every output would shrink
 # by $\sqrt D$.)
 
+
 # %% slideshow={"slide_type": "subslide"}
 def layer_norm(h, gamma, beta, eps=1e-5):
     """(..., D) -> (..., D): normalise each token's D features, then scale and shift."""
@@ -127,13 +177,16 @@ h = torch.randn(2, 3, 8) * 5 + 2
 ref = nn.LayerNorm(8)
 nn.init.normal_(ref.weight), nn.init.normal_(ref.bias)
 assert torch.allclose(layer_norm(h, ref.weight, ref.bias), ref(h), atol=1e-5), "LayerNorm differs from nn.LayerNorm"
-z = layer_norm(h, 1.0, 0.0)[0, 0]                     # one token, gamma = 1, beta = 0
-print(f"our LayerNorm equals nn.LayerNorm; a normalised token has mean {z.mean():.4f} and std {z.std(unbiased=False):.4f}")
+z = layer_norm(h, 1.0, 0.0)[0, 0]  # one token, gamma = 1, beta = 0
+print(
+    f"our LayerNorm equals nn.LayerNorm; a normalised token has mean {z.mean():.4f} and std {z.std(unbiased=False):.4f}"
+)
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The encoder layer, in the paper's *post-LN* order. `MultiHeadAttention` is the one you wrote
 # in notebook 01 (imported, not re-typed); its masks say `True` where a query **may** attend.
+
 
 # %% slideshow={"slide_type": "fragment"}
 class MyEncoderLayer(nn.Module):
@@ -144,10 +197,10 @@ class MyEncoderLayer(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, mask=None):                                   # x (B, S, d), mask (B, 1, S)
-        a, _ = self.self_attn(x, x, x, mask)                           # every token looks at every real token
-        x = self.norm1(x + self.drop(a))                               # residual, then LayerNorm
-        f = self.linear2(self.drop(F.relu(self.linear1(x))))           # the same MLP on every position
+    def forward(self, x, mask=None):  # x (B, S, d), mask (B, 1, S)
+        a, _ = self.self_attn(x, x, x, mask)  # every token looks at every real token
+        x = self.norm1(x + self.drop(a))  # residual, then LayerNorm
+        f = self.linear2(self.drop(F.relu(self.linear1(x))))  # the same MLP on every position
         return self.norm2(x + self.drop(f))
 
 
@@ -157,6 +210,7 @@ class MyEncoderLayer(nn.Module):
 # Then **cross-attention**: queries come from the decoder, keys and values from the encoder's
 # output (the *memory*), so each English position can look at the whole German sentence.
 # That is where alignment between the languages is learned (section 8 draws it).
+
 
 # %% slideshow={"slide_type": "fragment"}
 class MyDecoderLayer(nn.Module):
@@ -168,10 +222,10 @@ class MyDecoderLayer(nn.Module):
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model) for _ in range(3))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, memory, self_mask=None, cross_mask=None):    # x (B, T, d), memory (B, S, d)
-        a, _ = self.self_attn(x, x, x, self_mask)                      # causal: no peeking ahead
+    def forward(self, x, memory, self_mask=None, cross_mask=None):  # x (B, T, d), memory (B, S, d)
+        a, _ = self.self_attn(x, x, x, self_mask)  # causal: no peeking ahead
         x = self.norm1(x + self.drop(a))
-        a, _ = self.cross_attn(x, memory, memory, cross_mask)          # queries: target; keys, values: source
+        a, _ = self.cross_attn(x, memory, memory, cross_mask)  # queries: target; keys, values: source
         x = self.norm2(x + self.drop(a))
         f = self.linear2(self.drop(F.relu(self.linear1(x))))
         return self.norm3(x + self.drop(f))
@@ -182,6 +236,7 @@ class MyDecoderLayer(nn.Module):
 # implement the same layers. Copy their weights into ours (dropout 0, post-LN, batch first) and
 # the outputs must agree to $10^{-5}$ on every real (non-padding) position. Careful: PyTorch's
 # masks say `True` where attention is **blocked**, ours where it is **allowed**.
+
 
 # %% slideshow={"slide_type": "fragment"}
 def copy_weights(ours, theirs):
@@ -201,16 +256,17 @@ torch_dec = nn.TransformerDecoderLayer(d, heads, d_ff, dropout=0.0, batch_first=
 my_enc = copy_weights(MyEncoderLayer(d, heads, d_ff, dropout=0.0), torch_enc)
 my_dec = copy_weights(MyDecoderLayer(d, heads, d_ff, dropout=0.0), torch_dec)
 
-src_real = padding_mask([9, 6, 3])                   # (B, S) True = real token
-tgt_real = padding_mask([7, 7, 4])                   # (B, T)
+src_real = padding_mask([9, 6, 3])  # (B, S) True = real token
+tgt_real = padding_mask([7, 7, 4])  # (B, T)
 x_src, x_tgt = torch.randn(B, S, d), torch.randn(B, T, d)
-blocked_future = ~causal_mask(T)                     # torch: True = blocked
+blocked_future = ~causal_mask(T)  # torch: True = blocked
 
 ref_mem = torch_enc(x_src, src_key_padding_mask=~src_real)
-ref_out = torch_dec(x_tgt, ref_mem, tgt_mask=blocked_future, tgt_key_padding_mask=~tgt_real,
-                    memory_key_padding_mask=~src_real)
+ref_out = torch_dec(
+    x_tgt, ref_mem, tgt_mask=blocked_future, tgt_key_padding_mask=~tgt_real, memory_key_padding_mask=~src_real
+)
 mem = my_enc(x_src, src_real[:, None, :])
-self_mask = causal_mask(T)[None] & tgt_real[:, None, :]              # (B, T, T): causal AND real key
+self_mask = causal_mask(T)[None] & tgt_real[:, None, :]  # (B, T, T): causal AND real key
 out = my_dec(x_tgt, mem, self_mask, src_real[:, None, :])
 err_enc = (mem - ref_mem)[src_real].abs().max().item()
 err_dec = (out - ref_out)[tgt_real].abs().max().item()
@@ -257,14 +313,15 @@ print("course_utils.transformer layers == the notebook's layers")
 # `pad_id`. Return a boolean `(B, T, T)` tensor, `True` where query $i$ **may** attend to key $j$.
 # (You may use `causal_mask` from notebook 01, imported in the setup cell.)
 
+
 # %% nbgrader={"grade": false, "grade_id": "decoder-mask-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def decoder_mask(tgt: torch.Tensor, pad_id: int) -> torch.Tensor:
     """(B, T) token ids -> (B, T, T) bool, True = query i may attend to key j."""
     ### BEGIN SOLUTION
     T = tgt.shape[1]
-    causal = torch.ones(T, T, dtype=torch.bool, device=tgt.device).tril()   # (T, T) j <= i
-    real_key = tgt != pad_id                                                # (B, T)
-    return causal[None, :, :] & real_key[:, None, :]                        # (B, T, T)
+    causal = torch.ones(T, T, dtype=torch.bool, device=tgt.device).tril()  # (T, T) j <= i
+    real_key = tgt != pad_id  # (B, T)
+    return causal[None, :, :] & real_key[:, None, :]  # (B, T, T)
     ### END SOLUTION
 
 
@@ -280,11 +337,20 @@ def _mistakes(tgt, pad):
     right = tri[None] & real[:, None, :]
     return right, {
         "the polarity is inverted: True must mean 'may attend' (as in scaled_dot_product_attention), not 'blocked'": ~right,
-        "the padding mask is on the wrong axis: padding blocks keys (the last axis, real[:, None, :]), not queries": tri[None] & real[:, :, None],
-        "the padding mask is missing: combine the causal mask with 'key is not padding' using &": tri[None].expand(len(tgt), T, T),
-        "the causal mask is missing: query i may only see keys j <= i (lower triangle, tril)": real[:, None, :].expand(len(tgt), T, T),
-        "the triangle is the wrong way round: keys j <= i is the lower triangle (tril), not triu": tri.T[None] & real[:, None, :],
-        "padding and causal masks were combined with OR: both conditions must hold, use &": tri[None] | real[:, None, :],
+        "the padding mask is on the wrong axis: padding blocks keys (the last axis, real[:, None, :]), not queries": tri[
+            None
+        ]
+        & real[:, :, None],
+        "the padding mask is missing: combine the causal mask with 'key is not padding' using &": tri[None].expand(
+            len(tgt), T, T
+        ),
+        "the causal mask is missing: query i may only see keys j <= i (lower triangle, tril)": real[:, None, :].expand(
+            len(tgt), T, T
+        ),
+        "the triangle is the wrong way round: keys j <= i is the lower triangle (tril), not triu": tri.T[None]
+        & real[:, None, :],
+        "padding and causal masks were combined with OR: both conditions must hold, use &": tri[None]
+        | real[:, None, :],
     }
 
 
@@ -292,7 +358,10 @@ tgt = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])
 right, wrong = _mistakes(tgt, 0)
 got = call(decoder_mask, tgt, 0)
 expect_shape(got, (2, 4, 4), "decoder_mask(tgt, pad_id) for tgt of shape (2, 4)")
-expect(isinstance(got, torch.Tensor) and got.dtype == torch.bool, "decoder_mask should return a boolean tensor (dtype torch.bool).")
+expect(
+    isinstance(got, torch.Tensor) and got.dtype == torch.bool,
+    "decoder_mask should return a boolean tensor (dtype torch.bool).",
+)
 expect_equal(got, right, "decoder_mask for a batch of two padded sentences", mistakes=wrong)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
@@ -340,12 +409,15 @@ from course_utils.measure import count_parameters
 from course_utils.transformer import Seq2SeqTransformer, TransformerConfig
 
 with torch.device("meta"):
-    base = Seq2SeqTransformer(TransformerConfig(vocab_size=37_000, d_model=512, n_heads=8, n_encoder_layers=6,
-                                                n_decoder_layers=6, d_ff=2048))
+    base = Seq2SeqTransformer(
+        TransformerConfig(vocab_size=37_000, d_model=512, n_heads=8, n_encoder_layers=6, n_decoder_layers=6, d_ff=2048)
+    )
     torch_base = nn.Transformer(512, 8, 6, 6, 2048, batch_first=True)
-parts = {"shared embedding (37,000 x 512)": count_parameters(base.embed),
-         "encoder: 6 x (attention + FFN + 2 LN)": count_parameters(base.encoder),
-         "decoder: 6 x (2 attentions + FFN + 3 LN)": count_parameters(base.decoder)}
+parts = {
+    "shared embedding (37,000 x 512)": count_parameters(base.embed),
+    "encoder: 6 x (attention + FFN + 2 LN)": count_parameters(base.encoder),
+    "decoder: 6 x (2 attentions + FFN + 3 LN)": count_parameters(base.decoder),
+}
 total = count_parameters(base)
 for name, n in parts.items():
     print(f"{name:<42} {n:>12,}  {n / total:6.1%}")
@@ -385,7 +457,7 @@ from course_utils.paths import build_dir
 from course_utils.translation import encode_pairs, shared_tokenizer
 
 train_pairs = load_translation_pairs("train")[:N_TRAIN_PAIRS]
-valid_pairs = load_translation_pairs("valid")          # all 905 for the validation loss
+valid_pairs = load_translation_pairs("valid")  # all 905 for the validation loss
 test_pairs = load_translation_pairs("test")[:N_TEST]
 print(f"train {len(train_pairs):,}, validation {len(valid_pairs):,}, test {len(test_pairs):,} pairs")
 for de, en in train_pairs[:3]:
@@ -420,8 +492,10 @@ ax.hist([len(y) for _, y in encoded], bins=40, alpha=0.6, label="English")
 ax.set(xlabel="tokens per sentence", ylabel="sentences", title="sentence lengths (BPE tokens)")
 ax.legend()
 plt.show()
-print(f"padding: {padding_fraction(random_batches):.0%} of the tokens in batches of 32 in file order, "
-      f"{padding_fraction(sorted_batches):.0%} in batches by length ({len(sorted_batches)} batches of <= {max_tokens} tokens)")
+print(
+    f"padding: {padding_fraction(random_batches):.0%} of the tokens in batches of 32 in file order, "
+    f"{padding_fraction(sorted_batches):.0%} in batches by length ({len(sorted_batches)} batches of <= {max_tokens} tokens)"
+)
 assert padding_fraction(sorted_batches) < padding_fraction(random_batches)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
@@ -475,16 +549,17 @@ print(f"the paper's peak learning rate {warmup_lr(4000, 512, 4000):.2e} at step 
 # (positions whose target is `pad_id` are padding). Return the mean over the non-padding
 # positions of $-\sum_c q(c)\log p(c)$ with $q$ as above. Use `log_softmax`.
 
+
 # %% nbgrader={"grade": false, "grade_id": "smoothed-loss-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def smoothed_loss(logits: torch.Tensor, target: torch.Tensor, eps: float, pad_id: int) -> torch.Tensor:
     """Label-smoothed cross-entropy, mean over non-padding positions; no smoothing mass on pad."""
     ### BEGIN SOLUTION
     N, V = logits.shape
-    logp = logits.log_softmax(dim=-1)                               # (N, V)
-    q = torch.full_like(logp, eps / (V - 1))                        # uniform part over V - 1 classes
-    q[:, pad_id] = 0.0                                              # ... never on the padding token
-    q[torch.arange(N), target] += 1 - eps                           # the right answer
-    per_position = -(q * logp).sum(dim=-1)                          # (N,)
+    logp = logits.log_softmax(dim=-1)  # (N, V)
+    q = torch.full_like(logp, eps / (V - 1))  # uniform part over V - 1 classes
+    q[:, pad_id] = 0.0  # ... never on the padding token
+    q[torch.arange(N), target] += 1 - eps  # the right answer
+    per_position = -(q * logp).sum(dim=-1)  # (N,)
     real = target != pad_id
     return per_position[real].mean()
     ### END SOLUTION
@@ -509,26 +584,32 @@ def _loss_mistakes(logits, target, eps, pad):
     q[:, pad] = 0.0
     right = with_q(q)
     everywhere = onehot * (1 - eps) + eps / V
-    q_pad_rows = torch.full((N, V), eps / (V - 1))                 # the same q built in the other order:
-    q_pad_rows[:, pad] = 0.0                                        # padded rows then put 1 - eps on pad
+    q_pad_rows = torch.full((N, V), eps / (V - 1))  # the same q built in the other order:
+    q_pad_rows[:, pad] = 0.0  # padded rows then put 1 - eps on pad
     q_pad_rows[torch.arange(N), target] += 1 - eps
     return right, {
-        "the smoothing mass is spread over the padding token too: give <pad> probability 0 and divide eps by V - 1":
-            with_q(everywhere),
-        "the smoothing mass is spread over the padding token too (eps / (V - 1) on every class): set q[:, pad_id] = 0":
-            with_q(onehot * (1 - eps) + eps / (V - 1)),
-        "padding positions are not ignored: average only over positions whose target is not pad_id":
-            with_q(q, torch.ones_like(real)),
-        "padding positions are not ignored: average only over the positions whose target is not pad_id":
-            with_q(q_pad_rows, torch.ones_like(real)),
-        "there is no smoothing: the target distribution must be (1 - eps) on the answer plus eps spread out":
-            with_q(onehot),
-        "the loss is summed over positions instead of averaged over the real ones":
-            -(q * logp).sum(-1)[real].sum(),
-        "the right answer gets 1 - eps but no share of the uniform part: add eps / (V - 1) to every non-pad class, the answer included":
-            with_q(torch.where(onehot.bool(), 1 - eps, eps / (V - 2)) * (torch.arange(V) != pad)),
-        "probabilities were used where log-probabilities belong: use logits.log_softmax(-1)":
-            -(q * logp.exp()).sum(-1)[real].mean(),
+        "the smoothing mass is spread over the padding token too: give <pad> probability 0 and divide eps by V - 1": with_q(
+            everywhere
+        ),
+        "the smoothing mass is spread over the padding token too (eps / (V - 1) on every class): set q[:, pad_id] = 0": with_q(
+            onehot * (1 - eps) + eps / (V - 1)
+        ),
+        "padding positions are not ignored: average only over positions whose target is not pad_id": with_q(
+            q, torch.ones_like(real)
+        ),
+        "padding positions are not ignored: average only over the positions whose target is not pad_id": with_q(
+            q_pad_rows, torch.ones_like(real)
+        ),
+        "there is no smoothing: the target distribution must be (1 - eps) on the answer plus eps spread out": with_q(
+            onehot
+        ),
+        "the loss is summed over positions instead of averaged over the real ones": -(q * logp).sum(-1)[real].sum(),
+        "the right answer gets 1 - eps but no share of the uniform part: add eps / (V - 1) to every non-pad class, the answer included": with_q(
+            torch.where(onehot.bool(), 1 - eps, eps / (V - 2)) * (torch.arange(V) != pad)
+        ),
+        "probabilities were used where log-probabilities belong: use logits.log_softmax(-1)": -(q * logp.exp())
+        .sum(-1)[real]
+        .mean(),
     }
 
 
@@ -536,35 +617,47 @@ g = torch.Generator().manual_seed(0)
 logits = torch.randn(6, 7, generator=g)
 target = torch.tensor([3, 1, 4, 6, 0, 0])
 right, wrong = _loss_mistakes(logits, target, 0.1, 0)
-expect_close(call(smoothed_loss, logits, target, 0.1, 0), right, "smoothed_loss(logits, target, 0.1, pad_id=0)",
-             mistakes=wrong)
+expect_close(
+    call(smoothed_loss, logits, target, 0.1, 0), right, "smoothed_loss(logits, target, 0.1, pad_id=0)", mistakes=wrong
+)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 logits = torch.randn(9, 11, generator=g) * 3
 target = torch.tensor([2, 5, 10, 7, 7, 1, 9, 9, 9])
 right, wrong = _loss_mistakes(logits, target, 0.3, 9)
-expect_close(call(smoothed_loss, logits, target, 0.3, 9), right, "smoothed_loss with pad_id=9 and eps=0.3",
-             mistakes=wrong)
+expect_close(
+    call(smoothed_loss, logits, target, 0.3, 9), right, "smoothed_loss with pad_id=9 and eps=0.3", mistakes=wrong
+)
 right, _ = _loss_mistakes(logits, target, 0.0, 9)
-expect_close(call(smoothed_loss, logits, target, 0.0, 9),
-             F.cross_entropy(logits, target, ignore_index=9), "smoothed_loss with eps=0 (plain cross-entropy)")
+expect_close(
+    call(smoothed_loss, logits, target, 0.0, 9),
+    F.cross_entropy(logits, target, ignore_index=9),
+    "smoothed_loss with eps=0 (plain cross-entropy)",
+)
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
 from course_utils.train import label_smoothed_cross_entropy
 
 logits_ex, target_ex = torch.randn(5, 12), torch.tensor([3, 7, 0, 2, 0])
-assert torch.allclose(smoothed_loss(logits_ex, target_ex, SMOOTHING, 0),
-                      label_smoothed_cross_entropy(logits_ex, target_ex, SMOOTHING, ignore_index=0), atol=1e-6)
+assert torch.allclose(
+    smoothed_loss(logits_ex, target_ex, SMOOTHING, 0),
+    label_smoothed_cross_entropy(logits_ex, target_ex, SMOOTHING, ignore_index=0),
+    atol=1e-6,
+)
 # with no padding class, it is exactly PyTorch's label_smoothing
-assert torch.allclose(label_smoothed_cross_entropy(logits_ex, target_ex, SMOOTHING),
-                      F.cross_entropy(logits_ex, target_ex, label_smoothing=SMOOTHING), atol=1e-6)
+assert torch.allclose(
+    label_smoothed_cross_entropy(logits_ex, target_ex, SMOOTHING),
+    F.cross_entropy(logits_ex, target_ex, label_smoothing=SMOOTHING),
+    atol=1e-6,
+)
 q = torch.full((12,), SMOOTHING / 11)
 q[0], q[3] = 0.0, q[3] + 1 - SMOOTHING
 fig, ax = plt.subplots(figsize=(6, 2.2))
 ax.bar(range(12), q.numpy(), color=["lightgray"] + ["tab:blue"] * 11)
-ax.set(xlabel="token id (0 = <pad>)", ylabel="q(c)", title=f"smoothed target for answer 3, eps = {SMOOTHING}",
-       yscale="log")
+ax.set(
+    xlabel="token id (0 = <pad>)", ylabel="q(c)", title=f"smoothed target for answer 3, eps = {SMOOTHING}", yscale="log"
+)
 plt.show()
 print("the notebook's loss == course_utils.train.label_smoothed_cross_entropy")
 
@@ -613,17 +706,33 @@ def make_run(spec):
     tok, train_ids, valid_ids = _encoded[spec["vocab"]]
     model, opt, sched = make_translator({"dropout": DROPOUT, "warmup": WARMUP, **spec}, tok, device, seed=SEED)
     valid_batches = list(length_batches(valid_ids, model.config, 2000, epochs=1, device=device))
-    return dict(tok=tok, config=model.config, model=model, opt=opt, sched=sched, train_ids=train_ids,
-                valid_batches=valid_batches, max_tokens=spec["max_tokens"])
+    return dict(
+        tok=tok,
+        config=model.config,
+        model=model,
+        opt=opt,
+        sched=sched,
+        train_ids=train_ids,
+        valid_batches=valid_batches,
+        max_tokens=spec["max_tokens"],
+    )
 
 
 def train_run(run, seconds, desc, cooldown=0.0, seed=SEED):
     short_seconds = max(0.0, SHORT_SECONDS - run.setdefault("seconds", 0.0))  # what is left of the curriculum
     batches = curriculum_batches(run["train_ids"], run["config"], run["max_tokens"], short_seconds, seed, device=device)
-    hist = train_for(run["model"], run["opt"], batches,
-                     lambda m, b: seq2seq_loss(m, b, SMOOTHING), seconds=seconds, scheduler=run["sched"],
-                     cooldown=cooldown, eval_fn=lambda m: {"valid_loss": mean_loss(m, run["valid_batches"])},
-                     eval_every=max(seconds / 6, 1.0), desc=desc)
+    hist = train_for(
+        run["model"],
+        run["opt"],
+        batches,
+        lambda m, b: seq2seq_loss(m, b, SMOOTHING),
+        seconds=seconds,
+        scheduler=run["sched"],
+        cooldown=cooldown,
+        eval_fn=lambda m: {"valid_loss": mean_loss(m, run["valid_batches"])},
+        eval_every=max(seconds / 6, 1.0),
+        desc=desc,
+    )
     run["seconds"] += seconds
     return hist
 
@@ -668,24 +777,29 @@ from course_utils.train import History
 from course_utils.translation import load_translator, save_translator
 
 ckpt = build_dir("translator", "notebook_smoke" if SMOKE else "notebook") / "model.pt"
-if LOAD_CHECKPOINT and ckpt.exists():                      # re-run the cells below without retraining
+if LOAD_CHECKPOINT and ckpt.exists():  # re-run the cells below without retraining
     model, tok, notes = load_translator(ckpt.parent, device)
     config = model.config
     history, final_name = History(**notes["history"]), notes["config_name"]
     train_ids = encode_pairs(tok, train_pairs)
     print(f"loaded {final_name} from {ckpt}")
 else:
-    final_name = (min(comparison, key=lambda n: comparison[n]["hist"].eval[-1]["valid_loss"])
-                  if FINAL_CONFIG == "best" else FINAL_CONFIG)
+    final_name = (
+        min(comparison, key=lambda n: comparison[n]["hist"].eval[-1]["valid_loss"])
+        if FINAL_CONFIG == "best"
+        else FINAL_CONFIG
+    )
     print(f"final configuration: {final_name} {COMPARE_CONFIGS[final_name]}")
-    final = comparison[final_name]["run"]                  # the same weights and optimizer, trained on
+    final = comparison[final_name]["run"]  # the same weights and optimizer, trained on
     more = train_run(final, TRAIN_SECONDS, f"final: {final_name}", cooldown=COOLDOWN, seed=SEED + 1)
-    history = History(**dataclasses.asdict(comparison[final_name]["hist"])).extend(more)   # one curve
+    history = History(**dataclasses.asdict(comparison[final_name]["hist"])).extend(more)  # one curve
     model, tok, config, train_ids = final["model"], final["tok"], final["config"], final["train_ids"]
     save_translator(ckpt.parent, model, tok, config_name=final_name, history=dataclasses.asdict(history))
 epochs = history.tokens / sum(len(y) + 1 for _, y in train_ids)
-print(f"{history.steps} steps, {epochs:.2f} epochs, {history.tokens_per_s:,.0f} target tokens/s on {device}; "
-      f"checkpoint: {ckpt.relative_to(ckpt.parents[2])}")
+print(
+    f"{history.steps} steps, {epochs:.2f} epochs, {history.tokens_per_s:,.0f} target tokens/s on {device}; "
+    f"checkpoint: {ckpt.relative_to(ckpt.parents[2])}"
+)
 
 # %% slideshow={"slide_type": "subslide"}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3))
@@ -742,10 +856,11 @@ print(f"validation perplexity {math.exp(history.eval[-1]['valid_loss']):.1f} (vo
 # %% slideshow={"slide_type": "subslide"}
 from course_utils.paths import MODELS_DIR, ROOT
 
-ref_dir = next((d for d in (build_dir("translator") / "reference", MODELS_DIR / "translator")
-                if (d / "model.pt").exists()), None)
+ref_dir = next(
+    (d for d in (build_dir("translator") / "reference", MODELS_DIR / "translator") if (d / "model.pt").exists()), None
+)
 ref_name = None if ref_dir is None else (ref_dir.relative_to(ROOT) if ref_dir.is_relative_to(ROOT) else ref_dir)
-if USE_REFERENCE and ref_dir is not None:                    # (build/ may live elsewhere: $COURSE_BUILD_DIR)
+if USE_REFERENCE and ref_dir is not None:  # (build/ may live elsewhere: $COURSE_BUILD_DIR)
     dec_model, dec_tok, ref_notes = load_translator(ref_dir, device)
     dec_config = dec_model.config
     print(f"decoding with the reference model in {ref_name}:", ref_notes.get("results", {}))
@@ -762,7 +877,9 @@ with torch.no_grad():
     for step in range(MAX_NEW_TOKENS or 12):
         logp = dec_model.decode(torch.tensor([ys], device=device), memory, src_mask, last_only=True)[0].log_softmax(-1)
         top = logp.topk(4)
-        shown = ", ".join(f"{dec_tok.decode([i])!r} {p:.2f}" for p, i in zip(top.values.exp().tolist(), top.indices.tolist()))
+        shown = ", ".join(
+            f"{dec_tok.decode([i])!r} {p:.2f}" for p, i in zip(top.values.exp().tolist(), top.indices.tolist())
+        )
         print(f"step {step}: {shown}")
         ys.append(int(top.indices[0]))
         if ys[-1] == dec_config.eos_id:
@@ -793,20 +910,21 @@ print("greedy:", dec_tok.decode([t for t in ys[1:] if t != dec_config.eos_id]))
 # tensors, best first: the new scores, the index of the beam each candidate extends (`parent`),
 # and the token it appends.
 
+
 # %% nbgrader={"grade": false, "grade_id": "beam-step-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def beam_step(scores: torch.Tensor, log_probs: torch.Tensor, k: int):
     """scores (K,), log_probs (K, V) -> (new_scores, parent, token), each (k,), best first."""
     ### BEGIN SOLUTION
     K, V = log_probs.shape
-    total = scores[:, None] + log_probs             # (K, V): log P(beam) + log p(token | beam)
-    best, flat = total.reshape(-1).topk(k)          # the k best of all K * V candidates
-    return best, flat // V, flat % V                # row = parent beam, column = token
+    total = scores[:, None] + log_probs  # (K, V): log P(beam) + log p(token | beam)
+    best, flat = total.reshape(-1).topk(k)  # the k best of all K * V candidates
+    return best, flat // V, flat % V  # row = parent beam, column = token
     ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "beam-step-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
 import torch
-from course_utils.tools.grading import GradingError, call, expect, expect_close, expect_equal
+from course_utils.tools.grading import call, expect, expect_close, expect_equal
 
 
 def _check_beam(scores, log_probs, k, what):
@@ -814,25 +932,52 @@ def _check_beam(scores, log_probs, k, what):
     total = scores[:, None] + log_probs
     best, flat = total.reshape(-1).topk(k)
     wrong_scores = {
-        "the scores are not accumulated: add each beam's score to its log-probabilities before choosing":
-            log_probs.reshape(-1).topk(k).values,
-        "the scores are not accumulated in log space: log-probabilities add (scores + log_probs), they do not multiply":
-            (scores[:, None] * log_probs).reshape(-1).topk(k).values,
-        "probabilities were added to log-probabilities: stay in log space, scores + log_probs":
-            (scores[:, None] + log_probs.exp()).reshape(-1).topk(k).values,
-        "only the best token of each beam was kept: choose the k best among all K x V candidates":
-            (total.max(dim=1).values.topk(min(k, K)).values if k <= K else best * 0),
+        "the scores are not accumulated: add each beam's score to its log-probabilities before choosing": log_probs.reshape(
+            -1
+        )
+        .topk(k)
+        .values,
+        "the scores are not accumulated in log space: log-probabilities add (scores + log_probs), they do not multiply": (
+            scores[:, None] * log_probs
+        )
+        .reshape(-1)
+        .topk(k)
+        .values,
+        "probabilities were added to log-probabilities: stay in log space, scores + log_probs": (
+            scores[:, None] + log_probs.exp()
+        )
+        .reshape(-1)
+        .topk(k)
+        .values,
+        "only the best token of each beam was kept: choose the k best among all K x V candidates": (
+            total.max(dim=1).values.topk(min(k, K)).values if k <= K else best * 0
+        ),
     }
     out = call(beam_step, scores, log_probs, k)
-    expect(isinstance(out, tuple) and len(out) == 3, "beam_step should return three tensors: (new_scores, parent, token).")
+    expect(
+        isinstance(out, tuple) and len(out) == 3, "beam_step should return three tensors: (new_scores, parent, token)."
+    )
     new_scores, parent, token = out
     expect_close(new_scores, best, f"the new scores ({what})", mistakes=wrong_scores)
-    expect_equal(torch.as_tensor(parent).long(), flat // V, f"the parent beams ({what})", mistakes={
-        "the flat index was split the wrong way: parent = index // V (V = vocabulary size), token = index % V":
-            flat % V, "parent was computed with K instead of V: the flat index runs over K rows of V tokens": flat // K})
-    expect_equal(torch.as_tensor(token).long(), flat % V, f"the tokens ({what})", mistakes={
-        "the flat index was split the wrong way: token = index % V": flat // V,
-        "token was computed with K instead of V: use index % V": flat % K})
+    expect_equal(
+        torch.as_tensor(parent).long(),
+        flat // V,
+        f"the parent beams ({what})",
+        mistakes={
+            "the flat index was split the wrong way: parent = index // V (V = vocabulary size), token = index % V": flat
+            % V,
+            "parent was computed with K instead of V: the flat index runs over K rows of V tokens": flat // K,
+        },
+    )
+    expect_equal(
+        torch.as_tensor(token).long(),
+        flat % V,
+        f"the tokens ({what})",
+        mistakes={
+            "the flat index was split the wrong way: token = index % V": flat // V,
+            "token was computed with K instead of V: use index % V": flat % K,
+        },
+    )
 
 
 scores = torch.tensor([-0.5, -1.0, -3.0])
@@ -868,11 +1013,25 @@ for t, st in enumerate(trace):
             ax.plot([t - 1 + 0.35, t - 0.35], [parent, k], color="gray", lw=0.8)
         if not math.isfinite(score):
             continue
-        label = "</s>" if token == dec_config.eos_id else ("·" if token == dec_config.pad_id else dec_tok.decode([token]))
-        ax.text(t, k, f"{label}\n{score:.2f}", ha="center", va="center", fontsize=8,
-                bbox=dict(boxstyle="round", fc="lightgreen" if done else "lightyellow", ec="gray"))
-ax.set(xlim=(-0.6, len(trace) - 0.4), ylim=(BEAM_SIZE - 0.5, -0.5), xlabel="step", ylabel="beam (best at top)",
-       title=f"beam search, k = {BEAM_SIZE}: {sentence!r} -> {dec_tok.decode(hyps[0])!r}")
+        label = (
+            "</s>" if token == dec_config.eos_id else ("·" if token == dec_config.pad_id else dec_tok.decode([token]))
+        )
+        ax.text(
+            t,
+            k,
+            f"{label}\n{score:.2f}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox=dict(boxstyle="round", fc="lightgreen" if done else "lightyellow", ec="gray"),
+        )
+ax.set(
+    xlim=(-0.6, len(trace) - 0.4),
+    ylim=(BEAM_SIZE - 0.5, -0.5),
+    xlabel="step",
+    ylabel="beam (best at top)",
+    title=f"beam search, k = {BEAM_SIZE}: {sentence!r} -> {dec_tok.decode(hyps[0])!r}",
+)
 ax.set_xticks(range(len(trace)))
 plt.show()
 print("greedy:", dec_tok.decode(greedy_decode(dec_model, src, MAX_NEW_TOKENS)[0]), "| beam:", dec_tok.decode(hyps[0]))
@@ -898,11 +1057,14 @@ from course_utils.translation import bleu, bleu_details, read_test_tsv, write_te
 valid_src, valid_ref = [d for d, _ in valid_pairs[:N_VALID]], [e for _, e in valid_pairs[:N_VALID]]
 t0 = time.perf_counter()
 valid_greedy = translate(model, tok, valid_src, beam_size=1, max_new_tokens=MAX_NEW_TOKENS, progress=True)
-valid_beam = translate(model, tok, valid_src, beam_size=BEAM_SIZE, alpha=ALPHA, max_new_tokens=MAX_NEW_TOKENS,
-                       progress=True)
-bleu_greedy, bleu_beam = bleu(valid_greedy, valid_ref), bleu(valid_beam, valid_ref)   # sacreBLEU, 13a
-print(f"validation BLEU, our model: greedy {bleu_greedy:.2f}, beam {BEAM_SIZE} {bleu_beam:.2f} "
-      f"({time.perf_counter() - t0:.0f} s)")
+valid_beam = translate(
+    model, tok, valid_src, beam_size=BEAM_SIZE, alpha=ALPHA, max_new_tokens=MAX_NEW_TOKENS, progress=True
+)
+bleu_greedy, bleu_beam = bleu(valid_greedy, valid_ref), bleu(valid_beam, valid_ref)  # sacreBLEU, 13a
+print(
+    f"validation BLEU, our model: greedy {bleu_greedy:.2f}, beam {BEAM_SIZE} {bleu_beam:.2f} "
+    f"({time.perf_counter() - t0:.0f} s)"
+)
 use_beam = bleu_beam >= bleu_greedy
 if not use_beam:
     print("beam search lost to greedy on validation: the model is too weak for its probabilities to rank sentences")
@@ -914,18 +1076,25 @@ if not use_beam:
 
 # %% slideshow={"slide_type": "fragment"}
 test_src, test_ref = [d for d, _ in test_pairs], [e for _, e in test_pairs]
-test_hyp = translate(model, tok, test_src, beam_size=BEAM_SIZE if use_beam else 1, alpha=ALPHA,
-                     max_new_tokens=MAX_NEW_TOKENS, progress=True)
+test_hyp = translate(
+    model,
+    tok,
+    test_src,
+    beam_size=BEAM_SIZE if use_beam else 1,
+    alpha=ALPHA,
+    max_new_tokens=MAX_NEW_TOKENS,
+    progress=True,
+)
 test_bleu = bleu_details(test_hyp, test_ref)
-out_tsv = write_test_tsv(ckpt.parent / "test.tsv", test_src, test_ref, test_hyp)   # the format models/ ships
+out_tsv = write_test_tsv(ckpt.parent / "test.tsv", test_src, test_ref, test_hyp)  # the format models/ ships
 rows = read_test_tsv(out_tsv)
 again = bleu([r[2] for r in rows], [r[1] for r in rows])
 assert abs(again - test_bleu.score) < 1e-9, "BLEU from the saved file differs"
 print(f"test BLEU ({len(test_src)} sentences, {'beam' if use_beam else 'greedy'}): {test_bleu.score:.2f}")
 print(test_bleu)
-if ref_dir is not None and (ref_dir / "test.tsv").exists():   # the longer-trained model, same test sentences
+if ref_dir is not None and (ref_dir / "test.tsv").exists():  # the longer-trained model, same test sentences
     ref_rows = read_test_tsv(ref_dir / "test.tsv")
-    assert [r[0] for r in ref_rows][:len(test_src)] == test_src, f"{ref_dir}/test.tsv is not our test split"
+    assert [r[0] for r in ref_rows][: len(test_src)] == test_src, f"{ref_dir}/test.tsv is not our test split"
     ref_bleu = bleu([r[2] for r in ref_rows], [r[1] for r in ref_rows])
     print(f"the reference model ({ref_name}), recomputed from its test.tsv: {ref_bleu:.2f}")
 
@@ -936,8 +1105,9 @@ if ref_dir is not None and (ref_dir / "test.tsv").exists():   # the longer-train
 # %% slideshow={"slide_type": "fragment"}
 import sacrebleu
 
-scored = sorted(((sacrebleu.sentence_bleu(h, [r]).score, s, r, h) for s, r, h in zip(test_src, test_ref, test_hyp)),
-                reverse=True)
+scored = sorted(
+    ((sacrebleu.sentence_bleu(h, [r]).score, s, r, h) for s, r, h in zip(test_src, test_ref, test_hyp)), reverse=True
+)
 for title, rows in (("best", scored[:5]), ("worst", scored[-5:])):
     print(f"--- {title}")
     for b, s, r, h in rows:
@@ -975,7 +1145,7 @@ def show_alignment(sentence=0, layer=n_layers_dec - 1, head=-1):
     tgt_in = torch.tensor([[dec_config.bos_id] + out], device=device)
     with torch.no_grad():
         _, att = dec_model(src_ids, tgt_in, return_attention=True)
-    w = att["cross"][layer][0]                                   # (heads, T, S)
+    w = att["cross"][layer][0]  # (heads, T, S)
     w = w.mean(0) if head < 0 else w[head]
     src_labels = [dec_tok.decode([i]) for i in src_ids[0].tolist()[:-1]] + ["</s>"]
     tgt_labels = ["<s>"] + [dec_tok.decode([i]) for i in out]
@@ -983,15 +1153,19 @@ def show_alignment(sentence=0, layer=n_layers_dec - 1, head=-1):
     ax.imshow(w.cpu().numpy(), cmap="viridis", vmin=0)
     ax.set_xticks(range(len(src_labels)), src_labels, rotation=60, ha="right")
     ax.set_yticks(range(len(tgt_labels)), [f"{t} ->" for t in tgt_labels])
-    ax.set(xlabel="German (source) tokens", ylabel="English prefix (predicts next)",
-           title=f"layer {layer}, {'mean of heads' if head < 0 else f'head {head}'}")
+    ax.set(
+        xlabel="German (source) tokens",
+        ylabel="English prefix (predicts next)",
+        title=f"layer {layer}, {'mean of heads' if head < 0 else f'head {head}'}",
+    )
     plt.tight_layout()
     plt.show()
     assert torch.allclose(w.sum(-1), torch.ones(w.shape[0], device=w.device), atol=1e-4), "rows must sum to 1"
 
 
-interact(show_alignment, sentence=(0, len(examples) - 1, 1), layer=(0, n_layers_dec - 1, 1),
-         head=(-1, n_heads_dec - 1, 1))
+interact(
+    show_alignment, sentence=(0, len(examples) - 1, 1), layer=(0, n_layers_dec - 1, 1), head=(-1, n_heads_dec - 1, 1)
+)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 10): rows are English positions (the token they are about to

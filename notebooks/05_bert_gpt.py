@@ -39,36 +39,38 @@ import os
 SMOKE = os.environ.get("COURSE_SMOKE", "0") == "1"  # tiny sizes, every code path, seconds on a CPU
 SEED = 0
 DEVICE = "auto"  # "auto" = CUDA, then Apple MPS, then CPU; or "cpu", "cuda", "mps"
-HELD_OUT = 0.10                                   # the last 10 % of every novel is never trained on
-TRAIN_CHARS = 300_000 if SMOKE else None          # training characters used; None = all of them
-EVAL_CHARS = 30_000 if SMOKE else 120_000         # held-out characters scored by every model
-NGRAM_MAX_ORDER = 4 if SMOKE else 7               # character n-gram orders 1..this
+HELD_OUT = 0.10  # the last 10 % of every novel is never trained on
+TRAIN_CHARS = 300_000 if SMOKE else None  # training characters used; None = all of them
+EVAL_CHARS = 30_000 if SMOKE else 120_000  # held-out characters scored by every model
+NGRAM_MAX_ORDER = 4 if SMOKE else 7  # character n-gram orders 1..this
 GPT_LAYERS, GPT_HEADS, GPT_EMBD = (2, 2, 32) if SMOKE else (3, 4, 96)
-GPT_BLOCK = 64 if SMOKE else 128                  # context length in characters
+GPT_BLOCK = 64 if SMOKE else 128  # context length in characters
 GPT_BATCH = 8
-GPT_SECONDS = 6 if SMOKE else 180                 # training time budget (seconds)
-GPT_LR_FACTOR = 0.35                              # peak lr = factor / sqrt(d_model * warmup)
+GPT_SECONDS = 6 if SMOKE else 180  # training time budget (seconds)
+GPT_LR_FACTOR = 0.35  # peak lr = factor / sqrt(d_model * warmup)
 GPT_WARMUP = 100
-GEN_TOKENS = 30 if SMOKE else 100                 # characters generated to compare cached/uncached
-KV_DEMO_TOKENS = 40 if SMOKE else 300             # tokens generated for the KV-cache timing
-KV_DEMO_EMBD = 64 if SMOKE else 256               # width of the model timed
-BPE_VOCAB = 400 if SMOKE else 2000                # BERT's byte-level BPE vocabulary
+GEN_TOKENS = 30 if SMOKE else 100  # characters generated to compare cached/uncached
+KV_DEMO_TOKENS = 40 if SMOKE else 300  # tokens generated for the KV-cache timing
+KV_DEMO_EMBD = 64 if SMOKE else 256  # width of the model timed
+BPE_VOCAB = 400 if SMOKE else 2000  # BERT's byte-level BPE vocabulary
 BPE_TRAIN_CHARS = 150_000 if SMOKE else 1_500_000
 BERT_LAYERS, BERT_HEADS, BERT_EMBD = (2, 2, 32) if SMOKE else (3, 4, 96)
-BERT_SEGMENT = 16 if SMOKE else 24                # tokens per NSP segment (an input holds two, plus 3 specials)
+BERT_SEGMENT = 16 if SMOKE else 24  # tokens per NSP segment (an input holds two, plus 3 specials)
 BERT_BATCH = 16 if SMOKE else 32
 BERT_SECONDS = 6 if SMOKE else 240
 BERT_WARMUP = 10 if SMOKE else 300
-BERT_LR_FACTOR = 0.06 if SMOKE else 0.19          # peak lr = factor / sqrt(d_model * warmup) ~ 1e-3: post-LN BERT stalls at ~5e-3
-N_BLANKS = 60 if SMOKE else 600                   # held-out words to fill in for the accuracy
-FT_PASSAGE = 24 if SMOKE else 48                  # tokens per passage in the "which novel?" task
-FT_PER_NOVEL = 40 if SMOKE else 400               # training passages per novel
-FT_POOLING = "mean"                               # sentence vector: "mean" of the token vectors, or BERT's "cls"
-FT_STEPS = 8 if SMOKE else 150                    # fine-tuning steps (the same for both models)
-FT_TEST_PER_NOVEL = 20 if SMOKE else 150          # held-out test passages per novel
+BERT_LR_FACTOR = (
+    0.06 if SMOKE else 0.19
+)  # peak lr = factor / sqrt(d_model * warmup) ~ 1e-3: post-LN BERT stalls at ~5e-3
+N_BLANKS = 60 if SMOKE else 600  # held-out words to fill in for the accuracy
+FT_PASSAGE = 24 if SMOKE else 48  # tokens per passage in the "which novel?" task
+FT_PER_NOVEL = 40 if SMOKE else 400  # training passages per novel
+FT_POOLING = "mean"  # sentence vector: "mean" of the token vectors, or BERT's "cls"
+FT_STEPS = 8 if SMOKE else 150  # fine-tuning steps (the same for both models)
+FT_TEST_PER_NOVEL = 20 if SMOKE else 150  # held-out test passages per novel
 
 # %% slideshow={"slide_type": "skip"} tags=["setup"]
-import course_utils  # first: sets OMP_WAIT_POLICY before torch loads
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import math
 import time
 import itertools
@@ -86,8 +88,17 @@ from course_utils.data import load_austen
 from course_utils.ngram import NGramLM, ngrams, unseen_share
 from course_utils.gpt import GPT, GPTConfig, causal_lm_loss, to_hf_gpt2
 from course_utils.sampling import apply_temperature, top_k_filter, top_p_filter, sample_next
-from course_utils.bert import (BertConfig, BertForPreTraining, BertClassifier, mlm_rule, mask_tokens, encode_pair,
-                               nsp_pairs, to_hf_bert, IGNORE)
+from course_utils.bert import (
+    BertConfig,
+    BertForPreTraining,
+    BertClassifier,
+    mlm_rule,
+    mask_tokens,
+    encode_pair,
+    nsp_pairs,
+    to_hf_bert,
+    IGNORE,
+)
 from course_utils.attention import scaled_dot_product_attention, split_heads, merge_heads
 from course_utils.paths import build_dir
 from course_utils.train import train_for, warmup_scheduler, save_checkpoint
@@ -120,17 +131,19 @@ print(f"device: {device}, SMOKE: {SMOKE}, torch threads: {torch.get_num_threads(
 # %% slideshow={"slide_type": "subslide"}
 books = load_austen()
 cut = {title: int(len(text) * (1 - HELD_OUT)) for title, text in books.items()}
-train_parts = {t: books[t][:cut[t]] for t in books}
-held_parts = {t: books[t][cut[t]:] for t in books}
+train_parts = {t: books[t][: cut[t]] for t in books}
+held_parts = {t: books[t][cut[t] :] for t in books}
 per_book = None if TRAIN_CHARS is None else TRAIN_CHARS // len(books)
 train_text = "".join(part[:per_book] for part in train_parts.values())
-eval_text = "".join(part[:EVAL_CHARS // len(books)] for part in held_parts.values())   # a slice of every novel
+eval_text = "".join(part[: EVAL_CHARS // len(books)] for part in held_parts.values())  # a slice of every novel
 
-chars = sorted(set("".join(train_parts.values())))        # the character vocabulary, from training text only
+chars = sorted(set("".join(train_parts.values())))  # the character vocabulary, from training text only
 stoi = {c: i for i, c in enumerate(chars)}
 unknown = sorted(set(eval_text) - set(chars))
-print(f"training text {len(train_text):,} chars, held-out text scored {len(eval_text):,} chars, "
-      f"vocabulary {len(chars)} characters, held-out characters never seen in training: {unknown or 'none'}")
+print(
+    f"training text {len(train_text):,} chars, held-out text scored {len(eval_text):,} chars, "
+    f"vocabulary {len(chars)} characters, held-out characters never seen in training: {unknown or 'none'}"
+)
 assert not unknown, "every held-out character should be in the training vocabulary"
 print(repr(held_parts["Pride and Prejudice"][:200]))
 
@@ -156,14 +169,18 @@ print(ngrams("Early one morning the sun was shining".split(), 3))
 words = lambda text: text.lower().split()
 train_words, held_words = words(train_text), words(eval_text)
 t0 = time.perf_counter()
-word_lm = NGramLM(4).fit(train_words)                              # counts of word 1- to 4-grams
-kn = NGramLM(NGRAM_MAX_ORDER, "kneser-ney").fit(train_text)         # counts of character 1- to 7-grams
-share = {"words": [word_lm.unseen_share(held_words, n) for n in range(1, 5)],
-         "characters": [kn.unseen_share(eval_text, n) for n in range(1, NGRAM_MAX_ORDER + 1)]}
+word_lm = NGramLM(4).fit(train_words)  # counts of word 1- to 4-grams
+kn = NGramLM(NGRAM_MAX_ORDER, "kneser-ney").fit(train_text)  # counts of character 1- to 7-grams
+share = {
+    "words": [word_lm.unseen_share(held_words, n) for n in range(1, 5)],
+    "characters": [kn.unseen_share(eval_text, n) for n in range(1, NGRAM_MAX_ORDER + 1)],
+}
 # the counts are numpy arrays inside NGramLM; plain Python sets of tuples must agree
 assert share["words"][2] == unseen_share(train_words, held_words, 3)
-print(f"counted every n-gram of {len(train_words):,} words and {len(train_text):,} characters "
-      f"in {time.perf_counter() - t0:.1f} s")
+print(
+    f"counted every n-gram of {len(train_words):,} words and {len(train_text):,} characters "
+    f"in {time.perf_counter() - t0:.1f} s"
+)
 fig, ax = plt.subplots(figsize=(6, 3))
 for name, ys in share.items():
     ax.plot(range(1, len(ys) + 1), [100 * y for y in ys], "o-", label=name)
@@ -201,12 +218,12 @@ ax.set(xlabel="order n", ylabel="held-out bits per character", title="Character 
 ax.legend()
 plt.show()
 for m, a, b in zip(orders, bpc_kn, bpc_addk):
-    print(f"n = {m}: Kneser-Ney {a:.3f} bits/char (perplexity {2 ** a:5.2f}), add-k {b:.3f}")
+    print(f"n = {m}: Kneser-Ney {a:.3f} bits/char (perplexity {2**a:5.2f}), add-k {b:.3f}")
 
 # %% slideshow={"slide_type": "fragment"}
 # checks: smoothing keeps probabilities summing to one; a uniform guess is log2(V + 1) bits
 context = "Mr. Darc"
-total = kn.probs(context).sum() + kn.prob(context, "\x00")   # + the "never seen" slot
+total = kn.probs(context).sum() + kn.prob(context, "\x00")  # + the "never seen" slot
 assert abs(total - 1) < 1e-9, total
 assert bpc_kn[0] < math.log2(len(kn.vocab) + 1), "a unigram model must beat the uniform guess"
 assert bpc_kn[2] < bpc_kn[0], "a trigram should beat a unigram on held-out text"
@@ -256,15 +273,16 @@ print("Elizabeth " + "".join(sample))
 # The attention is our own from notebook 01. Here is the causal self-attention of one
 # block written out; the cell after it checks that it is exactly what the module computes.
 
+
 # %% slideshow={"slide_type": "subslide"}
 def causal_self_attention(x, c_attn, c_proj, n_heads):
     """x (B, T, C) -> (B, T, C): every position mixes the values of itself and the positions before it."""
     B, T, C = x.shape
-    q, k, v = c_attn(x).split(C, dim=-1)                             # (B, T, C) each, all heads side by side
-    q, k, v = (split_heads(t, n_heads) for t in (q, k, v))            # (B, h, T, C/h)
-    allowed = torch.ones(T, T, dtype=torch.bool).tril()              # True = may attend: keys 0..t for query t
-    out, _ = scaled_dot_product_attention(q, k, v, allowed)          # softmax(q k^T / sqrt(d)) v, masked
-    return c_proj(merge_heads(out))                                  # concatenate heads, mix with W_O
+    q, k, v = c_attn(x).split(C, dim=-1)  # (B, T, C) each, all heads side by side
+    q, k, v = (split_heads(t, n_heads) for t in (q, k, v))  # (B, h, T, C/h)
+    allowed = torch.ones(T, T, dtype=torch.bool).tril()  # True = may attend: keys 0..t for query t
+    out, _ = scaled_dot_product_attention(q, k, v, allowed)  # softmax(q k^T / sqrt(d)) v, masked
+    return c_proj(merge_heads(out))  # concatenate heads, mix with W_O
 
 
 # %% slideshow={"slide_type": "fragment"}
@@ -276,7 +294,7 @@ with torch.no_grad():
     mine = causal_self_attention(x_demo, attn.c_attn, attn.c_proj, n_heads=4)
     assert torch.allclose(mine, attn(x_demo), atol=1e-6), "the notebook's attention and the module's differ"
     y_demo = x_demo.clone()
-    y_demo[:, 10:] += 1.0                                            # change the future ...
+    y_demo[:, 10:] += 1.0  # change the future ...
     same = torch.allclose(causal_self_attention(y_demo, attn.c_attn, attn.c_proj, 4)[:, :10], mine[:, :10])
 assert same, "outputs before position 10 must not depend on inputs after it"
 print("our causal attention = the module's; the past does not see the future")
@@ -297,13 +315,14 @@ print("our causal attention = the module's; the past does not see the future")
 # return the mean cross-entropy (in nats, a scalar tensor) of each position's logits against
 # the **next** token. You may use `F.cross_entropy` (it wants `(N, V)` logits and `(N,)` targets).
 
+
 # %% nbgrader={"grade": false, "grade_id": "lm-loss-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def lm_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy: logits[:, t] is scored against ids[:, t + 1]."""
     ### BEGIN SOLUTION
     V = logits.shape[-1]
-    pred = logits[:, :-1, :].reshape(-1, V)        # positions 0..T-2 predict ...
-    target = ids[:, 1:].reshape(-1)                # ... the tokens at 1..T-1
+    pred = logits[:, :-1, :].reshape(-1, V)  # positions 0..T-2 predict ...
+    target = ids[:, 1:].reshape(-1)  # ... the tokens at 1..T-1
     return F.cross_entropy(pred, target)
     ### END SOLUTION
 
@@ -321,7 +340,9 @@ def _ce(lg, tg):
 def _lm_mistakes(lg, ids):
     return {
         "the targets are not shifted: position t must be scored against token t + 1, not token t": _ce(lg, ids),
-        "shifted the wrong way: drop the LAST position of the logits and the FIRST token of ids": _ce(lg[:, 1:], ids[:, :-1]),
+        "shifted the wrong way: drop the LAST position of the logits and the FIRST token of ids": _ce(
+            lg[:, 1:], ids[:, :-1]
+        ),
         "a sum instead of a mean over the predictions": _ce(lg[:, :-1], ids[:, 1:]) * ids[:, 1:].numel(),
     }
 
@@ -330,17 +351,31 @@ g = torch.Generator().manual_seed(0)
 logits = torch.randn(2, 6, 5, generator=g)
 ids = torch.randint(0, 5, (2, 6), generator=g)
 out = call(lm_loss, logits, ids)
-expect(isinstance(out, torch.Tensor) and out.dim() == 0, "lm_loss should return a scalar tensor (a mean over predictions).")
-expect_close(out, _ce(logits[:, :-1], ids[:, 1:]), "lm_loss(logits, ids)", atol=1e-5, mistakes=_lm_mistakes(logits, ids))
+expect(
+    isinstance(out, torch.Tensor) and out.dim() == 0, "lm_loss should return a scalar tensor (a mean over predictions)."
+)
+expect_close(
+    out, _ce(logits[:, :-1], ids[:, 1:]), "lm_loss(logits, ids)", atol=1e-5, mistakes=_lm_mistakes(logits, ids)
+)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 logits2 = torch.randn(3, 9, 11, generator=g) * 3
 ids2 = torch.randint(0, 11, (3, 9), generator=g)
-expect_close(call(lm_loss, logits2, ids2), _ce(logits2[:, :-1], ids2[:, 1:]), "lm_loss on a (3, 9, 11) batch",
-             atol=1e-5, mistakes=_lm_mistakes(logits2, ids2))
+expect_close(
+    call(lm_loss, logits2, ids2),
+    _ce(logits2[:, :-1], ids2[:, 1:]),
+    "lm_loss on a (3, 9, 11) batch",
+    atol=1e-5,
+    mistakes=_lm_mistakes(logits2, ids2),
+)
 from course_utils.gpt import causal_lm_loss as _reference
-expect_close(call(lm_loss, logits2[:1, :2], ids2[:1, :2]), _reference(logits2[:1, :2], ids2[:1, :2]),
-             "lm_loss with T = 2 (one prediction per row)", atol=1e-5)
+
+expect_close(
+    call(lm_loss, logits2[:1, :2], ids2[:1, :2]),
+    _reference(logits2[:1, :2], ids2[:1, :2]),
+    "lm_loss with T = 2 (one prediction per row)",
+    atol=1e-5,
+)
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "fragment"}
@@ -368,8 +403,15 @@ encode = lambda s: torch.tensor([stoi[c] for c in s], dtype=torch.long)
 decode = lambda ids: "".join(chars[int(i)] for i in ids)
 train_ids, eval_ids = encode(train_text), encode(eval_text)
 
-gpt_config = GPTConfig(vocab_size=len(chars), max_len=GPT_BLOCK, n_layers=GPT_LAYERS, n_heads=GPT_HEADS,
-                       d_model=GPT_EMBD, dropout=0.0, attn_impl="torch")
+gpt_config = GPTConfig(
+    vocab_size=len(chars),
+    max_len=GPT_BLOCK,
+    n_layers=GPT_LAYERS,
+    n_heads=GPT_HEADS,
+    d_model=GPT_EMBD,
+    dropout=0.0,
+    attn_impl="torch",
+)
 torch.manual_seed(SEED)
 gpt = GPT(gpt_config).to(device)
 print(f"GPT: {count_parameters(gpt):,} parameters; {course_utils.gpt.parameter_formula(gpt_config):,} by the formula")
@@ -381,7 +423,7 @@ def gpt_batches(ids, block, batch, seed):
     g = torch.Generator().manual_seed(seed)
     while True:
         start = torch.randint(len(ids) - block - 1, (batch,), generator=g)
-        rows = torch.stack([ids[s:s + block + 1] for s in start.tolist()])
+        rows = torch.stack([ids[s : s + block + 1] for s in start.tolist()])
         yield rows[:, :-1].to(device), rows[:, 1:].to(device)
 
 
@@ -389,11 +431,11 @@ def gpt_batches(ids, block, batch, seed):
 def gpt_bits_per_char(model, ids, block=GPT_BLOCK, batch=64):
     """Held-out cross-entropy in bits per character, over consecutive windows of `block` characters."""
     n = (len(ids) - 1) // block * block
-    x, y = ids[:n].view(-1, block), ids[1:n + 1].view(-1, block)
+    x, y = ids[:n].view(-1, block), ids[1 : n + 1].view(-1, block)
     total = 0.0
     for i in range(0, len(x), batch):
-        logits, loss = model(x[i:i + batch].to(device), y[i:i + batch].to(device))
-        total += loss.item() * len(x[i:i + batch])
+        logits, loss = model(x[i : i + batch].to(device), y[i : i + batch].to(device))
+        total += loss.item() * len(x[i : i + batch])
     return total / len(x) / math.log(2)
 
 
@@ -404,21 +446,34 @@ def gpt_loss(model, batch):
 
 optimizer = torch.optim.AdamW(gpt.parameters(), lr=1.0, betas=(0.9, 0.99), weight_decay=0.0)
 schedule = warmup_scheduler(optimizer, GPT_EMBD, GPT_WARMUP, factor=GPT_LR_FACTOR)
-gpt_history = train_for(gpt, optimizer, gpt_batches(train_ids, GPT_BLOCK, GPT_BATCH, SEED), gpt_loss,
-                        seconds=GPT_SECONDS, scheduler=schedule, eval_every=max(GPT_SECONDS / 5, 1),
-                        eval_fn=lambda m: {"held-out bits/char": gpt_bits_per_char(m, eval_ids[:20_000])},
-                        desc="GPT on Austen")
+gpt_history = train_for(
+    gpt,
+    optimizer,
+    gpt_batches(train_ids, GPT_BLOCK, GPT_BATCH, SEED),
+    gpt_loss,
+    seconds=GPT_SECONDS,
+    scheduler=schedule,
+    eval_every=max(GPT_SECONDS / 5, 1),
+    eval_fn=lambda m: {"held-out bits/char": gpt_bits_per_char(m, eval_ids[:20_000])},
+    desc="GPT on Austen",
+)
 gpt.eval()
 gpt_bpc = gpt_bits_per_char(gpt, eval_ids)
-print(f"{gpt_history.steps} steps, {gpt_history.tokens:,} tokens in {gpt_history.seconds:.0f} s: "
-      f"{gpt_history.tokens_per_s:,.0f} tokens/s on {device}; held-out {gpt_bpc:.3f} bits/char")
+print(
+    f"{gpt_history.steps} steps, {gpt_history.tokens:,} tokens in {gpt_history.seconds:.0f} s: "
+    f"{gpt_history.tokens_per_s:,.0f} tokens/s on {device}; held-out {gpt_bpc:.3f} bits/char"
+)
 
 # %% slideshow={"slide_type": "subslide"}
 steps, smooth = gpt_history.smoothed("loss", window=25)
 fig, ax = plt.subplots(figsize=(7, 3))
 ax.plot(steps, [s / math.log(2) for s in smooth], label="training (smoothed)")
-ax.plot([r["step"] for r in gpt_history.eval], [r["held-out bits/char"] for r in gpt_history.eval], "o-",
-        label="held-out (20k chars)")
+ax.plot(
+    [r["step"] for r in gpt_history.eval],
+    [r["held-out bits/char"] for r in gpt_history.eval],
+    "o-",
+    label="held-out (20k chars)",
+)
 ax.axhline(trigram_bpc, color="gray", ls="--", label=f"trigram KN {trigram_bpc:.2f}")
 ax.axhline(min(bpc_kn), color="black", ls=":", label=f"best n-gram (n={best_order}) {min(bpc_kn):.2f}")
 ax.set(xlabel="step", ylabel="bits per character", title="GPT training on Austen", ylim=(1, 5))
@@ -429,21 +484,33 @@ plt.show()
 # ### GPT against the n-gram models, on the same held-out characters
 
 # %% slideshow={"slide_type": "fragment"}
-rows = [("uniform guess", math.log2(len(chars))), ("unigram (KN)", bpc_kn[0]), ("trigram (Kneser-Ney)", trigram_bpc),
-        (f"best n-gram (KN, n={best_order})", min(bpc_kn)),
-        (f"GPT ({count_parameters(gpt) / 1e6:.2f}M params, {gpt_history.seconds:.0f} s)", gpt_bpc)]
+rows = [
+    ("uniform guess", math.log2(len(chars))),
+    ("unigram (KN)", bpc_kn[0]),
+    ("trigram (Kneser-Ney)", trigram_bpc),
+    (f"best n-gram (KN, n={best_order})", min(bpc_kn)),
+    (f"GPT ({count_parameters(gpt) / 1e6:.2f}M params, {gpt_history.seconds:.0f} s)", gpt_bpc),
+]
 print(f"{'model':<40} {'bits/char':>9} {'perplexity':>10}")
 for name, bpc in rows:
-    print(f"{name:<40} {bpc:9.3f} {2 ** bpc:10.2f}")
+    print(f"{name:<40} {bpc:9.3f} {2**bpc:10.2f}")
 if not SMOKE:
     assert gpt_bpc < trigram_bpc, f"the GPT ({gpt_bpc:.3f}) should beat the trigram model ({trigram_bpc:.3f})"
 print(f"training throughput: {gpt_history.tokens_per_s:,.0f} characters/s on {device}")
 
 # %% slideshow={"slide_type": "fragment"}
 ckpt_dir = build_dir("checkpoints")
-gpt_path = save_checkpoint(ckpt_dir / f"05_gpt_char{'_smoke' if SMOKE else ''}.pt", gpt, gpt_config,
-                           chars="".join(chars), held_out_bits_per_char=gpt_bpc, trigram_bits_per_char=trigram_bpc,
-                           tokens_per_s=gpt_history.tokens_per_s, seconds=gpt_history.seconds, held_out=HELD_OUT)
+gpt_path = save_checkpoint(
+    ckpt_dir / f"05_gpt_char{'_smoke' if SMOKE else ''}.pt",
+    gpt,
+    gpt_config,
+    chars="".join(chars),
+    held_out_bits_per_char=gpt_bpc,
+    trigram_bits_per_char=trigram_bpc,
+    tokens_per_s=gpt_history.tokens_per_s,
+    seconds=gpt_history.seconds,
+    held_out=HELD_OUT,
+)
 print(f"saved {gpt_path.relative_to(ckpt_dir.parent.parent)} (notebooks 07 and 08 reuse it when present)")
 
 
@@ -475,6 +542,7 @@ print(f"saved {gpt_path.relative_to(ckpt_dir.parent.parent)} (notebooks 07 and 0
 # `torch.multinomial(probs, 1, generator=generator)`, and for `temperature == 0` return the
 # argmax (greedy) instead.
 
+
 # %% nbgrader={"grade": false, "grade_id": "temperature-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def temperature_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """softmax(logits / temperature) over the last dimension."""
@@ -501,57 +569,92 @@ z = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.5, 0.5, 3.0, 0.0]])
 
 def _temperature_mistakes(z, T):
     p = torch.softmax(z, -1)
-    return {"temperature multiplied instead of divided: use softmax(logits / T)": torch.softmax(z * T, -1),
-            "temperature applied after the softmax: divide the logits, not the probabilities": (p / T),
-            "no softmax: return probabilities, not scaled logits": z / T,
-            "softmax over the wrong dimension: use dim=-1": torch.softmax(z / T, 0)}
+    return {
+        "temperature multiplied instead of divided: use softmax(logits / T)": torch.softmax(z * T, -1),
+        "temperature applied after the softmax: divide the logits, not the probabilities": (p / T),
+        "no softmax: return probabilities, not scaled logits": z / T,
+        "softmax over the wrong dimension: use dim=-1": torch.softmax(z / T, 0),
+    }
 
 
 for T in (0.5, 2.0):
-    expect_close(call(temperature_probs, z, T), torch.softmax(z / T, -1), f"temperature_probs(z, {T})",
-                 mistakes=_temperature_mistakes(z, T))
+    expect_close(
+        call(temperature_probs, z, T),
+        torch.softmax(z / T, -1),
+        f"temperature_probs(z, {T})",
+        mistakes=_temperature_mistakes(z, T),
+    )
 try:
     greedy = sample_with_temperature(z, 0)
 except NotImplementedError:
     greedy = call(sample_with_temperature, z, 0)
 except Exception:
     greedy = None
-    expect(False, "sample_with_temperature(z, 0) crashed: temperature 0 means greedy, return the argmax "
-                  "instead of dividing by 0.")
-expect_equal(greedy, torch.tensor([[0], [2]]), "sample_with_temperature(z, 0) (greedy: the argmax of each row, shape (B, 1))")
+    expect(
+        False,
+        "sample_with_temperature(z, 0) crashed: temperature 0 means greedy, return the argmax "
+        "instead of dividing by 0.",
+    )
+expect_equal(
+    greedy, torch.tensor([[0], [2]]), "sample_with_temperature(z, 0) (greedy: the argmax of each row, shape (B, 1))"
+)
 draws = call(sample_with_temperature, z, 1.0, torch.Generator().manual_seed(3))
-expect(isinstance(draws, torch.Tensor) and tuple(draws.shape) == (2, 1), "sample_with_temperature should return (B, 1) ids.")
+expect(
+    isinstance(draws, torch.Tensor) and tuple(draws.shape) == (2, 1),
+    "sample_with_temperature should return (B, 1) ids.",
+)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 z3 = torch.randn(3, 7, generator=torch.Generator().manual_seed(5)) * 2
-expect_close(call(temperature_probs, z3, 0.7), torch.softmax(z3 / 0.7, -1), "temperature_probs on (3, 7) logits",
-             mistakes=_temperature_mistakes(z3, 0.7))
+expect_close(
+    call(temperature_probs, z3, 0.7),
+    torch.softmax(z3 / 0.7, -1),
+    "temperature_probs on (3, 7) logits",
+    mistakes=_temperature_mistakes(z3, 0.7),
+)
 ref = torch.multinomial(torch.softmax(z3 / 1.5, -1), 1, generator=torch.Generator().manual_seed(11))
 got = call(sample_with_temperature, z3, 1.5, torch.Generator().manual_seed(11))
-expect_equal(got, ref, "sample_with_temperature with a seeded generator", mistakes={
-    "temperature multiplied instead of divided": torch.multinomial(torch.softmax(z3 * 1.5, -1), 1,
-                                                                   generator=torch.Generator().manual_seed(11))})
+expect_equal(
+    got,
+    ref,
+    "sample_with_temperature with a seeded generator",
+    mistakes={
+        "temperature multiplied instead of divided": torch.multinomial(
+            torch.softmax(z3 * 1.5, -1), 1, generator=torch.Generator().manual_seed(11)
+        )
+    },
+)
 big = torch.tensor([[0.0, 1.0]]).expand(4000, 2)
 share = call(sample_with_temperature, big, 0.5, torch.Generator().manual_seed(1)).float().mean().item()
-expect(abs(share - torch.softmax(torch.tensor([0.0, 2.0]), 0)[1].item()) < 0.03,
-       "at T = 0.5 the draws do not follow softmax(logits / T): check that you sample from temperature_probs.")
+expect(
+    abs(share - torch.softmax(torch.tensor([0.0, 2.0]), 0)[1].item()) < 0.03,
+    "at T = 0.5 the draws do not follow softmax(logits / T): check that you sample from temperature_probs.",
+)
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "fragment"}
 # the module's version agrees with the exercise (same generator, same draws)
-assert torch.equal(sample_with_temperature(z, 0.8, torch.Generator().manual_seed(0)),
-                   sample_next(z, temperature=0.8, generator=torch.Generator().manual_seed(0)))
+assert torch.equal(
+    sample_with_temperature(z, 0.8, torch.Generator().manual_seed(0)),
+    sample_next(z, temperature=0.8, generator=torch.Generator().manual_seed(0)),
+)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # What the three knobs do to our GPT's next-character distribution after a prompt:
 
 # %% slideshow={"slide_type": "fragment"}
-prompt = "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a w"
-prompt = prompt[-(GPT_BLOCK - 1):]
+prompt = (
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a w"
+)
+prompt = prompt[-(GPT_BLOCK - 1) :]
 with torch.no_grad():
-    last = gpt(encode(prompt)[None].to(device))[0][0, -1].cpu()     # (V,) logits for the next character
-panels = {"T = 1": apply_temperature(last, 1.0), "T = 0.5": apply_temperature(last, 0.5),
-          "top-k = 5": top_k_filter(last, 5), "top-p = 0.9": top_p_filter(last, 0.9)}
+    last = gpt(encode(prompt)[None].to(device))[0][0, -1].cpu()  # (V,) logits for the next character
+panels = {
+    "T = 1": apply_temperature(last, 1.0),
+    "T = 0.5": apply_temperature(last, 0.5),
+    "top-k = 5": top_k_filter(last, 5),
+    "top-p = 0.9": top_p_filter(last, 0.9),
+}
 order = torch.argsort(last, descending=True)[:12]
 fig, axes = plt.subplots(1, 4, figsize=(12, 2.6), sharey=True)
 for ax, (name, lg) in zip(axes, panels.items()):
@@ -569,11 +672,18 @@ plt.show()
 # high temperature invents words; top-k and top-p cut off the unlikely tail that produces
 # typos. Executed headless, the cell shows the defaults.
 
+
 # %% slideshow={"slide_type": "fragment"}
 def continue_prompt(temperature=0.8, top_k=0, top_p=1.0, seed=SEED, prompt="Elizabeth was"):
     ids = encode(prompt)[None].to(device)
-    out = gpt.generate(ids, 160 if not SMOKE else 40, temperature=temperature, top_k=top_k or None,
-                       top_p=top_p if top_p < 1 else None, generator=torch.Generator(device=device).manual_seed(seed))
+    out = gpt.generate(
+        ids,
+        160 if not SMOKE else 40,
+        temperature=temperature,
+        top_k=top_k or None,
+        top_p=top_p if top_p < 1 else None,
+        generator=torch.Generator(device=device).manual_seed(seed),
+    )
     print(f"T={temperature}, top-k={top_k or 'off'}, top-p={top_p}:\n{decode(out[0])}")
 
 
@@ -592,22 +702,37 @@ interact(continue_prompt, temperature=(0.0, 2.0, 0.1), top_k=(0, 40, 1), top_p=(
 # %% slideshow={"slide_type": "fragment"}
 start = encode("Emma")[None].to(device)
 cached = gpt.generate(start, GEN_TOKENS, temperature=0, use_cache=True)
-assert torch.equal(cached, gpt.generate(start, GEN_TOKENS, temperature=0, use_cache=False)), \
+assert torch.equal(cached, gpt.generate(start, GEN_TOKENS, temperature=0, use_cache=False)), (
     "cached and uncached generation must give the same tokens"
+)
 print(f"our GPT, greedy, with and without the cache, identical: {decode(cached[0])!r}")
 
 # the speed-up is about compute, so time it on a wider model (random weights are fine for timing)
 torch.manual_seed(SEED)
-wide = GPT(GPTConfig(vocab_size=len(chars), max_len=KV_DEMO_TOKENS + 8, n_layers=4, n_heads=4,
-                     d_model=KV_DEMO_EMBD, attn_impl="torch")).to(device).eval()
+wide = (
+    GPT(
+        GPTConfig(
+            vocab_size=len(chars),
+            max_len=KV_DEMO_TOKENS + 8,
+            n_layers=4,
+            n_heads=4,
+            d_model=KV_DEMO_EMBD,
+            attn_impl="torch",
+        )
+    )
+    .to(device)
+    .eval()
+)
 timings = {}
 for use_cache in (False, True):
     outputs = []
     run = lambda: outputs.append(wide.generate(start, KV_DEMO_TOKENS, temperature=0, use_cache=use_cache))
-    timings[use_cache] = (best_time(run, device, repeats=2), outputs[-1])   # best of 2: the machine may be busy
+    timings[use_cache] = (best_time(run, device, repeats=2), outputs[-1])  # best of 2: the machine may be busy
 assert torch.equal(timings[True][1], timings[False][1])
-print(f"{KV_DEMO_TOKENS} tokens from a {count_parameters(wide) / 1e6:.1f}M-parameter GPT: without cache "
-      f"{timings[False][0]:.2f} s, with cache {timings[True][0]:.2f} s -> {timings[False][0] / timings[True][0]:.1f}x faster")
+print(
+    f"{KV_DEMO_TOKENS} tokens from a {count_parameters(wide) / 1e6:.1f}M-parameter GPT: without cache "
+    f"{timings[False][0]:.2f} s, with cache {timings[True][0]:.2f} s -> {timings[False][0] / timings[True][0]:.1f}x faster"
+)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Let students predict what T = 0 produces before running it (a loop). The bar charts show
@@ -646,8 +771,8 @@ assert torch.allclose(causal_lm_loss(ours, x_check), hf_loss, atol=1e-5), "the s
 # %% slideshow={"slide_type": "fragment"} tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
 with torch.device("meta"):
-    gpt2_small = GPT(GPTConfig())                                  # the defaults are GPT-2 small
-    bert_base = BertForPreTraining(BertConfig())                   # the defaults are BERT-base
+    gpt2_small = GPT(GPTConfig())  # the defaults are GPT-2 small
+    bert_base = BertForPreTraining(BertConfig())  # the defaults are BERT-base
 n_gpt2 = count_parameters(gpt2_small)
 n_bert = count_parameters(bert_base)
 n_bert_encoder = count_parameters(bert_base.bert)
@@ -692,19 +817,31 @@ assert abs(n_gpt2 / 1e6 - 124) < 1 and abs(n_bert_encoder / 1e6 - 110) < 1
 # %% slideshow={"slide_type": "subslide"}
 from course_utils.bytelevel import ByteLevelBPE
 
-clean = lambda text: " ".join(text.split())                        # the line breaks of the files are not prose
+clean = lambda text: " ".join(text.split())  # the line breaks of the files are not prose
 t0 = time.perf_counter()
 bpe = ByteLevelBPE(special_tokens=["[PAD]", "[CLS]", "[SEP]", "[MASK]"])
 bpe.train(clean(train_text)[:BPE_TRAIN_CHARS], BPE_VOCAB)
-train_docs = [bpe.encode(clean(part[:per_book])) for part in train_parts.values()]   # one token stream per novel
+train_docs = [bpe.encode(clean(part[:per_book])) for part in train_parts.values()]  # one token stream per novel
 held_docs = [bpe.encode(clean(part)) for part in held_parts.values()]
 sp = bpe.special_tokens
-bert_config = BertConfig(vocab_size=len(bpe), max_len=2 * BERT_SEGMENT + 3, n_layers=BERT_LAYERS,
-                         n_heads=BERT_HEADS, d_model=BERT_EMBD, d_ff=4 * BERT_EMBD, dropout=0.0,
-                         pad_id=sp["[PAD]"], cls_id=sp["[CLS]"], sep_id=sp["[SEP]"], mask_id=sp["[MASK]"])
+bert_config = BertConfig(
+    vocab_size=len(bpe),
+    max_len=2 * BERT_SEGMENT + 3,
+    n_layers=BERT_LAYERS,
+    n_heads=BERT_HEADS,
+    d_model=BERT_EMBD,
+    d_ff=4 * BERT_EMBD,
+    dropout=0.0,
+    pad_id=sp["[PAD]"],
+    cls_id=sp["[CLS]"],
+    sep_id=sp["[SEP]"],
+    mask_id=sp["[MASK]"],
+)
 n_train_tokens = sum(map(len, train_docs))
-print(f"{bpe} in {time.perf_counter() - t0:.1f} s; training text = {n_train_tokens:,} tokens "
-      f"({len(clean(train_text)) / n_train_tokens:.2f} characters per token)")
+print(
+    f"{bpe} in {time.perf_counter() - t0:.1f} s; training text = {n_train_tokens:,} tokens "
+    f"({len(clean(train_text)) / n_train_tokens:.2f} characters per token)"
+)
 ids_demo, types_demo = encode_pair(bpe.encode(" She smiled."), bpe.encode(" He bowed."), bert_config)
 print([bpe.decode([i]) for i in ids_demo])
 print(types_demo)
@@ -722,6 +859,7 @@ print(types_demo)
 #
 # Return `(inputs, labels)`: the corrupted ids, and labels holding the original id at chosen
 # positions and `-100` (ignored by the loss) everywhere else.
+
 
 # %% nbgrader={"grade": false, "grade_id": "mlm-mask-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def bert_mask(ids, select_u, action_u, random_ids, special, mask_id):
@@ -744,12 +882,14 @@ from course_utils.tools.grading import call, expect_equal, expect
 
 def _mask_cases(ids, u1, u2, rnd, special, mask_id):
     """The right answer and the outputs of the mistakes we expect, as (inputs, labels) pairs."""
+
     def rule(chosen, masked_pool):
         inputs = ids.clone()
         inputs[masked_pool & (u2 < 0.8)] = mask_id
         swap = masked_pool & (u2 >= 0.8) & (u2 < 0.9)
         inputs[swap] = rnd[swap]
         return inputs, torch.where(chosen, ids, torch.full_like(ids, -100))
+
     chosen = (u1 < 0.15) & ~special
     return rule(chosen, chosen), {
         "the 80/10/10 split was applied to every token instead of only the chosen 15 %": rule(chosen, ~special),
@@ -757,7 +897,8 @@ def _mask_cases(ids, u1, u2, rnd, special, mask_id):
         "labels are set at every position: use -100 where a token was not chosen": (rule(chosen, chosen)[0], ids),
         "the unchanged 10 % were masked too: action_u >= 0.9 keeps the token": (
             torch.where(chosen & (u2 >= 0.9), torch.full_like(ids, mask_id), rule(chosen, chosen)[0]),
-            rule(chosen, chosen)[1]),
+            rule(chosen, chosen)[1],
+        ),
     }
 
 
@@ -766,8 +907,12 @@ def _check_mask(ids, u1, u2, rnd, special, mask_id, what):
     expect(isinstance(out, tuple) and len(out) == 2, "bert_mask should return a pair (inputs, labels).")
     right, mistakes = _mask_cases(ids, u1, u2, rnd, special, mask_id)
     for i, part in enumerate(("inputs", "labels")):
-        expect_equal(out[i], right[i], f"{what}: {part}",
-                     mistakes={m: wrong[i] for m, wrong in mistakes.items() if not torch.equal(wrong[i], right[i])})
+        expect_equal(
+            out[i],
+            right[i],
+            f"{what}: {part}",
+            mistakes={m: wrong[i] for m, wrong in mistakes.items() if not torch.equal(wrong[i], right[i])},
+        )
 
 
 ids = torch.tensor([[1, 20, 21, 22, 23, 24, 25, 2]])
@@ -798,14 +943,23 @@ u1, u2 = torch.rand(real.shape, generator=g), torch.rand(real.shape, generator=g
 rnd = torch.randint(0, bert_config.vocab_size, real.shape, generator=g)
 spec = torch.zeros_like(real, dtype=torch.bool)
 spec[:, 0] = True
-assert all(torch.equal(a, b) for a, b in zip(bert_mask(real, u1, u2, rnd, spec, bert_config.mask_id),
-                                             mlm_rule(real, u1, u2, rnd, spec, bert_config.mask_id)))
+assert all(
+    torch.equal(a, b)
+    for a, b in zip(
+        bert_mask(real, u1, u2, rnd, spec, bert_config.mask_id), mlm_rule(real, u1, u2, rnd, spec, bert_config.mask_id)
+    )
+)
 inputs, labels = mask_tokens(real, bert_config, generator=g, special=spec)
 chosen = labels != IGNORE
-shares = {"chosen / non-special": (chosen.sum() / (~spec).sum()).item(),
-          "[MASK] / chosen": (inputs[chosen] == bert_config.mask_id).float().mean().item(),
-          "random / chosen": ((inputs[chosen] != bert_config.mask_id) & (inputs[chosen] != real[chosen])).float().mean().item(),
-          "unchanged / chosen": (inputs[chosen] == real[chosen]).float().mean().item()}
+shares = {
+    "chosen / non-special": (chosen.sum() / (~spec).sum()).item(),
+    "[MASK] / chosen": (inputs[chosen] == bert_config.mask_id).float().mean().item(),
+    "random / chosen": ((inputs[chosen] != bert_config.mask_id) & (inputs[chosen] != real[chosen]))
+    .float()
+    .mean()
+    .item(),
+    "unchanged / chosen": (inputs[chosen] == real[chosen]).float().mean().item(),
+}
 print(", ".join(f"{k}: {100 * v:.1f} %" for k, v in shares.items()), f"({int(chosen.sum())} chosen tokens)")
 print("corrupted:", repr(bpe.decode([i for i in inputs[0].tolist()]))[:160])
 
@@ -825,6 +979,7 @@ print("corrupted:", repr(bpe.decode([i for i in inputs[0].tolist()]))[:160])
 # draws). The loss is MLM cross-entropy at the chosen positions plus NSP cross-entropy on
 # `[CLS]`. We watch both on held-out pairs as it trains.
 
+
 # %% slideshow={"slide_type": "subslide"}
 def bert_batch(docs, n, seed):
     """n masked NSP examples from token streams: (inputs, token types, MLM labels, NSP labels)."""
@@ -836,7 +991,7 @@ def bert_batch(docs, n, seed):
     return inputs.to(device), types.to(device), labels.to(device), torch.tensor([p[2] for p in pairs]).to(device)
 
 
-held_bert = bert_batch(held_docs, 256 if not SMOKE else 32, seed=10_000)   # fixed held-out examples
+held_bert = bert_batch(held_docs, 256 if not SMOKE else 32, seed=10_000)  # fixed held-out examples
 
 
 @torch.no_grad()
@@ -844,8 +999,10 @@ def bert_eval(model):
     inputs, types, labels, nsp = held_bert
     mlm_logits, nsp_logits = model(inputs, types)
     chosen = labels != IGNORE
-    return {"held-out MLM acc": (mlm_logits[chosen].argmax(-1) == labels[chosen]).float().mean().item(),
-            "held-out NSP acc": (nsp_logits.argmax(-1) == nsp).float().mean().item()}
+    return {
+        "held-out MLM acc": (mlm_logits[chosen].argmax(-1) == labels[chosen]).float().mean().item(),
+        "held-out NSP acc": (nsp_logits.argmax(-1) == nsp).float().mean().item(),
+    }
 
 
 def bert_loss(model, batch):
@@ -859,9 +1016,17 @@ bert = BertForPreTraining(bert_config).to(device)
 print(f"BERT: {sum(p.numel() for p in bert.parameters()):,} parameters")
 optimizer = torch.optim.AdamW(bert.parameters(), lr=1.0, weight_decay=0.01)
 schedule = warmup_scheduler(optimizer, BERT_EMBD, BERT_WARMUP, factor=BERT_LR_FACTOR)
-bert_history = train_for(bert, optimizer, (bert_batch(train_docs, BERT_BATCH, seed=s) for s in itertools.count()),
-                         bert_loss, seconds=BERT_SECONDS, scheduler=schedule, eval_fn=bert_eval,
-                         eval_every=max(BERT_SECONDS / 4, 1), desc="BERT pre-training")
+bert_history = train_for(
+    bert,
+    optimizer,
+    (bert_batch(train_docs, BERT_BATCH, seed=s) for s in itertools.count()),
+    bert_loss,
+    seconds=BERT_SECONDS,
+    scheduler=schedule,
+    eval_fn=bert_eval,
+    eval_every=max(BERT_SECONDS / 4, 1),
+    desc="BERT pre-training",
+)
 bert.eval()
 final = bert_history.eval[-1]
 # the baseline a model reaches without reading the context: always the most frequent training token
@@ -869,9 +1034,11 @@ token_counts = torch.bincount(torch.tensor([t for d in train_docs for t in d]), 
 token_counts[list(bert_config.special_ids)] = 0
 chosen_held = held_bert[2][held_bert[2] != IGNORE]
 unigram_acc = (chosen_held == token_counts.argmax().to(device)).float().mean().item()
-print(f"{bert_history.steps} steps, {bert_history.tokens_per_s:,.0f} tokens/s; held-out MLM accuracy "
-      f"{final['held-out MLM acc']:.3f} (most frequent token everywhere: {unigram_acc:.3f}), "
-      f"NSP accuracy {final['held-out NSP acc']:.3f} (chance 0.5)")
+print(
+    f"{bert_history.steps} steps, {bert_history.tokens_per_s:,.0f} tokens/s; held-out MLM accuracy "
+    f"{final['held-out MLM acc']:.3f} (most frequent token everywhere: {unigram_acc:.3f}), "
+    f"NSP accuracy {final['held-out NSP acc']:.3f} (chance 0.5)"
+)
 if not SMOKE:
     assert final["held-out MLM acc"] > unigram_acc, "BERT should beat guessing the most frequent token"
 
@@ -896,11 +1063,18 @@ inputs, types, _, _ = held_bert
 with torch.no_grad():
     mlm_ours, nsp_ours = bert(inputs[:8], types[:8])
     out = hf_bert(input_ids=inputs[:8], token_type_ids=types[:8])
-diff = max((mlm_ours - out.prediction_logits).abs().max().item(), (nsp_ours - out.seq_relationship_logits).abs().max().item())
+diff = max(
+    (mlm_ours - out.prediction_logits).abs().max().item(), (nsp_ours - out.seq_relationship_logits).abs().max().item()
+)
 print(f"max |ours - transformers' BERT| = {diff:.2e}")
 assert diff < 1e-4, "our BERT and transformers' BertForPreTraining disagree"
-bert_path = save_checkpoint(ckpt_dir / f"05_bert_austen{'_smoke' if SMOKE else ''}.pt", bert, bert_config,
-                            held_out=HELD_OUT, **{k.replace(" ", "_"): v for k, v in final.items()})
+bert_path = save_checkpoint(
+    ckpt_dir / f"05_bert_austen{'_smoke' if SMOKE else ''}.pt",
+    bert,
+    bert_config,
+    held_out=HELD_OUT,
+    **{k.replace(" ", "_"): v for k, v in final.items()},
+)
 bpe.save(ckpt_dir / f"05_bpe_austen{'_smoke' if SMOKE else ''}")
 print(f"saved {bert_path.name} and its tokenizer in {ckpt_dir}")
 
@@ -932,7 +1106,9 @@ def top5(ids, position):
 
 for title, held in held_parts.items():
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", clean(held)[2000:]) if 10 <= len(s.split()) <= 25]
-    for sentence in sentences[1:]:                                   # [0] may start mid-sentence                                       # the first one with a whole-word token
+    for sentence in sentences[
+        1:
+    ]:  # [0] may start mid-sentence                                       # the first one with a whole-word token
         ids = bpe.encode(" " + sentence)[: bert_config.max_len - 2]
         words_at = [i for i, t in enumerate(ids) if is_word(t)]
         if words_at:
@@ -940,15 +1116,17 @@ for title, held in held_parts.items():
     pos = words_at[len(words_at) // 2]
     truth, ids[pos] = ids[pos], bert_config.mask_id
     guesses = top5(ids, pos)
-    shown = bpe.decode(ids[:pos]) + " ____" + bpe.decode(ids[pos + 1:])
-    print(f"[{title}]{shown}\n   truth: {bpe.decode([truth]).strip()!r:14} BERT: "
-          + ", ".join(repr(bpe.decode([g]).strip()) for g in guesses))
+    shown = bpe.decode(ids[:pos]) + " ____" + bpe.decode(ids[pos + 1 :])
+    print(
+        f"[{title}]{shown}\n   truth: {bpe.decode([truth]).strip()!r:14} BERT: "
+        + ", ".join(repr(bpe.decode([g]).strip()) for g in guesses)
+    )
 
 # %% slideshow={"slide_type": "subslide"}
 # how often is the held-out word in BERT's top 1 / top 5, against always guessing the most frequent words?
 rng = np.random.default_rng(SEED)
 counts = np.bincount(np.concatenate([np.array(d) for d in train_docs]), minlength=bert_config.vocab_size)
-frequent = [i for i in np.argsort(-counts).tolist() if is_word(i)][:5]        # the baseline: the 5 commonest words
+frequent = [i for i in np.argsort(-counts).tolist() if is_word(i)][:5]  # the baseline: the 5 commonest words
 print("the most frequent whole-word tokens:", [bpe.decode([i]) for i in frequent])
 hits = {"BERT top-1": 0, "BERT top-5": 0, "most frequent word": 0, "5 most frequent words": 0}
 n_blanks = 0
@@ -956,7 +1134,7 @@ width = 2 * BERT_SEGMENT
 while n_blanks < N_BLANKS:
     doc = held_docs[rng.integers(len(held_docs))]
     start = int(rng.integers(len(doc) - width))
-    ids = list(doc[start:start + width])
+    ids = list(doc[start : start + width])
     pos = width // 2
     if not is_word(ids[pos]):
         continue
@@ -1007,7 +1185,7 @@ def passages(docs, per_novel, seed):
     for label, doc in enumerate(docs):
         starts = np.arange(0, len(doc) - FT_PASSAGE, FT_PASSAGE)
         for s in rng.choice(starts, size=min(per_novel, len(starts)), replace=False):
-            rows.append(encode_pair(doc[s:s + FT_PASSAGE], None, bert_config)[0])
+            rows.append(encode_pair(doc[s : s + FT_PASSAGE], None, bert_config)[0])
             labels.append(label)
     return torch.tensor(rows), torch.tensor(labels)
 
@@ -1033,16 +1211,22 @@ def finetune(model, seed):
     history = train_for(model, opt, batches(), loss_fn, max_steps=FT_STEPS, eval_every=1e9, desc="fine-tuning")
     model.eval()
     with torch.no_grad():
-        pred = torch.cat([model(ft_test[0][i:i + 64].to(device)).argmax(-1).cpu() for i in range(0, len(ft_test[1]), 64)])
+        pred = torch.cat(
+            [model(ft_test[0][i : i + 64].to(device)).argmax(-1).cpu() for i in range(0, len(ft_test[1]), 64)]
+        )
     return (pred == ft_test[1]).float().mean().item(), pred, history
 
 
 torch.manual_seed(SEED)
 acc_pre, pred_pre, hist_pre = finetune(BertClassifier.from_pretrained(bert, len(titles), pooling=FT_POOLING), SEED)
 torch.manual_seed(SEED)
-acc_scratch, pred_scratch, hist_scratch = finetune(BertClassifier(bert_config, len(titles), pooling=FT_POOLING).to(device), SEED)
-print(f"held-out accuracy after {FT_STEPS} steps: pre-trained {acc_pre:.1%}, from scratch {acc_scratch:.1%}, "
-      f"chance {1 / len(titles):.1%}")
+acc_scratch, pred_scratch, hist_scratch = finetune(
+    BertClassifier(bert_config, len(titles), pooling=FT_POOLING).to(device), SEED
+)
+print(
+    f"held-out accuracy after {FT_STEPS} steps: pre-trained {acc_pre:.1%}, from scratch {acc_scratch:.1%}, "
+    f"chance {1 / len(titles):.1%}"
+)
 
 # %% slideshow={"slide_type": "subslide"}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
@@ -1060,7 +1244,7 @@ axes[1].set(xlabel="predicted", ylabel="true", title=f"pre-trained, held-out acc
 plt.tight_layout()
 plt.show()
 chance, n = 1 / len(titles), len(ft_test[1])
-if not SMOKE:                                                        # 3 standard errors above chance
+if not SMOKE:  # 3 standard errors above chance
     assert acc_pre > chance + 3 * math.sqrt(chance * (1 - chance) / n), "the fine-tuned BERT should beat chance"
 
 # %% [markdown] slideshow={"slide_type": "notes"}
@@ -1093,14 +1277,16 @@ else:
     sentence = "It is a truth universally acknowledged, that a single man in possession of a good fortune must be in want of a wife."
     enc = mini_tok(sentence, return_tensors="pt")
     with torch.no_grad():
-        attentions = torch.stack(mini(**enc, output_attentions=True).attentions)[:, 0]   # (layers, heads, T, T)
+        attentions = torch.stack(mini(**enc, output_attentions=True).attentions)[:, 0]  # (layers, heads, T, T)
     tokens = mini_tok.convert_ids_to_tokens(enc["input_ids"][0])
     T = len(tokens)
     # pick heads by what they do: attend to the previous token, to the next token, to [SEP], or broadly
-    scores = {"previous token": attentions.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1),
-              "next token": attentions.diagonal(offset=1, dim1=-2, dim2=-1).mean(-1),
-              "[SEP]": attentions[..., -1].mean(-1),
-              "broad (high entropy)": -(attentions * attentions.clamp_min(1e-9).log()).sum(-1).mean(-1)}
+    scores = {
+        "previous token": attentions.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1),
+        "next token": attentions.diagonal(offset=1, dim1=-2, dim2=-1).mean(-1),
+        "[SEP]": attentions[..., -1].mean(-1),
+        "broad (high entropy)": -(attentions * attentions.clamp_min(1e-9).log()).sum(-1).mean(-1),
+    }
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
     for ax, (what, s) in zip(axes, scores.items()):
         layer, head = divmod(int(s.argmax()), s.shape[1])
@@ -1110,8 +1296,10 @@ else:
         ax.set_title(f"{what}: layer {layer}, head {head}", fontsize=9)
     plt.tight_layout()
     plt.show()
-    print(f"MiniLM: {sum(p.numel() for p in mini.parameters()):,} parameters, {attentions.shape[0]} layers x "
-          f"{attentions.shape[1]} heads; rows sum to 1: {torch.allclose(attentions.sum(-1), torch.ones(()), atol=1e-5)}")
+    print(
+        f"MiniLM: {sum(p.numel() for p in mini.parameters()):,} parameters, {attentions.shape[0]} layers x "
+        f"{attentions.shape[1]} heads; rows sum to 1: {torch.allclose(attentions.sum(-1), torch.ones(()), atol=1e-5)}"
+    )
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Real heads specialise: some look one token back (like an n-gram!), some one ahead, some

@@ -41,27 +41,27 @@ SEED = 0
 DEVICE = "auto"  # "auto" = CUDA, then Apple MPS, then CPU; or "cpu", "cuda", "mps"
 # the small ViT (patch 7 -> a 4x4 grid, 16 tokens + [class]) and training
 VIT_PATCH, VIT_D_MODEL, VIT_LAYERS, VIT_HEADS, VIT_D_FF = 7, 64, 4, 4, 128
-CNN_WIDTH = 112                          # last conv stage of the CNN: ~ the ViT's parameter count
-TRAIN_SECONDS = 4 if SMOKE else 270      # wall-clock budget for EACH of ViT and CNN (same minutes)
-BATCH_SIZE = 128                         # small batches: more updates in a short budget
-LR = 3e-3                                # AdamW peak learning rate, warm-up then cosine (in time)
+CNN_WIDTH = 112  # last conv stage of the CNN: ~ the ViT's parameter count
+TRAIN_SECONDS = 4 if SMOKE else 270  # wall-clock budget for EACH of ViT and CNN (same minutes)
+BATCH_SIZE = 128  # small batches: more updates in a short budget
+LR = 3e-3  # AdamW peak learning rate, warm-up then cosine (in time)
 WARMUP_FRACTION = 0.05
 WEIGHT_DECAY = 0.1
 LABEL_SMOOTHING = 0.1
-CROP_PAD = 0                             # random shift by up to this many pixels (0: off), plus left-right flips
-N_TRAIN = 3000 if SMOKE else 60000       # training images used
-N_EVAL_CURVE = 300 if SMOKE else 2000    # test images scored during training (curves)
-N_TEST = 500 if SMOKE else 10000         # test images for the final table
-EVAL_EVERY = 4 if SMOKE else 30          # seconds between curve points
+CROP_PAD = 0  # random shift by up to this many pixels (0: off), plus left-right flips
+N_TRAIN = 3000 if SMOKE else 60000  # training images used
+N_EVAL_CURVE = 300 if SMOKE else 2000  # test images scored during training (curves)
+N_TEST = 500 if SMOKE else 10000  # test images for the final table
+EVAL_EVERY = 4 if SMOKE else 30  # seconds between curve points
 # data hunger: both models, same number of steps, growing training sets
 HUNGER_SIZES = [300, 1000] if SMOKE else [1000, 6000, 60000]
 HUNGER_STEPS = 3 if SMOKE else 120
 HUNGER_BATCH = 64 if SMOKE else 128
-HUNGER_TEST = 300 if SMOKE else 2000     # test images scoring each data-hunger run
+HUNGER_TEST = 300 if SMOKE else 2000  # test images scoring each data-hunger run
 CKPT_NAME = "vit_fashion_smoke.pt" if SMOKE else "vit_fashion.pt"
 
 # %% slideshow={"slide_type": "skip"} tags=["setup"]
-import course_utils  # first: sets OMP_WAIT_POLICY before torch loads
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import math
 
 import matplotlib.pyplot as plt
@@ -70,7 +70,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_utils.attention import MultiHeadAttention
 from course_utils.data import FASHION_CLASSES, load_fashion_mnist
 from course_utils.device import get_device, seed_everything
 from course_utils.paths import build_dir
@@ -78,8 +77,16 @@ from course_utils.augment import random_crop_flip
 from course_utils.measure import count_parameters
 from course_utils.patch_masks import random_patch_mask, swin_window_mask
 from course_utils.train import load_checkpoint, save_checkpoint, train_for
-from course_utils.vit import (VIT_PRESETS, EncoderBlock, PatchEmbedding, ViT, ViTConfig, hf_vit_config, patchify,
-                              unpatchify)
+from course_utils.vit import (
+    VIT_PRESETS,
+    EncoderBlock,
+    PatchEmbedding,
+    ViT,
+    ViTConfig,
+    hf_vit_config,
+    patchify,
+    unpatchify,
+)
 from course_utils.vit_maps import position_similarity, rollout_class_map
 from course_utils.tools.widgets import interact
 
@@ -111,12 +118,13 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 P = VIT_PATCH
 img = torch.tensor(train_images[0]).float()[None, None] / 255  # (1, 1, 28, 28)
-patches = patchify(img, P)                                          # (1, 16, 49)
+patches = patchify(img, P)  # (1, 16, 49)
 grid = 28 // P
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1, 2.2]})
 axes[0].imshow(img[0, 0], cmap="gray_r")
 for k in range(1, grid):
-    axes[0].axhline(k * P - 0.5, color="tab:red"); axes[0].axvline(k * P - 0.5, color="tab:red")
+    axes[0].axhline(k * P - 0.5, color="tab:red")
+    axes[0].axvline(k * P - 0.5, color="tab:red")
 for n in range(grid * grid):
     axes[0].text((n % grid) * P + 1, (n // grid) * P + 2, str(n), color="tab:red", fontsize=8)
 axes[0].set_title(f"{FASHION_CLASSES[train_labels[0]]}: a {grid}x{grid} grid of {P}x{P} patches")
@@ -124,12 +132,17 @@ inner = fig.add_gridspec(1, 3, width_ratios=[1, 1, 2.2])[1].subgridspec(grid, gr
 axes[1].remove()
 for n in range(grid * grid):
     ax = fig.add_subplot(inner[n // grid, n % grid])
-    ax.imshow(patches[0, n].view(P, P), cmap="gray_r", vmin=0, vmax=1); ax.set(xticks=[], yticks=[])
+    ax.imshow(patches[0, n].view(P, P), cmap="gray_r", vmin=0, vmax=1)
+    ax.set(xticks=[], yticks=[])
 axes[2].imshow(patches[0], cmap="gray_r", aspect="auto")
-axes[2].set(title=f"the sequence: {patches.shape[1]} tokens x {patches.shape[2]} pixels",
-            xlabel="pixel within the patch (flattened)", ylabel="token (patch) index")
+axes[2].set(
+    title=f"the sequence: {patches.shape[1]} tokens x {patches.shape[2]} pixels",
+    xlabel="pixel within the patch (flattened)",
+    ylabel="token (patch) index",
+)
 axes[0].set(xticks=[], yticks=[])
-plt.tight_layout(); plt.show()
+plt.tight_layout()
+plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # `patchify` is one reshape and one permute. Split $H$ into (grid rows, $P$) and $W$ into
@@ -144,9 +157,8 @@ p = patchify(x, 7)
 assert p.shape == (2, 16, 3 * 49)
 assert torch.equal(p[:, 5], x[:, :, 7:14, 7:14].reshape(2, -1)), "patch 5 = grid row 1, column 1"
 assert torch.equal(unpatchify(p, 7, 28, channels=3), x), "unpatchify undoes patchify exactly"
-strips = x.reshape(2, 16, 3 * 49)   # the reshape without the permute: not patches at all
-print("patch 5 from the no-permute reshape equals the real patch 5?",
-      torch.equal(strips[:, 5], p[:, 5]))
+strips = x.reshape(2, 16, 3 * 49)  # the reshape without the permute: not patches at all
+print("patch 5 from the no-permute reshape equals the real patch 5?", torch.equal(strips[:, 5], p[:, 5]))
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes, section 1. Start from the cost argument: pixels as tokens make T huge and
@@ -170,10 +182,10 @@ print("patch 5 from the no-permute reshape equals the real patch 5?",
 
 # %% slideshow={"slide_type": "subslide"}
 emb = PatchEmbedding(patch_size=7, in_channels=1, d_model=64)
-conv = emb.to_conv()                                       # Conv2d(1, 64, kernel_size=7, stride=7)
+conv = emb.to_conv()  # Conv2d(1, 64, kernel_size=7, stride=7)
 imgs = to_tensor(test_images[:8])
-as_linear = emb(imgs)                                       # (8, 16, 64): patchify, then x_p E + b
-as_conv = conv(imgs).flatten(2).transpose(1, 2)             # (8, 64, 4, 4) -> (8, 16, 64), row-major
+as_linear = emb(imgs)  # (8, 16, 64): patchify, then x_p E + b
+as_conv = conv(imgs).flatten(2).transpose(1, 2)  # (8, 64, 4, 4) -> (8, 16, 64), row-major
 print(conv)
 assert torch.allclose(as_linear, as_conv, atol=1e-5), "a linear map of patches IS a strided convolution"
 print("max |linear - conv| =", (as_linear - as_conv).abs().max().item())
@@ -183,13 +195,14 @@ print("max |linear - conv| =", (as_linear - as_conv).abs().max().item())
 # The embedding step, written out (the module's `ViT.embed` does the same; the check
 # below holds both to it):
 
+
 # %% slideshow={"slide_type": "fragment"}
 def embed(model: ViT, images: torch.Tensor) -> torch.Tensor:
     """z_0 = [x_class; x_p E] + E_pos: (B, C, H, W) -> (B, N + 1, D)."""
-    x = model.patch_embed(images)                          # (B, N, D)   x_p E
-    cls = model.cls_token.expand(x.shape[0], -1, -1)       # (B, 1, D)   the same x_class for every image
-    z = torch.cat([cls, x], dim=1)                         # (B, N + 1, D)  prepend FIRST ...
-    return z + model.pos_embed                             # ... then add E_pos (row 0 = the class position)
+    x = model.patch_embed(images)  # (B, N, D)   x_p E
+    cls = model.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, D)   the same x_class for every image
+    z = torch.cat([cls, x], dim=1)  # (B, N + 1, D)  prepend FIRST ...
+    return z + model.pos_embed  # ... then add E_pos (row 0 = the class position)
 
 
 small = ViT(ViTConfig(patch_size=7, d_model=64, n_layers=4, n_heads=4, d_ff=128)).eval()
@@ -221,12 +234,13 @@ print("z_0:", tuple(z0.shape), "= (batch, 1 class token + 16 patches, D)")
 # multi-head self-attention of notebook 01, imported from `course_utils.attention`; the MLP is
 # two linear layers with a GELU between. One block, written out:
 
+
 # %% slideshow={"slide_type": "subslide"}
 def encoder_block(block: EncoderBlock, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One pre-LN block: (B, T, D) -> (B, T, D), and the attention weights (B, h, T, T)."""
     h = block.ln1(z)
-    attn_out, weights = block.attn(h, h, h)                     # MSA(LN(z)): MultiHeadAttention of notebook 01
-    z = attn_out + z                                            # z' = MSA(LN(z)) + z
+    attn_out, weights = block.attn(h, h, h)  # MSA(LN(z)): MultiHeadAttention of notebook 01
+    z = attn_out + z  # z' = MSA(LN(z)) + z
     z = block.mlp.fc2(F.gelu(block.mlp.fc1(block.ln2(z)))) + z  # z  = MLP(LN(z')) + z'
     return z, weights
 
@@ -236,7 +250,7 @@ def vit_forward(model: ViT, images: torch.Tensor) -> torch.Tensor:
     z = embed(model, images)
     for block in model.blocks:
         z, _ = encoder_block(block, z)
-    y = model.norm(z[:, 0])                                     # y = LN(z_L^0)
+    y = model.norm(z[:, 0])  # y = LN(z_L^0)
     return model.head(y)
 
 
@@ -262,7 +276,7 @@ import transformers
 PAPER_M = {"ViT-Base/16": 86, "ViT-Large/16": 307, "ViT-Huge/14": 632}
 rows = []
 for name, config in VIT_PRESETS.items():
-    hf_config = hf_vit_config(config)   # our names -> theirs: d_model -> hidden_size, n_layers -> num_hidden_layers
+    hf_config = hf_vit_config(config)  # our names -> theirs: d_model -> hidden_size, n_layers -> num_hidden_layers
     with torch.device("meta"):
         ours = count_parameters(ViT(config), trainable_only=True)
         theirs = count_parameters(transformers.ViTForImageClassification(hf_config), trainable_only=True)
@@ -286,12 +300,20 @@ for r in rows:
 
 # %% slideshow={"slide_type": "fragment"}
 torch.manual_seed(SEED)
-hf_config = transformers.ViTConfig(image_size=28, patch_size=7, num_channels=1, hidden_size=64, num_hidden_layers=4,
-                                   num_attention_heads=4, intermediate_size=128, num_labels=10,
-                                   attn_implementation="eager")
+hf_config = transformers.ViTConfig(
+    image_size=28,
+    patch_size=7,
+    num_channels=1,
+    hidden_size=64,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=128,
+    num_labels=10,
+    attn_implementation="eager",
+)
 hf_vit = transformers.ViTForImageClassification(hf_config).eval()
 with torch.no_grad():
-    hf_vit.vit.embeddings.cls_token.normal_()                 # transformers starts these at zero: make them count
+    hf_vit.vit.embeddings.cls_token.normal_()  # transformers starts these at zero: make them count
     hf_vit.vit.embeddings.position_embeddings.normal_(std=0.5)
 ours = ViT.from_transformers(hf_vit).eval()
 with torch.no_grad():
@@ -332,9 +354,14 @@ g = torch.Generator().manual_seed(SEED)
 aug = random_crop_flip(X_train[:8].repeat(3, 1, 1, 1), pad=CROP_PAD, generator=g)
 fig, axes = plt.subplots(3, 8, figsize=(10, 4))
 for i, ax in enumerate(axes.flat):
-    ax.imshow(aug[i, 0], cmap="gray_r"); ax.set(xticks=[], yticks=[])
-axes[0, 0].set_ylabel("draw 1"); axes[1, 0].set_ylabel("draw 2"); axes[2, 0].set_ylabel("draw 3")
-fig.suptitle(f"the same 8 training images, three random draws (flip, shift up to {CROP_PAD} px)"); plt.tight_layout(); plt.show()
+    ax.imshow(aug[i, 0], cmap="gray_r")
+    ax.set(xticks=[], yticks=[])
+axes[0, 0].set_ylabel("draw 1")
+axes[1, 0].set_ylabel("draw 2")
+axes[2, 0].set_ylabel("draw 3")
+fig.suptitle(f"the same 8 training images, three random draws (flip, shift up to {CROP_PAD} px)")
+plt.tight_layout()
+plt.show()
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -342,30 +369,46 @@ fig.suptitle(f"the same 8 training images, three random draws (flip, shift up to
 # fourth convolution on the 3×3 map, batch norm, a global average pool and a linear
 # classifier. Its widths are chosen so that its parameter count is close to the ViT's.
 
+
 # %% slideshow={"slide_type": "fragment"}
 class SmallCNN(nn.Module):
     """conv(24) pool conv(48) pool conv(96) pool conv(width) -> global mean -> linear; all 3x3 convs."""
 
     def __init__(self, width: int = CNN_WIDTH, n_classes: int = 10):
         super().__init__()
+
         def conv(c_in, c_out):
             return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
         pool = nn.MaxPool2d(2)
-        self.features = nn.Sequential(*conv(1, 24), pool, *conv(24, 48), pool, *conv(48, 96), pool,
-                                      *conv(96, width))                 # (B, width, 3, 3)
+        self.features = nn.Sequential(
+            *conv(1, 24), pool, *conv(24, 48), pool, *conv(48, 96), pool, *conv(96, width)
+        )  # (B, width, 3, 3)
         self.head = nn.Linear(width, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:         # (B, 1, 28, 28) -> (B, classes)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 28, 28) -> (B, classes)
         return self.head(self.features(x).mean(dim=(2, 3)))
 
 
 def make_vit() -> ViT:
-    return ViT(ViTConfig(image_size=28, patch_size=VIT_PATCH, in_channels=1, n_classes=10, d_model=VIT_D_MODEL,
-                         n_layers=VIT_LAYERS, n_heads=VIT_HEADS, d_ff=VIT_D_FF))
+    return ViT(
+        ViTConfig(
+            image_size=28,
+            patch_size=VIT_PATCH,
+            in_channels=1,
+            n_classes=10,
+            d_model=VIT_D_MODEL,
+            n_layers=VIT_LAYERS,
+            n_heads=VIT_HEADS,
+            d_ff=VIT_D_FF,
+        )
+    )
 
 
-print(f"ViT: {count_parameters(make_vit(), trainable_only=True):,} parameters    "
-      f"CNN: {count_parameters(SmallCNN(), trainable_only=True):,} parameters")
+print(
+    f"ViT: {count_parameters(make_vit(), trainable_only=True):,} parameters    "
+    f"CNN: {count_parameters(SmallCNN(), trainable_only=True):,} parameters"
+)
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -376,6 +419,7 @@ print(f"ViT: {count_parameters(make_vit(), trainable_only=True):,} parameters   
 # cosine decay to zero at its end. Evaluation time counts neither against the budget nor in
 # that fraction.
 
+
 # %% slideshow={"slide_type": "fragment"}
 def batches(X: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int):
     """Endless shuffled epochs of augmented batches (B, 1, 28, 28), labels (B,)."""
@@ -383,7 +427,7 @@ def batches(X: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int):
     while True:
         order = torch.randperm(len(X), generator=g)
         for i in range(0, len(X) - batch_size + 1, batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             yield random_crop_flip(X[idx], pad=CROP_PAD, generator=g).to(device), y[idx].to(device)
 
 
@@ -397,23 +441,29 @@ def warmup_cosine(progress: float, warmup: float = WARMUP_FRACTION) -> float:
 @torch.no_grad()
 def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
     model.eval()
-    hits = sum((model(X[i:i + batch_size].to(device)).argmax(-1).cpu() == y[i:i + batch_size]).sum().item()
-               for i in range(0, len(X), batch_size))
+    hits = sum(
+        (model(X[i : i + batch_size].to(device)).argmax(-1).cpu() == y[i : i + batch_size]).sum().item()
+        for i in range(0, len(X), batch_size)
+    )
     return hits / len(X)
 
 
-def train_model(model: nn.Module, X, y, seconds: float, desc: str, max_steps=None, batch_size=BATCH_SIZE,
-                curve=True):
+def train_model(model: nn.Module, X, y, seconds: float, desc: str, max_steps=None, batch_size=BATCH_SIZE, curve=True):
     """AdamW + warm-up and cosine (in time, or in steps) + label smoothing for `seconds` (or max_steps); a History."""
     model.to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() > 1 and "pos_embed" not in n and "cls_token" not in n]
-    rest = [p for n, p in model.named_parameters() if not (p.dim() > 1 and "pos_embed" not in n and "cls_token" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": rest, "weight_decay": 0.0}],
-                            lr=LR)
-    sched, by_progress = None, warmup_cosine     # a time budget: the lr follows train_for's clock
-    if max_steps:   # step-based cosine for the fixed-step runs
+    rest = [
+        p for n, p in model.named_parameters() if not (p.dim() > 1 and "pos_embed" not in n and "cls_token" not in n)
+    ]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": rest, "weight_decay": 0.0}], lr=LR
+    )
+    sched, by_progress = None, warmup_cosine  # a time budget: the lr follows train_for's clock
+    if max_steps:  # step-based cosine for the fixed-step runs
+
         def step_cosine(s: int) -> float:
             return min((s + 1) / max(1, WARMUP_FRACTION * max_steps), 0.5 * (1 + math.cos(math.pi * s / max_steps)))
+
         sched, by_progress = torch.optim.lr_scheduler.LambdaLR(opt, step_cosine), None
 
     def loss_fn(m, batch):
@@ -423,9 +473,21 @@ def train_model(model: nn.Module, X, y, seconds: float, desc: str, max_steps=Non
     def eval_fn(m):
         return {"test_acc": accuracy(m, X_test[:N_EVAL_CURVE], y_test[:N_EVAL_CURVE])}
 
-    return train_for(model, opt, batches(X, y, batch_size, SEED), loss_fn, seconds=seconds, max_steps=max_steps,
-                     scheduler=sched, lr_by_progress=by_progress, eval_fn=eval_fn if curve else None,
-                     eval_every=EVAL_EVERY, clip_grad=1.0, desc=desc, progress=True)
+    return train_for(
+        model,
+        opt,
+        batches(X, y, batch_size, SEED),
+        loss_fn,
+        seconds=seconds,
+        max_steps=max_steps,
+        scheduler=sched,
+        lr_by_progress=by_progress,
+        eval_fn=eval_fn if curve else None,
+        eval_every=EVAL_EVERY,
+        clip_grad=1.0,
+        desc=desc,
+        progress=True,
+    )
 
 
 # %% slideshow={"slide_type": "subslide"}
@@ -439,27 +501,38 @@ cnn_hist = train_model(cnn_model, X_train, y_train, TRAIN_SECONDS, "CNN")
 # %% slideshow={"slide_type": "subslide"}
 results = {}
 for name, model, hist in (("ViT", vit_model, vit_hist), ("CNN", cnn_model, cnn_hist)):
-    per_s = hist.tokens_per_s                                  # images per second of training
-    results[name] = dict(params=count_parameters(model, trainable_only=True), acc=accuracy(model, X_test, y_test),
-                         seconds=hist.seconds, steps=hist.steps, epochs=hist.tokens / len(X_train),
-                         epoch_s=60000 / per_s)
+    per_s = hist.tokens_per_s  # images per second of training
+    results[name] = dict(
+        params=count_parameters(model, trainable_only=True),
+        acc=accuracy(model, X_test, y_test),
+        seconds=hist.seconds,
+        steps=hist.steps,
+        epochs=hist.tokens / len(X_train),
+        epoch_s=60000 / per_s,
+    )
 print(f"{'model':<6}{'parameters':>12}{'test acc':>10}{'train s':>9}{'steps':>7}{'epochs':>8}{'s / 60k-epoch':>15}")
 for name, r in results.items():
-    print(f"{name:<6}{r['params']:>12,}{r['acc']:>10.2%}{r['seconds']:>9.0f}{r['steps']:>7}{r['epochs']:>8.2f}"
-          f"{r['epoch_s']:>15.0f}")
+    print(
+        f"{name:<6}{r['params']:>12,}{r['acc']:>10.2%}{r['seconds']:>9.0f}{r['steps']:>7}{r['epochs']:>8.2f}"
+        f"{r['epoch_s']:>15.0f}"
+    )
 print(f"(test set: {len(X_test):,} images; {torch.get_num_threads()} threads on {device})")
 
 # %% slideshow={"slide_type": "subslide"}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
 for name, hist, color in (("ViT", vit_hist, "tab:blue"), ("CNN", cnn_hist, "tab:orange")):
-    _, loss = hist.smoothed("loss", window=10)                 # running mean over 10 steps
+    _, loss = hist.smoothed("loss", window=10)  # running mean over 10 steps
     axes[0].plot([r["time"] for r in hist.train], loss, color=color, label=name)
     axes[1].plot([r["time"] for r in hist.eval], [r["test_acc"] for r in hist.eval], "o-", color=color, label=name)
 axes[0].set(xlabel="training seconds", ylabel="training loss (smoothed)", title="learning curves: loss")
-axes[1].set(xlabel="training seconds", ylabel=f"accuracy on {N_EVAL_CURVE} test images", title="learning curves: accuracy")
+axes[1].set(
+    xlabel="training seconds", ylabel=f"accuracy on {N_EVAL_CURVE} test images", title="learning curves: accuracy"
+)
 for ax in axes:
-    ax.legend(); ax.grid(alpha=0.3)
-plt.tight_layout(); plt.show()
+    ax.legend()
+    ax.grid(alpha=0.3)
+plt.tight_layout()
+plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Saving the ViT, and measuring it again from the file
@@ -469,16 +542,24 @@ plt.tight_layout(); plt.show()
 
 # %% slideshow={"slide_type": "fragment"}
 ckpt = build_dir("06_vit") / CKPT_NAME
-save_checkpoint(ckpt, vit_model, vit_model.config, test_acc=results["ViT"]["acc"], n_test=len(X_test),
-                train_seconds=results["ViT"]["seconds"], recipe=dict(lr=LR, batch=BATCH_SIZE, smoothing=LABEL_SMOOTHING,
-                                                                     crop_pad=CROP_PAD, n_train=N_TRAIN))
+save_checkpoint(
+    ckpt,
+    vit_model,
+    vit_model.config,
+    test_acc=results["ViT"]["acc"],
+    n_test=len(X_test),
+    train_seconds=results["ViT"]["seconds"],
+    recipe=dict(lr=LR, batch=BATCH_SIZE, smoothing=LABEL_SMOOTHING, crop_pad=CROP_PAD, n_train=N_TRAIN),
+)
 payload = load_checkpoint(ckpt)
 reloaded = ViT(ViTConfig(**payload["config"]))
 reloaded.load_state_dict(payload["state_dict"])
 acc_again = accuracy(reloaded.to(device), X_test, y_test)
 assert acc_again == payload["notes"]["test_acc"], f"{acc_again} != {payload['notes']['test_acc']}"
-print(f"{ckpt.relative_to(ckpt.parents[2])}: {ckpt.stat().st_size / 1e3:.0f} kB, test accuracy re-measured "
-      f"from the file: {acc_again:.2%}")
+print(
+    f"{ckpt.relative_to(ckpt.parents[2])}: {ckpt.stat().st_size / 1e3:.0f} kB, test accuracy re-measured "
+    f"from the file: {acc_again:.2%}"
+)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **What we measured** (2026-11-23, full mode, all 60,000 training images, 270 s each, batch
@@ -521,11 +602,19 @@ for n in tqdm(HUNGER_SIZES, desc="training-set sizes"):
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for name, color in (("ViT", "tab:blue"), ("CNN", "tab:orange")):
     ax.plot(HUNGER_SIZES, hunger[name], "o-", color=color, label=name)
-ax.set(xscale="log", xlabel="training images", ylabel=f"accuracy on {HUNGER_TEST:,} test images",
-       title=f"same {HUNGER_STEPS} steps of {HUNGER_BATCH}, growing data")
-ax.legend(); ax.grid(alpha=0.3); plt.show()
+ax.set(
+    xscale="log",
+    xlabel="training images",
+    ylabel=f"accuracy on {HUNGER_TEST:,} test images",
+    title=f"same {HUNGER_STEPS} steps of {HUNGER_BATCH}, growing data",
+)
+ax.legend()
+ax.grid(alpha=0.3)
+plt.show()
 for i, n in enumerate(HUNGER_SIZES):
-    print(f"{n:>6,} images: ViT {hunger['ViT'][i]:.2%}  CNN {hunger['CNN'][i]:.2%}  gap {hunger['CNN'][i] - hunger['ViT'][i]:+.2%}")
+    print(
+        f"{n:>6,} images: ViT {hunger['ViT'][i]:.2%}  CNN {hunger['CNN'][i]:.2%}  gap {hunger['CNN'][i] - hunger['ViT'][i]:+.2%}"
+    )
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **What we measured** (full mode, 120 steps of 128 images per run, accuracy on 2,000 test
@@ -562,30 +651,36 @@ N_SHOW = 8
 show_x = X_test[:N_SHOW]
 vit_model.eval()
 with torch.no_grad():
-    show_logits, show_maps = vit_model(show_x.to(device), return_attention=True)   # per layer (8, h, 17, 17)
+    show_logits, show_maps = vit_model(show_x.to(device), return_attention=True)  # per layer (8, h, 17, 17)
 show_maps = [m.cpu() for m in show_maps]
 pred = show_logits.argmax(-1).cpu()
 G = vit_model.config.grid
-roll = rollout_class_map(show_maps, G)                                             # (8, 4, 4)
+roll = rollout_class_map(show_maps, G)  # (8, 4, 4)
 
 
 def overlay(ax, image, heat, title):
     """The image in grey, the (G, G) heat map upsampled to 28x28 on top."""
     big = F.interpolate(heat[None, None], size=image.shape[-2:], mode="nearest")[0, 0]
-    ax.imshow(image, cmap="gray_r"); ax.imshow(big, cmap="inferno", alpha=0.55)
-    ax.set(xticks=[], yticks=[]); ax.set_title(title, fontsize=8)
+    ax.imshow(image, cmap="gray_r")
+    ax.imshow(big, cmap="inferno", alpha=0.55)
+    ax.set(xticks=[], yticks=[])
+    ax.set_title(title, fontsize=8)
 
 
 last = vit_model.config.n_layers - 1
 H = vit_model.config.n_heads
 fig, axes = plt.subplots(4, H + 2, figsize=(1.8 * (H + 2), 7.6))
 for r in range(4):
-    axes[r, 0].imshow(show_x[r, 0], cmap="gray_r"); axes[r, 0].set(xticks=[], yticks=[])
+    axes[r, 0].imshow(show_x[r, 0], cmap="gray_r")
+    axes[r, 0].set(xticks=[], yticks=[])
     axes[r, 0].set_title(f"{FASHION_CLASSES[y_test[r]]} -> {FASHION_CLASSES[pred[r]]}", fontsize=8)
     for h in range(H):
-        overlay(axes[r, 1 + h], show_x[r, 0], show_maps[last][r, h, 0, 1:].view(G, G), f"layer {last + 1}, head {h + 1}")
+        overlay(
+            axes[r, 1 + h], show_x[r, 0], show_maps[last][r, h, 0, 1:].view(G, G), f"layer {last + 1}, head {h + 1}"
+        )
     overlay(axes[r, H + 1], show_x[r, 0], roll[r], "rollout, all layers")
-plt.tight_layout(); plt.show()
+plt.tight_layout()
+plt.show()
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -593,18 +688,26 @@ plt.tight_layout(); plt.show()
 # Compare early layers (broad, position-driven) with late ones (focused on the garment's
 # informative parts), and single heads with the rollout up to that layer.
 
+
 # %% slideshow={"slide_type": "fragment"}
 def show_attention(image=0, layer=0, head=0):
     fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
-    axes[0].imshow(show_x[image, 0], cmap="gray_r"); axes[0].set(xticks=[], yticks=[])
+    axes[0].imshow(show_x[image, 0], cmap="gray_r")
+    axes[0].set(xticks=[], yticks=[])
     axes[0].set_title(f"{FASHION_CLASSES[y_test[image]]} (pred. {FASHION_CLASSES[pred[image]]})", fontsize=9)
-    w = show_maps[layer][image, head]                                           # (17, 17)
+    w = show_maps[layer][image, head]  # (17, 17)
     overlay(axes[1], show_x[image, 0], w[0, 1:].view(G, G), f"[class] attention, layer {layer + 1}, head {head + 1}")
-    overlay(axes[2], show_x[image, 0], rollout_class_map([m[image] for m in show_maps[:layer + 1]], G)[0],
-            f"rollout, layers 1-{layer + 1}")
-    axes[3].imshow(w, cmap="viridis"); axes[3].set_title("full (17 x 17) weights, row 0 = [class]", fontsize=9)
+    overlay(
+        axes[2],
+        show_x[image, 0],
+        rollout_class_map([m[image] for m in show_maps[: layer + 1]], G)[0],
+        f"rollout, layers 1-{layer + 1}",
+    )
+    axes[3].imshow(w, cmap="viridis")
+    axes[3].set_title("full (17 x 17) weights, row 0 = [class]", fontsize=9)
     axes[3].set(xlabel="key", ylabel="query")
-    plt.tight_layout(); plt.show()
+    plt.tight_layout()
+    plt.show()
 
 
 interact(show_attention, image=(0, N_SHOW - 1), layer=(0, vit_model.config.n_layers - 1), head=(0, H - 1))
@@ -619,12 +722,15 @@ interact(show_attention, image=(0, N_SHOW - 1), layer=(0, vit_model.config.n_lay
 # rediscovered the 2-D grid from data.
 
 # %% slideshow={"slide_type": "fragment"}
-sim = position_similarity(vit_model.pos_embed.cpu(), G)                  # (G, G, G, G)
+sim = position_similarity(vit_model.pos_embed.cpu(), G)  # (G, G, G, G)
 fig, axes = plt.subplots(G, G, figsize=(5, 5))
 for i in range(G):
     for j in range(G):
-        im = axes[i, j].imshow(sim[i, j], cmap="viridis", vmin=-1, vmax=1); axes[i, j].set(xticks=[], yticks=[])
-fig.suptitle("cosine similarity of position embeddings"); fig.colorbar(im, ax=axes, shrink=0.7); plt.show()
+        im = axes[i, j].imshow(sim[i, j], cmap="viridis", vmin=-1, vmax=1)
+        axes[i, j].set(xticks=[], yticks=[])
+fig.suptitle("cosine similarity of position embeddings")
+fig.colorbar(im, ax=axes, shrink=0.7)
+plt.show()
 # a number for the picture: similarity of grid neighbours vs of patches >= 2 apart
 flat = sim.reshape(G * G, G * G)
 rc = torch.tensor([(n // G, n % G) for n in range(G * G)])
@@ -654,20 +760,28 @@ if not SMOKE:
 GRID, WIN = 8, 4
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
 for k, shift in enumerate((0, WIN // 2)):
-    mask = swin_window_mask(GRID, WIN, shift)                               # (64, 64) bool
+    mask = swin_window_mask(GRID, WIN, shift)  # (64, 64) bool
     # colour each token by the set of tokens it may attend to (its window)
     _, group = torch.unique(mask.int(), dim=0, return_inverse=True)
     axes[2 * k].imshow(group.view(GRID, GRID), cmap="tab20")
-    axes[2 * k].set_title(f"{'shifted ' if shift else ''}windows, shift {shift}: {group.max().item() + 1} groups",
-                          fontsize=9)
+    axes[2 * k].set_title(
+        f"{'shifted ' if shift else ''}windows, shift {shift}: {group.max().item() + 1} groups", fontsize=9
+    )
     axes[2 * k + 1].imshow(mask, cmap="gray_r")
     axes[2 * k + 1].set_title(f"mask {tuple(mask.shape)}, black = may attend", fontsize=9)
     assert bool(mask.diagonal().all()) and torch.equal(mask, mask.T)
 for ax in axes:
     ax.set(xticks=[], yticks=[])
-plt.tight_layout(); plt.show()
-print("tokens each token may attend to, no shift:", swin_window_mask(GRID, WIN).sum(1).unique().tolist(),
-      "| shifted:", swin_window_mask(GRID, WIN, WIN // 2).sum(1).unique().tolist(), "of", GRID * GRID)
+plt.tight_layout()
+plt.show()
+print(
+    "tokens each token may attend to, no shift:",
+    swin_window_mask(GRID, WIN).sum(1).unique().tolist(),
+    "| shifted:",
+    swin_window_mask(GRID, WIN, WIN // 2).sum(1).unique().tolist(),
+    "of",
+    GRID * GRID,
+)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **MAE** (He et al., 2022) learns without labels: hide a random **75 %** of the patches, run
@@ -677,9 +791,9 @@ print("tokens each token may attend to, no shift:", swin_window_mask(GRID, WIN).
 
 # %% slideshow={"slide_type": "fragment"}
 g = torch.Generator().manual_seed(SEED)
-raw = torch.tensor(test_images[:6]).float()[:, None] / 255                  # (6, 1, 28, 28)
-pt = patchify(raw, 4)                                                          # (6, 49, 16)
-ids_keep, hidden = random_patch_mask(6, pt.shape[1], 0.75, generator=g)         # hidden: 1 = masked
+raw = torch.tensor(test_images[:6]).float()[:, None] / 255  # (6, 1, 28, 28)
+pt = patchify(raw, 4)  # (6, 49, 16)
+ids_keep, hidden = random_patch_mask(6, pt.shape[1], 0.75, generator=g)  # hidden: 1 = masked
 masked = unpatchify(pt * (1 - hidden)[..., None] + 0.5 * hidden[..., None], 4, 28)
 fig, axes = plt.subplots(2, 6, figsize=(10, 3.6))
 for i in range(6):
@@ -687,8 +801,10 @@ for i in range(6):
     axes[1, i].imshow(masked[i, 0], cmap="gray_r", vmin=0, vmax=1)
     for ax in axes[:, i]:
         ax.set(xticks=[], yticks=[])
-axes[0, 0].set_ylabel("image"); axes[1, 0].set_ylabel(f"{ids_keep.shape[1]} of {pt.shape[1]} visible")
-plt.tight_layout(); plt.show()
+axes[0, 0].set_ylabel("image")
+axes[1, 0].set_ylabel(f"{ids_keep.shape[1]} of {pt.shape[1]} visible")
+plt.tight_layout()
+plt.show()
 assert ids_keep.shape == (6, 12) and bool((hidden.sum(1) == 37).all())
 
 
@@ -708,14 +824,15 @@ assert ids_keep.shape == (6, 12) and bool((hidden.sum(1) == 37).all())
 # flattened in (channel, row, column) order, exactly like `course_utils.vit.patchify`
 # (which you may not call). Use `reshape` and `permute`.
 
+
 # %% nbgrader={"grade": false, "grade_id": "patchify-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def image_to_patches(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, N, C*P*P), row-major patches, each flattened (channel, row, column)."""
     ### BEGIN SOLUTION
     B, C, H, W = images.shape
     P = patch_size
-    x = images.reshape(B, C, H // P, P, W // P, P)        # (B, C, gh, P, gw, P)
-    x = x.permute(0, 2, 4, 1, 3, 5)                       # (B, gh, gw, C, P, P)
+    x = images.reshape(B, C, H // P, P, W // P, P)  # (B, C, gh, P, gw, P)
+    x = x.permute(0, 2, 4, 1, 3, 5)  # (B, gh, gw, C, P, P)
     return x.reshape(B, (H // P) * (W // P), C * P * P)
     ### END SOLUTION
 
@@ -731,14 +848,16 @@ def _patch_mistakes(x, P):
     six = x.reshape(B, C, H // P, P, W // P, P)
     return {
         "the patches come column by column: put the grid-row axis before the grid-column axis "
-        "(permute(0, 2, 4, ...), not permute(0, 4, 2, ...))":
-            six.permute(0, 4, 2, 1, 3, 5).reshape(B, -1, C * P * P),
-        "a reshape without a permute cuts strips of rows, not squares: permute the grid axes in front first":
-            x.reshape(B, (H // P) * (W // P), C * P * P),
-        "the pixels inside a patch are transposed: keep (row, column) order within each patch":
-            six.permute(0, 2, 4, 1, 5, 3).reshape(B, -1, C * P * P),
-        "the channels come last inside each patch: flatten a patch as (channel, row, column)":
-            six.permute(0, 2, 4, 3, 5, 1).reshape(B, -1, C * P * P),
+        "(permute(0, 2, 4, ...), not permute(0, 4, 2, ...))": six.permute(0, 4, 2, 1, 3, 5).reshape(B, -1, C * P * P),
+        "a reshape without a permute cuts strips of rows, not squares: permute the grid axes in front first": x.reshape(
+            B, (H // P) * (W // P), C * P * P
+        ),
+        "the pixels inside a patch are transposed: keep (row, column) order within each patch": six.permute(
+            0, 2, 4, 1, 5, 3
+        ).reshape(B, -1, C * P * P),
+        "the channels come last inside each patch: flatten a patch as (channel, row, column)": six.permute(
+            0, 2, 4, 3, 5, 1
+        ).reshape(B, -1, C * P * P),
     }
 
 
@@ -751,8 +870,12 @@ print("visible tests passed")
 g = torch.Generator().manual_seed(6)
 for shape, P in (((3, 3, 12, 8), 4), ((1, 1, 28, 28), 7), ((2, 2, 6, 9), 3)):
     xh = torch.randn(*shape, generator=g)
-    expect_close(call(image_to_patches, xh, P), _reference_patchify(xh, P),
-                 f"image_to_patches on a {shape} batch with patch size {P}", mistakes=_patch_mistakes(xh, P))
+    expect_close(
+        call(image_to_patches, xh, P),
+        _reference_patchify(xh, P),
+        f"image_to_patches on a {shape} batch with patch size {P}",
+        mistakes=_patch_mistakes(xh, P),
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -764,13 +887,15 @@ for shape, P in (((3, 3, 12, 8), 4), ((1, 1, 28, 28), 7), ((2, 2, 6, 9), 3)):
 # Return $z_0 = [x_\text{class}; x_p E] + E_\text{pos}$, shape `(B, N + 1, D)`, with the class
 # token **first**.
 
+
 # %% nbgrader={"grade": false, "grade_id": "cls-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
-def add_class_and_positions(patch_tokens: torch.Tensor, cls_token: torch.Tensor,
-                            pos_embed: torch.Tensor) -> torch.Tensor:
+def add_class_and_positions(
+    patch_tokens: torch.Tensor, cls_token: torch.Tensor, pos_embed: torch.Tensor
+) -> torch.Tensor:
     """z_0 = [x_class; x_p E] + E_pos: (B, N, D), (1, 1, D), (1, N+1, D) -> (B, N+1, D)."""
     ### BEGIN SOLUTION
-    cls = cls_token.expand(patch_tokens.shape[0], -1, -1)        # (B, 1, D)
-    return torch.cat([cls, patch_tokens], dim=1) + pos_embed       # prepend, then add positions
+    cls = cls_token.expand(patch_tokens.shape[0], -1, -1)  # (B, 1, D)
+    return torch.cat([cls, patch_tokens], dim=1) + pos_embed  # prepend, then add positions
     ### END SOLUTION
 
 
@@ -785,15 +910,15 @@ def _cls_cases(x, c, p):
     right = torch.cat([cls, x], 1) + p
     mistakes = {
         "the positions were added before the class token was prepended, so the class token got no "
-        "position and the patches got rows 1..N only: concatenate first, then add pos_embed":
-            torch.cat([cls, x + p[:, 1:]], 1),
+        "position and the patches got rows 1..N only: concatenate first, then add pos_embed": torch.cat(
+            [cls, x + p[:, 1:]], 1
+        ),
         "the positions were added to the patches before the prepend and are shifted by one "
-        "(patch i got the class position's row): concatenate first, then add pos_embed":
-            torch.cat([cls + p[:, -1:], x + p[:, :-1]], 1),
-        "the class token is at the end: it must be the first token (index 0)":
-            torch.cat([x, cls], 1) + p,
-        "pos_embed is missing: add E_pos to every token, class token included":
-            torch.cat([cls, x], 1),
+        "(patch i got the class position's row): concatenate first, then add pos_embed": torch.cat(
+            [cls + p[:, -1:], x + p[:, :-1]], 1
+        ),
+        "the class token is at the end: it must be the first token (index 0)": torch.cat([x, cls], 1) + p,
+        "pos_embed is missing: add E_pos to every token, class token included": torch.cat([cls, x], 1),
     }
     return right, mistakes
 
@@ -807,7 +932,11 @@ expect_close(out, right, "z_0", mistakes=mistakes)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 for B, N, D in ((5, 16, 8), (1, 49, 4)):
-    x, c, p = torch.randn(B, N, D, generator=g), torch.randn(1, 1, D, generator=g), torch.randn(1, N + 1, D, generator=g)
+    x, c, p = (
+        torch.randn(B, N, D, generator=g),
+        torch.randn(1, 1, D, generator=g),
+        torch.randn(1, N + 1, D, generator=g),
+    )
     right, mistakes = _cls_cases(x, c, p)
     expect_close(call(add_class_and_positions, x, c, p), right, f"z_0 for B={B}, N={N}, D={D}", mistakes=mistakes)
 ### END HIDDEN TESTS
@@ -820,16 +949,17 @@ for B, N, D in ((5, 16, 8), (1, 49, 4)):
 # connection), renormalise every row to sum to 1, and multiply the layers so that later layers
 # act last: $R = \tilde A_L \cdots \tilde A_2 \tilde A_1$. Return $R$, shape `(B, T, T)`.
 
+
 # %% nbgrader={"grade": false, "grade_id": "rollout-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def rollout(attentions: list) -> torch.Tensor:
     """Attention rollout: list of (B, h, T, T), first layer first -> (B, T, T)."""
     ### BEGIN SOLUTION
     result = None
     for a in attentions:
-        a = a.mean(dim=1)                                            # (B, T, T) average the heads
-        a = a + torch.eye(a.shape[-1], dtype=a.dtype)                # the residual path
-        a = a / a.sum(dim=-1, keepdim=True)                          # rows are distributions again
-        result = a if result is None else a @ result                 # the later layer acts last
+        a = a.mean(dim=1)  # (B, T, T) average the heads
+        a = a + torch.eye(a.shape[-1], dtype=a.dtype)  # the residual path
+        a = a / a.sum(dim=-1, keepdim=True)  # rows are distributions again
+        result = a if result is None else a @ result  # the later layer acts last
     return result
     ### END SOLUTION
 
@@ -853,16 +983,17 @@ def _rollout_mistakes(attn):
 
     norm = lambda a: a / a.sum(-1, keepdim=True)
     return {
-        "the identity (residual connection) is missing: add torch.eye(T) to each layer's averaged attention":
-            chain(lambda a: a),
-        "the rows are not renormalised after adding the identity: divide each row by its sum":
-            chain(lambda a: a + eye),
-        "the layers are multiplied in the wrong order: the later layer goes on the LEFT (R = A_l @ R)":
-            chain(lambda a: norm(a + eye), order="right"),
-        "the heads are combined with a max (or a sum), not averaged: use .mean(dim=1)":
-            chain(lambda a: norm(a + eye), fuse=lambda a: a.amax(1)),
-        "only the last layer is used: multiply all layers together":
-            norm(attn[-1].mean(1) + eye),
+        "the identity (residual connection) is missing: add torch.eye(T) to each layer's averaged attention": chain(
+            lambda a: a
+        ),
+        "the rows are not renormalised after adding the identity: divide each row by its sum": chain(lambda a: a + eye),
+        "the layers are multiplied in the wrong order: the later layer goes on the LEFT (R = A_l @ R)": chain(
+            lambda a: norm(a + eye), order="right"
+        ),
+        "the heads are combined with a max (or a sum), not averaged: use .mean(dim=1)": chain(
+            lambda a: norm(a + eye), fuse=lambda a: a.amax(1)
+        ),
+        "only the last layer is used: multiply all layers together": norm(attn[-1].mean(1) + eye),
     }
 
 
@@ -875,8 +1006,13 @@ print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 for B, h, T, L in ((1, 4, 17, 4), (3, 2, 6, 1), (2, 1, 9, 6)):
     attn = [torch.randn(B, h, T, T, generator=g).mul(2).softmax(-1) for _ in range(L)]
-    expect_close(call(rollout, attn), _reference_rollout(attn), f"rollout of {L} layers of ({B}, {h}, {T}, {T})",
-                 mistakes=_rollout_mistakes(attn), atol=1e-5)
+    expect_close(
+        call(rollout, attn),
+        _reference_rollout(attn),
+        f"rollout of {L} layers of ({B}, {h}, {T}, {T})",
+        mistakes=_rollout_mistakes(attn),
+        atol=1e-5,
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "notes"}

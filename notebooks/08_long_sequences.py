@@ -42,11 +42,11 @@ DEVICE = "auto"  # "auto" = CUDA, then Apple MPS, then CPU; or "cpu", "cuda", "m
 WALL_NS = [256, 512, 1024] if SMOKE else [256, 512, 1024, 2048, 4096]
 HEADS = 2
 D_HEAD = 64
-REPEATS = 1 if SMOKE else 3            # timings are the best of REPEATS runs
+REPEATS = 1 if SMOKE else 3  # timings are the best of REPEATS runs
 # 2./3. BigBird: blocks of BLOCK tokens; window of WINDOW blocks each side, N_GLOBAL global blocks, N_RANDOM random
 BLOCK = 64
-WINDOW, N_GLOBAL, N_RANDOM = 1, 2, 3   # BigBird-base's pattern
-PAIRS_NS = [512, 1024, 2048, 4096, 8192, 16384]   # only counted, cheap
+WINDOW, N_GLOBAL, N_RANDOM = 1, 2, 3  # BigBird-base's pattern
+PAIRS_NS = [512, 1024, 2048, 4096, 8192, 16384]  # only counted, cheap
 SPARSE_NS = [256, 512, 1024] if SMOKE else [256, 512, 1024, 2048, 4096]
 # 4. tiled attention: memory measured at these lengths (one head)
 MEM_NS = [1024, 2048] if SMOKE else [1024, 2048, 4096, 8192, 16384]
@@ -55,9 +55,9 @@ TILE = 128
 GPT_LAYERS, GPT_HEADS, GPT_EMBD = 4, 4, 128
 TRAIN_STEPS = 10 if SMOKE else 200
 TRAIN_BATCH, TRAIN_CONTEXT = (8, 32) if SMOKE else (16, 128)
-LR_FACTOR, WARMUP = 0.35, 50           # peak lr = factor / sqrt(d_model * warmup), as in notebook 05
-KV_LENGTHS = [16, 32] if SMOKE else [64, 128, 256, 512]   # tokens generated
-KV_REPEATS = 1 if SMOKE else 2         # generation timings: best of KV_REPEATS runs
+LR_FACTOR, WARMUP = 0.35, 50  # peak lr = factor / sqrt(d_model * warmup), as in notebook 05
+KV_LENGTHS = [16, 32] if SMOKE else [64, 128, 256, 512]  # tokens generated
+KV_REPEATS = 1 if SMOKE else 2  # generation timings: best of KV_REPEATS runs
 PROMPT = "It is a truth universally acknowledged"
 # 6. images as tokens
 PATCH = 4
@@ -65,13 +65,13 @@ CODEBOOK_SIZES = [8, 32] if SMOKE else [16, 64, 256]
 KMEANS_PATCHES = 3_000 if SMOKE else 50_000
 KMEANS_ITERS = 5 if SMOKE else 25
 N_TRAIN_IMAGES = 1_000 if SMOKE else 20_000
-IMG_GPT_STEPS = 10 if SMOKE else 200   # a small GPT trained on (class token, 49 image tokens) sequences
+IMG_GPT_STEPS = 10 if SMOKE else 200  # a small GPT trained on (class token, 49 image tokens) sequences
 IMG_BATCH = 16 if SMOKE else 32
 IMG_LAYERS = 2
 IMG_TEMPERATURE = 1.0
 
 # %% slideshow={"slide_type": "skip"} tags=["setup"]
-import course_utils  # first: sets OMP_WAIT_POLICY before torch loads
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import math
 import time
 
@@ -100,6 +100,7 @@ print(f"device: {device}, SMOKE: {SMOKE}, torch threads: {torch.get_num_threads(
 # $n d^2 = 70$ million of a recurrent or convolutional layer. But $n^2$ wins as soon as
 # $n > d$: at 4,096 tokens one head's float32 score matrix weighs 64 MiB; at 100,000
 # tokens, 37 GiB, per head, per layer.
+
 
 # %% slideshow={"slide_type": "subslide"} tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
@@ -149,8 +150,10 @@ with torch.no_grad():
         q, k, v = qkv(n)
         seconds, peak = time_and_memory(lambda: scaled_dot_product_attention(q, k, v), "cpu", REPEATS)
         wall.append((n, seconds, peak))
-        print(f"n = {n:>5}: {seconds * 1e3:8.1f} ms, peak extra memory "
-              f"{'n/a' if peak is None else f'{peak / 2**20:7.1f} MiB'} (the weights alone: {HEADS * 4 * n * n / 2**20:6.1f} MiB)")
+        print(
+            f"n = {n:>5}: {seconds * 1e3:8.1f} ms, peak extra memory "
+            f"{'n/a' if peak is None else f'{peak / 2**20:7.1f} MiB'} (the weights alone: {HEADS * 4 * n * n / 2**20:6.1f} MiB)"
+        )
 
 # %% slideshow={"slide_type": "subslide"}
 ns = [r[0] for r in wall]
@@ -201,6 +204,7 @@ if wall[0][2] is not None:
 # $j$ exactly when $|i - j| \le$ `window`. The window is **symmetric** (a token sees `window`
 # tokens on *each* side, and itself), and `window = 0` leaves only the diagonal.
 
+
 # %% nbgrader={"grade": false, "grade_id": "window-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def window_mask(n: int, window: int) -> torch.Tensor:
     """(n, n) bool, True where |i - j| <= window."""
@@ -222,20 +226,21 @@ def _reference(n, w):
 def _mistakes(n, w):
     i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
     return {
-        "an off-by-one: the window must include keys exactly `window` away (|i - j| <= window, not <)":
-            (i - j).abs() < w,
-        "an off-by-one: the window is one key too wide on each side (use |i - j| <= window)":
-            (i - j).abs() <= w + 1,
-        "a window that only looks back (a causal window); BigBird's window is symmetric, use |i - j|":
-            (i - j >= 0) & (i - j <= w),
-        "a window that only looks ahead; it must be symmetric, use the absolute value |i - j|":
-            (j - i >= 0) & (j - i <= w),
+        "an off-by-one: the window must include keys exactly `window` away (|i - j| <= window, not <)": (i - j).abs()
+        < w,
+        "an off-by-one: the window is one key too wide on each side (use |i - j| <= window)": (i - j).abs() <= w + 1,
+        "a window that only looks back (a causal window); BigBird's window is symmetric, use |i - j|": (i - j >= 0)
+        & (i - j <= w),
+        "a window that only looks ahead; it must be symmetric, use the absolute value |i - j|": (j - i >= 0)
+        & (j - i <= w),
     }
 
 
 m = call(window_mask, 6, 1)
-expect(isinstance(m, torch.Tensor) and m.dtype == torch.bool,
-       "window_mask should return a boolean tensor (True = may attend), e.g. from a comparison like `<=`.")
+expect(
+    isinstance(m, torch.Tensor) and m.dtype == torch.bool,
+    "window_mask should return a boolean tensor (True = may attend), e.g. from a comparison like `<=`.",
+)
 expect_equal(m, _reference(6, 1), "window_mask(6, 1)", mistakes=_mistakes(6, 1))
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
@@ -250,8 +255,15 @@ for n, w in ((10, 3), (5, 0), (4, 7), (1, 2)):
 # Pictures of the three patterns and their union, for 16 blocks:
 
 # %% slideshow={"slide_type": "fragment"}
-from course_utils.sparse import (attended_pairs, bigbird_layout, expand_layout, global_layout, random_layout,
-                                 sliding_window_mask, window_layout)
+from course_utils.sparse import (
+    attended_pairs,
+    bigbird_layout,
+    expand_layout,
+    global_layout,
+    random_layout,
+    sliding_window_mask,
+    window_layout,
+)
 
 assert torch.equal(window_mask(50, 4), sliding_window_mask(50, 4)), "the exercise and the module must agree"
 
@@ -266,8 +278,13 @@ def show_patterns(n_blocks=16, window=WINDOW, n_global=N_GLOBAL, n_random=N_RAND
     for ax, (name, layout) in zip(axes, parts.items()):
         mask = expand_layout(layout, block)
         ax.imshow(mask, cmap="Blues", vmin=0, vmax=1.3)
-        ax.set(title=f"{name}\n{attended_pairs(mask) / mask.numel():.0%} of pairs", xticks=[], yticks=[],
-               xlabel="key", ylabel="query" if name == "random" else None)
+        ax.set(
+            title=f"{name}\n{attended_pairs(mask) / mask.numel():.0%} of pairs",
+            xticks=[],
+            yticks=[],
+            xlabel="key",
+            ylabel="query" if name == "random" else None,
+        )
     plt.tight_layout()
     plt.show()
 
@@ -288,15 +305,19 @@ interact(show_patterns, n_blocks=(4, 32, 1), window=(0, 4, 1), n_global=(0, 4, 1
 # **Attended pairs grow linearly.** Count the pairs BigBird keeps as $n$ doubles (blocks of
 # 64, BigBird-base's pattern: 3 window blocks, 2 global, 3 random), against the $n^2$ of full attention.
 
+
 # %% slideshow={"slide_type": "fragment"}
 def bigbird_pairs(n, block=BLOCK):
     layout = bigbird_layout(n // block, WINDOW, N_GLOBAL, N_RANDOM, torch.Generator().manual_seed(SEED))
-    return int(layout.sum()) * block * block          # = attended_pairs(expand_layout(layout, block)), cheaper
+    return int(layout.sum()) * block * block  # = attended_pairs(expand_layout(layout, block)), cheaper
 
 
 pairs = [bigbird_pairs(n) for n in PAIRS_NS]
-assert pairs[0] == attended_pairs(expand_layout(bigbird_layout(PAIRS_NS[0] // BLOCK, WINDOW, N_GLOBAL, N_RANDOM,
-                                                               torch.Generator().manual_seed(SEED)), BLOCK))
+assert pairs[0] == attended_pairs(
+    expand_layout(
+        bigbird_layout(PAIRS_NS[0] // BLOCK, WINDOW, N_GLOBAL, N_RANDOM, torch.Generator().manual_seed(SEED)), BLOCK
+    )
+)
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.loglog(PAIRS_NS, [n * n for n in PAIRS_NS], "k--", label=r"full attention, $n^2$")
 ax.loglog(PAIRS_NS, pairs, "o-", label="BigBird")
@@ -356,16 +377,16 @@ def block_sparse(q, k, v, layout, b):
     q, k, v: (..., n, d); layout: (n/b, n/b) bool -> (..., n, d)."""
     *lead, n, d = q.shape
     nb = n // b
-    dense_rows, rows, idx, valid = layout_indices(layout)       # global rows | the rest, padded to K blocks
+    dense_rows, rows, idx, valid = layout_indices(layout)  # global rows | the rest, padded to K blocks
     qb, kb, vb = (x.reshape(*lead, nb, b, d) for x in (q, k, v))
-    out = torch.empty_like(qb)                                  # (..., nb, b, d)
+    out = torch.empty_like(qb)  # (..., nb, b, d)
     R, K = idx.shape
-    k_g = kb[..., idx, :, :].reshape(*lead, R, K * b, d)         # gathered keys   (..., R, K*b, d)
-    v_g = vb[..., idx, :, :].reshape(*lead, R, K * b, d)         # gathered values (..., R, K*b, d)
-    scores = qb[..., rows, :, :] @ k_g.transpose(-2, -1) / math.sqrt(d)   # (..., R, b, K*b): the only scores
-    padding = ~valid.repeat_interleave(b, dim=1)[:, None, :]     # (R, 1, K*b) True on the dummy blocks
+    k_g = kb[..., idx, :, :].reshape(*lead, R, K * b, d)  # gathered keys   (..., R, K*b, d)
+    v_g = vb[..., idx, :, :].reshape(*lead, R, K * b, d)  # gathered values (..., R, K*b, d)
+    scores = qb[..., rows, :, :] @ k_g.transpose(-2, -1) / math.sqrt(d)  # (..., R, b, K*b): the only scores
+    padding = ~valid.repeat_interleave(b, dim=1)[:, None, :]  # (R, 1, K*b) True on the dummy blocks
     out[..., rows, :, :] = scores.masked_fill(padding, float("-inf")).softmax(-1) @ v_g
-    q_glob = qb[..., dense_rows, :, :].reshape(*lead, -1, d)     # global queries see everything
+    q_glob = qb[..., dense_rows, :, :].reshape(*lead, -1, d)  # global queries see everything
     out[..., dense_rows, :, :] = scaled_dot_product_attention(q_glob, k, v)[0].reshape(*lead, -1, b, d)
     return out.reshape(*lead, n, d)
 
@@ -379,8 +400,10 @@ with torch.no_grad():
 err = (ours - masked_full).abs().max().item()
 assert err < 1e-5, f"block-sparse must equal masked full attention, max error {err:.2e}"
 assert torch.allclose(ours, block_sparse_attention(q, k, v, layout, BLOCK), atol=1e-6), "notebook and module agree"
-print(f"n = {n}: block-sparse == masked full attention (max |difference| {err:.1e}); "
-      f"it computed {attended_pairs(expand_layout(layout, BLOCK)) / n**2:.0%} of the scores")
+print(
+    f"n = {n}: block-sparse == masked full attention (max |difference| {err:.1e}); "
+    f"it computed {attended_pairs(expand_layout(layout, BLOCK)) / n**2:.0%} of the scores"
+)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Now time both on the same pattern. At short lengths the window, global and random blocks cover
@@ -407,10 +430,15 @@ for n, t_masked, t_sparse in reversed(timings):
         break
     crossover = n
 for n, t_masked, t_sparse in timings:
-    print(f"n = {n:>5}: masked full {t_masked * 1e3:8.1f} ms, block-sparse {t_sparse * 1e3:8.1f} ms, "
-          f"speed-up x{t_masked / t_sparse:.2f}")
-print(f"crossover: block-sparse is faster from n = {crossover} on" if crossover else
-      f"no crossover up to n = {SPARSE_NS[-1]} (SMOKE sizes are too short; full mode goes further)")
+    print(
+        f"n = {n:>5}: masked full {t_masked * 1e3:8.1f} ms, block-sparse {t_sparse * 1e3:8.1f} ms, "
+        f"speed-up x{t_masked / t_sparse:.2f}"
+    )
+print(
+    f"crossover: block-sparse is faster from n = {crossover} on"
+    if crossover
+    else f"no crossover up to n = {SPARSE_NS[-1]} (SMOKE sizes are too short; full mode goes further)"
+)
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.loglog(SPARSE_NS, [t[1] * 1e3 for t in timings], "o-", label="masked full attention")
@@ -451,6 +479,7 @@ plt.show()
 # Write one step: given `m` (T, 1), `l` (T, 1), `acc` (T, d_v) for T queries and a tile's
 # `scores` (T, B) and values `v_tile` (B, d_v), return the new `(m, l, acc)`.
 
+
 # %% nbgrader={"grade": false, "grade_id": "online-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def online_softmax_update(m, l, acc, scores, v_tile):
     """One tile of keys folded into the running (max, sum, weighted sum) -> new (m, l, acc)."""
@@ -473,10 +502,13 @@ from course_utils.tools.grading import GradingError, call, expect, expect_close
 def _fold(update, scores, values, tile):
     """Run an update over the key tiles -> final (m, l, acc)."""
     T = scores.shape[0]
-    state = (torch.full((T, 1), float("-inf"), dtype=scores.dtype), torch.zeros(T, 1, dtype=scores.dtype),
-             torch.zeros(T, values.shape[1], dtype=scores.dtype))
+    state = (
+        torch.full((T, 1), float("-inf"), dtype=scores.dtype),
+        torch.zeros(T, 1, dtype=scores.dtype),
+        torch.zeros(T, values.shape[1], dtype=scores.dtype),
+    )
     for j in range(0, scores.shape[1], tile):
-        state = update(*state, scores[:, j:j + tile], values[j:j + tile])
+        state = update(*state, scores[:, j : j + tile], values[j : j + tile])
         if not (isinstance(state, tuple) and len(state) == 3):
             raise GradingError("online_softmax_update should return a tuple (m, l, acc) of three tensors.")
     return state
@@ -494,6 +526,7 @@ def _wrong(kind):
         if kind == "no max":
             l_new, acc_new = l + p.sum(-1, keepdim=True), acc + p @ v
         return m_new, l_new, acc_new
+
     return update
 
 
@@ -501,27 +534,55 @@ def _check(scores, values, tile):
     m, l, acc = call(_fold, online_softmax_update, scores, values, tile, what="online_softmax_update")
     ref_m, ref_l, ref_acc = _fold(reference_update, scores, values, tile)
     wrong = {kind: _fold(_wrong(kind), scores, values, tile) for kind in ("sum", "acc", "inverted", "no max", "tile")}
-    expect_close(m, ref_m, "the running max m", mistakes={
-        "the max of the new tile only; keep the larger of the old m and the tile's max": wrong["tile"][0]})
-    expect_close(l, ref_l, "the running sum l", mistakes={
-        "forgot to rescale the running sum: multiply the old l by exp(m_old - m_new) when the max changes": wrong["sum"][1],
-        "the rescale factor is inverted: old terms shrink by exp(m_old - m_new), not exp(m_new - m_old)": wrong["inverted"][1],
-        "no max subtracted inside exp: use exp(scores - m_new), or large scores overflow": wrong["no max"][1]})
-    expect_close(acc, ref_acc, "the running output acc", mistakes={
-        "forgot to rescale acc: multiply the old acc by the same exp(m_old - m_new) as l": wrong["acc"][2],
-        "the rescale factor is inverted: old terms shrink by exp(m_old - m_new), not exp(m_new - m_old)": wrong["inverted"][2]})
+    expect_close(
+        m,
+        ref_m,
+        "the running max m",
+        mistakes={"the max of the new tile only; keep the larger of the old m and the tile's max": wrong["tile"][0]},
+    )
+    expect_close(
+        l,
+        ref_l,
+        "the running sum l",
+        mistakes={
+            "forgot to rescale the running sum: multiply the old l by exp(m_old - m_new) when the max changes": wrong[
+                "sum"
+            ][1],
+            "the rescale factor is inverted: old terms shrink by exp(m_old - m_new), not exp(m_new - m_old)": wrong[
+                "inverted"
+            ][1],
+            "no max subtracted inside exp: use exp(scores - m_new), or large scores overflow": wrong["no max"][1],
+        },
+    )
+    expect_close(
+        acc,
+        ref_acc,
+        "the running output acc",
+        mistakes={
+            "forgot to rescale acc: multiply the old acc by the same exp(m_old - m_new) as l": wrong["acc"][2],
+            "the rescale factor is inverted: old terms shrink by exp(m_old - m_new), not exp(m_new - m_old)": wrong[
+                "inverted"
+            ][2],
+        },
+    )
     expect_close(acc / l, torch.softmax(scores, -1) @ values, "acc / l after the last tile")
 
 
 g = torch.Generator().manual_seed(0)
-scores = torch.tensor([[0.0, 1.0, 5.0, 2.0], [4.0, 0.5, -1.0, 3.0]])   # row 0: the max changes in tile 2; row 1: it does not
+scores = torch.tensor(
+    [[0.0, 1.0, 5.0, 2.0], [4.0, 0.5, -1.0, 3.0]]
+)  # row 0: the max changes in tile 2; row 1: it does not
 values = torch.randn(4, 3, generator=g)
 _check(scores, values, tile=2)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-_check(torch.randn(5, 13, generator=g, dtype=torch.float64) * 4, torch.randn(13, 2, generator=g, dtype=torch.float64), tile=3)
-_check(torch.arange(12.0).reshape(2, 6) * 3, torch.randn(6, 4, generator=g), tile=1)      # max grows at every tile
-_check(torch.randn(3, 8, generator=g) * 3 + 500.0, torch.randn(8, 2, generator=g), tile=4)   # huge scores: no overflow
+_check(
+    torch.randn(5, 13, generator=g, dtype=torch.float64) * 4,
+    torch.randn(13, 2, generator=g, dtype=torch.float64),
+    tile=3,
+)
+_check(torch.arange(12.0).reshape(2, 6) * 3, torch.randn(6, 4, generator=g), tile=1)  # max grows at every tile
+_check(torch.randn(3, 8, generator=g) * 3 + 500.0, torch.randn(8, 2, generator=g), tile=4)  # huge scores: no overflow
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -538,18 +599,18 @@ def tiled(q, k, v, block_q=TILE, block_k=TILE):
     """Exact attention tile by tile: q (..., n, d), k, v (..., n_k, d) -> (..., n, d). No n x n matrix."""
     out = torch.empty_like(q)
     for i in range(0, q.shape[-2], block_q):
-        qi = q[..., i:i + block_q, :] / math.sqrt(q.shape[-1])           # (..., bq, d)
-        m = torch.full((*qi.shape[:-1], 1), float("-inf"))               # (..., bq, 1)
+        qi = q[..., i : i + block_q, :] / math.sqrt(q.shape[-1])  # (..., bq, d)
+        m = torch.full((*qi.shape[:-1], 1), float("-inf"))  # (..., bq, 1)
         l = torch.zeros(*qi.shape[:-1], 1)
-        acc = torch.zeros_like(qi)                                       # (..., bq, d)
+        acc = torch.zeros_like(qi)  # (..., bq, d)
         for j in range(0, k.shape[-2], block_k):
-            s = qi @ k[..., j:j + block_k, :].transpose(-2, -1)          # (..., bq, bk) one tile of scores
-            m, l, acc = module_update(m, l, acc, s, v[..., j:j + block_k, :])
-        out[..., i:i + block_q, :] = acc / l
+            s = qi @ k[..., j : j + block_k, :].transpose(-2, -1)  # (..., bq, bk) one tile of scores
+            m, l, acc = module_update(m, l, acc, s, v[..., j : j + block_k, :])
+        out[..., i : i + block_q, :] = acc / l
     return out
 
 
-q, k, v = qkv(200, heads=2, d=16)                                        # 200: the last tiles are ragged
+q, k, v = qkv(200, heads=2, d=16)  # 200: the last tiles are ragged
 exact = F.scaled_dot_product_attention(q, k, v)
 for bq, bk in [(5, 7), (7, 64), (128, 128), (64, 200), (512, 512)]:
     err = (tiled(q, k, v, bq, bk) - exact).abs().max().item()
@@ -581,8 +642,10 @@ if memory[0][1] is None:
     print("peak memory cannot be measured on this system (it needs Linux's /proc); the algorithm still holds")
 else:
     for n, naive, flash in memory:
-        print(f"n = {n:>6,}: naive {naive / 2**20:8.1f} MiB, tiled {flash / 2**20:6.2f} MiB "
-              f"(output alone {n * D_HEAD * 4 / 2**20:5.2f} MiB)")
+        print(
+            f"n = {n:>6,}: naive {naive / 2**20:8.1f} MiB, tiled {flash / 2**20:6.2f} MiB "
+            f"(output alone {n * D_HEAD * 4 / 2**20:5.2f} MiB)"
+        )
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.loglog(MEM_NS, [r[1] / 2**20 for r in memory], "o-", label="naive (forms n x n)")
     ax.loglog(MEM_NS, [r[2] / 2**20 for r in memory], "s-", label=f"tiled, {TILE} x {TILE} tiles")
@@ -593,13 +656,17 @@ else:
     n0, naive0, flash0 = memory[0]
     q, k, v = (torch.randn(1, n0, D_HEAD, generator=torch.Generator().manual_seed(n0)) for _ in range(3))
     _, profiled = time_and_memory(lambda: scaled_dot_product_attention(q, k, v), "cpu", 1)
-    assert abs(profiled - naive0) < 0.25 * profiled, f"profiler {profiled / 2**20:.1f} MiB vs resident {naive0 / 2**20:.1f} MiB"
+    assert abs(profiled - naive0) < 0.25 * profiled, (
+        f"profiler {profiled / 2**20:.1f} MiB vs resident {naive0 / 2**20:.1f} MiB"
+    )
     print(f"cross-check at n = {n0}: profiler {profiled / 2**20:.1f} MiB, resident memory {naive0 / 2**20:.1f} MiB")
     n1, naive1, flash1 = memory[-1]
     assert naive1 / naive0 > 0.6 * (n1 / n0) ** 2, "naive memory should grow like n^2"
     assert flash1 < naive1 / 4, "tiled attention should need far less memory than naive attention"
-    print(f"n x{n1 // n0}: naive memory x{naive1 / naive0:.0f} (n^2 predicts {(n1 // n0) ** 2}), "
-          f"tiled x{flash1 / flash0:.1f} (n predicts {n1 // n0})")
+    print(
+        f"n x{n1 // n0}: naive memory x{naive1 / naive0:.0f} (n^2 predicts {(n1 // n0) ** 2}), "
+        f"tiled x{flash1 / flash0:.1f} (n predicts {n1 // n0})"
+    )
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **What PyTorch does.** Our loops are slow Python; the real FlashAttention is one fused GPU
@@ -617,7 +684,9 @@ with torch.no_grad():
     assert torch.allclose(fused, ours_full, atol=1e-5) and torch.allclose(fused, tiled_attention(q, k, v), atol=1e-5)
     t_fused = best_time(lambda: F.scaled_dot_product_attention(q, k, v))
     t_ours = best_time(lambda: scaled_dot_product_attention(q, k, v))
-print(f"n = {WALL_NS[-1]}: torch fused SDPA {t_fused * 1e3:.1f} ms vs ours (materialised) {t_ours * 1e3:.1f} ms, same output")
+print(
+    f"n = {WALL_NS[-1]}: torch fused SDPA {t_fused * 1e3:.1f} ms vs ours (materialised) {t_ours * 1e3:.1f} ms, same output"
+)
 
 
 # %% [markdown] slideshow={"slide_type": "notes"}
@@ -642,6 +711,7 @@ print(f"n = {WALL_NS[-1]}: torch fused SDPA {t_fused * 1e3:.1f} ms vs ours (mate
 # `None` when nothing is cached yet; the new keys and values are `(B, h, t_new, d)`. Return the
 # cache extended by the new positions, `(B, h, t + t_new, d)` each, old positions first.
 
+
 # %% nbgrader={"grade": false, "grade_id": "kv-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
 def append_kv(cache_k, cache_v, k_new, v_new):
     """Append new keys/values after the cached ones along time -> (k, v), each (B, h, t + t_new, d)."""
@@ -664,20 +734,40 @@ def _check_append(B, h, t, t_new, d, seed):
     expect(isinstance(out, tuple) and len(out) == 2, "append_kv should return a tuple (keys, values).")
     k, v = out
     shapes = {
-        (B, h, t, 2 * d) if t == t_new else None: "the keys grew in the feature dimension: concatenate along time, dim=-2",
-        (B, 2 * h, t, d) if t == t_new else None: "the cache grew in the heads dimension: concatenate along time, dim=-2",
-        (2 * B, h, t, d) if t == t_new else None: "the cache grew in the batch dimension: concatenate along time, dim=-2",
+        (B, h, t, 2 * d)
+        if t == t_new
+        else None: "the keys grew in the feature dimension: concatenate along time, dim=-2",
+        (B, 2 * h, t, d)
+        if t == t_new
+        else None: "the cache grew in the heads dimension: concatenate along time, dim=-2",
+        (2 * B, h, t, d)
+        if t == t_new
+        else None: "the cache grew in the batch dimension: concatenate along time, dim=-2",
     }
     for wrong_shape, message in shapes.items():
         expect(tuple(k.shape) != wrong_shape, message)
-    expect(tuple(k.shape) == (B, h, t + t_new, d) and tuple(v.shape) == (B, h, t + t_new, d),
-           f"appending {t_new} position(s) to a cache of {t} should give (B, h, t + t_new, d) = "
-           f"{(B, h, t + t_new, d)}, got keys {tuple(k.shape)}; concatenate along time, dim=-2.")
-    expect_close(k, torch.cat([ck, kn], dim=-2), "the keys", mistakes={
-        "the new keys were put before the cached ones: old positions come first": torch.cat([kn, ck], dim=-2)})
-    expect_close(v, torch.cat([cv, vn], dim=-2), "the values", mistakes={
-        "the values hold keys: append v_new to cache_v": torch.cat([cv, kn], dim=-2),
-        "the new values were put before the cached ones: old positions come first": torch.cat([vn, cv], dim=-2)})
+    expect(
+        tuple(k.shape) == (B, h, t + t_new, d) and tuple(v.shape) == (B, h, t + t_new, d),
+        f"appending {t_new} position(s) to a cache of {t} should give (B, h, t + t_new, d) = "
+        f"{(B, h, t + t_new, d)}, got keys {tuple(k.shape)}; concatenate along time, dim=-2.",
+    )
+    expect_close(
+        k,
+        torch.cat([ck, kn], dim=-2),
+        "the keys",
+        mistakes={
+            "the new keys were put before the cached ones: old positions come first": torch.cat([kn, ck], dim=-2)
+        },
+    )
+    expect_close(
+        v,
+        torch.cat([cv, vn], dim=-2),
+        "the values",
+        mistakes={
+            "the values hold keys: append v_new to cache_v": torch.cat([cv, kn], dim=-2),
+            "the new values were put before the cached ones: old positions come first": torch.cat([vn, cv], dim=-2),
+        },
+    )
     k0, v0 = call(append_kv, None, None, kn, vn, what="append_kv with an empty cache (None)")
     expect_close(k0, kn, "the keys appended to an empty cache (None)")
     expect_close(v0, vn, "the values appended to an empty cache (None)")
@@ -686,7 +776,7 @@ def _check_append(B, h, t, t_new, d, seed):
 _check_append(B=2, h=3, t=4, t_new=4, d=5, seed=0)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-_check_append(B=1, h=2, t=6, t_new=1, d=8, seed=1)       # the usual generation step: one new token
+_check_append(B=1, h=2, t=6, t_new=1, d=8, seed=1)  # the usual generation step: one new token
 _check_append(B=3, h=1, t=1, t_new=2, d=3, seed=2)
 ### END HIDDEN TESTS
 
@@ -702,12 +792,16 @@ q, k, v = qkv(12, heads=2, d=8)
 full_causal, _ = scaled_dot_product_attention(q, k, v, causal_mask(12))
 ck, cv = None, None
 steps = []
-for t in range(12):                                        # feed the tokens one at a time
-    ck, cv = append_kv(ck, cv, k[..., t:t + 1, :], v[..., t:t + 1, :])
-    steps.append(scaled_dot_product_attention(q[..., t:t + 1, :], ck, cv)[0])
+for t in range(12):  # feed the tokens one at a time
+    ck, cv = append_kv(ck, cv, k[..., t : t + 1, :], v[..., t : t + 1, :])
+    steps.append(scaled_dot_product_attention(q[..., t : t + 1, :], ck, cv)[0])
 assert torch.allclose(torch.cat(steps, dim=-2), full_causal, atol=1e-6), "cached steps must equal causal attention"
-assert all(torch.equal(a, b) for a, b in zip(append_kv(ck, cv, k[..., :1, :], v[..., :1, :]),
-                                             module_append_kv(ck, cv, k[..., :1, :], v[..., :1, :])))
+assert all(
+    torch.equal(a, b)
+    for a, b in zip(
+        append_kv(ck, cv, k[..., :1, :], v[..., :1, :]), module_append_kv(ck, cv, k[..., :1, :], v[..., :1, :])
+    )
+)
 print("12 cached steps == full causal attention; your append_kv == course_utils.kvcache.append_kv")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -734,8 +828,16 @@ def train_gpt(model, batches, steps, desc):
     """`steps` AdamW steps with notebook 05's warm-up schedule; batches() -> (inputs, targets). Returns the losses."""
     opt = torch.optim.AdamW(model.parameters(), lr=1.0, betas=(0.9, 0.98))
     schedule = warmup_scheduler(opt, model.config.d_model, WARMUP, factor=LR_FACTOR)
-    history = train_for(model, opt, iter(batches, None), lambda m, b: (m(b[0], targets=b[1])[1], b[1].numel()),
-                        max_steps=steps, scheduler=schedule, clip_grad=None, desc=desc)
+    history = train_for(
+        model,
+        opt,
+        iter(batches, None),
+        lambda m, b: (m(b[0], targets=b[1])[1], b[1].numel()),
+        max_steps=steps,
+        scheduler=schedule,
+        clip_grad=None,
+        desc=desc,
+    )
     model.eval()
     return [row["loss"] for row in history.train]
 
@@ -745,15 +847,25 @@ g = torch.Generator().manual_seed(SEED)
 
 def text_batch():
     starts = torch.randint(len(data) - TRAIN_CONTEXT - 1, (TRAIN_BATCH,), generator=g)
-    x = torch.stack([data[s:s + TRAIN_CONTEXT] for s in starts])           # (B, T)
-    return x, torch.stack([data[s + 1:s + TRAIN_CONTEXT + 1] for s in starts])   # targets: shifted by one
+    x = torch.stack([data[s : s + TRAIN_CONTEXT] for s in starts])  # (B, T)
+    return x, torch.stack([data[s + 1 : s + TRAIN_CONTEXT + 1] for s in starts])  # targets: shifted by one
 
 
-gpt = GPT(GPTConfig(vocab_size=len(chars), max_len=len(PROMPT) + max(KV_LENGTHS), n_layers=GPT_LAYERS,
-                    n_heads=GPT_HEADS, d_model=GPT_EMBD, rope=True))
+gpt = GPT(
+    GPTConfig(
+        vocab_size=len(chars),
+        max_len=len(PROMPT) + max(KV_LENGTHS),
+        n_layers=GPT_LAYERS,
+        n_heads=GPT_HEADS,
+        d_model=GPT_EMBD,
+        rope=True,
+    )
+)
 losses = train_gpt(gpt, text_batch, TRAIN_STEPS, "training on characters")
-print(f"{count_parameters(gpt):,} parameters; loss {losses[0]:.2f} -> "
-      f"{sum(losses[-10:]) / len(losses[-10:]):.2f} nats per character (uniform guessing: {math.log(len(chars)):.2f})")
+print(
+    f"{count_parameters(gpt):,} parameters; loss {losses[0]:.2f} -> "
+    f"{sum(losses[-10:]) / len(losses[-10:]):.2f} nats per character (uniform guessing: {math.log(len(chars)):.2f})"
+)
 assert sum(losses[-5:]) / 5 < losses[0], "training should lower the loss"
 
 # %% slideshow={"slide_type": "subslide"}
@@ -764,8 +876,9 @@ results = []
 def timed_generation(n_new, use_cache):
     """(best seconds of KV_REPEATS runs after a warm-up, the tokens): greedy, so every run gives the same tokens."""
     outputs = []
-    seconds = best_time(lambda: outputs.append(gpt.generate(prompt, n_new, temperature=0, use_cache=use_cache)),
-                        repeats=KV_REPEATS)
+    seconds = best_time(
+        lambda: outputs.append(gpt.generate(prompt, n_new, temperature=0, use_cache=use_cache)), repeats=KV_REPEATS
+    )
     return seconds, outputs[-1]
 
 
@@ -774,8 +887,10 @@ for n_new in tqdm(KV_LENGTHS, desc="generating"):
     t_with, with_cache = timed_generation(n_new, use_cache=True)
     assert torch.equal(without, with_cache), f"{n_new} tokens: the cache must not change a single token"
     results.append((n_new, t_without, t_with))
-    print(f"{n_new:>4} new tokens: no cache {t_without:6.2f} s, KV cache {t_with:5.2f} s, "
-          f"speed-up x{t_without / t_with:.1f}, identical tokens")
+    print(
+        f"{n_new:>4} new tokens: no cache {t_without:6.2f} s, KV cache {t_with:5.2f} s, "
+        f"speed-up x{t_without / t_with:.1f}, identical tokens"
+    )
 print("\n" + "".join(chars[i] for i in with_cache[0].tolist()))
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -820,10 +935,12 @@ x_test = torch.tensor(test_images[:500], dtype=torch.float32) / 255
 books, errors = {}, {}
 for K in tqdm(CODEBOOK_SIZES, desc="codebooks"):
     books[K] = PatchCodebook.fit(x_train, k=K, patch=PATCH, n_patches=KMEANS_PATCHES, n_iter=KMEANS_ITERS, seed=SEED)
-    ids = books[K].encode(x_test)                                      # (500, 49) token ids
+    ids = books[K].encode(x_test)  # (500, 49) token ids
     errors[K] = ((books[K].decode(ids, 28, 28) - x_test) ** 2).mean().item()
-    print(f"K = {K:>3}: {ids.shape[1]} tokens per image, {math.log2(K):.0f} bits each; "
-          f"test reconstruction MSE {errors[K]:.4f} (pixel variance {x_test.var().item():.4f})")
+    print(
+        f"K = {K:>3}: {ids.shape[1]} tokens per image, {math.log2(K):.0f} bits each; "
+        f"test reconstruction MSE {errors[K]:.4f} (pixel variance {x_test.var().item():.4f})"
+    )
 sizes = sorted(errors)
 assert all(errors[a] > errors[b] for a, b in zip(sizes, sizes[1:])), "a bigger codebook should reconstruct better"
 assert errors[sizes[-1]] < 0.5 * x_test.var().item(), "the codebook should explain most of the pixel variance"
@@ -835,7 +952,7 @@ fig, axes = plt.subplots(len(CODEBOOK_SIZES) + 2, 6, figsize=(9, 1.6 * (len(CODE
 for j in range(6):
     axes[0, j].imshow(x_test[j], cmap="gray_r")
     for r, Kr in enumerate(CODEBOOK_SIZES, start=1):
-        axes[r, j].imshow(books[Kr].decode(books[Kr].encode(x_test[j:j + 1]), 28, 28)[0], cmap="gray_r")
+        axes[r, j].imshow(books[Kr].decode(books[Kr].encode(x_test[j : j + 1]), 28, 28)[0], cmap="gray_r")
     axes[-1, j].imshow(ids[j].view(7, 7), cmap="tab20")
 for ax in axes.flat:
     ax.set(xticks=[], yticks=[])
@@ -858,27 +975,30 @@ from course_utils.data import FASHION_CLASSES
 
 book = books[K]
 with torch.no_grad():
-    image_ids = torch.cat([book.encode(x_train[i:i + 2000]) for i in range(0, len(x_train), 2000)])   # (N, 49)
-labels = torch.as_tensor(train_labels[:len(x_train)], dtype=torch.long)
-sequences = torch.cat([K + labels[:, None], image_ids], dim=1)                 # (N, 50): class token, then the image
+    image_ids = torch.cat([book.encode(x_train[i : i + 2000]) for i in range(0, len(x_train), 2000)])  # (N, 49)
+labels = torch.as_tensor(train_labels[: len(x_train)], dtype=torch.long)
+sequences = torch.cat([K + labels[:, None], image_ids], dim=1)  # (N, 50): class token, then the image
 L = image_ids.shape[1]
 
 
 def image_batch():
     batch = sequences[torch.randint(len(sequences), (IMG_BATCH,), generator=g)]
-    return batch[:, :-1], batch[:, 1:]                                          # predict every image token
+    return batch[:, :-1], batch[:, 1:]  # predict every image token
 
 
 painter = GPT(GPTConfig(vocab_size=K + 10, max_len=L + 1, n_layers=IMG_LAYERS, n_heads=GPT_HEADS, d_model=GPT_EMBD))
 img_losses = train_gpt(painter, image_batch, IMG_GPT_STEPS, "training on image tokens")
-print(f"image-token loss {img_losses[0]:.2f} -> {sum(img_losses[-10:]) / len(img_losses[-10:]):.2f} nats "
-      f"(uniform over {K} codewords: {math.log(K):.2f})")
+print(
+    f"image-token loss {img_losses[0]:.2f} -> {sum(img_losses[-10:]) / len(img_losses[-10:]):.2f} nats "
+    f"(uniform over {K} codewords: {math.log(K):.2f})"
+)
 assert sum(img_losses[-5:]) / 5 < img_losses[0], "training should lower the loss"
 
-prompts = (K + torch.arange(10))[:, None]                                        # one class token per row
-drawn = painter.generate(prompts, L, temperature=IMG_TEMPERATURE, use_cache=True,
-                         generator=torch.Generator().manual_seed(SEED))[:, 1:]  # (10, 49) sampled ids
-drawn = torch.where(drawn < K, drawn, torch.zeros_like(drawn))                  # a stray class token -> codeword 0
+prompts = (K + torch.arange(10))[:, None]  # one class token per row
+drawn = painter.generate(
+    prompts, L, temperature=IMG_TEMPERATURE, use_cache=True, generator=torch.Generator().manual_seed(SEED)
+)[:, 1:]  # (10, 49) sampled ids
+drawn = torch.where(drawn < K, drawn, torch.zeros_like(drawn))  # a stray class token -> codeword 0
 pictures = book.decode(drawn, 28, 28)
 fig, axes = plt.subplots(1, 10, figsize=(12, 1.8))
 for ax, pic, name in zip(axes, pictures, FASHION_CLASSES):
@@ -905,8 +1025,10 @@ plt.show()
 import resource
 
 cpu = resource.getrusage(resource.RUSAGE_SELF)
-print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s wall, {cpu.ru_utime + cpu.ru_stime:.0f} s of CPU "
-      f"(SMOKE = {SMOKE}; on a busy machine wall >> CPU / threads)")
+print(
+    f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s wall, {cpu.ru_utime + cpu.ru_stime:.0f} s of CPU "
+    f"(SMOKE = {SMOKE}; on a busy machine wall >> CPU / threads)"
+)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Connect to section 5: generating an image is generating 1,024 tokens, so the KV cache

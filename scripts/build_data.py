@@ -7,6 +7,7 @@
 The course ships the results in git, so students never need this; it exists so
 anyone can check where each byte came from (see data/README.md).
 """
+
 import argparse
 import bz2
 import gzip
@@ -26,10 +27,20 @@ from course_utils.tools.ding import DING, PACKAGE, ding_pairs, read_dictionary  
 DATA = data_dir()  # data/ of the repository ($COURSE_DATA_DIR rebuilds another copy)
 AUSTEN_R = Path("/usr/lib/R/site-library/janeaustenr/data")
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-FASHION_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-AUSTEN_NOVELS = ["sensesensibility", "prideprejudice", "mansfieldpark",
-                 "emma", "northangerabbey", "persuasion"]  # publication order
+FASHION_FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
+AUSTEN_NOVELS = [
+    "sensesensibility",
+    "prideprejudice",
+    "mansfieldpark",
+    "emma",
+    "northangerabbey",
+    "persuasion",
+]  # publication order
 
 
 def need(path: Path, package: str) -> None:
@@ -85,7 +96,7 @@ def build_austen() -> None:
     (DATA / "austen").mkdir(parents=True, exist_ok=True)
     for name in AUSTEN_NOVELS:
         offset, length = (int(x) for x in index["variables"][name])
-        lines = _r_object(rdb[offset:offset + length])
+        lines = _r_object(rdb[offset : offset + length])
         out = DATA / "austen" / f"{name}.txt"
         out.write_text("\n".join(str(x) for x in lines) + "\n", encoding="utf-8")
         print(f"{out}: {len(lines)} lines")

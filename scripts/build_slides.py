@@ -13,6 +13,7 @@ and the templates in templates/ drop mermaid. Plotly figures carry plotly.js inl
 (renderer `plotly_mimetype+notebook`); the MathJax 3 <script> plotly adds to each figure is
 removed because the page already has MathJax 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,16 @@ NPM_PACKAGES = ["reveal.js@4", "mathjax@2", "jquery@3", "requirejs@2", "@jupyter
 # what each page needs, relative to node_modules/, copied into <out>/vendor/
 VENDOR_FILES = {
     "reveal.js": ["dist", "plugin"],
-    "mathjax": ["MathJax.js", "config", "extensions", "jax/input/TeX", "jax/output/CommonHTML", "jax/element",
-                "fonts/HTML-CSS/TeX/woff", "localization/en"],
+    "mathjax": [
+        "MathJax.js",
+        "config",
+        "extensions",
+        "jax/input/TeX",
+        "jax/output/CommonHTML",
+        "jax/element",
+        "fonts/HTML-CSS/TeX/woff",
+        "localization/en",
+    ],
     "jquery": ["dist/jquery.min.js"],
     "requirejs": ["require.js"],
     "@jupyter-widgets/html-manager": ["dist"],
@@ -49,12 +58,16 @@ def ensure_npm_packages() -> Path:
     if all((modules / p.rsplit("@", 1)[0]).exists() for p in NPM_PACKAGES):
         return modules
     if shutil.which("npm") is None:
-        sys.exit("npm is needed once to fetch reveal.js, MathJax 2, jQuery, require.js and the widget renderer "
-                 "for offline slides: install Node.js (https://nodejs.org or `apt-get install npm`), then rerun.")
+        sys.exit(
+            "npm is needed once to fetch reveal.js, MathJax 2, jQuery, require.js and the widget renderer "
+            "for offline slides: install Node.js (https://nodejs.org or `apt-get install npm`), then rerun."
+        )
     NPM_DIR.mkdir(parents=True, exist_ok=True)
     print("installing front-end packages into build/vendor/ (once) ...", flush=True)
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(NPM_DIR),
-                    *NPM_PACKAGES], check=True)
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(NPM_DIR), *NPM_PACKAGES],
+        check=True,
+    )
     return modules
 
 
@@ -81,8 +94,14 @@ def execute(notebook: Path, smoke: bool) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     os.environ.update(COURSE_HEADLESS="1", COURSE_SMOKE="1" if smoke else "0")
     print(f"executing {notebook.name} ({'SMOKE' if smoke else 'full'}) ...", flush=True)
-    pm.execute_notebook(str(notebook), str(out), parameters={"SMOKE": smoke}, kernel_name="python3",
-                        cwd=str(notebook.parent), progress_bar=False)
+    pm.execute_notebook(
+        str(notebook),
+        str(out),
+        parameters={"SMOKE": smoke},
+        kernel_name="python3",
+        cwd=str(notebook.parent),
+        progress_bar=False,
+    )
     return out
 
 
@@ -124,13 +143,18 @@ def convert(executed: Path, kind: str, out: Path) -> Path:
 
 def write_index(out: Path, pages: list[Path], kind: str) -> Path:
     title = "Transformers from scratch: " + ("slides" if kind == "slides" else "notebooks")
-    items = "\n".join(f'<li><a href="{html.escape(p.name)}">{html.escape(p.stem.split(".")[0].replace("_", " "))}</a></li>'
-                      for p in pages)
+    items = "\n".join(
+        f'<li><a href="{html.escape(p.name)}">{html.escape(p.stem.split(".")[0].replace("_", " "))}</a></li>'
+        for p in pages
+    )
     index = out / "index.html"
-    index.write_text(f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n"
-                     f"<body><h1>{title}</h1>\n<ul>\n{items}\n</ul>\n"
-                     "<p>Works offline: open this file, or serve the folder with "
-                     "<code>python -m http.server</code>.</p></body></html>\n", encoding="utf-8")
+    index.write_text(
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>\n'
+        f"<body><h1>{title}</h1>\n<ul>\n{items}\n</ul>\n"
+        "<p>Works offline: open this file, or serve the folder with "
+        "<code>python -m http.server</code>.</p></body></html>\n",
+        encoding="utf-8",
+    )
     return index
 
 
@@ -152,7 +176,9 @@ def main(argv=None) -> int:
     copy_vendor(out)
     pages = [convert(execute(nb, smoke=not args.full), args.kind, out) for nb in chosen]
     index = write_index(out, pages, args.kind)
-    print(f"{len(pages)} {'decks' if args.kind == 'slides' else 'pages'} in {out.relative_to(ROOT)}/; open {index.relative_to(ROOT)}")
+    print(
+        f"{len(pages)} {'decks' if args.kind == 'slides' else 'pages'} in {out.relative_to(ROOT)}/; open {index.relative_to(ROOT)}"
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ The notebook's decoding, beam and attention sections use build/translator/refere
 exists, else the shipped copy in models/translator/ (`cp build/translator/reference/* models/translator/`).
 The test split is used once, at the end, for the number we report; choices use validation.
 """
+
 from __future__ import annotations
 
 import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
@@ -35,15 +36,29 @@ from course_utils.device import get_device, seed_everything
 from course_utils.measure import count_parameters
 from course_utils.paths import build_root
 from course_utils.train import train_for
-from course_utils.translation import (bleu, curriculum_batches, encode_pairs, length_batches, load_translator,
-                                      make_translator, mean_loss, save_translator, seq2seq_loss, shared_tokenizer,
-                                      write_test_tsv)
+from course_utils.translation import (
+    bleu,
+    curriculum_batches,
+    encode_pairs,
+    length_batches,
+    load_translator,
+    make_translator,
+    mean_loss,
+    save_translator,
+    seq2seq_loss,
+    shared_tokenizer,
+    write_test_tsv,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=build_root() / "translator" / "reference",
-                   help="output folder (default build/translator/reference, under $COURSE_BUILD_DIR when set)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=build_root() / "translator" / "reference",
+        help="output folder (default build/translator/reference, under $COURSE_BUILD_DIR when set)",
+    )
     p.add_argument("--vocab", type=int, default=3000, help="shared BPE vocabulary size")
     p.add_argument("--d-model", type=int, default=192)
     p.add_argument("--n-heads", type=int, default=4)
@@ -52,27 +67,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--d-ff", type=int, default=768)
     p.add_argument("--dropout", type=float, default=0.25)
     p.add_argument("--smoothing", type=float, default=0.1)
-    p.add_argument("--norm-first", action=argparse.BooleanOptionalAction, default=True,
-                   help="pre-LN: LayerNorm first in each residual branch (default), or --no-norm-first for the "
-                        "paper's post-LN")
+    p.add_argument(
+        "--norm-first",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pre-LN: LayerNorm first in each residual branch (default), or --no-norm-first for the paper's post-LN",
+    )
     p.add_argument("--max-tokens", type=int, default=2000, help="padded tokens per batch")
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--lr-factor", type=float, default=0.7, help="multiplies the paper's schedule")
     p.add_argument("--seconds", type=float, default=6000.0, help="training time budget")
     p.add_argument("--cooldown", type=float, default=0.2, help="last fraction of the budget with the rate falling to 0")
-    p.add_argument("--short-seconds", type=float, default=0.0,
-                   help="curriculum: the first seconds see only the shorter half of the pairs (notebook 04 gives it "
-                        "30 %% of its budget; 0, the shipped model's recipe, turns it off)")
+    p.add_argument(
+        "--short-seconds",
+        type=float,
+        default=0.0,
+        help="curriculum: the first seconds see only the shorter half of the pairs (notebook 04 gives it "
+        "30 %% of its budget; 0, the shipped model's recipe, turns it off)",
+    )
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--beam", type=int, default=4)
-    p.add_argument("--alpha", type=float, default=1.5, help="length penalty exponent (1.5 beat 0.6 and 1.0 on validation)")
-    p.add_argument("--limit-eval", type=int, default=None, help="decode only the first N validation/test sentences (quick checks)")
+    p.add_argument(
+        "--alpha", type=float, default=1.5, help="length penalty exponent (1.5 beat 0.6 and 1.0 on validation)"
+    )
+    p.add_argument(
+        "--limit-eval", type=int, default=None, help="decode only the first N validation/test sentences (quick checks)"
+    )
     p.add_argument("--max-new-tokens", type=int, default=None, help="decoding length cap (default 1.5 x source + 10)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-only", action="store_true",
-                   help="no training: re-score the checkpoint already in --out (e.g. models/translator)")
+    p.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="no training: re-score the checkpoint already in --out (e.g. models/translator)",
+    )
     return p.parse_args(argv)
 
 
@@ -81,18 +110,30 @@ def train(args, device) -> None:
     train_pairs, valid = load_translation_pairs("train"), load_translation_pairs("valid")
     tok = shared_tokenizer(train_pairs, args.vocab, cache=str(args.out / "tokenizer"), progress=True)
     train_ids, valid_ids = encode_pairs(tok, train_pairs), encode_pairs(tok, valid)
-    model, opt, sched = make_translator(vars(args), tok, device)      # the recipe: the arguments by name
+    model, opt, sched = make_translator(vars(args), tok, device)  # the recipe: the arguments by name
     config = model.config
     print(f"{count_parameters(model):,} parameters on {device}; {len(train_ids):,} training pairs")
     valid_batches = list(length_batches(valid_ids, config, args.max_tokens, epochs=1, device=device))
     batches = curriculum_batches(train_ids, config, args.max_tokens, args.short_seconds, seed=args.seed, device=device)
-    hist = train_for(model, opt, batches,
-                     lambda m, b: seq2seq_loss(m, b, args.smoothing), seconds=args.seconds, max_steps=args.max_steps,
-                     scheduler=sched, cooldown=args.cooldown, eval_fn=lambda m: {"valid_loss": mean_loss(m, valid_batches)},
-                     eval_every=max(30.0, args.seconds / 20), desc="train translator")
+    hist = train_for(
+        model,
+        opt,
+        batches,
+        lambda m, b: seq2seq_loss(m, b, args.smoothing),
+        seconds=args.seconds,
+        max_steps=args.max_steps,
+        scheduler=sched,
+        cooldown=args.cooldown,
+        eval_fn=lambda m: {"valid_loss": mean_loss(m, valid_batches)},
+        eval_every=max(30.0, args.seconds / 20),
+        desc="train translator",
+    )
     training = {
-        "parameters": count_parameters(model), "device": str(device), "steps": hist.steps,
-        "train_seconds": round(hist.seconds, 1), "target_tokens_per_s": round(hist.tokens_per_s),
+        "parameters": count_parameters(model),
+        "device": str(device),
+        "steps": hist.steps,
+        "train_seconds": round(hist.seconds, 1),
+        "target_tokens_per_s": round(hist.tokens_per_s),
         "epochs": round(hist.tokens / sum(len(y) + 1 for _, y in train_ids), 2),
         "valid_loss": hist.eval[-1]["valid_loss"],
     }
@@ -121,17 +162,22 @@ def evaluate(args, device) -> dict:
     decode = dict(beam_size=args.beam, alpha=args.alpha) if valid_beam >= valid_greedy else dict(beam_size=1)
     test_hyp = translate(model, tok, test_src, **decode, **cap)
     results = {
-        **notes["results"], "valid_bleu_greedy": round(valid_greedy, 2),
-        "valid_bleu_beam": round(valid_beam, 2), "valid_sentences": len(valid), "test_decoding": decode,
-        "test_bleu": round(bleu(test_hyp, test_ref), 2), "test_sentences": len(test),
-        "decode_seconds": round(time.perf_counter() - t0, 1), "sacrebleu": sacrebleu.__version__, "tokenize": "13a",
+        **notes["results"],
+        "valid_bleu_greedy": round(valid_greedy, 2),
+        "valid_bleu_beam": round(valid_beam, 2),
+        "valid_sentences": len(valid),
+        "test_decoding": decode,
+        "test_bleu": round(bleu(test_hyp, test_ref), 2),
+        "test_sentences": len(test),
+        "decode_seconds": round(time.perf_counter() - t0, 1),
+        "sacrebleu": sacrebleu.__version__,
+        "tokenize": "13a",
     }
-    stored = torch.load(path, map_location="cpu", weights_only=True)   # the fp16 file, scores added to its notes
-    stored["notes"]["recipe"], stored["notes"]["results"] = notes["recipe"], results   # recipe: RECIPE_KEYS' names
+    stored = torch.load(path, map_location="cpu", weights_only=True)  # the fp16 file, scores added to its notes
+    stored["notes"]["recipe"], stored["notes"]["results"] = notes["recipe"], results  # recipe: RECIPE_KEYS' names
     torch.save(stored, path)
     write_test_tsv(args.out / "test.tsv", test_src, test_ref, test_hyp)
-    (args.out / "recipe.json").write_text(json.dumps({"recipe": notes["recipe"], "results": results},
-                                                     indent=2) + "\n")
+    (args.out / "recipe.json").write_text(json.dumps({"recipe": notes["recipe"], "results": results}, indent=2) + "\n")
     return results
 
 

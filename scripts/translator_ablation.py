@@ -12,6 +12,7 @@ of the pairs first (the notebook now does this); `dict_*` add word or phrase pai
 dictionary (`apt-get install trans-de-en`). The README's results table has the figures this
 printed on 2026-11-23/24.
 """
+
 import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import argparse
 import copy
@@ -25,14 +26,37 @@ from course_utils.decoding import translate
 from course_utils.paths import build_dir
 from course_utils.tools.ding import DING, ding_parts, is_sentence, read_dictionary
 from course_utils.train import train_for
-from course_utils.translation import (bleu, encode_pairs, length_batches, make_translator, mean_loss, seq2seq_loss,
-                                      shared_tokenizer, shorter_half)
+from course_utils.translation import (
+    bleu,
+    encode_pairs,
+    length_batches,
+    make_translator,
+    mean_loss,
+    seq2seq_loss,
+    shared_tokenizer,
+    shorter_half,
+)
 
 
 # the recipe (course_utils.translation.make_translator's names) plus this script's knobs; a variant is its changes
-BASE = dict(vocab=2000, d_model=128, n_encoder_layers=2, n_decoder_layers=2, n_heads=4, d_ff=512, dropout=0.1,
-            norm_first=True, max_tokens=1500, lr_factor=0.5, warmup=100, cooldown=0.2, ema=None, seed=0, extra=None,
-            curriculum=0.0)
+BASE = dict(
+    vocab=2000,
+    d_model=128,
+    n_encoder_layers=2,
+    n_decoder_layers=2,
+    n_heads=4,
+    d_ff=512,
+    dropout=0.1,
+    norm_first=True,
+    max_tokens=1500,
+    lr_factor=0.5,
+    warmup=100,
+    cooldown=0.2,
+    ema=None,
+    seed=0,
+    extra=None,
+    curriculum=0.0,
+)
 VARIANTS = {
     "base": {},
     "seed1": dict(seed=1),
@@ -56,8 +80,14 @@ _PLACEHOLDER = re.compile(r"\b(etw|jdm|jdn|jds|jd|sth|sb|sb's)\.|\b(sb|sth)\b") 
 def _usable(x: str, max_words: int, words: bool) -> bool:
     """Not a sentence (those are in data/ already), no slash choice or placeholder, short enough;
     a word entry must not end in . ? ! either."""
-    return bool(x) and "/" not in x and not _PLACEHOLDER.search(x) and not is_sentence(x) \
-        and len(x.split()) <= max_words and not (words and x[-1:] in ".?!")
+    return (
+        bool(x)
+        and "/" not in x
+        and not _PLACEHOLDER.search(x)
+        and not is_sentence(x)
+        and len(x.split()) <= max_words
+        and not (words and x[-1:] in ".?!")
+    )
 
 
 def dictionary_pairs(kind: str, train: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -76,13 +106,16 @@ def dictionary_pairs(kind: str, train: list[tuple[str, str]]) -> list[tuple[str,
             pairs += [(ds[0], es[0])] if ds and es else []
         else:
             candidates = list(zip(ds, es)) if len(ds) == len(es) else [(ds[0], es[0])]
-            pairs += [(a, b) for a, b in candidates if _usable(a, 8, False) and _usable(b, 8, False)
-                      and len(a.split()) >= 3]
+            pairs += [
+                (a, b) for a, b in candidates if _usable(a, 8, False) and _usable(b, 8, False) and len(a.split()) >= 3
+            ]
     pairs = list(dict.fromkeys(pairs))
     if kind == "words":
         words = lambda s: re.findall(r"\w+", s.lower())  # noqa: E731
         de_seen, en_seen = {w for d, _ in train for w in words(d)}, {w for _, e in train for w in words(e)}
-        pairs = [(d, e) for d, e in pairs if all(w in de_seen for w in words(d)) and all(w in en_seen for w in words(e))]
+        pairs = [
+            (d, e) for d, e in pairs if all(w in de_seen for w in words(d)) and all(w in en_seen for w in words(e))
+        ]
     return pairs
 
 
@@ -106,24 +139,45 @@ def run(name: str, spec: dict, steps: int, n_valid: int | None) -> dict:
 
     batches = length_batches(train_ids, config, spec["max_tokens"], 0)
     if spec["curriculum"]:  # the first fraction of the steps sees only the shorter half of the pairs
-        batches = itertools.chain(itertools.islice(length_batches(shorter_half(train_ids), config, spec["max_tokens"], 0),
-                                                   int(spec["curriculum"] * steps)), batches)
-    train_for(model, opt, batches, loss_fn, max_steps=steps,
-              scheduler=sched, cooldown=spec["cooldown"], progress=True, desc=name)
+        batches = itertools.chain(
+            itertools.islice(
+                length_batches(shorter_half(train_ids), config, spec["max_tokens"], 0), int(spec["curriculum"] * steps)
+            ),
+            batches,
+        )
+    train_for(
+        model,
+        opt,
+        batches,
+        loss_fn,
+        max_steps=steps,
+        scheduler=sched,
+        cooldown=spec["cooldown"],
+        progress=True,
+        desc=name,
+    )
     scored = ema if ema is not None else model
     scored.eval()
     src, ref = [d for d, _ in valid], [e for _, e in valid]
     hyp = translate(scored, tok, src)
     valid_batches = list(length_batches(valid_ids, config, 2000, epochs=1))
-    return dict(extra_pairs=len(extra), valid_loss=mean_loss(scored, valid_batches),
-                bleu=bleu(hyp, ref), example=(src[0], hyp[0], ref[0]))
+    return dict(
+        extra_pairs=len(extra),
+        valid_loss=mean_loss(scored, valid_batches),
+        bleu=bleu(hyp, ref),
+        example=(src[0], hyp[0], ref[0]),
+    )
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(VARIANTS), help=f"comma-separated variants: {', '.join(VARIANTS)}")
-    p.add_argument("--steps", type=int, default=2835, help="training steps per variant (2,835: the notebook's full run)")
-    p.add_argument("--valid", type=int, default=None, help="score on the first N validation sentences (default: all 905)")
+    p.add_argument(
+        "--steps", type=int, default=2835, help="training steps per variant (2,835: the notebook's full run)"
+    )
+    p.add_argument(
+        "--valid", type=int, default=None, help="score on the first N validation sentences (default: all 905)"
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]

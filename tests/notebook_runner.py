@@ -1,4 +1,5 @@
 """Execute a notebook with papermill the way the test suite does, and fail with the failing cell's error."""
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,16 @@ def run_notebook(path: Path, parameters: dict | None = None, timeout: int = 600)
     os.environ["COURSE_OFFLINE_LOG"] = str(log)
     start = time.perf_counter()
     try:
-        pm.execute_notebook(str(path), str(out), parameters={"SMOKE": True, **(parameters or {})},
-                            kernel_name="python3", cwd=str(path.parent), progress_bar=False,
-                            execution_timeout=timeout, log_output=False)
+        pm.execute_notebook(
+            str(path),
+            str(out),
+            parameters={"SMOKE": True, **(parameters or {})},
+            kernel_name="python3",
+            cwd=str(path.parent),
+            progress_bar=False,
+            execution_timeout=timeout,
+            log_output=False,
+        )
     except pm.PapermillExecutionError as e:
         raise NotebookFailed(f"{path.name}: cell {e.exec_count} raised {e.ename}: {e.evalue}") from None
     finally:

@@ -3,6 +3,7 @@
 Random shapes, dtypes and masks (hypothesis), masks in every broadcast form, self- and
 cross-attention, the fully-masked-row rule, and bad input raising a clear error.
 """
+
 import doctest
 
 import course_utils  # noqa: F401  (before torch: OMP_WAIT_POLICY)
@@ -14,8 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import course_utils.attention as attention
-from course_utils.attention import (MultiHeadAttention, causal_mask, merge_heads, padding_mask,
-                                    scaled_dot_product_attention, split_heads)
+from course_utils.attention import (
+    MultiHeadAttention,
+    causal_mask,
+    merge_heads,
+    padding_mask,
+    scaled_dot_product_attention,
+    split_heads,
+)
 
 TOL = {torch.float32: 1e-6, torch.float64: 1e-10}
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -28,9 +35,16 @@ def test_doctests():
 
 # ------------------------------------------------------------------ scaled dot-product attention
 @settings(max_examples=60, deadline=None)
-@given(lead=st.lists(st.integers(1, 3), min_size=0, max_size=2), t_q=st.integers(1, 7), t_k=st.integers(1, 7),
-       d_k=st.integers(1, 9), d_v=st.integers(1, 9), double=st.booleans(), masked=st.booleans(),
-       seed=st.integers(0, 2**16))
+@given(
+    lead=st.lists(st.integers(1, 3), min_size=0, max_size=2),
+    t_q=st.integers(1, 7),
+    t_k=st.integers(1, 7),
+    d_k=st.integers(1, 9),
+    d_v=st.integers(1, 9),
+    double=st.booleans(),
+    masked=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_sdpa_matches_torch(lead, t_q, t_k, d_k, d_v, double, masked, seed):
     g = torch.Generator().manual_seed(seed)
     dtype = torch.float64 if double else torch.float32
@@ -65,9 +79,9 @@ def test_sdpa_broadcast_masks(mask_shape, device):
 
 
 def test_sdpa_broadcasts_leading_dims():
-    q = torch.randn(2, 4, 5, 8)   # (B, h, T_q, d)
-    k = torch.randn(1, 4, 7, 8)   # shared over the batch
-    v = torch.randn(4, 7, 3)      # shared over the batch, no batch dim
+    q = torch.randn(2, 4, 5, 8)  # (B, h, T_q, d)
+    k = torch.randn(1, 4, 7, 8)  # shared over the batch
+    v = torch.randn(4, 7, 3)  # shared over the batch, no batch dim
     out, w = scaled_dot_product_attention(q, k, v)
     assert out.shape == (2, 4, 5, 3) and w.shape == (2, 4, 5, 7)
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k.expand(2, 4, 7, 8), v.expand(2, 4, 7, 3)))
@@ -81,7 +95,7 @@ def test_sdpa_mask_and_v_with_more_leading_dims_than_q_k():
     ref = F.scaled_dot_product_attention(q.expand(2, 3, 5, 4), k.expand(2, 3, 6, 4), v, attn_mask=mask)
     assert w.shape == (2, 3, 5, 6)
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
-    out, w = scaled_dot_product_attention(q, k, v, mask[0, 0])   # mask as small as the scores
+    out, w = scaled_dot_product_attention(q, k, v, mask[0, 0])  # mask as small as the scores
     ref = F.scaled_dot_product_attention(q.expand(2, 3, 5, 4), k.expand(2, 3, 6, 4), v, attn_mask=mask[0, 0])
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
 
@@ -96,7 +110,7 @@ def test_sdpa_is_causal_matches_torch_including_rectangular():
 
 def test_sdpa_is_causal_equals_causal_mask_and_combines():
     q = torch.randn(3, 6, 4)
-    pad = padding_mask([6, 4, 2])[:, None, :]                  # (B, 1, T_k)
+    pad = padding_mask([6, 4, 2])[:, None, :]  # (B, 1, T_k)
     a, _ = scaled_dot_product_attention(q, q, q, is_causal=True)
     b, _ = scaled_dot_product_attention(q, q, q, causal_mask(6))
     torch.testing.assert_close(a, b)
@@ -118,7 +132,7 @@ def test_fully_masked_row_gives_zeros_not_nan_forward_and_backward():
     v = torch.randn(2, 5, 3, requires_grad=True)
     mask = torch.rand(2, 4, 5) < 0.5
     mask[:, :, 0] = True
-    mask[0, 2] = False           # query 2 of sequence 0 may attend to nothing
+    mask[0, 2] = False  # query 2 of sequence 0 may attend to nothing
     out, w = scaled_dot_product_attention(q, k, v, mask)
     assert torch.isfinite(out).all() and torch.isfinite(w).all()
     assert (out[0, 2] == 0).all() and (w[0, 2] == 0).all()
@@ -150,12 +164,15 @@ def test_dropout_keeps_returned_weights_and_drops_output():
     assert not torch.allclose(out_d, out)
 
 
-@pytest.mark.parametrize("args,err,match", [
-    (((2, 5, 4), (2, 6, 3), (2, 6, 4)), ValueError, "same last dimension d_k"),
-    (((2, 5, 4), (2, 6, 4), (2, 7, 4)), ValueError, "same number of keys"),
-    (((2, 5, 4), (3, 6, 4), (3, 6, 4)), ValueError, "do not broadcast"),
-    (((4,), (6, 4), (6, 4)), ValueError, "at least 2 dimensions"),
-])
+@pytest.mark.parametrize(
+    "args,err,match",
+    [
+        (((2, 5, 4), (2, 6, 3), (2, 6, 4)), ValueError, "same last dimension d_k"),
+        (((2, 5, 4), (2, 6, 4), (2, 7, 4)), ValueError, "same number of keys"),
+        (((2, 5, 4), (3, 6, 4), (3, 6, 4)), ValueError, "do not broadcast"),
+        (((4,), (6, 4), (6, 4)), ValueError, "at least 2 dimensions"),
+    ],
+)
 def test_sdpa_bad_shapes(args, err, match):
     with pytest.raises(err, match=match):
         scaled_dot_product_attention(*(torch.randn(s) for s in args))
@@ -170,12 +187,12 @@ def test_sdpa_bad_types_and_masks():
     with pytest.raises(TypeError, match="share one dtype"):
         scaled_dot_product_attention(q, q.double(), q)
     with pytest.raises(TypeError, match="torch.bool"):
-        scaled_dot_product_attention(q, q, q, torch.zeros(5, 5))          # additive float mask
+        scaled_dot_product_attention(q, q, q, torch.zeros(5, 5))  # additive float mask
     with pytest.raises(ValueError, match=r"mask of shape \(4, 5\) does not broadcast"):
         scaled_dot_product_attention(q, q, q, torch.ones(4, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match="does not broadcast"):
         scaled_dot_product_attention(q, q, q, torch.ones(3, 5, 5, dtype=torch.bool))
-    with pytest.raises(ValueError, match="does not broadcast"):   # a mask may not grow the batch
+    with pytest.raises(ValueError, match="does not broadcast"):  # a mask may not grow the batch
         scaled_dot_product_attention(q, q, q, torch.ones(7, 2, 5, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match="dropout_p"):
         scaled_dot_product_attention(q, q, q, dropout_p=1.0)
@@ -214,7 +231,7 @@ def test_padding_mask_matches_torch_key_padding_mask():
     ref = nn.MultiheadAttention(8, 2, batch_first=True).eval()
     ours = MultiHeadAttention.from_torch(ref)
     x = torch.randn(3, 5, 8)
-    keep = padding_mask([5, 3, 1])                                   # True = real token
+    keep = padding_mask([5, 3, 1])  # True = real token
     r_out, r_w = ref(x, x, x, key_padding_mask=~keep, average_attn_weights=False)
     o_out, o_w = ours(x, x, x, mask=keep[:, None, None, :])
     torch.testing.assert_close(o_out, r_out, atol=1e-5, rtol=1e-5)
@@ -223,14 +240,18 @@ def test_padding_mask_matches_torch_key_padding_mask():
 
 # ------------------------------------------------------------------ heads
 @settings(max_examples=30, deadline=None)
-@given(lead=st.lists(st.integers(1, 3), min_size=0, max_size=2), t=st.integers(1, 6),
-       h=st.integers(1, 4), d_h=st.integers(1, 5))
+@given(
+    lead=st.lists(st.integers(1, 3), min_size=0, max_size=2),
+    t=st.integers(1, 6),
+    h=st.integers(1, 4),
+    d_h=st.integers(1, 5),
+)
 def test_split_merge_roundtrip_and_layout(lead, t, h, d_h):
     x = torch.randn(*lead, t, h * d_h)
     s = split_heads(x, h)
     assert s.shape == (*lead, h, t, d_h)
-    for j in range(h):                       # head j = feature slice j of every token
-        assert torch.equal(s[..., j, :, :], x[..., j * d_h:(j + 1) * d_h])
+    for j in range(h):  # head j = feature slice j of every token
+        assert torch.equal(s[..., j, :, :], x[..., j * d_h : (j + 1) * d_h])
     assert torch.equal(merge_heads(s), x)
 
 
@@ -260,7 +281,7 @@ def _torch_mask(mask, h):
     """Our (B, T_q, T_k) / (T_q, T_k) True = may attend -> torch's attn_mask, True = blocked."""
     if mask is None or mask.dim() == 2:
         return None if mask is None else ~mask
-    return (~mask).repeat_interleave(h, dim=0)   # torch wants (B*h, T_q, T_k), batch-major
+    return (~mask).repeat_interleave(h, dim=0)  # torch wants (B*h, T_q, T_k), batch-major
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -319,7 +340,7 @@ def test_mha_dropout_train_vs_eval():
     x = torch.randn(2, 10, 16)
     a = mha(x, x, x)[0]
     b = mha(x, x, x)[0]
-    assert not torch.allclose(a, b)              # training: dropout differs between calls
+    assert not torch.allclose(a, b)  # training: dropout differs between calls
     mha.eval()
     torch.testing.assert_close(mha(x, x, x)[0], mha(x, x, x)[0])
 

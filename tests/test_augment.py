@@ -1,4 +1,5 @@
 """course_utils.augment: every output is a shift and/or flip of its input."""
+
 import course_utils  # noqa: F401  (before torch: OMP_WAIT_POLICY)
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,10 @@ def test_random_crop_flip():
     # every output is a flip and/or shift of its input: compare with all 18 candidates
     padded = F.pad(x, (1, 1, 1, 1))
     for b in range(2):
-        candidates = [c for dy in range(3) for dx in range(3)
-                      for c in (padded[b, :, dy:dy + 5, dx:dx + 5], padded[b, :, dy:dy + 5, dx:dx + 5].flip(-1))]
+        candidates = [
+            c
+            for dy in range(3)
+            for dx in range(3)
+            for c in (padded[b, :, dy : dy + 5, dx : dx + 5], padded[b, :, dy : dy + 5, dx : dx + 5].flip(-1))
+        ]
         assert any(torch.equal(y[b], c) for c in candidates)

@@ -1,4 +1,5 @@
 """The grading pipeline end to end with real nbgrader: student versions, grading, feedback, isolation."""
+
 import csv
 import html
 import json
@@ -25,8 +26,12 @@ def course(tmp_path):
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
     shutil.copyfile(SOFTMAX_NB, nbs / SOFTMAX_NB.name)
-    return {"notebooks": nbs, "course": tmp_path / "nbgrader", "student_dir": tmp_path / "student",
-            "out": tmp_path / "grading"}
+    return {
+        "notebooks": nbs,
+        "course": tmp_path / "nbgrader",
+        "student_dir": tmp_path / "student",
+        "out": tmp_path / "grading",
+    }
 
 
 def _student(course):
@@ -72,18 +77,24 @@ def test_grading_a_class_scores_hides_hidden_tests_and_writes_csv(course, tmp_pa
     _submit(class_dir, "alice", solution_nb)
     _submit(class_dir, "bob", student_nb)
     _submit(class_dir, "carol", unstable)
-    scores, problems = autograde.grade(class_dir=class_dir, course=course["course"],
-                                       notebooks=course["notebooks"], out=course["out"])
+    scores, problems = autograde.grade(
+        class_dir=class_dir, course=course["course"], notebooks=course["notebooks"], out=course["out"]
+    )
     assert problems == []
     got = {s.student: (s.score, s.max_score) for s in scores}
     assert got == {"alice": (2, 2), "bob": (0, 2), "carol": (0, 2)}
     rows = list(csv.DictReader(open(course["out"] / "grades.csv")))
     assert {(r["student"], r["exercise"], r["score"]) for r in rows} == {
-        ("alice", "softmax-tests", "2"), ("bob", "softmax-tests", "0"), ("carol", "softmax-tests", "0")}
+        ("alice", "softmax-tests", "2"),
+        ("bob", "softmax-tests", "0"),
+        ("carol", "softmax-tests", "0"),
+    }
     # carol passes the visible tests and fails a hidden one: her feedback names the mistake
     page = html.unescape((course["out"] / "feedback" / "carol" / "00_start_here.html").read_text())
     assert "not numerically stable" in page
-    hidden = _answer_and_tests(solution_nb)[1].source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+    hidden = (
+        _answer_and_tests(solution_nb)[1].source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+    )
     for line in filter(lambda l: len(l.strip()) > 12, hidden.splitlines()):
         assert line.strip() not in page, f"feedback reveals a hidden test line: {line.strip()!r}"
     assert "BEGIN HIDDEN" not in page and "GradingError: softmax of large scores" in page  # message kept, traceback cut
@@ -94,15 +105,27 @@ def _two_exercise_notebook(path):
     """A notebook with two independent exercises, for the isolation test."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    meta = lambda gid, grade, points=0: {"nbgrader": {"grade": grade, "grade_id": gid, "locked": grade,
-                                                      "schema_version": 3, "solution": not grade, "task": False,
-                                                      **({"points": points} if grade else {})}}
+    meta = lambda gid, grade, points=0: {
+        "nbgrader": {
+            "grade": grade,
+            "grade_id": gid,
+            "locked": grade,
+            "schema_version": 3,
+            "solution": not grade,
+            "task": False,
+            **({"points": points} if grade else {}),
+        }
+    }
     nb.cells = [
-        nbformat.v4.new_code_cell("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
-                                  metadata=meta("double-answer", False)),
+        nbformat.v4.new_code_cell(
+            "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
+            metadata=meta("double-answer", False),
+        ),
         nbformat.v4.new_code_cell("assert double(3) == 6", metadata=meta("double-tests", True, 1)),
-        nbformat.v4.new_code_cell("def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
-                                  metadata=meta("square-answer", False)),
+        nbformat.v4.new_code_cell(
+            "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
+            metadata=meta("square-answer", False),
+        ),
         nbformat.v4.new_code_cell("assert square(3) == 9", metadata=meta("square-tests", True, 1)),
     ]
     nbformat.write(nb, path)
@@ -114,15 +137,18 @@ def test_a_crash_or_an_infinite_loop_costs_only_its_exercise(tmp_path):
     nbs.mkdir()
     nb = _two_exercise_notebook(nbs / "90_two.ipynb")
     class_dir = tmp_path / "submitted"
-    for student, double_src in {"loops": "def double(x):\n    while True:\n        pass",
-                                "raises": "raise RuntimeError('oops')\ndef double(x):\n    return 2 * x",
-                                "hangs": "import time\ntime.sleep(3600)"}.items():
+    for student, double_src in {
+        "loops": "def double(x):\n    while True:\n        pass",
+        "raises": "raise RuntimeError('oops')\ndef double(x):\n    return 2 * x",
+        "hangs": "import time\ntime.sleep(3600)",
+    }.items():
         sub = nbformat.from_dict(json.loads(nbformat.writes(nb)))
         sub.cells[0].source = double_src
         (class_dir / student / "90_two").mkdir(parents=True)
         nbformat.write(sub, class_dir / student / "90_two" / "90_two.ipynb")
-    scores, problems = autograde.grade(class_dir=class_dir, course=tmp_path / "nbgrader", notebooks=nbs,
-                                       out=tmp_path / "grading", timeout=5)
+    scores, problems = autograde.grade(
+        class_dir=class_dir, course=tmp_path / "nbgrader", notebooks=nbs, out=tmp_path / "grading", timeout=5
+    )
     assert problems == []
     got = {(s.student, s.exercise): s.score for s in scores}
     for student in ("loops", "raises", "hangs"):
@@ -131,13 +157,15 @@ def test_a_crash_or_an_infinite_loop_costs_only_its_exercise(tmp_path):
 
 
 def test_grading_nothing_or_garbage_fails_loudly(course, tmp_path):
-    scores, problems = autograde.grade(student_dir=tmp_path / "empty", course=course["course"],
-                                       notebooks=course["notebooks"], out=course["out"])
+    scores, problems = autograde.grade(
+        student_dir=tmp_path / "empty", course=course["course"], notebooks=course["notebooks"], out=course["out"]
+    )
     assert scores == [] and "nothing to grade" in problems[0]
     class_dir = tmp_path / "submitted"
     (class_dir / "eve" / "00_start_here").mkdir(parents=True)
     (class_dir / "eve" / "00_start_here" / "00_start_here.ipynb").write_text("{ not json")
-    scores, problems = autograde.grade(class_dir=class_dir, course=course["course"],
-                                       notebooks=course["notebooks"], out=course["out"])
+    scores, problems = autograde.grade(
+        class_dir=class_dir, course=course["course"], notebooks=course["notebooks"], out=course["out"]
+    )
     assert problems and "eve/00_start_here" in problems[0]
     assert autograde.main(["grade", "--class-dir", str(tmp_path / "nope")]) == 1

@@ -1,6 +1,7 @@
 """course_utils.bert against transformers' BertForPreTraining (same weights, same outputs), the MLM
 rule checked exactly and its proportions statistically, NSP pairs, parameter counts.
 """
+
 import doctest
 import math
 
@@ -9,18 +10,39 @@ import pytest
 import torch
 
 import course_utils.bert as bert_module
-from course_utils.bert import (IGNORE, BertClassifier, BertConfig, BertForPreTraining, parameter_formula,
-                               encode_pair, mask_tokens, mlm_rule, nsp_pairs, to_hf_bert)
+from course_utils.bert import (
+    IGNORE,
+    BertClassifier,
+    BertConfig,
+    BertForPreTraining,
+    parameter_formula,
+    encode_pair,
+    mask_tokens,
+    mlm_rule,
+    nsp_pairs,
+    to_hf_bert,
+)
 from course_utils.measure import count_parameters
 
-CFG = dict(vocab_size=61, max_len=32, n_layers=2, n_heads=2, d_model=16, d_ff=40, dropout=0.0,
-           pad_id=0, cls_id=1, sep_id=2, mask_id=3)
+CFG = dict(
+    vocab_size=61,
+    max_len=32,
+    n_layers=2,
+    n_heads=2,
+    d_model=16,
+    d_ff=40,
+    dropout=0.0,
+    pad_id=0,
+    cls_id=1,
+    sep_id=2,
+    mask_id=3,
+)
 
 
 def small(seed=0, **kw):
     torch.manual_seed(seed)
     model = BertForPreTraining(BertConfig(**{**CFG, **kw}))
-    with torch.no_grad():                       # move every weight off its initial value (biases 0, LN 1)
+    with torch.no_grad():  # move every weight off its initial value (biases 0, LN 1)
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     return model.eval()
@@ -49,14 +71,14 @@ def test_outputs_equal_transformers_bert(seed):
     with torch.no_grad():
         mlm, nsp = model(x, t)
         out = hf(input_ids=x, token_type_ids=t, attention_mask=real.long())
-    assert torch.allclose(mlm[real], out.prediction_logits[real], atol=1e-4)   # padded positions are never used
+    assert torch.allclose(mlm[real], out.prediction_logits[real], atol=1e-4)  # padded positions are never used
     assert torch.allclose(nsp, out.seq_relationship_logits, atol=1e-4)
 
 
 def test_padding_does_not_change_real_tokens():
     model = small(2)
     x, t = batch(model.config)
-    short = x[1:, :6]                                                # the second row without its padding
+    short = x[1:, :6]  # the second row without its padding
     with torch.no_grad():
         padded = model(x[1:], t[1:])[0][:, :6]
         alone = model(short, t[1:, :6])[0]
@@ -80,8 +102,8 @@ def test_parameter_counts_bert_base():
 def test_mlm_rule_each_branch():
     ids = torch.tensor([[1, 20, 21, 22, 23, 24, 2]])
     special = torch.tensor([[True, False, False, False, False, False, True]])
-    u1 = torch.tensor([[0.0, 0.10, 0.10, 0.10, 0.5, 0.149, 0.0]])    # chosen: positions 1, 2, 3, 5 (not 0, 6: special)
-    u2 = torch.tensor([[0.0, 0.10, 0.85, 0.95, 0.0, 0.79, 0.0]])     # mask, random, keep, -, mask
+    u1 = torch.tensor([[0.0, 0.10, 0.10, 0.10, 0.5, 0.149, 0.0]])  # chosen: positions 1, 2, 3, 5 (not 0, 6: special)
+    u2 = torch.tensor([[0.0, 0.10, 0.85, 0.95, 0.0, 0.79, 0.0]])  # mask, random, keep, -, mask
     rnd = torch.full_like(ids, 40)
     inputs, labels = mlm_rule(ids, u1, u2, rnd, special, mask_id=3)
     assert inputs.tolist() == [[1, 3, 40, 22, 23, 3, 2]]
@@ -120,7 +142,7 @@ def test_mask_tokens_proportions():
     within(int(changed.sum()), n_chosen, 0.1 * (1 - p_same))
     within(int(kept.sum()), n_chosen, 0.1 + 0.1 * p_same)
     assert not torch.isin(inputs[changed], torch.tensor(config.special_ids)).any()
-    assert torch.equal(inputs[~chosen], ids[~chosen])                 # nothing outside the 15 % is touched
+    assert torch.equal(inputs[~chosen], ids[~chosen])  # nothing outside the 15 % is touched
 
 
 def test_mlm_rule_errors():
@@ -173,13 +195,13 @@ def test_classifier_mean_pooling_averages_real_tokens_only():
     pre = small(3)
     clf = BertClassifier.from_pretrained(pre, n_classes=4, pooling="mean").eval()
     x, t = batch(pre.config)
-    x[1, -2:] = pre.config.pad_id                                      # padding at the end of row 1
+    x[1, -2:] = pre.config.pad_id  # padding at the end of row 1
     with torch.no_grad():
         hidden, _ = clf.bert(x, t)
         real = x != pre.config.pad_id
         want = torch.stack([hidden[i][real[i]].mean(0) for i in range(len(x))])
         assert torch.allclose(clf(x, t), clf.head(want), atol=1e-6)
-        assert not torch.allclose(clf(x, t), clf.head(clf.bert(x, t)[1]), atol=1e-4)   # not the [CLS] vector
+        assert not torch.allclose(clf(x, t), clf.head(clf.bert(x, t)[1]), atol=1e-4)  # not the [CLS] vector
     with pytest.raises(ValueError, match="pooling"):
         BertClassifier(pre.config, 4, pooling="max")
 
@@ -191,18 +213,27 @@ def test_pretraining_loss_counts_only_chosen_positions():
     labels[0, 2], labels[1, 1] = 7, 13
     total, mlm, nsp = model.loss(x, t, labels, torch.tensor([0, 1]))
     logits, nsp_logits = model(x, t)
-    ref = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
+    ref = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE
+    )
     assert torch.allclose(mlm, ref, atol=1e-5)
     assert torch.allclose(total, mlm + torch.nn.functional.cross_entropy(nsp_logits, torch.tensor([0, 1])), atol=1e-5)
 
 
-@pytest.mark.parametrize("call,err,words", [
-    (lambda: BertConfig(d_model=30, n_heads=4), ValueError, "divisible"),
-    (lambda: BertConfig(vocab_size=50), ValueError, "cls_id must be a token id"),
-    (lambda: BertClassifier(BertConfig(**CFG), 1), ValueError, "n_classes"),
-    (lambda: small()(torch.zeros(1, 40, dtype=torch.long)), ValueError, "max_len=32"),
-    (lambda: small()(torch.ones(1, 4, dtype=torch.long), attention_mask=torch.ones(1, 4)), ValueError, "attention_mask must be bool"),
-])
+@pytest.mark.parametrize(
+    "call,err,words",
+    [
+        (lambda: BertConfig(d_model=30, n_heads=4), ValueError, "divisible"),
+        (lambda: BertConfig(vocab_size=50), ValueError, "cls_id must be a token id"),
+        (lambda: BertClassifier(BertConfig(**CFG), 1), ValueError, "n_classes"),
+        (lambda: small()(torch.zeros(1, 40, dtype=torch.long)), ValueError, "max_len=32"),
+        (
+            lambda: small()(torch.ones(1, 4, dtype=torch.long), attention_mask=torch.ones(1, 4)),
+            ValueError,
+            "attention_mask must be bool",
+        ),
+    ],
+)
 def test_clear_errors(call, err, words):
     with pytest.raises(err, match=words):
         call()

@@ -1,6 +1,7 @@
 """course_utils.bpe and course_utils.bytelevel: the lecture's example exactly, the fast trainer equal to the
 slow one, byte-level round trips on arbitrary Unicode, and agreement with Hugging Face `tokenizers`.
 The shared merge engine (course_utils.bpe_base) has its own tests in test_bpe_base.py."""
+
 from __future__ import annotations
 
 import collections
@@ -11,18 +12,40 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from course_utils.bpe import apply_merges, bpe_trace, bpe_vocabulary, count_pairs, train_bpe, train_bpe_fast, word_to_symbols
+from course_utils.bpe import (
+    apply_merges,
+    bpe_trace,
+    bpe_vocabulary,
+    count_pairs,
+    train_bpe,
+    train_bpe_fast,
+    word_to_symbols,
+)
 from course_utils.bpe_base import merge_pair
 from course_utils.bytelevel import GPT2_SPLIT_PATTERN, ByteLevelBPE, bytes_to_unicode, pre_split
 from course_utils.data import load_austen, load_translation_pairs
 
 SEED_WORDS = {"low": 5, "lower": 2, "newest": 6, "widest": 3}
-SEED_MERGES = [("e", "s"), ("es", "t"), ("est", "</w>"), ("l", "o"), ("lo", "w"),
-               ("n", "e"), ("ne", "w"), ("new", "est</w>"), ("low", "</w>"), ("w", "i")]
+SEED_MERGES = [
+    ("e", "s"),
+    ("es", "t"),
+    ("est", "</w>"),
+    ("l", "o"),
+    ("lo", "w"),
+    ("n", "e"),
+    ("ne", "w"),
+    ("new", "est</w>"),
+    ("low", "</w>"),
+    ("w", "i"),
+]
 # the lecture's final vocabulary: l o w </w> e r n s t i d, then the ten merged symbols
 SEED_VOCAB = "l o w </w> e r n s t i d es est est</w> lo low ne new newest</w> low</w> wi".split()
-ABWASSER_MERGES = [tuple(m.split()) for m in (
-    "A b|a s|e r|s er|w as|Ab was|Abwas ser|B e|a n|d l|h an|n g|u ng|Be han|dl ung|Behan dlung|A n|a g|l ag").split("|")]
+ABWASSER_MERGES = [
+    tuple(m.split())
+    for m in (
+        "A b|a s|e r|s er|w as|Ab was|Abwas ser|B e|a n|d l|h an|n g|u ng|Be han|dl ung|Behan dlung|A n|a g|l ag"
+    ).split("|")
+]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +77,12 @@ def test_seed_example_trace():
     first = steps[0]["pairs"]
     assert first[("e", "s")] == first[("s", "t")] == first[("t", "</w>")] == 9 and first[("l", "o")] == 7
     assert steps[-1]["vocab"] == SEED_VOCAB
-    assert steps[-1]["corpus"] == {("low</w>",): 5, ("low", "e", "r", "</w>"): 2, ("newest</w>",): 6,
-                                   ("wi", "d", "est</w>"): 3}
+    assert steps[-1]["corpus"] == {
+        ("low</w>",): 5,
+        ("low", "e", "r", "</w>"): 2,
+        ("newest</w>",): 6,
+        ("wi", "d", "est</w>"): 3,
+    }
 
 
 def test_abwasser_becomes_ten_subtokens():
@@ -86,8 +113,10 @@ def test_fast_trainer_equals_recounting_trainer(austen):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(st.text("abc", min_size=1, max_size=7), st.integers(1, 5), min_size=1, max_size=8),
-       st.integers(0, 12))
+@given(
+    st.dictionaries(st.text("abc", min_size=1, max_size=7), st.integers(1, 5), min_size=1, max_size=8),
+    st.integers(0, 12),
+)
 def test_fast_equals_slow_on_random_corpora(word_counts, n):
     """Small alphabets force overlaps ("aaa") and many ties: the hardest case for incremental counts."""
     assert train_bpe_fast(word_counts, n) == train_bpe(word_counts, n)
@@ -128,6 +157,7 @@ def test_bytes_to_unicode_is_gpt2s():
     m = bytes_to_unicode()
     assert len(set(m.values())) == 256 and m[32] == "Ġ" and m[10] == "Ċ" and m[ord("A")] == "A"
     from tokenizers import pre_tokenizers
+
     assert set(m.values()) == set(pre_tokenizers.ByteLevel.alphabet())
 
 
@@ -212,10 +242,13 @@ def test_training_matches_tokenizers(austen):
     text = austen[:300_000]
     hf = Tokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    hf.train_from_iterator([text], trainers.BpeTrainer(vocab_size=1256, show_progress=False,
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    theirs = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
-              for m in json.loads(hf.to_str())["model"]["merges"]]
+    hf.train_from_iterator(
+        [text],
+        trainers.BpeTrainer(vocab_size=1256, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+    )
+    theirs = [
+        tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in json.loads(hf.to_str())["model"]["merges"]
+    ]
     ours = ByteLevelBPE().train(text, 1256).merges_as_strings()
     assert ours[:200] == theirs[:200]
     assert len(set(ours) & set(theirs)) / len(theirs) >= 0.98
@@ -231,7 +264,9 @@ def test_save_load(small_tok, tmp_path):
     assert len(lines) == 1 + len(small_tok) and lines[257].startswith("256\t[")
     assert "<- [" in lines[257] and lines[-1] == "599\t[<pad>]\t(special)"
     dotted, _ = small_tok.save(tmp_path / "sub" / "tok_v1.5")  # a dot in the name is not a suffix to replace
-    assert dotted.name == "tok_v1.5.json" and ByteLevelBPE.load(tmp_path / "sub" / "tok_v1.5").merges == small_tok.merges
+    assert (
+        dotted.name == "tok_v1.5.json" and ByteLevelBPE.load(tmp_path / "sub" / "tok_v1.5").merges == small_tok.merges
+    )
     assert ByteLevelBPE.load(dotted).merges == small_tok.merges
     (tmp_path / "bad.json").write_text('{"format": "other"}')
     with pytest.raises(ValueError, match="format"):
@@ -243,7 +278,10 @@ def test_save_load(small_tok, tmp_path):
 def test_truncated_equals_training_fewer_merges(austen, small_tok):
     short = ByteLevelBPE(special_tokens=["<|endoftext|>", "<pad>"]).train(austen[:200_000], 400)
     cut = small_tok.truncated(400)
-    assert cut.merges == short.merges and cut.special_tokens == short.special_tokens == {"<|endoftext|>": 398, "<pad>": 399}
+    assert cut.merges == short.merges and cut.special_tokens == short.special_tokens == {
+        "<|endoftext|>": 398,
+        "<pad>": 399,
+    }
     assert cut.encode("Elinor<pad>") == short.encode("Elinor<pad>")
     with pytest.raises(ValueError, match="vocab_size"):
         small_tok.truncated(601)
@@ -276,6 +314,7 @@ def test_docstring_examples():
     import course_utils.bpe
     import course_utils.bpe_base
     import course_utils.bytelevel
+
     for module in (course_utils.bpe, course_utils.bpe_base, course_utils.bytelevel):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -1,5 +1,6 @@
 """course_utils.bpe_base, the merge engine both tokenizers share: pair counts, merge_pair, and the
 incremental trainer equal to recounting, under both tie rules; and the import layout (no cycle)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -46,8 +47,11 @@ def test_words_are_merged_in_place():
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.lists(st.integers(0, 3), min_size=1, max_size=8), min_size=1, max_size=6),
-       st.integers(0, 10), st.booleans())
+@given(
+    st.lists(st.lists(st.integers(0, 3), min_size=1, max_size=8), min_size=1, max_size=6),
+    st.integers(0, 10),
+    st.booleans(),
+)
 def test_incremental_equals_naive(words, n, ranked):
     """Small alphabets force overlaps and ties; both tie rules, and the merged words must agree too."""
     freqs = [1 + i % 3 for i in range(len(words))]
@@ -70,8 +74,9 @@ def test_engine_validation():
         incremental_merges([[1, 2], [2, 1]], [1], 1, new_symbol=max)
 
 
-@pytest.mark.parametrize("module, other", [("course_utils.bpe", "course_utils.bytelevel"),
-                                           ("course_utils.bytelevel", "course_utils.bpe")])
+@pytest.mark.parametrize(
+    "module, other", [("course_utils.bpe", "course_utils.bytelevel"), ("course_utils.bytelevel", "course_utils.bpe")]
+)
 def test_no_import_cycle(module, other):
     """bpe (word level) and bytelevel (ByteLevelBPE) both stand on bpe_base; neither imports the other."""
     code = f"import sys, {module}; assert 'course_utils.bpe_base' in sys.modules; print('{other}' in sys.modules)"

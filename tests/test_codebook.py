@@ -1,4 +1,5 @@
 """course_utils.codebook: patches, k-means and the encode/decode round trip, on real Fashion-MNIST."""
+
 import doctest
 
 import course_utils  # noqa: F401  (before torch: OMP_WAIT_POLICY)
@@ -23,7 +24,7 @@ def test_patchify_round_trip_and_matches_unfold(n, rows, cols, p):
     x = torch.randn(n, rows * p, cols * p)
     patches = patchify(x, p)
     assert patches.shape == (n, rows * cols, p * p)
-    ref = torch.nn.functional.unfold(x[:, None], kernel_size=p, stride=p).transpose(1, 2)   # torch's own patches
+    ref = torch.nn.functional.unfold(x[:, None], kernel_size=p, stride=p).transpose(1, 2)  # torch's own patches
     assert torch.equal(patches, ref)
     assert torch.equal(unpatchify(patches, rows * p, cols * p), x)
 

@@ -1,4 +1,5 @@
 """The shipped data sets: sizes the issue promises, checksums, and helpful errors when a file is damaged."""
+
 import hashlib
 import re
 import shutil
@@ -77,6 +78,8 @@ def test_truncated_file_names_the_file_and_the_fix(data_copy):
 
 def test_missing_file_names_the_file_and_the_fix(data_copy):
     (data_copy / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(data.DataError, match=r"data/fashion_mnist/t10k-labels-idx1-ubyte.gz is missing.*dataset-fashion-mnist"):
+    with pytest.raises(
+        data.DataError, match=r"data/fashion_mnist/t10k-labels-idx1-ubyte.gz is missing.*dataset-fashion-mnist"
+    ):
         data.load_fashion_mnist("test")
     assert data.status()["Fashion-MNIST"] is False

@@ -1,4 +1,5 @@
 """course_utils.decoding: beam search against a brute-force search, greedy, the cache, translate()."""
+
 import itertools
 
 import course_utils  # noqa: F401
@@ -15,8 +16,23 @@ torch.set_num_threads(1)
 
 def _tiny(seed=0, **kw):
     torch.manual_seed(seed)
-    config = TransformerConfig(**(dict(vocab_size=13, d_model=16, n_heads=2, n_encoder_layers=2, n_decoder_layers=2,
-                                    d_ff=32, dropout=0.0, pad_id=0, bos_id=1, eos_id=2) | kw))
+    config = TransformerConfig(
+        **(
+            dict(
+                vocab_size=13,
+                d_model=16,
+                n_heads=2,
+                n_encoder_layers=2,
+                n_decoder_layers=2,
+                d_ff=32,
+                dropout=0.0,
+                pad_id=0,
+                bos_id=1,
+                eos_id=2,
+            )
+            | kw
+        )
+    )
     return Seq2SeqTransformer(config).eval()
 
 
@@ -26,7 +42,9 @@ def test_beam_step_against_brute_force():
     logp = torch.randn(2, 3, 5, generator=g).log_softmax(-1)
     best, parent, token = beam_step(scores, logp, 4)
     for b in range(2):
-        cands = sorted(((float(scores[b, k] + logp[b, k, v]), k, v) for k in range(3) for v in range(5)), reverse=True)[:4]
+        cands = sorted(((float(scores[b, k] + logp[b, k, v]), k, v) for k in range(3) for v in range(5)), reverse=True)[
+            :4
+        ]
         assert [(k, v) for _, k, v in cands] == list(zip(parent[b].tolist(), token[b].tolist()))
         assert torch.allclose(best[b], torch.tensor([s for s, _, _ in cands]))
     s1, p1, t1 = beam_step(scores[0], logp[0], 4)
@@ -52,10 +70,10 @@ def test_beam_search_is_exhaustive_when_the_beam_holds_every_prefix():
     for n in range(1, T + 1):
         for seq in itertools.product(range(V), repeat=n):
             if eos in seq[:-1] or (n < T and seq[-1] != eos):
-                continue                                   # finished exactly at its end, or cut at length T
+                continue  # finished exactly at its end, or cut at length T
             candidates.append((_sequence_logprob(model, src, list(seq)), list(seq)))
     best_score, best_seq = max(candidates)
-    hyp, steps = beam_search(model, src, beam_size=V ** T, alpha=0.0, max_new_tokens=T, trace=True)
+    hyp, steps = beam_search(model, src, beam_size=V**T, alpha=0.0, max_new_tokens=T, trace=True)
     assert max(steps[-1]["score"]) == pytest.approx(best_score, abs=1e-5)
     assert hyp[0] == [t for t in best_seq if t not in (0, 1, eos)]
 
@@ -66,8 +84,10 @@ def test_beam_of_one_is_greedy_and_batched_equals_single():
     greedy = greedy_decode(model, src, max_new_tokens=8)
     assert beam_search(model, src, beam_size=1, alpha=0.0, max_new_tokens=8) == greedy
     batched = beam_search(model, src, beam_size=3, max_new_tokens=8)
-    singles = [beam_search(model, src[i:i + 1, : int((src[i] != 0).sum())], beam_size=3, max_new_tokens=8)[0]
-               for i in range(3)]
+    singles = [
+        beam_search(model, src[i : i + 1, : int((src[i] != 0).sum())], beam_size=3, max_new_tokens=8)[0]
+        for i in range(3)
+    ]
     assert batched == singles
     hyps, steps = beam_search(model, src[:1], beam_size=3, max_new_tokens=5, trace=True)
     assert steps and len(steps[0]["token"]) == 3 and all(p == 0 for p in steps[0]["parent"])
@@ -81,7 +101,7 @@ def test_beam_scores_not_worse_than_greedy_on_model_probability():
     src = torch.tensor([[5, 6, 7, 8, 9, 2]])
     g = greedy_decode(model, src, max_new_tokens=6)[0]
     b = beam_search(model, src, beam_size=4, alpha=0.0, max_new_tokens=6)[0]
-    if len(g) < 6 and len(b) < 6:   # both finished with EOS
+    if len(g) < 6 and len(b) < 6:  # both finished with EOS
         assert _sequence_logprob(model, src, b) >= _sequence_logprob(model, src, g) - 1e-5
 
 
@@ -95,11 +115,21 @@ def test_length_penalty():
 def test_a_tiny_model_learns_to_copy_and_translate_decodes():
     """Real training signal: a 2+2-layer model learns to reverse short sequences, greedy and beam agree."""
     torch.manual_seed(0)
-    config = TransformerConfig(vocab_size=12, d_model=32, n_heads=4, n_encoder_layers=2, n_decoder_layers=2, d_ff=64,
-                            dropout=0.0, pad_id=0, bos_id=1, eos_id=2)
+    config = TransformerConfig(
+        vocab_size=12,
+        d_model=32,
+        n_heads=4,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        d_ff=64,
+        dropout=0.0,
+        pad_id=0,
+        bos_id=1,
+        eos_id=2,
+    )
     model = Seq2SeqTransformer(config)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step in range(250):
+    for _ in range(250):
         xs = [torch.randint(3, 12, (int(torch.randint(2, 6, ())),)).tolist() for _ in range(32)]
         src, tgt_in, tgt_out = make_batch([(x, x[::-1]) for x in xs], config)
         loss = label_smoothed_cross_entropy(model(src, tgt_in), tgt_out, 0.0, ignore_index=config.pad_id)
@@ -128,11 +158,12 @@ def test_cached_decoding_equals_full_recompute(norm_first):
     memory, src_mask = model.encode(src)
     cache, ys = [], torch.full((3, 1), 1)
     with torch.no_grad():
-        for t in range(5):
+        for _ in range(5):
             fast = model.decode_next(ys, memory, src_mask, cache)
             slow = model.decode(ys, memory, src_mask)[:, -1]
             assert torch.allclose(fast, slow, atol=1e-5)
             ys = torch.cat([ys, fast.argmax(-1, keepdim=True)], 1)
     assert greedy_decode(model, src, 10) == greedy_decode(model, src, 10, use_cache=False)
-    assert beam_search(model, src, 3, max_new_tokens=10) == beam_search(model, src, 3, max_new_tokens=10,
-                                                                        use_cache=False)
+    assert beam_search(model, src, 3, max_new_tokens=10) == beam_search(
+        model, src, 3, max_new_tokens=10, use_cache=False
+    )

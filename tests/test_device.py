@@ -9,8 +9,7 @@ from course_utils.tools.environment import environment_report
 
 def test_auto_picks_an_available_device():
     d = get_device("auto")
-    expected = "cuda" if torch.cuda.is_available() else (
-        "mps" if torch.backends.mps.is_available() else "cpu")
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
     assert d.type == expected
     torch.zeros(2, device=d)  # usable
 

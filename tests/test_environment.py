@@ -1,4 +1,5 @@
 """environment.yml (conda) and pyproject.toml (pip) must list the same packages with the same pins."""
+
 import tomllib
 
 import yaml
@@ -11,8 +12,10 @@ def test_conda_and_pip_agree():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_list = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     conda_side = {r for r in pip_list if not r.startswith("-")}
-    assert conda_side == pip_side, (f"only in environment.yml: {sorted(conda_side - pip_side)}; "
-                                    f"only in pyproject.toml: {sorted(pip_side - conda_side)}")
+    assert conda_side == pip_side, (
+        f"only in environment.yml: {sorted(conda_side - pip_side)}; "
+        f"only in pyproject.toml: {sorted(pip_side - conda_side)}"
+    )
 
 
 def test_torch_is_pinned_and_torchvision_absent():

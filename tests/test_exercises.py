@@ -8,6 +8,7 @@ namespace prepared by the notebook's `parameters` and `setup` cells (SMOKE = Tru
   two) fails, and the message contains the text after `# expect:` on its first line.
 So a test cell may use only what those two cells and its answer cell define.
 """
+
 from __future__ import annotations
 
 import copy
@@ -35,8 +36,11 @@ def exercises(path: Path):
     return cells, pairs
 
 
-CASES = [(p, a.metadata["nbgrader"]["grade_id"], t.metadata["nbgrader"]["grade_id"])
-         for p in NOTEBOOKS for a, t in exercises(p)[1]]
+CASES = [
+    (p, a.metadata["nbgrader"]["grade_id"], t.metadata["nbgrader"]["grade_id"])
+    for p in NOTEBOOKS
+    for a, t in exercises(p)[1]
+]
 _namespaces: dict[Path, dict] = {}
 
 
@@ -69,8 +73,11 @@ def run(ns: dict, source: str, label: str) -> None:
 
 
 def cell_source(path, grade_id):
-    return next(c.source for c in nbformat.read(path, as_version=4).cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    return next(
+        c.source
+        for c in nbformat.read(path, as_version=4).cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
+    )
 
 
 @pytest.mark.parametrize("path,answer_id,test_id", CASES, ids=[f"{p.stem}:{t}" for p, _, t in CASES])

@@ -4,6 +4,7 @@ References: torch's `F.scaled_dot_product_attention` (with and without is_causal
 `course_utils.attention`. Property tests draw tile sizes (including 1, ragged last tiles and
 tiles larger than the sequence) and shapes the notebook never uses.
 """
+
 import doctest
 
 import course_utils  # noqa: F401  (before torch: OMP_WAIT_POLICY)
@@ -24,9 +25,18 @@ def test_doctests():
 
 
 @settings(max_examples=60, deadline=None)
-@given(t_q=st.integers(1, 40), t_k=st.integers(1, 40), d=st.integers(1, 9), d_v=st.integers(1, 9),
-       block_q=st.integers(1, 50), block_k=st.integers(1, 50), lead=st.lists(st.integers(1, 3), max_size=2),
-       causal=st.booleans(), double=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    t_q=st.integers(1, 40),
+    t_k=st.integers(1, 40),
+    d=st.integers(1, 9),
+    d_v=st.integers(1, 9),
+    block_q=st.integers(1, 50),
+    block_k=st.integers(1, 50),
+    lead=st.lists(st.integers(1, 3), max_size=2),
+    causal=st.booleans(),
+    double=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_tiled_equals_exact(t_q, t_k, d, d_v, block_q, block_k, lead, causal, double, seed):
     g = torch.Generator().manual_seed(seed)
     dtype = torch.float64 if double else torch.float32

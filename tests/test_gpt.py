@@ -1,6 +1,7 @@
 """course_utils.gpt and course_utils.sampling against transformers (GPT-2 and its logits warpers),
 and the properties that matter: causality, KV-cache generation identical to uncached, parameter counts.
 """
+
 import doctest
 
 import course_utils  # noqa: F401
@@ -11,8 +12,16 @@ from hypothesis import strategies as st
 
 import course_utils.gpt as gpt_module
 import course_utils.sampling as sampling
-from course_utils.gpt import (GPT, GPTConfig, KVCache, causal_lm_loss, from_hf_gpt2, parameter_formula,
-                              shifted_causal_mask, to_hf_gpt2)
+from course_utils.gpt import (
+    GPT,
+    GPTConfig,
+    KVCache,
+    causal_lm_loss,
+    from_hf_gpt2,
+    parameter_formula,
+    shifted_causal_mask,
+    to_hf_gpt2,
+)
 from course_utils.measure import count_parameters
 from course_utils.sampling import apply_temperature, sample_next, top_k_filter, top_p_filter
 
@@ -80,7 +89,12 @@ def test_parameter_counts_gpt2_small():
     with torch.device("meta"):
         ours = GPT(GPTConfig())
         theirs = GPT2LMHeadModel(GPT2Config())
-    assert count_parameters(ours) == parameter_formula(GPTConfig()) == sum(p.numel() for p in theirs.parameters()) == 124_439_808
+    assert (
+        count_parameters(ours)
+        == parameter_formula(GPTConfig())
+        == sum(p.numel() for p in theirs.parameters())
+        == 124_439_808
+    )
     for kw in (dict(rope=True), dict(bias=False), dict(tie_embeddings=False)):
         config = GPTConfig(**{**SMALL, **kw})
         assert count_parameters(GPT(config)) == parameter_formula(config), kw
@@ -135,22 +149,25 @@ def test_cached_logits_equal_full_forward(kw):
     with torch.no_grad():
         full = model(x)[0]
         cache = KVCache(model.config.n_layers, model.config.max_len)
-        parts = [model(x[:, :7], kv_cache=cache)[0]]                 # prefill 7
-        for t in range(7, 20, 3):                                    # then chunks of 3 (and 1 at the end)
-            parts.append(model(x[:, t:t + 3], kv_cache=cache)[0])
+        parts = [model(x[:, :7], kv_cache=cache)[0]]  # prefill 7
+        for t in range(7, 20, 3):  # then chunks of 3 (and 1 at the end)
+            parts.append(model(x[:, t : t + 3], kv_cache=cache)[0])
     assert cache.length == 20
     assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
 
 
 @pytest.mark.parametrize("kw", [{}, {"rope": True}])
-@pytest.mark.parametrize("sampling_kw", [dict(temperature=0), dict(temperature=0.8, top_k=5),
-                                         dict(temperature=1.3, top_p=0.9)])
+@pytest.mark.parametrize(
+    "sampling_kw", [dict(temperature=0), dict(temperature=0.8, top_k=5), dict(temperature=1.3, top_p=0.9)]
+)
 def test_generation_with_cache_is_identical(kw, sampling_kw):
     model = trained(5, **kw)
     prompt = torch.randint(0, SMALL["vocab_size"], (2, 4))
     # 40 new tokens: past max_len=24, so the window-full path runs too
-    out = [model.generate(prompt, 40, use_cache=c, generator=torch.Generator().manual_seed(7), **sampling_kw)
-           for c in (True, False)]
+    out = [
+        model.generate(prompt, 40, use_cache=c, generator=torch.Generator().manual_seed(7), **sampling_kw)
+        for c in (True, False)
+    ]
     assert out[0].shape == (2, 44)
     assert torch.equal(out[0], out[1])
 
@@ -183,16 +200,19 @@ def test_shifted_causal_mask():
     assert torch.equal(shifted_causal_mask(1, 6), torch.ones(1, 7, dtype=torch.bool))
 
 
-@pytest.mark.parametrize("call,err,words", [
-    (lambda: GPTConfig(d_model=30, n_heads=4), ValueError, "divisible"),
-    (lambda: GPTConfig(n_layers=0), ValueError, "n_layers must be an int >= 1"),
-    (lambda: GPTConfig(attn_impl="flash"), ValueError, "attn_impl"),
-    (lambda: GPT({"n_layers": 2}), TypeError, "GPTConfig"),
-    (lambda: small()(torch.zeros(2, 3)), TypeError, "integer dtype"),
-    (lambda: small()(torch.full((1, 3), 99)), ValueError, r"token ids must lie in \[0, 37\)"),
-    (lambda: small().generate(torch.zeros(1, 1, dtype=torch.long), -1), ValueError, "max_new_tokens"),
-    (lambda: causal_lm_loss(torch.zeros(2, 3, 4), torch.zeros(2, 4, dtype=torch.long)), ValueError, "input_ids"),
-])
+@pytest.mark.parametrize(
+    "call,err,words",
+    [
+        (lambda: GPTConfig(d_model=30, n_heads=4), ValueError, "divisible"),
+        (lambda: GPTConfig(n_layers=0), ValueError, "n_layers must be an int >= 1"),
+        (lambda: GPTConfig(attn_impl="flash"), ValueError, "attn_impl"),
+        (lambda: GPT({"n_layers": 2}), TypeError, "GPTConfig"),
+        (lambda: small()(torch.zeros(2, 3)), TypeError, "integer dtype"),
+        (lambda: small()(torch.full((1, 3), 99)), ValueError, r"token ids must lie in \[0, 37\)"),
+        (lambda: small().generate(torch.zeros(1, 1, dtype=torch.long), -1), ValueError, "max_new_tokens"),
+        (lambda: causal_lm_loss(torch.zeros(2, 3, 4), torch.zeros(2, 4, dtype=torch.long)), ValueError, "input_ids"),
+    ],
+)
 def test_clear_errors(call, err, words):
     with pytest.raises(err, match=words):
         call()
@@ -200,11 +220,15 @@ def test_clear_errors(call, err, words):
 
 # ------------------------------------------------------------------ sampling against transformers' warpers
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**16), V=st.integers(2, 40), k=st.integers(1, 45),
-       p=st.floats(0.05, 1.0), T=st.floats(0.1, 4.0))
+@given(
+    seed=st.integers(0, 2**16),
+    V=st.integers(2, 40),
+    k=st.integers(1, 45),
+    p=st.floats(0.05, 1.0),
+    T=st.floats(0.1, 4.0),
+)
 def test_filters_match_transformers(seed, V, k, p, T):
-    from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
-                                                        TopPLogitsWarper)
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
     logits = torch.randn(3, V, generator=torch.Generator().manual_seed(seed)) * 3
     ids = torch.zeros(3, 1, dtype=torch.long)
@@ -231,7 +255,7 @@ def test_temperature_sampling_frequencies():
         counts = torch.bincount(draws, minlength=4).double()
         expected = n * torch.softmax(z[0] / T, -1).double()
         chi2 = float(((counts - expected) ** 2 / expected).sum())
-        assert chi2 < 33.0, (T, chi2)            # chi-square, 3 degrees of freedom, p ~ 3e-7
+        assert chi2 < 33.0, (T, chi2)  # chi-square, 3 degrees of freedom, p ~ 3e-7
     assert torch.equal(sample_next(z, temperature=0), torch.tensor([[0]]))
 
 
@@ -243,12 +267,15 @@ def test_top_k_and_top_p_never_sample_removed_tokens():
     assert set(sample_next(z, top_p=0.81, generator=g).unique().tolist()) == {0, 1, 2}
 
 
-@pytest.mark.parametrize("call,words", [
-    (lambda: apply_temperature(torch.zeros(3), 0), "temperature must be a number > 0"),
-    (lambda: top_k_filter(torch.zeros(3), 0), "k must be an int >= 1"),
-    (lambda: top_p_filter(torch.zeros(3), 1.5), "p must be a number > 0 and <= 1"),
-    (lambda: sample_next(torch.zeros(3), 1.0), r"\(B, V\)"),
-])
+@pytest.mark.parametrize(
+    "call,words",
+    [
+        (lambda: apply_temperature(torch.zeros(3), 0), "temperature must be a number > 0"),
+        (lambda: top_k_filter(torch.zeros(3), 0), "k must be an int >= 1"),
+        (lambda: top_p_filter(torch.zeros(3), 1.5), "p must be a number > 0 and <= 1"),
+        (lambda: sample_next(torch.zeros(3), 1.0), r"\(B, V\)"),
+    ],
+)
 def test_sampling_errors(call, words):
     with pytest.raises(ValueError, match=words):
         call()

@@ -1,4 +1,5 @@
 """course_utils.tools.grading: right answers pass, known mistakes are named, other errors are located."""
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,9 @@ def test_close_passes_within_tolerance():
 
 def test_known_mistake_is_named():
     with pytest.raises(GradingError, match="It looks like: wrong axis"):
-        expect_close(torch.ones(2), torch.zeros(2), "x", mistakes={"scaled": torch.full((2,), 2.0), "wrong axis": torch.ones(2)})
+        expect_close(
+            torch.ones(2), torch.zeros(2), "x", mistakes={"scaled": torch.full((2,), 2.0), "wrong axis": torch.ones(2)}
+        )
 
 
 def test_unknown_error_is_located():
@@ -35,8 +38,11 @@ def test_equal_for_lists_and_bool_tensors():
     with pytest.raises(GradingError, match="It looks like: off by one"):
         expect_equal([1, 2], [1, 2, 3], "ids", mistakes={"off by one": [1, 2]})
     with pytest.raises(GradingError, match="1 entries differ, the first at index \\(0, 1\\)"):
-        expect_equal(torch.eye(2, dtype=torch.bool) | torch.tensor([[False, True], [False, False]]),
-                     torch.eye(2, dtype=torch.bool), "mask")
+        expect_equal(
+            torch.eye(2, dtype=torch.bool) | torch.tensor([[False, True], [False, False]]),
+            torch.eye(2, dtype=torch.bool),
+            "mask",
+        )
     expect_equal(np.arange(3), np.arange(3), "a")
 
 

@@ -3,6 +3,7 @@
 References: `torch.cat` semantics; full causal attention (torch SDPA) computed at once;
 `course_utils.gpt.KVCache` (notebook 05's preallocated cache) fed the same keys and values.
 """
+
 import doctest
 
 import course_utils  # noqa: F401  (before torch: OMP_WAIT_POLICY)
@@ -38,8 +39,12 @@ def test_append_kv_is_concatenation_in_time(b, h, t, t_new, d):
 
 
 @settings(max_examples=20, deadline=None)
-@given(chunks=st.lists(st.integers(1, 4), min_size=1, max_size=5), h=st.integers(1, 3), d=st.integers(1, 6),
-       seed=st.integers(0, 999))
+@given(
+    chunks=st.lists(st.integers(1, 4), min_size=1, max_size=5),
+    h=st.integers(1, 3),
+    d=st.integers(1, 6),
+    seed=st.integers(0, 999),
+)
 def test_cached_attention_in_chunks_equals_full_causal_attention(chunks, h, d, seed):
     g = torch.Generator().manual_seed(seed)
     T = sum(chunks)
@@ -48,10 +53,10 @@ def test_cached_attention_in_chunks_equals_full_causal_attention(chunks, h, d, s
     ck = cv = None
     outs, start = [], 0
     for c in chunks:
-        ck, cv = append_kv(ck, cv, k[:, :, start:start + c], v[:, :, start:start + c])
+        ck, cv = append_kv(ck, cv, k[:, :, start : start + c], v[:, :, start : start + c])
         q_pos = torch.arange(start, start + c)[:, None]
-        mask = torch.arange(start + c)[None, :] <= q_pos                  # new queries see the past and themselves
-        outs.append(F.scaled_dot_product_attention(q[:, :, start:start + c], ck, cv, attn_mask=mask))
+        mask = torch.arange(start + c)[None, :] <= q_pos  # new queries see the past and themselves
+        outs.append(F.scaled_dot_product_attention(q[:, :, start : start + c], ck, cv, attn_mask=mask))
         start += c
     torch.testing.assert_close(torch.cat(outs, dim=2), full, atol=1e-6, rtol=1e-6)
 

@@ -1,4 +1,5 @@
 """`make lab NO_BROWSER=1` serves JupyterLab on notebook 00 (headless)."""
+
 import os
 import secrets
 import socket
@@ -20,9 +21,14 @@ def _free_port() -> int:
 def test_make_lab_headless_serves_notebook_00():
     port, token = _free_port(), secrets.token_hex(8)
     args = f"--port={port} --ip=127.0.0.1 --IdentityProvider.token={token} --ServerApp.port_retries=0"
-    proc = subprocess.Popen(["make", "--no-print-directory", "lab", "NO_BROWSER=1", f"LAB_ARGS={args}"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "lab", "NO_BROWSER=1", f"LAB_ARGS={args}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}/api/contents/notebooks/00_start_here.ipynb?content=0&token={token}"
         deadline, last = time.time() + 90, None
@@ -37,8 +43,13 @@ def test_make_lab_headless_serves_notebook_00():
                 time.sleep(1)
         else:
             pytest.fail(f"JupyterLab did not answer on port {port} within 90 s: {last}")
-        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/tree/notebooks/00_start_here.ipynb?token={token}",
-                                      timeout=10).read().decode()
+        page = (
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/lab/tree/notebooks/00_start_here.ipynb?token={token}", timeout=10
+            )
+            .read()
+            .decode()
+        )
         assert "JupyterLab" in page
     finally:
         os.killpg(proc.pid, 15)

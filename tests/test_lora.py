@@ -1,4 +1,5 @@
 """course_utils.lora against peft: the same weights give the same numbers, before and after training."""
+
 import copy
 import math
 
@@ -19,9 +20,16 @@ transformers = pytest.importorskip("transformers")
 
 def tiny_bert(seed=0):
     torch.manual_seed(seed)
-    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=64, max_position_embeddings=32,
-                                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     return transformers.BertModel(config).eval()
 
 
@@ -85,8 +93,12 @@ def test_merge_agrees_with_peft_merge_and_unload():
     merged_peft = theirs.merge_and_unload()
     torch.testing.assert_close(run(ours, ids), before, atol=1e-5, rtol=0)
     torch.testing.assert_close(run(ours, ids), run(merged_peft, ids), atol=1e-6, rtol=0)
-    torch.testing.assert_close(ours.encoder.layer[0].attention.self.query.weight,
-                               merged_peft.encoder.layer[0].attention.self.query.weight, atol=1e-7, rtol=0)
+    torch.testing.assert_close(
+        ours.encoder.layer[0].attention.self.query.weight,
+        merged_peft.encoder.layer[0].attention.self.query.weight,
+        atol=1e-7,
+        rtol=0,
+    )
 
 
 def test_initialisation_like_peft():
@@ -188,7 +200,7 @@ def test_lora_plus_groups_give_b_its_own_rate_and_cover_every_trainable_tensor()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
     apply_lora(model, ["0", "2"], r=2, alpha=4)
-    model[2].base.bias.requires_grad_(True)                     # a non-LoRA tensor that trains too
+    model[2].base.bias.requires_grad_(True)  # a non-LoRA tensor that trains too
     groups = lora_param_groups(model, 1e-3, b_ratio=16)
     plain, fast = groups
     assert fast["lr"] == pytest.approx(1.6e-2) and plain["lr"] == 1e-3
@@ -201,7 +213,7 @@ def test_lora_plus_groups_give_b_its_own_rate_and_cover_every_trainable_tensor()
     before, grad = model[0].lora_B.detach().clone(), model[0].lora_B.grad.clone()
     opt.step()
     assert torch.allclose(model[0].lora_B.detach(), before - 1.6e-2 * grad)
-    assert len(lora_param_groups(model, 1e-3)) == 2          # b_ratio 1: same rate, still two groups
+    assert len(lora_param_groups(model, 1e-3)) == 2  # b_ratio 1: same rate, still two groups
     with pytest.raises(ValueError, match="b_ratio"):
         lora_param_groups(model, 1e-3, b_ratio=0)
     with pytest.raises(ValueError, match="no trainable"):

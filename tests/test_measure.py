@@ -3,6 +3,7 @@
 Speed is never asserted here (the machines are shared and noisy); only that time is positive and
 that memory figures match the sizes of the tensors a computation must hold.
 """
+
 import doctest
 
 import course_utils  # noqa: F401  (before torch: OMP_WAIT_POLICY)
@@ -26,10 +27,10 @@ def test_time_and_memory_returns_time_and_memory():
     q = torch.randn(1, 2, 256, 16)
     seconds, peak = time_and_memory(lambda: scaled_dot_product_attention(q, q, q), repeats=1)
     assert 0 < seconds < 10
-    n2 = 2 * 256 * 256 * 4          # one float32 (h, n, n) matrix
-    assert 2 * n2 <= peak < 3 * n2   # ours holds the scores and the weights at once
+    n2 = 2 * 256 * 256 * 4  # one float32 (h, n, n) matrix
+    assert 2 * n2 <= peak < 3 * n2  # ours holds the scores and the weights at once
     _, fused = time_and_memory(lambda: F.scaled_dot_product_attention(q, q, q), repeats=1)
-    assert fused < n2 / 2            # the fused kernel never stores an (n, n) matrix
+    assert fused < n2 / 2  # the fused kernel never stores an (n, n) matrix
     with pytest.raises(TypeError, match="callable"):
         time_and_memory(3)
 
@@ -76,7 +77,7 @@ def test_bad_input_names_the_argument():
 def test_count_parameters_counts_a_tied_matrix_once_and_can_skip_frozen_ones():
     emb = nn.Embedding(10, 4)
     head = nn.Linear(4, 10, bias=False)
-    head.weight = emb.weight                       # tied, as in GPT-2 and the translator
+    head.weight = emb.weight  # tied, as in GPT-2 and the translator
     model = nn.ModuleList([emb, head, nn.Linear(4, 4)])
     assert count_parameters(model) == 40 + 20
     model[2].weight.requires_grad_(False)

@@ -1,6 +1,7 @@
 """course_utils.ngram against a slow, independently written dict-and-recursion reference,
 against the formulas, and its properties (probabilities sum to one, order-m scoring is exact).
 """
+
 import doctest
 import math
 from collections import Counter
@@ -14,11 +15,13 @@ from hypothesis import strategies as st
 import course_utils.ngram as ngram
 from course_utils.ngram import NGramLM, ngram_counts, ngrams, unseen_share
 
-TEXT = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, "
-        "must be in want of a wife. However little known the feelings or views of such a man may be "
-        "on his first entering a neighbourhood, this truth is so well fixed in the minds of the "
-        "surrounding families, that he is considered the rightful property of some one or other of "
-        "their daughters.")
+TEXT = (
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+    "must be in want of a wife. However little known the feelings or views of such a man may be "
+    "on his first entering a neighbourhood, this truth is so well fixed in the minds of the "
+    "surrounding families, that he is considered the rightful property of some one or other of "
+    "their daughters."
+)
 
 
 def test_doctests():
@@ -32,7 +35,7 @@ class ReferenceKN:
     def __init__(self, tokens, n, D=0.75):
         self.n, self.D = n, D
         self.V = len(set(tokens)) + 1
-        self.raw = {m: Counter(tuple(tokens[i:i + m]) for i in range(len(tokens) - m + 1)) for m in range(1, n + 1)}
+        self.raw = {m: Counter(tuple(tokens[i : i + m]) for i in range(len(tokens) - m + 1)) for m in range(1, n + 1)}
         self.cont = {m: Counter(g[1:] for g in self.raw[m + 1]) for m in range(1, n)}
 
     def _stats(self, table, h):
@@ -55,7 +58,7 @@ def test_kneser_ney_matches_the_reference(n):
     ref = ReferenceKN(TEXT, n)
     for context in ["", "a", "th", "the", "in ", "zzz", "man"]:
         for w in "ae tz,":
-            h = tuple(context[max(0, len(context) - (n - 1)):]) if n > 1 else ()
+            h = tuple(context[max(0, len(context) - (n - 1)) :]) if n > 1 else ()
             assert lm.prob(context, w) == pytest.approx(ref.p(h, w), rel=1e-12), (context, w)
 
 
@@ -63,14 +66,18 @@ def test_add_k_is_the_formula():
     lm = NGramLM(2, "add-k", k=0.5).fit(TEXT)
     V = len(set(TEXT)) + 1
     c_th = TEXT.count("th")
-    c_t = sum(1 for i in range(len(TEXT) - 1) if TEXT[i] == "t")      # "t" as a context (not the last char)
+    c_t = sum(1 for i in range(len(TEXT) - 1) if TEXT[i] == "t")  # "t" as a context (not the last char)
     assert lm.prob("t", "h") == pytest.approx((c_th + 0.5) / (c_t + 0.5 * V))
     assert lm.prob("q", "x") == pytest.approx(0.5 / (TEXT[:-1].count("q") + 0.5 * V))
 
 
 @settings(max_examples=40, deadline=None)
-@given(text=st.text(alphabet="abcd ", min_size=5, max_size=60), n=st.integers(1, 4),
-       context=st.text(alphabet="abcdz ", max_size=5), smoothing=st.sampled_from(["kneser-ney", "add-k"]))
+@given(
+    text=st.text(alphabet="abcd ", min_size=5, max_size=60),
+    n=st.integers(1, 4),
+    context=st.text(alphabet="abcdz ", max_size=5),
+    smoothing=st.sampled_from(["kneser-ney", "add-k"]),
+)
 def test_probabilities_sum_to_one(text, n, context, smoothing):
     lm = NGramLM(n, smoothing).fit(text)
     total = lm.probs(context).sum() + lm.prob(context, "<never seen>")
@@ -99,7 +106,7 @@ def test_words_work_and_unseen_share():
     assert unseen_share("a b c".split(), "x y z".split(), 1) == 1.0
     lm = NGramLM(2).fit(words)
     assert lm.prob(["a"], "single") > lm.prob(["a"], "wife")
-    assert 0 < lm.prob(["a"], "unicorn") < lm.prob(["a"], "man")       # never seen: smaller, but not zero
+    assert 0 < lm.prob(["a"], "unicorn") < lm.prob(["a"], "man")  # never seen: smaller, but not zero
 
 
 def test_sparsity_grows_with_n():
@@ -112,21 +119,24 @@ def test_generate_is_reproducible_and_in_vocabulary():
     lm = NGramLM(3).fit(TEXT)
     a = lm.generate("th", 30, seed=1)
     assert a == lm.generate("th", 30, seed=1) and len(a) == 30 and set(a) <= set(TEXT)
-    cold = lm.generate("th", 30, seed=1, temperature=0.01)             # nearly greedy: repeats itself
+    cold = lm.generate("th", 30, seed=1, temperature=0.01)  # nearly greedy: repeats itself
     assert len(set(cold)) < len(set(a)) or cold == lm.generate("th", 30, seed=2, temperature=0.01)
 
 
-@pytest.mark.parametrize("call,err,words", [
-    (lambda: NGramLM(0), ValueError, "n must be an int >= 1"),
-    (lambda: NGramLM(2.5), TypeError, "n must be an int"),
-    (lambda: NGramLM(2, "laplace"), ValueError, "smoothing must be one of"),
-    (lambda: NGramLM(2, discount=1.5), ValueError, "discount"),
-    (lambda: NGramLM(2).prob("a", "b"), ValueError, "call fit"),
-    (lambda: NGramLM(2).fit("abc").bits_per_token("abc", order=3), ValueError, "order must be <= n=2"),
-    (lambda: NGramLM(3).fit("ab"), ValueError, "at least n=3"),
-    (lambda: ngrams(5, 2), TypeError, "tokens must be"),
-    (lambda: unseen_share("abc", "a", 2), ValueError, "fewer than n=2"),
-])
+@pytest.mark.parametrize(
+    "call,err,words",
+    [
+        (lambda: NGramLM(0), ValueError, "n must be an int >= 1"),
+        (lambda: NGramLM(2.5), TypeError, "n must be an int"),
+        (lambda: NGramLM(2, "laplace"), ValueError, "smoothing must be one of"),
+        (lambda: NGramLM(2, discount=1.5), ValueError, "discount"),
+        (lambda: NGramLM(2).prob("a", "b"), ValueError, "call fit"),
+        (lambda: NGramLM(2).fit("abc").bits_per_token("abc", order=3), ValueError, "order must be <= n=2"),
+        (lambda: NGramLM(3).fit("ab"), ValueError, "at least n=3"),
+        (lambda: ngrams(5, 2), TypeError, "tokens must be"),
+        (lambda: unseen_share("abc", "a", 2), ValueError, "fewer than n=2"),
+    ],
+)
 def test_clear_errors(call, err, words):
     with pytest.raises(err, match=words):
         call()
@@ -138,4 +148,6 @@ def test_model_unseen_share_equals_the_counting_one(n):
     assert lm.unseen_share(TEXT[300:], order=n) == pytest.approx(unseen_share(TEXT[:300], TEXT[300:], n))
     words = TEXT.split()
     wl = NGramLM(3).fit(words[:40])
-    assert wl.unseen_share(words[40:], order=min(n, 3)) == pytest.approx(unseen_share(words[:40], words[40:], min(n, 3)))
+    assert wl.unseen_share(words[40:], order=min(n, 3)) == pytest.approx(
+        unseen_share(words[:40], words[40:], min(n, 3))
+    )

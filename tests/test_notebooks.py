@@ -1,4 +1,5 @@
 """Every notebook: follows the contract of CONTRIBUTING.md ("A notebook"), and runs top to bottom in SMOKE mode."""
+
 import subprocess
 import sys
 
@@ -41,8 +42,10 @@ def test_contract(path):
     assert "read next" in cells[-1].source.lower(), "the last cell says what to read next"
     code = "\n".join(c.source for c in cells if c.cell_type == "code")
     if "plotly" in code:
-        assert "import course_utils.tools.plots" in code, ("a notebook that draws with plotly imports course_utils.tools.plots "
-                                                     "(the renderer that works in JupyterLab and offline slides)")
+        assert "import course_utils.tools.plots" in code, (
+            "a notebook that draws with plotly imports course_utils.tools.plots "
+            "(the renderer that works in JupyterLab and offline slides)"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -64,8 +67,10 @@ def test_presenter_notes_in_every_section(path):
 def test_no_committed_outputs(path):
     for i, c in enumerate(_cells(path)):
         if c.cell_type == "code" and (c.outputs or c.execution_count) and not _checked(c):
-            pytest.fail(f"{path.name} cell {i} carries outputs or an execution count; strip them "
-                        "(only cells starting with '# NBVAL_CHECK_OUTPUT' keep theirs)")
+            pytest.fail(
+                f"{path.name} cell {i} carries outputs or an execution count; strip them "
+                "(only cells starting with '# NBVAL_CHECK_OUTPUT' keep theirs)"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -98,7 +103,21 @@ def test_nbval_checked_outputs():
     """nbval re-runs the notebooks that have '# NBVAL_CHECK_OUTPUT' cells and compares those outputs."""
     checked = [p for p in NOTEBOOKS if any(_checked(c) for c in _cells(p))]
     assert checked, "no notebook has a # NBVAL_CHECK_OUTPUT cell"
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                             "--rootdir", str(ROOT / "notebooks"), *map(str, checked)],
-                            cwd=ROOT / "notebooks", capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(ROOT / "notebooks"),
+            *map(str, checked),
+        ],
+        cwd=ROOT / "notebooks",
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

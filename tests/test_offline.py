@@ -1,8 +1,7 @@
 """The offline guard blocks non-loopback connections, in-process and in notebook kernels."""
-import socket
+
 import subprocess
 import sys
-import urllib.request
 
 import nbformat
 import pytest
@@ -35,16 +34,20 @@ def test_guard_blocks_remote_and_allows_loopback():
 
 def test_kernels_get_the_guard_from_the_test_environment():
     # conftest puts tests/offline_site on PYTHONPATH with COURSE_OFFLINE_GUARD=1
-    r = _run("from course_utils.tools.offline import guard_installed; import os; "
-             "print(guard_installed(), os.environ['HF_HUB_OFFLINE'])")
+    r = _run(
+        "from course_utils.tools.offline import guard_installed; import os; "
+        "print(guard_installed(), os.environ['HF_HUB_OFFLINE'])"
+    )
     assert r.stdout.split() == ["True", "1"], r.stdout + r.stderr
 
 
 def _notebook(tmp_path, source):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("SMOKE = True", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(source)]
+    nb.cells = [
+        nbformat.v4.new_code_cell("SMOKE = True", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(source),
+    ]
     path = tmp_path / "network.ipynb"
     nbformat.write(nb, path)
     return path
@@ -59,7 +62,9 @@ def test_guard_catches_a_notebook_cell_that_goes_online(tmp_path):
 
 @pytest.mark.notebook
 def test_guard_catches_a_network_call_the_notebook_swallows(tmp_path):
-    path = _notebook(tmp_path, 'import urllib.request\ntry:\n    urllib.request.urlopen("http://example.com")\n'
-                               'except Exception:\n    pass')
+    path = _notebook(
+        tmp_path,
+        'import urllib.request\ntry:\n    urllib.request.urlopen("http://example.com")\nexcept Exception:\n    pass',
+    )
     with pytest.raises(NotebookFailed, match="tried to reach the network"):
         run_notebook(path)

@@ -3,6 +3,7 @@
 Sizes and offsets here differ from the ones notebook 02 uses (d = 10, 26, 130, 512;
 offsets up to 3 * 10^4), so the notebook's pictures are not the only evidence.
 """
+
 import math
 
 import course_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch)
@@ -11,8 +12,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.positional import (LearnedPositionalEmbedding, SinusoidalPositionalEncoding, apply_rope,
-                                     frequencies, layout_permutation, offset_matrix, sinusoidal_encoding)
+from course_utils.positional import (
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    apply_rope,
+    frequencies,
+    layout_permutation,
+    offset_matrix,
+    sinusoidal_encoding,
+)
 
 
 def formula_pe(n, d, base=10000.0):
@@ -31,15 +39,22 @@ def formula_pe(n, d, base=10000.0):
 def formula_concat(n, d, base=10000.0):
     """The concatenated form of the lecture notes "Transformers intuition": first d/2 dims sin(p / 10000^(i/d_m)), last d/2 cos(...), d_m = d/2."""
     dm = d // 2
-    return torch.tensor([[math.sin(p / base ** (i / dm)) for i in range(dm)]
-                         + [math.cos(p / base ** (i / dm)) for i in range(dm)] for p in range(n)], dtype=torch.float64)
+    return torch.tensor(
+        [
+            [math.sin(p / base ** (i / dm)) for i in range(dm)] + [math.cos(p / base ** (i / dm)) for i in range(dm)]
+            for p in range(n)
+        ],
+        dtype=torch.float64,
+    )
 
 
 # ----------------------------------------------------------------------------- the table
 @pytest.mark.parametrize("n,d", [(7, 10), (33, 26), (5, 2), (12, 130)])
 def test_sinusoidal_matches_the_formulas(n, d):
     assert torch.allclose(sinusoidal_encoding(n, d, dtype=torch.float64), formula_pe(n, d), atol=1e-12)
-    assert torch.allclose(sinusoidal_encoding(n, d, "concatenated", dtype=torch.float64), formula_concat(n, d), atol=1e-12)
+    assert torch.allclose(
+        sinusoidal_encoding(n, d, "concatenated", dtype=torch.float64), formula_concat(n, d), atol=1e-12
+    )
     assert sinusoidal_encoding(n, d).dtype == torch.get_default_dtype()
 
 
@@ -57,7 +72,9 @@ def test_matches_transformers_implementations():
 def test_base_and_frequencies():
     w = frequencies(512)
     assert w[0] == 1.0 and torch.isclose(w[-1], torch.tensor(10000.0 ** (-510 / 512), dtype=torch.float64))
-    assert torch.allclose(torch.diff(torch.log(w)), torch.full((255,), -2 / 512 * math.log(10000.0), dtype=torch.float64))
+    assert torch.allclose(
+        torch.diff(torch.log(w)), torch.full((255,), -2 / 512 * math.log(10000.0), dtype=torch.float64)
+    )
     assert torch.allclose(sinusoidal_encoding(9, 6, base=100.0, dtype=torch.float64), formula_pe(9, 6, base=100.0))
 
 
@@ -67,7 +84,9 @@ def test_layout_permutation_is_a_permutation_between_the_layouts(d):
     p, q = layout_permutation(d), layout_permutation(d, "interleaved", "concatenated")
     assert sorted(p.tolist()) == list(range(d))
     assert torch.equal(concat[:, p], inter) and torch.equal(inter[:, q], concat)
-    assert torch.equal(p[q], torch.arange(d)) and torch.equal(layout_permutation(d, "interleaved", "interleaved"), torch.arange(d))
+    assert torch.equal(p[q], torch.arange(d)) and torch.equal(
+        layout_permutation(d, "interleaved", "interleaved"), torch.arange(d)
+    )
 
 
 def test_each_pair_is_on_the_unit_circle_and_rows_are_distinct():
@@ -93,17 +112,22 @@ def test_offset_matrix_structure():
     M = offset_matrix(7, 10, dtype=torch.float64)
     assert torch.allclose(M @ M.T, torch.eye(10, dtype=torch.float64), atol=1e-12)  # orthogonal
     assert torch.allclose(offset_matrix(-7, 10, dtype=torch.float64), M.T, atol=1e-15)  # M_{-k} = M_k^T
-    assert torch.allclose(offset_matrix(3, 10, dtype=torch.float64) @ offset_matrix(4, 10, dtype=torch.float64), M, atol=1e-12)
+    assert torch.allclose(
+        offset_matrix(3, 10, dtype=torch.float64) @ offset_matrix(4, 10, dtype=torch.float64), M, atol=1e-12
+    )
     off_block = M.clone()
     for i in range(5):
-        off_block[2 * i:2 * i + 2, 2 * i:2 * i + 2] = 0
+        off_block[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = 0
     assert off_block.abs().max() == 0  # block-diagonal
     assert torch.allclose(torch.linalg.det(M[:2, :2]), torch.tensor(1.0, dtype=torch.float64))
     assert torch.equal(offset_matrix(0, 6), torch.eye(6))
     # fractional offsets interpolate the same rotation
     pe = lambda p: torch.stack([torch.sin(p * frequencies(10)), torch.cos(p * frequencies(10))], -1).reshape(10)
-    assert torch.allclose(offset_matrix(2.5, 10, dtype=torch.float64) @ pe(torch.tensor(4.0, dtype=torch.float64)),
-                          pe(torch.tensor(6.5, dtype=torch.float64)), atol=1e-12)
+    assert torch.allclose(
+        offset_matrix(2.5, 10, dtype=torch.float64) @ pe(torch.tensor(4.0, dtype=torch.float64)),
+        pe(torch.tensor(6.5, dtype=torch.float64)),
+        atol=1e-12,
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -144,7 +168,7 @@ def test_rope_matches_gptj_and_llama():
     g = torch.Generator().manual_seed(1)
     q, k = torch.randn(B, h, T, d, generator=g), torch.randn(B, h, T, d, generator=g)
     sincos = create_sinusoidal_positions(T, d)[None].expand(B, T, d)  # (B, T, d): sin | cos
-    sin, cos = sincos[..., : d // 2], sincos[..., d // 2:]
+    sin, cos = sincos[..., : d // 2], sincos[..., d // 2 :]
     ref = gptj_rope(q.transpose(1, 2), sin, cos).transpose(1, 2)  # GPT-J works on (B, T, h, d)
     assert torch.allclose(apply_rope(q), ref, atol=2e-5)
 
@@ -198,27 +222,34 @@ def test_modules():
 
 
 # ----------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("call,exc,words", [
-    (lambda: sinusoidal_encoding(10, 7), ValueError, "d_model must be even"),
-    (lambda: sinusoidal_encoding(0, 8), ValueError, "n_positions must be an int >= 1, got 0"),
-    (lambda: sinusoidal_encoding(10.0, 8), TypeError, "n_positions must be an int, got float"),
-    (lambda: sinusoidal_encoding(10, -4), ValueError, "d_model must be an int >= 1"),
-    (lambda: sinusoidal_encoding(10, True), TypeError, "d_model"),
-    (lambda: sinusoidal_encoding(10, 8, "interleave"), ValueError, "layout must be one of"),
-    (lambda: sinusoidal_encoding(10, 8, base=1.0), ValueError, "base must be a number > 1"),
-    (lambda: offset_matrix(1, 5), ValueError, "d_model must be even"),
-    (lambda: offset_matrix("3", 8), TypeError, r"k \(the offset in positions\) must be a number"),
-    (lambda: offset_matrix(float("inf"), 8), ValueError, r"k \(the offset in positions\) must be a finite number, got inf"),
-    (lambda: layout_permutation(8, "concat"), ValueError, "source must be one of"),
-    (lambda: apply_rope(torch.zeros(4, 5)), ValueError, "must be even"),
-    (lambda: apply_rope(torch.zeros(4)), ValueError, r"\(\.\.\., T, d\) torch.Tensor with at least 2 dimensions"),
-    (lambda: apply_rope([[1.0, 2.0]]), TypeError, r"x must be a \(\.\.\., T, d\) torch.Tensor"),
-    (lambda: apply_rope(torch.ones(3, 4, dtype=torch.long)), TypeError, "floating-point"),
-    (lambda: apply_rope(torch.zeros(4, 6), torch.arange(5)), ValueError, "size T=4"),
-    (lambda: LearnedPositionalEmbedding(0, 8), ValueError, "max_len must be an int >= 1"),
-    (lambda: SinusoidalPositionalEncoding(8, max_len=0), ValueError, "max_len must be an int >= 1"),
-    (lambda: LearnedPositionalEmbedding(4, 8, init_std=-1.0), ValueError, "init_std"),
-])
+@pytest.mark.parametrize(
+    "call,exc,words",
+    [
+        (lambda: sinusoidal_encoding(10, 7), ValueError, "d_model must be even"),
+        (lambda: sinusoidal_encoding(0, 8), ValueError, "n_positions must be an int >= 1, got 0"),
+        (lambda: sinusoidal_encoding(10.0, 8), TypeError, "n_positions must be an int, got float"),
+        (lambda: sinusoidal_encoding(10, -4), ValueError, "d_model must be an int >= 1"),
+        (lambda: sinusoidal_encoding(10, True), TypeError, "d_model"),
+        (lambda: sinusoidal_encoding(10, 8, "interleave"), ValueError, "layout must be one of"),
+        (lambda: sinusoidal_encoding(10, 8, base=1.0), ValueError, "base must be a number > 1"),
+        (lambda: offset_matrix(1, 5), ValueError, "d_model must be even"),
+        (lambda: offset_matrix("3", 8), TypeError, r"k \(the offset in positions\) must be a number"),
+        (
+            lambda: offset_matrix(float("inf"), 8),
+            ValueError,
+            r"k \(the offset in positions\) must be a finite number, got inf",
+        ),
+        (lambda: layout_permutation(8, "concat"), ValueError, "source must be one of"),
+        (lambda: apply_rope(torch.zeros(4, 5)), ValueError, "must be even"),
+        (lambda: apply_rope(torch.zeros(4)), ValueError, r"\(\.\.\., T, d\) torch.Tensor with at least 2 dimensions"),
+        (lambda: apply_rope([[1.0, 2.0]]), TypeError, r"x must be a \(\.\.\., T, d\) torch.Tensor"),
+        (lambda: apply_rope(torch.ones(3, 4, dtype=torch.long)), TypeError, "floating-point"),
+        (lambda: apply_rope(torch.zeros(4, 6), torch.arange(5)), ValueError, "size T=4"),
+        (lambda: LearnedPositionalEmbedding(0, 8), ValueError, "max_len must be an int >= 1"),
+        (lambda: SinusoidalPositionalEncoding(8, max_len=0), ValueError, "max_len must be an int >= 1"),
+        (lambda: LearnedPositionalEmbedding(4, 8, init_std=-1.0), ValueError, "init_std"),
+    ],
+)
 def test_bad_input_is_named(call, exc, words):
     with pytest.raises(exc, match=words):
         call()

@@ -1,14 +1,30 @@
 """course_utils.quant against the formulas of the lecture notes (Deep Learning ch. 7) and the QLoRA paper's NF4 table."""
+
 import course_utils  # noqa: F401  (sets OMP_WAIT_POLICY before torch)
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.quant import (NF4_PUBLISHED, QuantizedEmbedding, QuantizedLinear, absmax_dequantize, absmax_quantize,
-                                bits_per_parameter, blockwise_dequantize, blockwise_quantize, double_dequantize,
-                                double_quantize, nf4_code_values, nf4_dequantize, nf4_quantize, pack_4bit,
-                                quantize_linears, stored_bytes, unpack_4bit)
+from course_utils.quant import (
+    NF4_PUBLISHED,
+    QuantizedEmbedding,
+    QuantizedLinear,
+    absmax_dequantize,
+    absmax_quantize,
+    bits_per_parameter,
+    blockwise_dequantize,
+    blockwise_quantize,
+    double_dequantize,
+    double_quantize,
+    nf4_code_values,
+    nf4_dequantize,
+    nf4_quantize,
+    pack_4bit,
+    quantize_linears,
+    stored_bytes,
+    unpack_4bit,
+)
 
 
 def test_absmax_matches_the_seed_formula():
@@ -60,8 +76,8 @@ def test_blockwise_equals_absmax_applied_block_by_block():
     assert q.shape == x.shape and scales.shape == (4,)
     flat = x.reshape(-1)
     for b in range(4):
-        qb, cb = absmax_quantize(flat[64 * b: 64 * (b + 1)])
-        assert torch.equal(q.reshape(-1)[64 * b: 64 * (b + 1)], qb)
+        qb, cb = absmax_quantize(flat[64 * b : 64 * (b + 1)])
+        assert torch.equal(q.reshape(-1)[64 * b : 64 * (b + 1)], qb)
         assert scales[b].item() == pytest.approx(cb.item())
     err = (blockwise_dequantize(q, scales, 64) - x).abs()
     assert err.max() <= (x.abs().max() / 127) / 2 + 1e-6
@@ -131,7 +147,9 @@ def test_double_quantization_error_and_memory():
     assert bits_per_parameter(4, 64, double_quant=True) == pytest.approx(4.127, abs=1e-3)  # QLoRA: 4.127 bits
 
 
-@pytest.mark.parametrize("fmt,dq,bytes_per_weight", [("nf4", False, 0.5625), ("nf4", True, 0.5159), ("int8", False, 1.0625)])
+@pytest.mark.parametrize(
+    "fmt,dq,bytes_per_weight", [("nf4", False, 0.5625), ("nf4", True, 0.5159), ("int8", False, 1.0625)]
+)
 def test_quantized_linear_stores_little_and_matches_dequantized_math(fmt, dq, bytes_per_weight):
     torch.manual_seed(5)
     lin = torch.nn.Linear(256, 512)

@@ -1,5 +1,6 @@
 """The reference translator shipped in models/translator/ (notebook 04, sections 8-10): the file is
 what its recipe says, small, loadable, and its test BLEU is re-computable from its own translations."""
+
 import json
 
 import pytest
@@ -19,8 +20,15 @@ def shipped():
     assert path.exists(), f"{path} is missing: restore it with `git checkout -- models/translator`"
     model, tok, notes = load_translator(MODELS)
     header = (MODELS / "test.tsv").read_text(encoding="utf-8").splitlines()[0].split("\t")
-    return dict(path=path, notes=notes, model=model, tok=tok, header=header, rows=read_test_tsv(MODELS / "test.tsv"),
-                recipe=json.loads((MODELS / "recipe.json").read_text()))
+    return dict(
+        path=path,
+        notes=notes,
+        model=model,
+        tok=tok,
+        header=header,
+        rows=read_test_tsv(MODELS / "test.tsv"),
+        recipe=json.loads((MODELS / "recipe.json").read_text()),
+    )
 
 
 def test_checkpoint_is_small_fp16_and_matches_its_tokenizer(shipped):
@@ -28,7 +36,7 @@ def test_checkpoint_is_small_fp16_and_matches_its_tokenizer(shipped):
     raw = torch.load(shipped["path"], map_location="cpu", weights_only=True)
     assert all(v.dtype == torch.float16 for v in raw["state_dict"].values() if v.is_floating_point())
     assert len(shipped["tok"]) == shipped["model"].config.vocab_size
-    assert shipped["notes"]["results"] == shipped["recipe"]["results"]   # one set of figures
+    assert shipped["notes"]["results"] == shipped["recipe"]["results"]  # one set of figures
 
 
 def test_recipe_is_recorded_once_in_the_configs_names(shipped):

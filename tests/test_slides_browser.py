@@ -4,6 +4,7 @@ Skipped with a message when Chromium or Playwright is missing; `.ci/run` install
 The file name sorts after test_notebooks.py on purpose: the decks reuse the notebooks it
 executed (build/executed/smoke/) instead of running them again.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,13 +36,22 @@ except ImportError:  # pragma: no cover
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.notebook,
-    pytest.mark.skipif(not Path(CHROMIUM).exists() or sync_playwright is None,
-                       reason="needs Debian's chromium (apt-get install chromium) and the playwright package; "
-                              ".ci/run installs both"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() or sync_playwright is None,
+        reason="needs Debian's chromium (apt-get install chromium) and the playwright package; .ci/run installs both",
+    ),
 ]
 SHOTS = build_root() / "screenshots"
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+CHROME_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def _local(url: str) -> bool:
@@ -86,8 +96,13 @@ def serve(directory: Path):
 
 @pytest.fixture(scope="module")
 def decks():
-    result = subprocess.run(["python", str(ROOT / "scripts" / "build_slides.py"), "slides"], cwd=ROOT,
-                            capture_output=True, text=True, env={**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"})
+    result = subprocess.run(
+        ["python", str(ROOT / "scripts" / "build_slides.py"), "slides"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"},
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return build_root() / "slides"
 
@@ -106,8 +121,11 @@ def test_deck_renders_offline_with_math_and_navigation(decks, nb):
         page.wait_for_selector(".reveal .slides section", timeout=30_000)
         has_math = "$" in nb.read_text()
         if has_math:  # MathJax 2 (CommonHTML output) typeset formulas and finished its queue
-            page.wait_for_function("document.querySelectorAll('.MathJax_CHTML').length > 0 && window.MathJax"
-                                   " && MathJax.Hub.queue.pending === 0 && !MathJax.Hub.queue.running", timeout=60_000)
+            page.wait_for_function(
+                "document.querySelectorAll('.MathJax_CHTML').length > 0 && window.MathJax"
+                " && MathJax.Hub.queue.pending === 0 && !MathJax.Hub.queue.running",
+                timeout=60_000,
+            )
         first = page.evaluate("location.hash")
         page.keyboard.press("ArrowRight")
         page.wait_for_function(f"location.hash !== {json.dumps(first)}", timeout=10_000)
@@ -130,15 +148,34 @@ def test_jupyterlab_renders_widget_and_plotly(tmp_path):
     settings = tmp_path / "settings"
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
     port, token = _free_port(), secrets.token_hex(8)
-    env = {**os.environ, "COURSE_HEADLESS": "0", "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
+    env = {
+        **os.environ,
+        "COURSE_HEADLESS": "0",
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+    }
     args = f"--port={port} --ip=127.0.0.1 --IdentityProvider.token={token} --ServerApp.port_retries=0"
     log = open(tmp_path / "lab.log", "w")
-    proc = subprocess.Popen(["make", "--no-print-directory", "lab", "NO_BROWSER=1", f"LAB_ROOT={work}",
-                             f"LAB_NOTEBOOK={work / 'notebooks' / '00_start_here.ipynb'}", f"LAB_ARGS={args}"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            "make",
+            "--no-print-directory",
+            "lab",
+            "NO_BROWSER=1",
+            f"LAB_ROOT={work}",
+            f"LAB_NOTEBOOK={work / 'notebooks' / '00_start_here.ipynb'}",
+            f"LAB_ARGS={args}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 90
         while time.time() < deadline:

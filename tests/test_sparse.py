@@ -4,6 +4,7 @@ The reference is `course_utils.attention.scaled_dot_product_attention` (itself t
 torch's SDPA) and torch's `F.scaled_dot_product_attention` with the expanded mask. Property
 tests draw shapes, block sizes and layouts the notebook never uses.
 """
+
 import doctest
 
 import course_utils  # noqa: F401  (before torch: OMP_WAIT_POLICY)
@@ -15,9 +16,18 @@ from hypothesis import strategies as st
 
 import course_utils.sparse as sparse
 from course_utils.attention import scaled_dot_product_attention
-from course_utils.sparse import (attended_pairs, bigbird_layout, bigbird_mask, block_sparse_attention,
-                                 expand_layout, global_mask, layout_indices, random_layout,
-                                 sliding_window_mask, window_layout)
+from course_utils.sparse import (
+    attended_pairs,
+    bigbird_layout,
+    bigbird_mask,
+    block_sparse_attention,
+    expand_layout,
+    global_mask,
+    layout_indices,
+    random_layout,
+    sliding_window_mask,
+    window_layout,
+)
 
 
 def test_doctests():
@@ -88,9 +98,16 @@ def test_bigbird_mask_is_seeded_and_checks_input():
 
 # ------------------------------------------------------------------ block-sparse attention
 @settings(max_examples=40, deadline=None)
-@given(nb=st.integers(1, 9), b=st.integers(1, 6), d=st.integers(1, 8), d_v=st.integers(1, 8),
-       lead=st.lists(st.integers(1, 3), min_size=0, max_size=2), density=st.floats(0.05, 1.0),
-       double=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    nb=st.integers(1, 9),
+    b=st.integers(1, 6),
+    d=st.integers(1, 8),
+    d_v=st.integers(1, 8),
+    lead=st.lists(st.integers(1, 3), min_size=0, max_size=2),
+    density=st.floats(0.05, 1.0),
+    double=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_block_sparse_equals_masked_full_on_any_layout(nb, b, d, d_v, lead, density, double, seed):
     g = torch.Generator().manual_seed(seed)
     dtype = torch.float64 if double else torch.float32
@@ -112,8 +129,12 @@ def test_block_sparse_on_bigbird(n, b, w, g, r):
     gen = torch.Generator().manual_seed(1)
     lay = bigbird_layout(n // b, w, g, r, gen)
     q, k, v = (torch.randn(2, 4, n, 16, generator=gen) for _ in range(3))
-    torch.testing.assert_close(block_sparse_attention(q, k, v, lay, b),
-                               scaled_dot_product_attention(q, k, v, expand_layout(lay, b))[0], atol=2e-6, rtol=2e-6)
+    torch.testing.assert_close(
+        block_sparse_attention(q, k, v, lay, b),
+        scaled_dot_product_attention(q, k, v, expand_layout(lay, b))[0],
+        atol=2e-6,
+        rtol=2e-6,
+    )
 
 
 def test_layout_indices_cover_the_layout():

@@ -1,4 +1,5 @@
 """course_utils.train against references: the paper's formula, torch's cross-entropy, a real (tiny) fit."""
+
 import itertools
 import math
 import time
@@ -10,15 +11,22 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.train import (History, label_smoothed_cross_entropy, load_checkpoint, save_checkpoint,
-                                train_for, warmup_lr, warmup_scheduler)
+from course_utils.train import (
+    History,
+    label_smoothed_cross_entropy,
+    load_checkpoint,
+    save_checkpoint,
+    train_for,
+    warmup_lr,
+    warmup_scheduler,
+)
 
 
 # ----------------------------------------------------------------------------- schedule
 def test_warmup_lr_matches_the_paper_formula():
     d, w = 512, 4000
     for step in (1, 10, 3999, 4000, 4001, 100_000):
-        assert warmup_lr(step, d, w) == pytest.approx(d ** -0.5 * min(step ** -0.5, step * w ** -1.5))
+        assert warmup_lr(step, d, w) == pytest.approx(d**-0.5 * min(step**-0.5, step * w**-1.5))
     peak = max(range(1, 20_000), key=lambda s: warmup_lr(s, d, w))
     assert peak == w, "the rate peaks at the end of warm-up"
     assert warmup_lr(4 * w, d, w) == pytest.approx(warmup_lr(w, d, w) / 2), "1/sqrt(step) decay after warm-up"
@@ -63,8 +71,11 @@ def test_padding_positions_ignored_and_padding_class_gets_no_mass():
     logits, target = torch.randn(4, 6, V, generator=g), torch.randint(1, V, (4, 6), generator=g)
     target[:, 4:] = pad
     # eps = 0: plain cross-entropy with ignore_index
-    assert torch.allclose(label_smoothed_cross_entropy(logits, target, 0.0, ignore_index=pad),
-                          F.cross_entropy(logits.reshape(-1, V), target.reshape(-1), ignore_index=pad), atol=1e-6)
+    assert torch.allclose(
+        label_smoothed_cross_entropy(logits, target, 0.0, ignore_index=pad),
+        F.cross_entropy(logits.reshape(-1, V), target.reshape(-1), ignore_index=pad),
+        atol=1e-6,
+    )
     # eps > 0: the explicit target distribution q, with q(pad) = 0
     eps = 0.2
     q = torch.full((4, 6, V), eps / (V - 1))
@@ -76,8 +87,11 @@ def test_padding_positions_ignored_and_padding_class_gets_no_mass():
     ref = per_token[keep].mean()
     ours = label_smoothed_cross_entropy(logits, target, eps, ignore_index=pad)
     assert torch.allclose(ours, ref, atol=1e-6)
-    assert torch.allclose(label_smoothed_cross_entropy(logits, target, eps, ignore_index=pad, reduction="sum"),
-                          per_token[keep].sum(), atol=1e-5)
+    assert torch.allclose(
+        label_smoothed_cross_entropy(logits, target, eps, ignore_index=pad, reduction="sum"),
+        per_token[keep].sum(),
+        atol=1e-5,
+    )
     # torch's version spreads mass on the padding class too: a different number
     torch_ls = F.cross_entropy(logits.reshape(-1, V), target.reshape(-1), ignore_index=pad, label_smoothing=eps)
     assert not torch.allclose(ours, torch_ls, atol=1e-4)
@@ -116,7 +130,7 @@ def _regression():
     torch.manual_seed(0)
     x = torch.randn(256, 4)
     y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
-    batches = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 256, 32)]
+    batches = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 256, 32)]
     model = torch.nn.Linear(4, 1)
 
     def loss_fn(m, batch):
@@ -129,8 +143,16 @@ def _regression():
 def test_train_for_learns_and_records_history():
     model, batches, loss_fn, (x, y) = _regression()
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    hist = train_for(model, opt, itertools.cycle(batches), loss_fn, max_steps=300, progress=False,
-                     eval_fn=lambda m: {"valid_loss": float(F.mse_loss(m(x).squeeze(-1), y))}, eval_every=1e9)
+    hist = train_for(
+        model,
+        opt,
+        itertools.cycle(batches),
+        loss_fn,
+        max_steps=300,
+        progress=False,
+        eval_fn=lambda m: {"valid_loss": float(F.mse_loss(m(x).squeeze(-1), y))},
+        eval_every=1e9,
+    )
     assert isinstance(hist, History) and hist.steps == 300 and len(hist.train) == 300
     assert hist.tokens == 300 * 32 and hist.tokens_per_s > 0
     assert hist.train[-1]["loss"] < 0.01 * hist.train[0]["loss"]
@@ -156,13 +178,14 @@ def test_train_for_cooldown_ramps_to_zero_on_top_of_the_schedule():
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     hist = train_for(model, opt, itertools.cycle(batches), loss_fn, max_steps=100, cooldown=0.2, progress=False)
     lrs = [r["lr"] for r in hist.train]
-    assert lrs[:80] == pytest.approx([0.01] * 80)                       # untouched before the last 20 %
-    assert lrs[80:] == pytest.approx([0.01 * (20 - k) / 20 for k in range(20)])   # linear, last step 0.0005
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)            # restored: a later call resumes
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)                   # with a scheduler: scaled, not compounded
+    assert lrs[:80] == pytest.approx([0.01] * 80)  # untouched before the last 20 %
+    assert lrs[80:] == pytest.approx([0.01 * (20 - k) / 20 for k in range(20)])  # linear, last step 0.0005
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)  # restored: a later call resumes
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)  # with a scheduler: scaled, not compounded
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.01 / (1 + step))
-    hist = train_for(model, opt, itertools.cycle(batches), loss_fn, max_steps=10, cooldown=0.5, scheduler=sched,
-                     progress=False)
+    hist = train_for(
+        model, opt, itertools.cycle(batches), loss_fn, max_steps=10, cooldown=0.5, scheduler=sched, progress=False
+    )
     expect = [0.01 / (1 + k) * min(1.0, (10 - k) / 5) for k in range(10)]
     assert [r["lr"] for r in hist.train] == pytest.approx(expect)
     with pytest.raises(ValueError, match="cooldown"):
@@ -173,19 +196,29 @@ def test_train_for_lr_by_progress_follows_the_budget_from_the_first_step():
     model, batches, loss_fn, _ = _regression()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     warm_cos = lambda f: max(f / 0.1, 1e-3) if f < 0.1 else 0.5 * (1 + math.cos(math.pi * (f - 0.1) / 0.9))
-    hist = train_for(model, opt, itertools.cycle(batches), loss_fn, max_steps=20, lr_by_progress=warm_cos,
-                     progress=False)
-    expect = [0.01 * warm_cos(k / 20) for k in range(20)]               # step k runs at the fraction done before it
+    hist = train_for(
+        model, opt, itertools.cycle(batches), loss_fn, max_steps=20, lr_by_progress=warm_cos, progress=False
+    )
+    expect = [0.01 * warm_cos(k / 20) for k in range(20)]  # step k runs at the fraction done before it
     assert [r["lr"] for r in hist.train] == pytest.approx(expect)
-    assert hist.train[0]["lr"] == pytest.approx(1e-5)                  # lr_by_progress(0.0): not the bare rate
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)            # restored, as with cooldown
+    assert hist.train[0]["lr"] == pytest.approx(1e-5)  # lr_by_progress(0.0): not the bare rate
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)  # restored, as with cooldown
     # on a time budget the fraction is the clock, evaluation excluded: slow evaluations do not eat the schedule
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     seen, wall = [], time.perf_counter()
-    hist = train_for(model, opt, itertools.cycle(batches), loss_fn, seconds=0.4, progress=False, eval_every=0.05,
-                     eval_fn=lambda m: (time.sleep(0.05), {})[1], lr_by_progress=lambda f: seen.append(f) or 1.0)
+    hist = train_for(
+        model,
+        opt,
+        itertools.cycle(batches),
+        loss_fn,
+        seconds=0.4,
+        progress=False,
+        eval_every=0.05,
+        eval_fn=lambda m: (time.sleep(0.05), {})[1],
+        lr_by_progress=lambda f: seen.append(f) or 1.0,
+    )
     wall = time.perf_counter() - wall
-    pauses = 0.05 * len(hist.eval)                                       # the last one comes after the budget
+    pauses = 0.05 * len(hist.eval)  # the last one comes after the budget
     assert seen[0] == 0.0 and all(a <= b for a, b in zip(seen, seen[1:])) and 1.0 <= seen[-1] < 1.25
     assert len(hist.eval) >= 3 and wall >= 0.4 + pauses - 0.05, "evaluation pauses are not training time"
     with pytest.raises(TypeError, match="lr_by_progress"):
@@ -193,8 +226,10 @@ def test_train_for_lr_by_progress_follows_the_budget_from_the_first_step():
 
 
 def test_history_extend_shifts_steps():
-    a, b = History(train=[{"step": 1, "time": 0.5, "loss": 2.0}], steps=1, seconds=1.0, tokens=10), \
-        History(train=[{"step": 1, "time": 0.2, "loss": 1.0}], steps=1, seconds=0.5, tokens=5)
+    a, b = (
+        History(train=[{"step": 1, "time": 0.5, "loss": 2.0}], steps=1, seconds=1.0, tokens=10),
+        History(train=[{"step": 1, "time": 0.2, "loss": 1.0}], steps=1, seconds=0.5, tokens=5),
+    )
     a.extend(b)
     assert [r["step"] for r in a.train] == [1, 2] and a.train[1]["time"] == pytest.approx(1.2)
     assert a.tokens == 15 and a.steps == 2

@@ -1,12 +1,20 @@
 """course_utils.transformer against torch's own transformer layers and the paper's size."""
+
 import course_utils  # noqa: F401
 import pytest
 import torch
 from torch import nn
 
 from course_utils.measure import count_parameters
-from course_utils.transformer import (DecoderLayer, EncoderLayer, LayerNorm, Seq2SeqTransformer, TransformerConfig,
-                                      decoder_self_mask, residual)
+from course_utils.transformer import (
+    DecoderLayer,
+    EncoderLayer,
+    LayerNorm,
+    Seq2SeqTransformer,
+    TransformerConfig,
+    decoder_self_mask,
+    residual,
+)
 
 torch.set_num_threads(1)
 
@@ -23,20 +31,21 @@ def test_layer_norm_equals_torch():
 
 
 def _padding(B, T, lengths):
-    return torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]   # True = real token
+    return torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]  # True = real token
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_encoder_layer_equals_torch(norm_first, activation):
     torch.manual_seed(0)
-    ref = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True, norm_first=norm_first,
-                                     activation=activation)
+    ref = nn.TransformerEncoderLayer(
+        32, 4, 64, dropout=0.0, batch_first=True, norm_first=norm_first, activation=activation
+    )
     ours = EncoderLayer.from_torch(ref)
     x = torch.randn(3, 7, 32)
     real = _padding(3, 7, [7, 5, 2])
-    expected = ref(x, src_key_padding_mask=~real)                  # torch: True = blocked
-    got, w = ours(x, real[:, None, :])                             # ours: True = may attend
+    expected = ref(x, src_key_padding_mask=~real)  # torch: True = blocked
+    got, w = ours(x, real[:, None, :])  # ours: True = may attend
     assert torch.allclose(got[real], expected[real], atol=1e-5)
     assert w.shape == (3, 4, 7, 7) and torch.all(w[..., ~real[0]] == 0)
 
@@ -48,8 +57,14 @@ def test_decoder_layer_equals_torch(norm_first):
     ours = DecoderLayer.from_torch(ref)
     x, memory = torch.randn(2, 6, 32), torch.randn(2, 9, 32)
     tgt_real, src_real = _padding(2, 6, [6, 4]), _padding(2, 9, [9, 3])
-    expected = ref(x, memory, tgt_mask=torch.ones(6, 6, dtype=torch.bool).triu(1), tgt_is_causal=True,
-                   tgt_key_padding_mask=~tgt_real, memory_key_padding_mask=~src_real)
+    expected = ref(
+        x,
+        memory,
+        tgt_mask=torch.ones(6, 6, dtype=torch.bool).triu(1),
+        tgt_is_causal=True,
+        tgt_key_padding_mask=~tgt_real,
+        memory_key_padding_mask=~src_real,
+    )
     tgt_ids = torch.where(tgt_real, 5, 0)
     got, w_self, w_cross = ours(x, memory, decoder_self_mask(tgt_ids, 0), src_real[:, None, :])
     assert torch.allclose(got[tgt_real], expected[tgt_real], atol=1e-5)
@@ -77,6 +92,7 @@ def test_residual_is_post_ln_or_pre_ln():
 def test_layers_take_the_config_and_keep_the_checkpoint_names():
     """The shipped checkpoint's names (models/translator/model.pt): a rename here would break loading it."""
     config = TransformerConfig(d_model=16, n_heads=2, d_ff=32, norm_first=True)
+
     def parts(layer):
         return sorted({k.split(".")[0] for k in layer.state_dict()})
 
@@ -114,8 +130,23 @@ def test_base_config_parameter_count():
 
 def _tiny(seed=0, **kw):
     torch.manual_seed(seed)
-    config = TransformerConfig(**(dict(vocab_size=13, d_model=16, n_heads=2, n_encoder_layers=2, n_decoder_layers=2,
-                                    d_ff=32, dropout=0.0, pad_id=0, bos_id=1, eos_id=2) | kw))
+    config = TransformerConfig(
+        **(
+            dict(
+                vocab_size=13,
+                d_model=16,
+                n_heads=2,
+                n_encoder_layers=2,
+                n_decoder_layers=2,
+                d_ff=32,
+                dropout=0.0,
+                pad_id=0,
+                bos_id=1,
+                eos_id=2,
+            )
+            | kw
+        )
+    )
     return Seq2SeqTransformer(config).eval()
 
 
@@ -140,8 +171,17 @@ def test_model_shapes_tying_and_padding_invariance():
         model(src, tgt[:1])
 
 
-@pytest.mark.parametrize("bad", [dict(d_model=30, n_heads=4), dict(dropout=1.0), dict(pad_id=1, bos_id=1),
-                                 dict(eos_id=40_000), dict(activation="tanh"), dict(vocab_size=0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(d_model=30, n_heads=4),
+        dict(dropout=1.0),
+        dict(pad_id=1, bos_id=1),
+        dict(eos_id=40_000),
+        dict(activation="tanh"),
+        dict(vocab_size=0),
+    ],
+)
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         TransformerConfig(**bad)

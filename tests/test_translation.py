@@ -1,5 +1,6 @@
 """course_utils.translation: batching, the curriculum, the recipe, checkpoints, BLEU and test.tsv, and
 scripts/train_translator.py end to end."""
+
 import importlib.util
 import json
 import time
@@ -16,17 +17,34 @@ from course_utils.bytelevel import ByteLevelBPE
 from course_utils.paths import ROOT
 from course_utils.train import load_checkpoint
 from course_utils.transformer import Seq2SeqTransformer, TransformerConfig
-from course_utils.translation import (RECIPE_KEYS, batch_by_length, bleu, bleu_details, config_ids, curriculum_batches,
-                                      load_translator, make_batch, make_translator, pad_batch, read_test_tsv,
-                                      save_translator, shared_tokenizer, shorter_half, translator_config,
-                                      write_test_tsv)
+from course_utils.translation import (
+    RECIPE_KEYS,
+    batch_by_length,
+    bleu,
+    bleu_details,
+    config_ids,
+    curriculum_batches,
+    load_translator,
+    make_batch,
+    make_translator,
+    pad_batch,
+    read_test_tsv,
+    save_translator,
+    shared_tokenizer,
+    shorter_half,
+    translator_config,
+    write_test_tsv,
+)
 
 torch.set_num_threads(1)
 
 
 @settings(max_examples=40, deadline=None)
-@given(lengths=st.lists(st.integers(1, 30), min_size=1, max_size=60), max_tokens=st.integers(30, 200),
-       seed=st.integers(0, 100))
+@given(
+    lengths=st.lists(st.integers(1, 30), min_size=1, max_size=60),
+    max_tokens=st.integers(30, 200),
+    seed=st.integers(0, 100),
+)
 def test_batch_by_length_properties(lengths, max_tokens, seed):
     batches = batch_by_length(lengths, max_tokens, shuffle=True, seed=seed)
     flat = sorted(i for b in batches for i in b)
@@ -53,14 +71,47 @@ def test_train_translator_script_end_to_end(tmp_path):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "ref"
-    results = script.main(["--out", str(out), "--vocab", "300", "--d-model", "16", "--n-heads", "2",
-                           "--n-encoder-layers", "2", "--n-decoder-layers", "1", "--d-ff", "32", "--no-norm-first",
-                           "--max-steps", "3", "--seconds", "60", "--beam", "2", "--limit-eval", "6",
-                           "--max-new-tokens", "5", "--max-tokens", "400", "--short-seconds", "0.5"])
+    results = script.main(
+        [
+            "--out",
+            str(out),
+            "--vocab",
+            "300",
+            "--d-model",
+            "16",
+            "--n-heads",
+            "2",
+            "--n-encoder-layers",
+            "2",
+            "--n-decoder-layers",
+            "1",
+            "--d-ff",
+            "32",
+            "--no-norm-first",
+            "--max-steps",
+            "3",
+            "--seconds",
+            "60",
+            "--beam",
+            "2",
+            "--limit-eval",
+            "6",
+            "--max-new-tokens",
+            "5",
+            "--max-tokens",
+            "400",
+            "--short-seconds",
+            "0.5",
+        ]
+    )
     for name in ("model.pt", "tokenizer.json", "tokenizer.vocab", "recipe.json", "test.tsv"):
         assert (out / name).exists(), name
     recipe = json.loads((out / "recipe.json").read_text())
-    assert recipe["results"]["steps"] == 3 and recipe["recipe"]["vocab"] == 300 and recipe["recipe"]["short_seconds"] == 0.5
+    assert (
+        recipe["results"]["steps"] == 3
+        and recipe["recipe"]["vocab"] == 300
+        and recipe["recipe"]["short_seconds"] == 0.5
+    )
     assert set(RECIPE_KEYS) <= set(recipe["recipe"]), "recipe.json speaks make_translator's names"
     payload = load_checkpoint(out / "model.pt")
     assert payload["notes"]["recipe"] == recipe["recipe"]
@@ -77,7 +128,9 @@ def test_train_translator_script_end_to_end(tmp_path):
     assert again["test_bleu"] == results["test_bleu"] and again["steps"] == 3
     assert (out / "test.tsv").read_text(encoding="utf-8").splitlines() == rows
     tsv = read_test_tsv(out / "test.tsv")
-    assert len(tsv) == 6 and bleu([r[2] for r in tsv], [r[1] for r in tsv]) == pytest.approx(results["test_bleu"], abs=0.01)
+    assert len(tsv) == 6 and bleu([r[2] for r in tsv], [r[1] for r in tsv]) == pytest.approx(
+        results["test_bleu"], abs=0.01
+    )
     loaded, tok, notes = load_translator(out)
     assert not loaded.training and len(tok) == 300 and notes["recipe"]["vocab"] == 300
     with pytest.raises(FileNotFoundError, match="train first"):
@@ -85,15 +138,25 @@ def test_train_translator_script_end_to_end(tmp_path):
 
 
 def test_curriculum_batches_start_with_the_shorter_half_then_use_all():
-    encoded = [([5] * n, [6] * (n % 7 + 1)) for n in range(1, 41)]   # longer sides 1..40, median 21
+    encoded = [([5] * n, [6] * (n % 7 + 1)) for n in range(1, 41)]  # longer sides 1..40, median 21
     short = shorter_half(encoded)
     assert max(max(len(x), len(y)) for x, y in short) == 21 and len(short) == 21
-    config = TransformerConfig(vocab_size=10, pad_id=0, bos_id=1, eos_id=2, d_model=8, n_heads=2, n_encoder_layers=1,
-                               n_decoder_layers=1, d_ff=16, max_len=64)
+    config = TransformerConfig(
+        vocab_size=10,
+        pad_id=0,
+        bos_id=1,
+        eos_id=2,
+        d_model=8,
+        n_heads=2,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        d_ff=16,
+        max_len=64,
+    )
     first = list(islice(curriculum_batches(encoded, config, 200, short_seconds=3600), 30))
     assert max(src.shape[1] for src, _, _ in first) <= 21 + 1, "the curriculum let a long pair through"
     timed = curriculum_batches(encoded, config, 200, short_seconds=0.05)
-    next(timed)                      # the clock starts at the first batch
+    next(timed)  # the clock starts at the first batch
     time.sleep(0.1)
     assert max(src.shape[1] for src, _, _ in islice(timed, 30)) == 40 + 1, "the curriculum did not end on time"
     off = list(islice(curriculum_batches(encoded, config, 200, short_seconds=0), 30))
@@ -106,14 +169,24 @@ def test_curriculum_batches_start_with_the_shorter_half_then_use_all():
 
 class _Tok:
     """The three special tokens of a shared_tokenizer at the end of a 40-id vocabulary."""
+
     special_tokens = {"<pad>": 37, "<s>": 38, "</s>": 39}
 
     def __len__(self):
         return 40
 
 
-RECIPE = dict(d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=32, dropout=0.0, norm_first=True,
-              warmup=10, lr_factor=0.5)
+RECIPE = dict(
+    d_model=16,
+    n_heads=2,
+    n_encoder_layers=1,
+    n_decoder_layers=1,
+    d_ff=32,
+    dropout=0.0,
+    norm_first=True,
+    warmup=10,
+    lr_factor=0.5,
+)
 
 
 def test_translator_config_and_make_translator_follow_the_recipe():
@@ -121,13 +194,22 @@ def test_translator_config_and_make_translator_follow_the_recipe():
     assert (config.vocab_size, config.pad_id, config.bos_id, config.eos_id) == (40, 37, 38, 39)
     sizes = (config.d_model, config.n_heads, config.n_encoder_layers, config.n_decoder_layers, config.d_ff)
     assert sizes == (16, 2, 1, 2, 32) and config.norm_first and config.max_len == 128
-    assert config == TransformerConfig(**config_ids(_Tok()), d_model=16, n_heads=2, n_encoder_layers=1,
-                                       n_decoder_layers=2, d_ff=32, dropout=0.0, norm_first=True, max_len=128)
+    assert config == TransformerConfig(
+        **config_ids(_Tok()),
+        d_model=16,
+        n_heads=2,
+        n_encoder_layers=1,
+        n_decoder_layers=2,
+        d_ff=32,
+        dropout=0.0,
+        norm_first=True,
+        max_len=128,
+    )
     model, opt, sched = make_translator(RECIPE, _Tok(), seed=3)
     assert model.config.n_decoder_layers == 1
     assert not translator_config({**RECIPE, "norm_first": False}, _Tok()).norm_first
     assert opt.defaults["betas"] == (0.9, 0.98) and opt.defaults["eps"] == 1e-9
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * 16 ** -0.5 * 10 ** -1.5), "warm-up step 1, x lr_factor"
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * 16**-0.5 * 10**-1.5), "warm-up step 1, x lr_factor"
     again, _, _ = make_translator(RECIPE, _Tok(), seed=3)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     with pytest.raises(ValueError, match="lacks \\['warmup'\\]"):
@@ -150,14 +232,24 @@ def test_a_checkpoint_with_the_old_recipe_names_loads_with_the_new_ones(tmp_path
     """Checkpoints in build/ written before the rename (heads, layers, decoder_layers, pre_ln) read in today's names."""
     tok = shared_tokenizer([("Ich bin Student.", "I am a student.")] * 3, 270)
     model, _, _ = make_translator({**RECIPE, "n_decoder_layers": 2}, tok, seed=0)
-    old = dict(vocab=270, d_model=16, heads=2, layers=1, decoder_layers=2, d_ff=32, dropout=0.0, pre_ln=True,
-               warmup=10, lr_factor=0.5)
+    old = dict(
+        vocab=270,
+        d_model=16,
+        heads=2,
+        layers=1,
+        decoder_layers=2,
+        d_ff=32,
+        dropout=0.0,
+        pre_ln=True,
+        warmup=10,
+        lr_factor=0.5,
+    )
     save_translator(tmp_path / "old", model, tok, recipe=old)
     _, _, notes = load_translator(tmp_path / "old")
     assert notes["recipe"] == {"vocab": 270, **RECIPE, "n_decoder_layers": 2}
     assert list(notes["recipe"])[:6] == ["vocab", "d_model", "n_heads", "n_encoder_layers", "n_decoder_layers", "d_ff"]
     assert translator_config(notes["recipe"], tok) == model.config
-    save_translator(tmp_path / "both", model, tok, recipe={**old, "decoder_layers": None})   # None: as many as layers
+    save_translator(tmp_path / "both", model, tok, recipe={**old, "decoder_layers": None})  # None: as many as layers
     assert load_translator(tmp_path / "both")[2]["recipe"]["n_decoder_layers"] == 1
 
 
@@ -170,7 +262,7 @@ def test_bleu_is_sacrebleus_13a_corpus_bleu():
 
 
 def test_test_tsv_round_trips_tabs_quotes_and_backslashes(tmp_path):
-    rows = [("Er sagte \"ja\".", "He said \"yes\".", 'a\tb'), ("C:\\pfad", "x\ny", "ok")]
+    rows = [('Er sagte "ja".', 'He said "yes".', "a\tb"), ("C:\\pfad", "x\ny", "ok")]
     path = write_test_tsv(tmp_path / "test.tsv", *zip(*rows))
     assert path.read_text(encoding="utf-8").splitlines()[0] == "de\treference\ttranslation"
     assert read_test_tsv(path) == rows

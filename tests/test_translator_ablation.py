@@ -1,4 +1,5 @@
 """scripts/translator_ablation.py: the dictionary pairs it adds, and one short run of a variant."""
+
 import importlib.util
 import re
 
@@ -21,7 +22,7 @@ def test_dictionary_pairs_are_the_ones_the_readme_measured():
     words, phrases = ablation.dictionary_pairs("words", train), ablation.dictionary_pairs("phrases", train)
     assert (len(words), len(phrases)) == (13_177, 36_249), "the README's ablation used exactly these sets"
     seen_de = {w for d, _ in train for w in re.findall(r"\w+", d.lower())}
-    for d, e in words:
+    for d, _ in words:
         assert all(w in seen_de for w in re.findall(r"\w+", d.lower())), d
         assert len(d.split()) <= 4 and not d.endswith((".", "?", "!")), d
     assert all(len(d.split()) >= 3 and "sth." not in e and "etw." not in d for d, e in phrases)
@@ -35,8 +36,14 @@ def test_unknown_variant_is_refused(capsys):
 
 
 def test_a_short_run_with_weight_averaging_and_a_curriculum_returns_its_scores():
-    spec = {**ablation.BASE, **ablation.VARIANTS["ema_no_cooldown"], "curriculum": 0.5,
-            "d_model": 32, "n_heads": 2, "d_ff": 64}
+    spec = {
+        **ablation.BASE,
+        **ablation.VARIANTS["ema_no_cooldown"],
+        "curriculum": 0.5,
+        "d_model": 32,
+        "n_heads": 2,
+        "d_ff": 64,
+    }
     r = ablation.run("ema_no_cooldown", spec, steps=4, n_valid=4)
     assert r["extra_pairs"] == 0 and r["valid_loss"] > 0 and 0 <= r["bleu"] <= 100
     assert len(r["example"]) == 3

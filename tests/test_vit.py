@@ -5,6 +5,7 @@ outputs equal to `ViTForImageClassification` with copied weights, patchify as a 
 convolution and its round trip (hypothesis). Rollout is tests/test_vit_maps.py, Swin's and
 MAE's masks tests/test_patch_masks.py, the augmentation tests/test_augment.py.
 """
+
 import doctest
 
 import course_utils  # noqa: F401  (before torch: OMP_WAIT_POLICY)
@@ -32,8 +33,14 @@ def test_doctests():
 
 # ------------------------------------------------------------------ patches
 @settings(max_examples=40, deadline=None)
-@given(b=st.integers(1, 3), c=st.integers(1, 3), gh=st.integers(1, 4), gw=st.integers(1, 4), p=st.integers(1, 5),
-       seed=st.integers(0, 2**16))
+@given(
+    b=st.integers(1, 3),
+    c=st.integers(1, 3),
+    gh=st.integers(1, 4),
+    gw=st.integers(1, 4),
+    p=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
 def test_patchify_round_trip_and_conv(b, c, gh, gw, p, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, c, gh * p, gw * p, generator=g, dtype=torch.float64)
@@ -43,10 +50,10 @@ def test_patchify_round_trip_and_conv(b, c, gh, gw, p, seed):
     # patch n is the square at grid row n // gw, column n % gw, flattened (channel, row, column)
     n = int(torch.randint(0, gh * gw, (1,), generator=g))
     i, j = divmod(n, gw)
-    assert torch.equal(patches[:, n], x[:, :, i * p:(i + 1) * p, j * p:(j + 1) * p].reshape(b, -1))
+    assert torch.equal(patches[:, n], x[:, :, i * p : (i + 1) * p, j * p : (j + 1) * p].reshape(b, -1))
     # the linear projection of the patches is a strided convolution
     emb = PatchEmbedding(p, c, 5).double()
-    conv_out = emb.to_conv()(x).flatten(2).transpose(1, 2)           # (B, N, D), row-major like patchify
+    conv_out = emb.to_conv()(x).flatten(2).transpose(1, 2)  # (B, N, D), row-major like patchify
     assert torch.allclose(emb(x), conv_out, atol=1e-12)
     back = PatchEmbedding.from_conv(emb.to_conv())
     assert torch.allclose(back(x), emb(x), atol=1e-12)
@@ -87,8 +94,9 @@ def test_parameter_counts_match_transformers_and_the_paper(name):
     with torch.device("meta"):
         ours = count_parameters(ViT(config), trainable_only=True)
         theirs = count_parameters(transformers.ViTForImageClassification(hf_vit_config(config)), trainable_only=True)
-        backbone = count_parameters(transformers.ViTModel(hf_vit_config(config), add_pooling_layer=False),
-                                    trainable_only=True)
+        backbone = count_parameters(
+            transformers.ViTModel(hf_vit_config(config), add_pooling_layer=False), trainable_only=True
+        )
     assert ours == theirs, f"{name}: ours {ours:,} vs transformers {theirs:,}"
     assert ours - (config.d_model + 1) * config.n_classes == backbone, "everything but the head is ViTModel (no pooler)"
     # the paper rounds (and its Large row is the count with the pre-training head): within 1 %
@@ -106,14 +114,24 @@ def test_parameter_count_formula():
 
 
 # ------------------------------------------------------------------ outputs vs transformers
-@pytest.mark.parametrize("image_size,patch,channels,d_model,n_layers,heads,d_ff", [(28, 7, 1, 32, 2, 4, 64),
-                                                                                 (32, 8, 3, 48, 3, 3, 96)])
+@pytest.mark.parametrize(
+    "image_size,patch,channels,d_model,n_layers,heads,d_ff", [(28, 7, 1, 32, 2, 4, 64), (32, 8, 3, 48, 3, 3, 96)]
+)
 def test_outputs_equal_transformers_vit(image_size, patch, channels, d_model, n_layers, heads, d_ff):
     torch.manual_seed(0)
-    config = ViTConfig(image_size, patch, channels, 7, d_model=d_model, n_layers=n_layers, n_heads=heads, d_ff=d_ff,
-                       layer_norm_eps=1e-12)
+    config = ViTConfig(
+        image_size,
+        patch,
+        channels,
+        7,
+        d_model=d_model,
+        n_layers=n_layers,
+        n_heads=heads,
+        d_ff=d_ff,
+        layer_norm_eps=1e-12,
+    )
     hf = transformers.ViTForImageClassification(hf_vit_config(config)).eval()
-    with torch.no_grad():   # random, non-trivial embeddings (transformers starts cls_token at 0)
+    with torch.no_grad():  # random, non-trivial embeddings (transformers starts cls_token at 0)
         hf.vit.embeddings.cls_token.normal_()
         hf.vit.embeddings.position_embeddings.normal_(std=0.5)
     ours = ViT.from_transformers(hf).eval()
@@ -141,8 +159,6 @@ def test_training_and_eval_paths_agree():
         assert torch.allclose(a, m(x), atol=1e-5)
     assert len(maps) == 2 and maps[0].shape == (5, 2, 17, 17)
     assert torch.allclose(maps[1].sum(-1), torch.ones(5, 2, 17), atol=1e-5)
-
-
 
 
 def test_the_model_keeps_its_config_and_the_block_spells_return_attention():

@@ -1,4 +1,5 @@
 """course_utils.vit_maps: attention rollout against Abnar & Zuidema's recipe, and position similarity."""
+
 import math
 
 import course_utils  # noqa: F401  (before torch: OMP_WAIT_POLICY)

@@ -17,6 +17,7 @@ solutions and hidden tests, `autograde` runs a notebook with the hidden tests pu
 - grading fails loudly (exit code 1 and a line in the summary) when nbgrader itself failed
   or matched nothing, where nbgrader's command line exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -113,7 +114,9 @@ def build_release(course: Path = COURSE, notebooks: Path = NOTEBOOKS, only: list
     """
     ids = [a for a in assignments(notebooks) if not only or a in only]
     if only and set(only) - set(ids):
-        raise ValueError(f"no notebook with exercises named {sorted(set(only) - set(ids))}; known: {assignments(notebooks)}")
+        raise ValueError(
+            f"no notebook with exercises named {sorted(set(only) - set(ids))}; known: {assignments(notebooks)}"
+        )
     api = _api(course)
     released = {}
     for aid in ids:
@@ -127,8 +130,9 @@ def build_release(course: Path = COURSE, notebooks: Path = NOTEBOOKS, only: list
     return released
 
 
-def make_student(student_dir: Path = STUDENT, course: Path = COURSE, notebooks: Path = NOTEBOOKS,
-                 only: list[str] | None = None) -> dict[str, str]:
+def make_student(
+    student_dir: Path = STUDENT, course: Path = COURSE, notebooks: Path = NOTEBOOKS, only: list[str] | None = None
+) -> dict[str, str]:
     """Write student versions into `student_dir`; never replace a notebook a person has changed.
 
     Returns {notebook file name: what happened}: created, updated, unchanged, or kept (edited by you).
@@ -138,7 +142,7 @@ def make_student(student_dir: Path = STUDENT, course: Path = COURSE, notebooks: 
     manifest_path = student_dir / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     actions = {}
-    for aid, release in released.items():
+    for release in released.values():
         target = student_dir / release.name
         new = release.read_bytes()
         if not target.exists():
@@ -167,8 +171,9 @@ class Score:
     max_score: float
 
 
-def _collect_submissions(course: Path, student_dir: Path | None, class_dir: Path | None,
-                         known: list[str]) -> dict[str, list[str]]:
+def _collect_submissions(
+    course: Path, student_dir: Path | None, class_dir: Path | None, known: list[str]
+) -> dict[str, list[str]]:
     """Copy submissions into course/submitted/<student>/<assignment>/; return {student: [assignments]}."""
     submitted = course / "submitted"
     if submitted.exists():
@@ -193,9 +198,15 @@ def _collect_submissions(course: Path, student_dir: Path | None, class_dir: Path
     return found
 
 
-def grade(student_dir: Path = STUDENT, class_dir: Path | None = None, course: Path = COURSE,
-          notebooks: Path = NOTEBOOKS, out: Path = OUT, timeout: int = 120,
-          only: list[str] | None = None) -> tuple[list[Score], list[str]]:
+def grade(
+    student_dir: Path = STUDENT,
+    class_dir: Path | None = None,
+    course: Path = COURSE,
+    notebooks: Path = NOTEBOOKS,
+    out: Path = OUT,
+    timeout: int = 120,
+    only: list[str] | None = None,
+) -> tuple[list[Score], list[str]]:
     """Autograde submissions, write out/grades.csv and out/feedback/<student>/<assignment>.html.
 
     Returns (scores per exercise, problems). A problem is grading itself failing (a notebook
@@ -209,8 +220,10 @@ def grade(student_dir: Path = STUDENT, class_dir: Path | None = None, course: Pa
     problems = []
     if not subs:
         where = class_dir if class_dir else student_dir
-        problems.append(f"nothing to grade: no notebook named like {known[:2]}... found in {where} "
-                        "(run `make student` first, or check the class folder layout <student>/<assignment>/<assignment>.ipynb)")
+        problems.append(
+            f"nothing to grade: no notebook named like {known[:2]}... found in {where} "
+            "(run `make student` first, or check the class folder layout <student>/<assignment>/<assignment>.ipynb)"
+        )
         return [], problems
     os.environ.setdefault("COURSE_SMOKE", "1")  # grading runs every notebook: small sizes, same tests
     os.environ.setdefault("COURSE_HEADLESS", "1")
@@ -221,8 +234,10 @@ def grade(student_dir: Path = STUDENT, class_dir: Path | None = None, course: Pa
         for aid in aids:
             result = api.autograde(aid, student, force=True, create=True)
             if not result.get("success"):
-                problems.append(f"{student}/{aid}: nbgrader could not grade it: "
-                                f"{(result.get('error') or result.get('log') or '').strip().splitlines()[-1:]}")
+                problems.append(
+                    f"{student}/{aid}: nbgrader could not grade it: "
+                    f"{(result.get('error') or result.get('log') or '').strip().splitlines()[-1:]}"
+                )
                 continue
             _check(api.generate_feedback(aid, student, force=True), f"write feedback for {student}/{aid}")
             html = course / "feedback" / student / aid / f"{aid}.html"
@@ -266,8 +281,11 @@ def summary(scores: list[Score], problems: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.tools.autograde", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils.tools.autograde",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("student", help="write student versions into student/")
     s.add_argument("notebooks", nargs="*", help="only these (e.g. 01_attention); default: all")

@@ -3,6 +3,7 @@
 Tooling, not a lesson: it reads the data checksums (`course_utils.data`) and the offline guard
 (`course_utils.tools.offline`), which no lesson module may import.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -22,8 +23,20 @@ def environment_report() -> dict[str, str]:
     """Versions, the device "auto" picks, whether the data and optional models are present,
     and whether this process is offline. Notebook 00 prints it as a table."""
     report = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
-    for pkg in ("torch", "numpy", "matplotlib", "plotly", "ipywidgets", "jupyterlab", "nbgrader",
-                "papermill", "tokenizers", "transformers", "peft", "sacrebleu"):
+    for pkg in (
+        "torch",
+        "numpy",
+        "matplotlib",
+        "plotly",
+        "ipywidgets",
+        "jupyterlab",
+        "nbgrader",
+        "papermill",
+        "tokenizers",
+        "transformers",
+        "peft",
+        "sacrebleu",
+    ):
         try:
             report[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -41,6 +54,9 @@ def environment_report() -> dict[str, str]:
             report[f"optional: {pkg}"] = md.version(pkg)
         except md.PackageNotFoundError:
             report[f"optional: {pkg}"] = "not installed (`make models`)"
-    report["network"] = "blocked (offline guard on)" if offline.guard_installed() else (
-        "HF offline mode" if os.environ.get("HF_HUB_OFFLINE") == "1" else "not blocked")
+    report["network"] = (
+        "blocked (offline guard on)"
+        if offline.guard_installed()
+        else ("HF offline mode" if os.environ.get("HF_HUB_OFFLINE") == "1" else "not blocked")
+    )
     return report

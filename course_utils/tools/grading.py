@@ -15,6 +15,7 @@ after the softmax, ...) so the message names what to look at:
 Every failure raises `GradingError`, an AssertionError, so nbgrader counts it as a
 failed test. Messages are one or two sentences and never quote the reference.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
@@ -54,7 +55,9 @@ def call(fn: Callable, *args, what: str | None = None, **kwargs) -> Any:
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
-        raise GradingError(f"{name} is not written yet: replace `raise NotImplementedError()` with your code.") from None
+        raise GradingError(
+            f"{name} is not written yet: replace `raise NotImplementedError()` with your code."
+        ) from None
     except GradingError:
         raise
     except Exception as e:  # a crash in the student's code: say which, keep it short
@@ -67,12 +70,21 @@ def expect_shape(actual: Any, shape: tuple, what: str) -> None:
     if got is None:
         raise GradingError(f"{what} should be a tensor of shape {tuple(shape)}, but it is a {type(actual).__name__}.")
     if tuple(got) != tuple(shape):
-        raise GradingError(f"{what} has shape {tuple(got)}, expected {tuple(shape)}. "
-                           "Check which dimensions you transpose, reshape or reduce.")
+        raise GradingError(
+            f"{what} has shape {tuple(got)}, expected {tuple(shape)}. "
+            "Check which dimensions you transpose, reshape or reduce."
+        )
 
 
-def expect_close(actual: Any, expected: Any, what: str, *, atol: float = 1e-5, rtol: float = 1e-5,
-                 mistakes: Mapping[str, Any] | None = None) -> None:
+def expect_close(
+    actual: Any,
+    expected: Any,
+    what: str,
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+    mistakes: Mapping[str, Any] | None = None,
+) -> None:
     """Pass if `actual` equals `expected` within tolerance; otherwise name the closest known mistake.
 
     mistakes: {"what the student probably did": output that mistake produces}.
@@ -92,7 +104,9 @@ def expect_close(actual: Any, expected: Any, what: str, *, atol: float = 1e-5, r
             raise GradingError(f"{what} contains NaN or inf. Look for a division by zero or exp of a huge number.")
         err = np.abs(x - y)
         idx = np.unravel_index(int(err.argmax()), err.shape) if err.ndim else ()
-        raise GradingError(f"{what} is not right: the largest error is {err.max():.3g} at index {tuple(int(i) for i in idx)}.")
+        raise GradingError(
+            f"{what} is not right: the largest error is {err.max():.3g} at index {tuple(int(i) for i in idx)}."
+        )
     raise GradingError(f"{what} is not right: got {actual!r}.")
 
 
@@ -102,8 +116,11 @@ def expect_equal(actual: Any, expected: Any, what: str, *, mistakes: Mapping[str
     if x is not None and y is not None:
         if x.shape != y.shape:
             expect_shape(actual, y.shape, what)
-        same = lambda a, b: (_as_array(a) is not None and _as_array(a).shape == _as_array(b).shape
-                             and bool((_as_array(a) == _as_array(b)).all()))
+        same = lambda a, b: (
+            _as_array(a) is not None
+            and _as_array(a).shape == _as_array(b).shape
+            and bool((_as_array(a) == _as_array(b)).all())
+        )
     else:
         same = lambda a, b: a == b
     if same(actual, expected):
@@ -113,7 +130,9 @@ def expect_equal(actual: Any, expected: Any, what: str, *, mistakes: Mapping[str
             raise GradingError(f"{what} is not right. It looks like: {message}.")
     if x is not None and y is not None:
         bad = np.argwhere(x != y)
-        raise GradingError(f"{what} is not right: {len(bad)} entries differ, the first at index {tuple(int(i) for i in bad[0])}.")
+        raise GradingError(
+            f"{what} is not right: {len(bad)} entries differ, the first at index {tuple(int(i) for i in bad[0])}."
+        )
     raise GradingError(f"{what} is not right: got {actual!r}.")
 
 

@@ -5,6 +5,7 @@ installing this guard in every notebook kernel (through `tests/offline_site/
 sitecustomize.py`); each blocked attempt is also appended to the file named by
 `COURSE_OFFLINE_LOG`, so a notebook that swallows the exception still fails.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -35,8 +36,10 @@ def _block(what: str, host) -> None:
     if log:
         with open(log, "a") as f:
             f.write(f"{what} {host!r}\n")
-    raise OfflineError(f"offline guard: {what} to {host!r} blocked. The course must run without network; "
-                       "load data from data/ and models from installed packages instead.")
+    raise OfflineError(
+        f"offline guard: {what} to {host!r} blocked. The course must run without network; "
+        "load data from data/ and models from installed packages instead."
+    )
 
 
 def install_guard() -> None:
@@ -45,7 +48,10 @@ def install_guard() -> None:
     if _installed:
         return
     real_connect, real_connect_ex, real_getaddrinfo = (
-        socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo)
+        socket.socket.connect,
+        socket.socket.connect_ex,
+        socket.getaddrinfo,
+    )
 
     def _check(sock, address):
         if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address[0]):

@@ -6,6 +6,7 @@ CI, the slide build set `COURSE_HEADLESS=1`), a slider draws nothing useful into
 static page, so `fn` is simply called once with its defaults and its figure lands
 in the output like any other cell's.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -30,8 +31,10 @@ def interact(fn: Callable, **controls: Any) -> None:
         if name not in params:
             raise ValueError(f"interact: {fn.__name__}() has no argument {name!r}; its arguments are {list(params)}")
         if params[name].default is inspect.Parameter.empty:
-            raise ValueError(f"interact: give {fn.__name__}'s argument {name!r} a default value; "
-                             "it is the value shown first and the one used when run headless")
+            raise ValueError(
+                f"interact: give {fn.__name__}'s argument {name!r} a default value; "
+                "it is the value shown first and the one used when run headless"
+            )
     if headless():
         fn()
         return None

@@ -5,6 +5,6 @@ def build_offset_matrix(k, d_model):
     c, s = torch.cos(k * w), torch.sin(k * w)
     M = torch.zeros(d_model, d_model, dtype=torch.float64)
     idx = torch.arange(half)
-    M[idx, idx], M[idx, idx + half] = c, s               # sin part of pair i lives at i, cos at half + i
+    M[idx, idx], M[idx, idx + half] = c, s  # sin part of pair i lives at i, cos at half + i
     M[idx + half, idx], M[idx + half, idx + half] = -s, c
     return M

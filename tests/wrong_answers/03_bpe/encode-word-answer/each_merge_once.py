@@ -5,6 +5,6 @@ def encode_word(word, merges):
     for a, b in merges:
         for i in range(len(symbols) - 1):
             if symbols[i] == a and symbols[i + 1] == b:
-                symbols = symbols[:i] + [a + b] + symbols[i + 2:]
+                symbols = symbols[:i] + [a + b] + symbols[i + 2 :]
                 break
     return symbols

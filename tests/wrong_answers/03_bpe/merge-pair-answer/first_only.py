@@ -4,5 +4,5 @@ def merge_pair(symbols, pair):
     a, b = pair
     for i in range(len(symbols) - 1):
         if symbols[i] == a and symbols[i + 1] == b:
-            return list(symbols[:i]) + [a + b] + list(symbols[i + 2:])
+            return list(symbols[:i]) + [a + b] + list(symbols[i + 2 :])
     return list(symbols)

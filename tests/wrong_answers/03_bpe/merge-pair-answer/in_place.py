@@ -5,6 +5,6 @@ def merge_pair(symbols, pair):
     i = 0
     while i < len(symbols) - 1:
         if symbols[i] == a and symbols[i + 1] == b:
-            symbols[i:i + 2] = [a + b]
+            symbols[i : i + 2] = [a + b]
         i += 1
     return symbols

@@ -3,4 +3,4 @@ def decoder_mask(tgt, pad_id):
     T = tgt.shape[1]
     blocked_future = torch.ones(T, T, dtype=torch.bool).triu(1)
     is_pad = tgt == pad_id
-    return blocked_future[None] | is_pad[:, None, :]   # True = blocked, like nn.Transformer
+    return blocked_future[None] | is_pad[:, None, :]  # True = blocked, like nn.Transformer

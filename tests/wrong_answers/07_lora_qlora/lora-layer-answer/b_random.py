@@ -8,7 +8,9 @@ class LoRALayer(nn.Module):
         self.A = nn.Parameter(torch.empty(r, base.in_features))
         self.B = nn.Parameter(torch.empty(base.out_features, r))
         nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
-        nn.init.kaiming_uniform_(self.B, a=math.sqrt(5))  # B random too: the model no longer starts as the pretrained one
+        nn.init.kaiming_uniform_(
+            self.B, a=math.sqrt(5)
+        )  # B random too: the model no longer starts as the pretrained one
 
     def forward(self, x):
         return self.base(x) + self.scaling * (x @ self.A.T @ self.B.T)
