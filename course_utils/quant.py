@@ -14,8 +14,13 @@ Concessions, on purpose:
   fp32 weight in `QuantizedLinear.forward` (bitsandbytes fuses it into the matmul on a GPU).
 - The double-quantized constants use blockwise absmax int8 after subtracting their mean;
   QLoRA uses an 8-bit float for them. The memory is the same (8 bits per constant).
-- `scale` is the lecture's quantization constant c = 127/absmax (lecture notes, Deep Learning ch. 7) (multiply to quantize, divide
+- `scale` is the lecture's quantization constant c = 127/absmax (multiply to quantize, divide
   to dequantize), not its inverse.
+
+Why this file is long: the four formats build on one another (blockwise reuses absmax, NF4
+reuses the blocks, double quantization quantizes NF4's constants), and the two frozen layers at
+the end (`QuantizedLinear`, `QuantizedEmbedding`) are the only readers of the packed formats;
+split apart, each half would import every private helper of the other.
 """
 
 from __future__ import annotations

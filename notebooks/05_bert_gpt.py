@@ -88,17 +88,8 @@ from course_utils.data import load_austen
 from course_utils.ngram import NGramLM, ngrams, unseen_share
 from course_utils.gpt import GPT, GPTConfig, causal_lm_loss, to_hf_gpt2
 from course_utils.sampling import apply_temperature, top_k_filter, top_p_filter, sample_next
-from course_utils.bert import (
-    BertConfig,
-    BertForPreTraining,
-    BertClassifier,
-    mlm_rule,
-    mask_tokens,
-    encode_pair,
-    nsp_pairs,
-    to_hf_bert,
-    IGNORE,
-)
+from course_utils.bert import BertConfig, BertForPreTraining, BertClassifier, to_hf_bert, IGNORE
+from course_utils.bert_data import mlm_rule, mask_tokens, encode_pair, nsp_pairs
 from course_utils.attention import scaled_dot_product_attention, split_heads, merge_heads
 from course_utils.paths import build_dir
 from course_utils.train import train_for, warmup_scheduler, save_checkpoint

@@ -79,7 +79,8 @@ from tqdm.auto import tqdm
 
 from course_utils.data import load_austen
 from course_utils.device import get_device, seed_everything
-from course_utils.bert import IGNORE, BertConfig, BertForPreTraining, mask_tokens
+from course_utils.bert import IGNORE, BertConfig, BertForPreTraining
+from course_utils.bert_data import mask_tokens
 from course_utils.lora import LoRALinear, apply_lora, lora_param_groups, merge_lora
 from course_utils.measure import count_parameters, peak_memory
 from course_utils.quant import (

@@ -48,9 +48,9 @@ def trained(seed=0, steps=5, **kw):
 
 
 def test_doctests():
-    for mod in (gpt_module, sampling):
+    for mod, n_examples in ((gpt_module, 3), (sampling, 4)):  # the KV cache's examples: test_kvcache.py
         result = doctest.testmod(mod, raise_on_error=False)
-        assert result.attempted >= 4 and result.failed == 0, mod.__name__
+        assert result.attempted >= n_examples and result.failed == 0, mod.__name__
 
 
 # ------------------------------------------------------------------ the reference: transformers' GPT-2
