@@ -125,18 +125,7 @@ for n in (512, 4096, 16_384, 100_000):
 # so `tracemalloc` cannot see them).
 
 # %% slideshow={"slide_type": "fragment"}
-from course_utils.measure import time_and_memory
-
-
-def best_time(fn, repeats=REPEATS):
-    """Seconds of the fastest of `repeats` calls after a warm-up: other processes only ever add time."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from course_utils.measure import best_time, time_and_memory  # best of a few calls: others only ever add time
 
 
 def qkv(n, heads=HEADS, d=D_HEAD, seed=SEED):
@@ -420,8 +409,8 @@ with torch.no_grad():
         layout = bigbird_layout(n // BLOCK, WINDOW, N_GLOBAL, N_RANDOM, torch.Generator().manual_seed(SEED))
         mask = expand_layout(layout, BLOCK)
         q, k, v = qkv(n)
-        t_masked = best_time(lambda: scaled_dot_product_attention(q, k, v, mask))
-        t_sparse = best_time(lambda: block_sparse_attention(q, k, v, layout, BLOCK))
+        t_masked = best_time(lambda: scaled_dot_product_attention(q, k, v, mask), repeats=REPEATS)
+        t_sparse = best_time(lambda: block_sparse_attention(q, k, v, layout, BLOCK), repeats=REPEATS)
         timings.append((n, t_masked, t_sparse))
 
 crossover = None
@@ -682,8 +671,8 @@ with torch.no_grad():
     fused = F.scaled_dot_product_attention(q, k, v)
     ours_full, _ = scaled_dot_product_attention(q, k, v)
     assert torch.allclose(fused, ours_full, atol=1e-5) and torch.allclose(fused, tiled_attention(q, k, v), atol=1e-5)
-    t_fused = best_time(lambda: F.scaled_dot_product_attention(q, k, v))
-    t_ours = best_time(lambda: scaled_dot_product_attention(q, k, v))
+    t_fused = best_time(lambda: F.scaled_dot_product_attention(q, k, v), repeats=REPEATS)
+    t_ours = best_time(lambda: scaled_dot_product_attention(q, k, v), repeats=REPEATS)
 print(
     f"n = {WALL_NS[-1]}: torch fused SDPA {t_fused * 1e3:.1f} ms vs ours (materialised) {t_ours * 1e3:.1f} ms, same output"
 )
@@ -820,7 +809,7 @@ chars = sorted(set(text))
 stoi = {c: i for i, c in enumerate(chars)}
 data = torch.tensor([stoi[c] for c in text])
 from course_utils.gpt import GPT, GPTConfig
-from course_utils.measure import best_time, count_parameters
+from course_utils.measure import count_parameters
 from course_utils.train import train_for, warmup_scheduler
 
 

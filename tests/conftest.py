@@ -5,7 +5,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from course_utils.paths import ROOT
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers (notebook_runner)
 sys.path.insert(1, str(ROOT / "scripts"))  # the scripts tests import by name: nbsync, pair_notebooks, build_slides
 
