@@ -269,6 +269,9 @@ def parameter_formula(config: BertConfig, heads: bool = True) -> int:
 
     Embeddings (V + P + types) C + LN 2C; per layer 4 (C^2 + C) attention + 2 LN + 2 C d_ff + d_ff + C;
     pooler C^2 + C; MLM head C^2 + C + 2C + V (its matrix is the tied embedding); NSP 2C + 2.
+
+    >>> parameter_formula(BertConfig(), heads=False)  # BERT-base's encoder: "110M" in Devlin et al. (2019)
+    109482240
     """
     C, V, F_, L = config.d_model, config.vocab_size, config.d_ff, config.n_layers
     emb = (V + config.max_len + config.type_vocab_size) * C + 2 * C
