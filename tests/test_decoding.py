@@ -10,30 +10,9 @@ from course_utils.decoding import beam_search, beam_step, greedy_decode, length_
 from course_utils.train import label_smoothed_cross_entropy
 from course_utils.transformer import Seq2SeqTransformer, TransformerConfig
 from course_utils.translation import make_batch, pad_batch
+from test_transformer import _tiny  # the same tiny model as the model tests
 
 torch.set_num_threads(1)
-
-
-def _tiny(seed=0, **kw):
-    torch.manual_seed(seed)
-    config = TransformerConfig(
-        **(
-            dict(
-                vocab_size=13,
-                d_model=16,
-                n_heads=2,
-                n_encoder_layers=2,
-                n_decoder_layers=2,
-                d_ff=32,
-                dropout=0.0,
-                pad_id=0,
-                bos_id=1,
-                eos_id=2,
-            )
-            | kw
-        )
-    )
-    return Seq2SeqTransformer(config).eval()
 
 
 def test_beam_step_against_brute_force():
