@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import nbformat
@@ -34,6 +35,14 @@ class QuietOverwriteCells(OverwriteCells):
         self.log.debug("cell %s: %s differs from the source (restored)", name, attr)
 
 
+def _checksum(cell) -> str:
+    """nbgrader's checksum of a cell, also for a source stored as a list of lines (as in the JSON)."""
+    cell = copy.deepcopy(cell)
+    if isinstance(cell.get("source"), list):
+        cell.source = "".join(cell.source)
+    return compute_checksum(cell)
+
+
 def tampering(release, submitted) -> dict[str, str]:
     """{grade_id: what happened} for each test cell of the student version deleted or changed in `submitted`."""
     mine = {}
@@ -50,8 +59,8 @@ def tampering(release, submitted) -> dict[str, str]:
             notes[gid] = "this test cell was missing from the submission: the original was put back and graded."
             continue
         try:
-            same = compute_checksum(mine[gid]) == compute_checksum(cell)
-        except (KeyError, TypeError, ValueError):  # metadata edited beyond what a checksum can read
+            same = _checksum(mine[gid]) == _checksum(cell)
+        except (AttributeError, KeyError, TypeError, ValueError):  # metadata edited beyond what a checksum reads
             same = False
         if not same:
             notes[gid] = "this test cell was changed in the submission: the original was put back and graded."
