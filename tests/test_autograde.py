@@ -10,7 +10,7 @@ import sys
 import nbformat
 import pytest
 from course_utils.tools import autograde
-from course_utils.tools.submissions import find_submissions
+from course_utils.tools.submissions import find_submissions, put_back
 from notebook_runner import ROOT
 
 pytestmark = pytest.mark.notebook  # starts kernels
@@ -126,7 +126,7 @@ def test_grading_a_class_scores_hides_hidden_tests_and_writes_csv(course, tmp_pa
         assert line.strip() not in page, f"feedback reveals a hidden test line: {line.strip()!r}"
     assert "BEGIN HIDDEN" not in page and "GradingError: softmax of large scores" in page  # message kept, traceback cut
     # the contents list names the exercise; no server path; scripts only from the folder beside the pages
-    assert "Warm-up exercise: a numerically stable softmax</a>, 0.0 / 2.0" in page and "Test cell" not in page
+    assert "Warm-up exercise: a numerically stable softmax</a>, 0 / 2" in page and "Test cell" not in page
     for private in (str(tmp_path), str(ROOT), sys.prefix):
         assert private not in raw, f"the page shows a path of the grading machine: {private}"
     assert not re.search(r'<script[^>]+src="(?!\.\./vendor/)', raw), "a script from outside the feedback folder"
@@ -236,6 +236,15 @@ def test_tampering_compares_with_the_student_version(course):
     deleted = nbformat.from_dict(json.loads(nbformat.writes(release)))
     deleted.cells.remove(_answer_and_tests(deleted)[1])
     assert "missing" in autograde.tampering(release, deleted)["softmax-tests"]
+    # a whole exercise deleted (nbgrader's own repair fails there): the test cell goes back where it was
+    wiped = nbformat.from_dict(json.loads(nbformat.writes(release)))
+    answer, tests = _answer_and_tests(wiped)
+    at = wiped.cells.index(answer)
+    wiped.cells.remove(answer)
+    wiped.cells.remove(tests)
+    put_back(release, wiped, ["softmax-tests"])
+    assert wiped.cells[at].metadata["nbgrader"]["grade_id"] == "softmax-tests"
+    assert len(wiped.cells) == len(release.cells) - 1
 
 
 def test_notebooks_nbgrader_would_skip_are_named(tmp_path):

@@ -11,7 +11,7 @@ solutions and hidden tests, `autograde` runs a notebook with the hidden tests pu
   build/nbgrader/ that is rebuilt from notebooks/ each time (notebooks/ stays the source);
 - `student` never overwrites a notebook in student/ that a person changed: it records the
   SHA-256 of what it wrote in student/.generated.json and only replaces files that still match;
-- a test cell a submission changed or deleted is put back (nbgrader's OverwriteCells) and
+- a test cell a submission changed or deleted is put back (`put_back`, nbgrader's OverwriteCells) and
   reported: `tampering` compares it with the student version, where nbgrader compared it with
   the source (hidden tests included) and so warned about every untouched submission;
 - the feedback page (course_utils.tools.feedback) never shows hidden tests, names each
@@ -56,7 +56,7 @@ from traitlets.config import Config
 
 from course_utils.paths import NOTEBOOKS_DIR, ROOT, STUDENT_DIR, build_root
 from course_utils.tools.feedback import NOTES_KEY, FeedbackNotes, exercise_titles, finish_page, vendor_mathjax
-from course_utils.tools.submissions import QuietOverwriteCells, find_submissions, read_notebook, tampering
+from course_utils.tools.submissions import QuietOverwriteCells, find_submissions, put_back, read_notebook, tampering
 
 NOTEBOOKS = NOTEBOOKS_DIR
 STUDENT = STUDENT_DIR
@@ -96,8 +96,6 @@ def _config(course: Path, timeout: int) -> Config:
         QuietOverwriteCells,
         CheckCellMetadata,
     ]
-    c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back and graded
-    c.OverwriteCells.missing_cell_notification = "Put back by grading: this test cell was missing.\n\n"
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, FeedbackNotes, CSSHTMLHeaderPreprocessor]
     c.FeedbackNotes.timeout = timeout
     c.HTMLExporter.template_name = "course_feedback"  # templates/course_feedback, on top of nbgrader's
@@ -284,10 +282,12 @@ def grade(
         if nb is None:
             grading.problems.append(problem)
             continue
-        notes[(student, aid)] = tampering(nbformat.read(released[aid], as_version=4), nb)
+        release = nbformat.read(released[aid], as_version=4)
+        notes[(student, aid)] = tampering(release, nb)
+        put_back(release, nb, [gid for gid, note in notes[(student, aid)].items() if "missing" in note])
         dest = submitted / student / aid / f"{aid}.ipynb"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
+        nbformat.write(nb, dest)
         with _quiet(log):
             result = api.autograde(aid, student, force=True, create=True)
         if not result.get("success"):

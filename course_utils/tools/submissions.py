@@ -8,7 +8,8 @@
   came from (nbgrader's checksum, by grade id). nbgrader's own check compares with the source
   notebook, hidden tests included, so it warned about every untouched submission: that is
   why `QuietOverwriteCells` keeps nbgrader's repair (the original cell put back) without
-  its warning, and the notes from `tampering` say what happened.
+  its warning, and the notes from `tampering` say what happened;
+- `put_back` returns a deleted test cell to its place before nbgrader grades the notebook.
 """
 
 from __future__ import annotations
@@ -65,6 +66,29 @@ def tampering(release, submitted) -> dict[str, str]:
         if not same:
             notes[gid] = "this test cell was changed in the submission: the original was put back and graded."
     return notes
+
+
+def put_back(release, submitted, missing: list[str]) -> None:
+    """Insert the student version of each missing test cell into `submitted`, after the cell it followed.
+
+    nbgrader can do this too (OverwriteCells.add_missing_cells) but fails when the cell before
+    is missing as well (a student who deleted a whole exercise); grading then puts the hidden
+    tests back into the inserted cell as into any other.
+    """
+    for gid in missing:
+        position = {_key(c): i for i, c in enumerate(submitted.cells) if _key(c)}
+        at = next(i for i, c in enumerate(release.cells) if _grade_id(c) == gid)
+        before = next((_key(c) for c in reversed(release.cells[:at]) if _key(c) in position), None)
+        submitted.cells.insert(position[before] + 1 if before else 0, copy.deepcopy(release.cells[at]))
+
+
+def _key(cell) -> str | None:
+    """What finds a cell of the student version again in a submission: its grade id, else its cell id."""
+    return _grade_id(cell) or cell.get("id")
+
+
+def _grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
 def read_notebook(nb: Path, label: str) -> tuple[nbformat.NotebookNode | None, str]:
