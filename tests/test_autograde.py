@@ -9,7 +9,7 @@ import sys
 
 import nbformat
 import pytest
-from course_utils.tools import autograde
+from course_utils.tools import autograde, feedback
 from course_utils.tools.submissions import find_submissions, put_back
 from notebook_runner import ROOT
 
@@ -101,7 +101,7 @@ def test_grading_a_class_scores_hides_hidden_tests_and_writes_csv(course, tmp_pa
     assert got == {"alice": (2, 2), "bob": (0, 2), "carol": (0, 2), "mallory": (0, 2), "trudy": (0, 2)}
     # the student version untouched: no note; the test cell changed or deleted: put back, graded, reported
     notes = {s.student: s.note for s in grading.scores}
-    assert notes["bob"] == notes["carol"] == ""
+    assert notes["alice"] == notes["bob"] == notes["carol"] == ""  # alice: the instructor's own test cell
     assert "changed" in notes["mallory"] and "missing" in notes["trudy"]
     rows = list(csv.DictReader(open(course["out"] / "grades.csv")))
     assert {(r["student"], r["exercise"], r["score"]) for r in rows} == {
@@ -284,3 +284,19 @@ def test_make_passes_the_exit_code_on():
     for line in recipes.splitlines()[1:]:
         assert not line.lstrip("\t@").startswith("-") and "|| true" not in line and "| " not in line, line
     assert "exit status" in ROOT.joinpath("README.md").read_text().split("## For instructors")[1].split("\n## ")[0]
+
+
+def test_feedback_page_pieces(tmp_path):
+    """Titles from headings, local MathJax only, no paths of this machine, big figures left out."""
+    nb = _two_exercise_notebook(tmp_path / "90_two.ipynb")
+    assert feedback.exercise_titles(nb) == {"double-tests": "Exercise 1: double", "square-tests": "Exercise 2: square"}
+    cdn = '<script src="https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js?config=TeX"> </script>'
+    raw = f"<html><head>{cdn}</head><body>{cdn}<pre>File {tmp_path}/x.py and {sys.prefix}/lib</pre></body></html>"
+    page = feedback.finish_page(raw, "../vendor/mathjax/MathJax.js", [tmp_path])
+    assert page.count("<script") == 1 and '<script src="../vendor/mathjax/MathJax.js">' in page
+    assert str(tmp_path) not in page and sys.prefix not in page and "white-space: pre-wrap" in page
+    assert "<script" not in feedback.finish_page(raw, None, [])  # no MathJax copy: formulas stay TeX, nothing loads
+    big = nbformat.v4.new_output("display_data", data={"image/png": "A" * 400_000})
+    nb.cells[1].outputs = [big, nbformat.v4.new_output("display_data", data={"image/png": "B" * 400_000})]
+    feedback._keep_under(nb, 600_000)
+    assert [("data" in out) for out in nb.cells[1].outputs] == [False, True]

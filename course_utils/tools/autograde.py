@@ -64,9 +64,8 @@ COURSE = build_root() / "nbgrader"
 OUT = build_root() / "grading"
 MANIFEST = ".generated.json"
 TEMPLATES = ROOT / "templates"
-NBGRADER_TEMPLATES = (
-    Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
-)  # its feedback page
+# nbgrader's feedback page, which templates/course_feedback extends
+NBGRADER_TEMPLATES = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
 
 
 def _sha(path: Path) -> str:
@@ -84,6 +83,7 @@ def assignments(notebooks: Path = NOTEBOOKS) -> list[str]:
 
 
 def _config(course: Path, timeout: int) -> Config:
+    """nbgrader's settings: the course root, the per-cell limit, our cell check and our feedback page."""
     c = Config()
     c.CourseDirectory.root = str(course)
     c.CourseDirectory.course_id = "transformers-course"
@@ -275,7 +275,9 @@ def grade(
     feedback_dir = out / "feedback"
     mathjax = vendor_mathjax(feedback_dir)
     log = course / "grading.log"
+    log.write_text("")  # what the kernels of this run printed
     titles = {aid: exercise_titles(nbformat.read(path, as_version=4)) for aid, path in released.items()}
+    sources = {aid: nbformat.read(course / "source" / aid / f"{aid}.ipynb", as_version=4) for aid in released}
     notes: dict[tuple[str, str], dict[str, str]] = {}
     for (student, aid), path in subs.items():
         nb, problem = read_notebook(path, f"{student}/{aid}")
@@ -283,7 +285,7 @@ def grade(
             grading.problems.append(problem)
             continue
         release = nbformat.read(released[aid], as_version=4)
-        notes[(student, aid)] = tampering(release, nb)
+        notes[(student, aid)] = tampering(release, nb, sources[aid])
         put_back(release, nb, [gid for gid, note in notes[(student, aid)].items() if "missing" in note])
         dest = submitted / student / aid / f"{aid}.ipynb"
         dest.parent.mkdir(parents=True, exist_ok=True)

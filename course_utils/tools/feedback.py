@@ -34,7 +34,8 @@ from course_utils.paths import ROOT, build_root
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 POINTS = re.compile(r"\s*\(\s*\d+(?:\.\d+)?\s+points?\s*\)\s*$", re.I)
 BIG_OUTPUT = 200_000  # characters: a plotly figure carries its 4 MB library; pages stay under 1 MB
-LEFT_OUT = "(an interactive figure, left out of this page to keep it small: run the notebook to see it)\n"
+PAGE_BUDGET = 600_000  # characters of outputs in all: with nbconvert's CSS (about 170 KB) a page stays under 1 MB
+LEFT_OUT = "(a figure, left out of this page to keep it small: run the notebook to see it)\n"
 NOTES_KEY = "course_feedback_notes"  # notebook metadata: {grade_id: what was wrong with the submitted cell}
 MATHJAX_PARTS = [  # what a page needs of the npm package mathjax@2 (the same files as the slides)
     "MathJax.js",
@@ -106,7 +107,9 @@ class FeedbackNotes(NbGraderPreprocessor):
                 nbg["title"] = titles[nbg["grade_id"]]
             if nbg.get("grade_id") in notes:
                 nbg["course_note"] = notes[nbg["grade_id"]]
-        return super().preprocess(nb, resources)
+        nb, resources = super().preprocess(nb, resources)
+        _keep_under(nb, PAGE_BUDGET)
+        return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
@@ -126,6 +129,23 @@ class FeedbackNotes(NbGraderPreprocessor):
             elif test_cell:  # never a traceback quoting the (hidden) test
                 out["traceback"] = [f"{name}: {value}"]
         return cell, resources
+
+
+def _keep_under(nb, budget: int) -> None:
+    """Replace the largest rich outputs (figures) by a line until all of them together fit in `budget` characters."""
+    rich = [
+        (len(json.dumps(out["data"])), cell, i)
+        for cell in nb.cells
+        for i, out in enumerate(cell.get("outputs", []))
+        if "data" in out
+    ]
+    rich.sort(key=lambda r: -r[0])
+    total = sum(size for size, _, _ in rich)
+    for size, cell, i in rich:
+        if total <= budget:
+            break
+        cell.outputs[i] = new_output("stream", name="stdout", text=LEFT_OUT)
+        total -= size
 
 
 def vendor_mathjax(feedback_dir: Path, npm_dir: Path | None = None) -> str | None:

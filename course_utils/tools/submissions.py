@@ -44,12 +44,16 @@ def _checksum(cell) -> str:
     return compute_checksum(cell)
 
 
-def tampering(release, submitted) -> dict[str, str]:
-    """{grade_id: what happened} for each test cell of the student version deleted or changed in `submitted`."""
-    mine = {}
+def tampering(release, submitted, source=None) -> dict[str, str]:
+    """{grade_id: what happened} for each test cell of the student version deleted or changed in `submitted`.
+
+    A test cell equal to the one in `source` (the instructor's notebook, hidden tests included)
+    is not a change: that is what grading runs anyway (an instructor checking the solutions).
+    """
+    mine: dict[str | None, object] = {}
     for cell in submitted.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        mine.setdefault(gid, cell)
+        mine.setdefault(_grade_id(cell), cell)
+    originals = {_grade_id(c): _checksum(c) for c in (source.cells if source else []) if _grade_id(c)}
     notes = {}
     for cell in release.cells:
         nbg = cell.metadata.get("nbgrader", {})
@@ -60,7 +64,7 @@ def tampering(release, submitted) -> dict[str, str]:
             notes[gid] = "this test cell was missing from the submission: the original was put back and graded."
             continue
         try:
-            same = _checksum(mine[gid]) == _checksum(cell)
+            same = _checksum(mine[gid]) in (_checksum(cell), originals.get(gid))
         except (AttributeError, KeyError, TypeError, ValueError):  # metadata edited beyond what a checksum reads
             same = False
         if not same:
