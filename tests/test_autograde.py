@@ -214,11 +214,15 @@ def test_grading_nothing_or_garbage_fails_loudly(course, tmp_path):
     class_dir = tmp_path / "submitted"
     (class_dir / "eve" / "00_start_here").mkdir(parents=True)
     (class_dir / "eve" / "00_start_here" / "00_start_here.ipynb").write_text("{ not json")
+    stale = course["out"] / "feedback" / "eve" / "00_start_here.html"  # from an earlier run
+    stale.parent.mkdir(parents=True)
+    stale.write_text("an old page")
     grading = autograde.grade(
         class_dir=class_dir, course=course["course"], notebooks=course["notebooks"], out=course["out"]
     )
     assert len(grading.problems) == 1 and grading.problems[0].startswith("eve/00_start_here: not a readable notebook")
     assert grading.pages == {} and "see feedback" not in autograde.summary(grading)
+    assert not stale.exists(), "a page from an earlier run would pass for this one's"
     assert autograde.main(["grade", "--class-dir", str(tmp_path / "nope")]) == 1
 
 

@@ -278,15 +278,17 @@ def grade(
     log.write_text("")  # what the kernels of this run printed
     titles = {aid: exercise_titles(nbformat.read(path, as_version=4)) for aid, path in released.items()}
     sources = {aid: nbformat.read(course / "source" / aid / f"{aid}.ipynb", as_version=4) for aid in released}
-    notes: dict[tuple[str, str], dict[str, str]] = {}
+    notes: dict[tuple[str, str], dict[str, str]] = {}  # graded submissions: {grade_id: tampering note}
     for (student, aid), path in subs.items():
+        page = feedback_dir / student / f"{aid}.html"
+        page.unlink(missing_ok=True)  # a page of an earlier run must not pass for this one's
         nb, problem = read_notebook(path, f"{student}/{aid}")
         if nb is None:
             grading.problems.append(problem)
             continue
         release = nbformat.read(released[aid], as_version=4)
-        notes[(student, aid)] = tampering(release, nb, sources[aid])
-        put_back(release, nb, [gid for gid, note in notes[(student, aid)].items() if "missing" in note])
+        tampered = tampering(release, nb, sources[aid])
+        put_back(release, nb, [gid for gid, note in tampered.items() if "missing" in note])
         dest = submitted / student / aid / f"{aid}.ipynb"
         dest.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, dest)
@@ -296,20 +298,21 @@ def grade(
             last = (result.get("error") or result.get("log") or "").strip().splitlines()[-1:] or ["no message"]
             grading.problems.append(f"{student}/{aid}: nbgrader could not grade it: {last[0]} (log: {log})")
             continue
+        notes[(student, aid)] = tampered
         autograded = course / "autograded" / student / aid / f"{aid}.ipynb"
         graded_nb = nbformat.read(autograded, as_version=4)
-        graded_nb.metadata[NOTES_KEY] = notes[(student, aid)]
+        graded_nb.metadata[NOTES_KEY] = tampered
         nbformat.write(graded_nb, autograded)
+        html = course / "feedback" / student / aid / f"{aid}.html"
+        html.unlink(missing_ok=True)
         with _quiet(log), temp_attrs(api.coursedir, assignment_id=aid, student_id=student):
             # what api.generate_feedback does, less its template_name = "feedback" (ours extends that one)
             app = GenerateFeedback(coursedir=api.coursedir, parent=api)
             app.force = True
             result = capture_log(app)
-        html = course / "feedback" / student / aid / f"{aid}.html"
         if not result.get("success") or not html.exists():
             grading.problems.append(f"{student}/{aid}: graded, but nbgrader wrote no feedback page (log: {log})")
         else:
-            page = feedback_dir / student / f"{aid}.html"
             page.parent.mkdir(parents=True, exist_ok=True)
             private = [course, out, path.parent, notebooks]
             page.write_text(finish_page(html.read_text(encoding="utf-8"), mathjax, private), encoding="utf-8")
@@ -320,13 +323,11 @@ def grade(
                 grades = {g.name: g for g in gb.find_submission_notebook(aid, aid, student).grades}
             except MissingEntry:
                 continue  # reported above as a problem
-            for gid, title in titles[aid].items():  # notebook order, the order of the exercises
-                if gid in grades:
-                    g = grades[gid]
-                    note = notes[(student, aid)].get(gid, "")
-                    grading.scores.append(
-                        Score(student, aid, gid, float(g.score or 0), float(g.max_score), title, note)
-                    )
+            order = list(titles[aid]) + sorted(set(grades) - set(titles[aid]))  # notebook order, as the exercises
+            for gid in filter(grades.__contains__, order):
+                g, note = grades[gid], notes[(student, aid)].get(gid, "")
+                title = titles[aid].get(gid, gid)
+                grading.scores.append(Score(student, aid, gid, float(g.score or 0), float(g.max_score), title, note))
     _merge_csv(out / "grades.csv", grading.scores, {aid for _, aid in subs})
     return grading
 
