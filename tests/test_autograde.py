@@ -95,7 +95,7 @@ def test_grading_a_class_scores_hides_hidden_tests_and_writes_csv(course, tmp_pa
     assert printed.out == "" and printed.err == "", "kernel chatter reached the terminal"
     assert grading.problems == []
     assert grading.skipped == [
-        "'bob/00_start_here/00_start_here (1).ipynb': not graded, only bob/00_start_here/00_start_here.ipynb is"
+        "'bob/00_start_here/00_start_here (1).ipynb': only bob/00_start_here/00_start_here.ipynb is graded (nbgrader skips other names)"
     ]
     got = {s.student: (s.score, s.max_score) for s in grading.scores}
     assert got == {"alice": (2, 2), "bob": (0, 2), "carol": (0, 2), "mallory": (0, 2), "trudy": (0, 2)}
@@ -259,7 +259,7 @@ def test_notebooks_nbgrader_would_skip_are_named(tmp_path):
         (student / name).write_text("{}")
     found, skipped, problems = find_submissions(student, None, known)
     assert found == {("me", "00_start_here"): student / "00_start_here.ipynb"}
-    assert skipped == ["'00_start_here (1).ipynb': not graded, only 00_start_here.ipynb is"]
+    assert skipped == ["'00_start_here (1).ipynb': only 00_start_here.ipynb is graded (nbgrader skips other names)"]
     assert problems == [
         "me/01_attention: no 01_attention.ipynb, only '01_attention-Copy1.ipynb': rename it to grade it"
     ]

@@ -135,7 +135,7 @@ def find_submissions(
         names = ", ".join(repr(str(p.relative_to(root))) for p in paths)
         where = f"{student}/{aid}/{aid}.ipynb" if class_dir is not None else f"{aid}.ipynb"
         if (student, aid) in found:
-            skipped.append(f"{names}: not graded, only {where} is")
+            skipped.append(f"{names}: only {where} is graded (nbgrader skips other names)")
         else:
             problems.append(f"{student}/{aid}: no {where}, only {names}: rename it to grade it")
     return found, skipped, problems
