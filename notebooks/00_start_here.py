@@ -146,7 +146,9 @@ except ValueError as err:
 # Exercises look like the one below. The cell marked *answer* holds
 # `raise NotImplementedError()` in your copy: replace it with your code. The cell after
 # it runs **visible tests**; when grading, **hidden tests** run too, on inputs you have not
-# seen. A failing test says what it thinks went wrong.
+# seen. A failing test says what it thinks went wrong. Run All goes on past a failing test
+# cell (test cells are tagged `raises-exception`), and until an exercise is done the cells
+# after it use the course's own version of the function, saying so in one line.
 #
 # The loop, once:
 # 1. `make student` writes your own copies of the notebooks into `student/` (it never

@@ -21,8 +21,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from course_utils.tools import autograde
+from course_utils.paths import ROOT
 from nbclient import NotebookClient
-from notebook_runner import NOTEBOOKS
+from notebook_runner import NOTEBOOKS, OUT_DIR
 
 pytestmark = pytest.mark.notebook  # starts kernels
 
@@ -75,6 +76,23 @@ def figures(nb) -> dict[str, set[str]]:
     return found
 
 
+def solution_run(path: Path) -> tuple[nbformat.NotebookNode, str]:
+    """The solution notebook executed in SMOKE mode, and where it came from.
+
+    tests/test_notebooks.py (which runs first) leaves each SMOKE run in build/executed/smoke/:
+    reused when it is newer than the notebook and than every course_utils module, and has no
+    error; otherwise the notebook runs here. That halves this test's time in a full suite run.
+    """
+    done = OUT_DIR / path.name
+    newest = max(f.stat().st_mtime for f in [path, *(ROOT / "course_utils").rglob("*.py")])
+    if done.exists() and done.stat().st_mtime > newest:
+        nb = nbformat.read(done, as_version=4)
+        if not errors(nb):
+            return nb, f"reused {done.relative_to(OUT_DIR.parent.parent)}"
+    nb, seconds = execute(path)
+    return nb, f"{seconds:.1f} s"
+
+
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     """{notebook stem: its student copy}, built by nbgrader into a private course root."""
@@ -89,7 +107,7 @@ def test_student_copy_runs_top_to_bottom_with_every_figure(path, released):
     tests = [c for c in student.cells if is_graded_test(c)]
     assert all("raises-exception" in c.metadata.get("tags", []) for c in tests), "graded tests need raises-exception"
     assert any(errors(student)), f"{path.name}: no graded test failed on the unsolved copy"
-    solution, seconds = execute(path)
+    solution, how = solution_run(path)
     assert not errors(solution), f"{path.name}: the solution notebook fails: {errors(solution)}"
     want, got = figures(solution), figures(student)
     assert want, f"{path.name}: the solution draws no figure (is the figure detection broken?)"
@@ -98,4 +116,4 @@ def test_student_copy_runs_top_to_bottom_with_every_figure(path, released):
         f"cell {index[k]} ({k})": sorted(v - got.get(k, set())) for k, v in want.items() if v - got.get(k, set())
     }
     assert not missing, f"{path.name} student copy lacks figures the solution draws: {missing}"
-    print(f"{path.name}: student copy {s_seconds:.1f} s, solution {seconds:.1f} s (SMOKE)")
+    print(f"{path.name}: student copy {s_seconds:.1f} s, solution {how} (SMOKE)")
