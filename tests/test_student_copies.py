@@ -21,8 +21,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from course_utils.tools import autograde
 from course_utils.paths import ROOT
+from course_utils.tools import autograde
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from notebook_runner import NOTEBOOKS, OUT_DIR
