@@ -846,7 +846,7 @@ def softmax_attention(q, k, v, mask=None):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "softmax-attention-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "softmax-attention-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import math
 
 import torch
@@ -936,7 +936,7 @@ def causal_padding_mask(lengths, T):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "causal-mask-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "causal-mask-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect, expect_equal
 
@@ -1002,7 +1002,7 @@ def merge_heads_(x):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "heads-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "heads-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect_equal
 

@@ -157,7 +157,7 @@ def positional_encoding(n_positions: int, d_model: int) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "pe-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "pe-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect, expect_close
 from course_utils.positional import sinusoidal_encoding
@@ -216,14 +216,14 @@ for n, d in [(3000, 26), (4, 2), (50, 130)]:
 # is done, this cell checks that the two agree.
 
 # %% slideshow={"slide_type": "fragment"}
-try:
-    yours = positional_encoding(N_POSITIONS, D_MODEL)
-except NotImplementedError:
-    print("Exercise 1 is not done yet; the notebook goes on with course_utils' version.")
-else:
-    err = (yours - sinusoidal_encoding(N_POSITIONS, D_MODEL, dtype=torch.float64)).abs().max().item()
-    assert err < 1e-9, f"your positional_encoding differs from course_utils by {err:.2e}"
-    print(f"your positional_encoding agrees with course_utils.positional: max difference {err:.1e}")
+from course_utils.tools.grading import use_or_reference
+
+yours = use_or_reference(positional_encoding, lambda n, d: sinusoidal_encoding(n, d, dtype=torch.float64))(
+    N_POSITIONS, D_MODEL
+)
+err = (yours - sinusoidal_encoding(N_POSITIONS, D_MODEL, dtype=torch.float64)).abs().max().item()
+assert err < 1e-9, f"your positional_encoding differs from course_utils by {err:.2e}"
+print(f"positional_encoding agrees with course_utils.positional: max difference {err:.1e}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **The two forms are one encoding up to a fixed permutation of dimensions.** Interleaved
@@ -428,7 +428,7 @@ def build_offset_matrix(k: int, d_model: int) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "offset-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "offset-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect, expect_close
 from course_utils.positional import layout_permutation, offset_matrix, sinusoidal_encoding
@@ -494,12 +494,12 @@ expect_close(big[pos] @ M.T, big[pos + 321], "M_321 @ PE[pos] for pos up to 10 0
 # why `sinusoidal_encoding` always computes angles in float64 and only then casts.
 
 # %% slideshow={"slide_type": "fragment"}
-try:
-    err = (build_offset_matrix(7, D_MODEL) - offset_matrix(7, D_MODEL, dtype=torch.float64)).abs().max().item()
-    assert err < 1e-12, f"your build_offset_matrix differs from course_utils by {err:.2e}"
-    print(f"your build_offset_matrix agrees with course_utils.positional (max difference {err:.1e})")
-except NotImplementedError:
-    print("Exercise 2 is not done yet; using course_utils.positional.offset_matrix.")
+from course_utils.tools.grading import use_or_reference
+
+offset_fn = use_or_reference(build_offset_matrix, lambda k, d: offset_matrix(k, d, dtype=torch.float64))
+err = (offset_fn(7, D_MODEL) - offset_matrix(7, D_MODEL, dtype=torch.float64)).abs().max().item()
+assert err < 1e-12, f"your build_offset_matrix differs from course_utils by {err:.2e}"
+print(f"build_offset_matrix agrees with course_utils.positional (max difference {err:.1e})")
 
 g = torch.Generator().manual_seed(SEED)
 ks = torch.randint(-CHECK_MAX_POS // 2, CHECK_MAX_POS // 2 + 1, (CHECK_PAIRS,), generator=g)
@@ -643,7 +643,7 @@ def recover_offset(pe_a: torch.Tensor, pe_b: torch.Tensor) -> int:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "recover-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "recover-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import math
 import torch
 from course_utils.tools.grading import call, expect, expect_equal
@@ -968,7 +968,7 @@ def rope(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "rope-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "rope-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect, expect_close
 from course_utils.positional import apply_rope, layout_permutation
@@ -1041,13 +1041,12 @@ expect(
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
-try:
-    xt = torch.randn(2, 3, 10, 8, dtype=torch.float64)
-    err = (rope(xt, torch.arange(10)) - apply_rope(xt)).abs().max().item()
-    assert err < 1e-12, f"your rope differs from course_utils.positional.apply_rope by {err:.2e}"
-    print(f"your rope agrees with course_utils.positional.apply_rope (max difference {err:.1e})")
-except NotImplementedError:
-    print("Exercise 4 is not done yet; using course_utils.positional.apply_rope.")
+from course_utils.tools.grading import use_or_reference
+
+xt = torch.randn(2, 3, 10, 8, dtype=torch.float64)
+err = (use_or_reference(rope, apply_rope)(xt, torch.arange(10)) - apply_rope(xt)).abs().max().item()
+assert err < 1e-12, f"your rope differs from course_utils.positional.apply_rope by {err:.2e}"
+print(f"rope agrees with course_utils.positional.apply_rope (max difference {err:.1e})")
 
 g = torch.Generator().manual_seed(SEED)
 B, h, T, d_head = 2, 3, 50, 16

@@ -685,7 +685,7 @@ def count_pairs(corpus):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "count-pairs-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "count-pairs-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 from course_utils.bpe import count_pairs as reference_count_pairs
 from course_utils.tools.grading import call, expect, expect_equal
 
@@ -766,7 +766,7 @@ def merge_pair(symbols, pair):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "merge-pair-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "merge-pair-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 from course_utils.bpe_base import merge_pair as reference_merge_pair
 from course_utils.tools.grading import call, expect_equal
 
@@ -843,7 +843,7 @@ def encode_word(word, merges):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "encode-word-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "encode-word-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 from course_utils.bpe import apply_merges
 from course_utils.tools.grading import call, expect_equal
 

@@ -325,7 +325,7 @@ def decoder_mask(tgt: torch.Tensor, pad_id: int) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "decoder-mask-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "decoder-mask-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect, expect_equal, expect_shape
 
@@ -373,12 +373,14 @@ expect_equal(call(decoder_mask, tgt, 0), torch.ones(1, 1, 1, dtype=torch.bool), 
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
+from course_utils.tools.grading import use_or_reference
 from course_utils.transformer import decoder_self_mask
 
+mask_fn = use_or_reference(decoder_mask, decoder_self_mask, "decoder_mask")  # the module's until yours is written
 example = torch.tensor([[11, 12, 13, 14, 0, 0], [21, 22, 23, 24, 25, 26]])
-assert torch.equal(decoder_mask(example, 0), decoder_self_mask(example, 0)), "your mask differs from the module's"
+assert torch.equal(mask_fn(example, 0), decoder_self_mask(example, 0)), "your mask differs from the module's"
 fig, axes = plt.subplots(1, 2, figsize=(7, 3.2))
-for ax, m, title in zip(axes, decoder_mask(example, 0), ["sentence 1 (2 pads)", "sentence 2 (no padding)"]):
+for ax, m, title in zip(axes, mask_fn(example, 0), ["sentence 1 (2 pads)", "sentence 2 (no padding)"]):
     ax.imshow(m.numpy(), cmap="Greens", vmin=0, vmax=1.3)
     ax.set(title=title, xlabel="key j", ylabel="query i")
 fig.suptitle("decoder self-attention mask: green = may attend")
@@ -565,7 +567,7 @@ def smoothed_loss(logits: torch.Tensor, target: torch.Tensor, eps: float, pad_id
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "smoothed-loss-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "smoothed-loss-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 import torch.nn.functional as F
 from course_utils.tools.grading import call, expect_close
@@ -637,11 +639,15 @@ expect_close(
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
+from course_utils.tools.grading import use_or_reference
 from course_utils.train import label_smoothed_cross_entropy
 
+loss_fn = use_or_reference(
+    smoothed_loss, lambda logits, target, eps, pad_id: label_smoothed_cross_entropy(logits, target, eps, pad_id)
+)
 logits_ex, target_ex = torch.randn(5, 12), torch.tensor([3, 7, 0, 2, 0])
 assert torch.allclose(
-    smoothed_loss(logits_ex, target_ex, SMOOTHING, 0),
+    loss_fn(logits_ex, target_ex, SMOOTHING, 0),
     label_smoothed_cross_entropy(logits_ex, target_ex, SMOOTHING, ignore_index=0),
     atol=1e-6,
 )
@@ -922,7 +928,7 @@ def beam_step(scores: torch.Tensor, log_probs: torch.Tensor, k: int):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "beam-step-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "beam-step-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect, expect_close, expect_equal
 
@@ -1001,9 +1007,11 @@ _check_beam(torch.tensor([0.0]), torch.randn(1, 6, generator=g).log_softmax(-1),
 # %% slideshow={"slide_type": "fragment"}
 from course_utils.decoding import beam_search, greedy_decode
 from course_utils.decoding import beam_step as lib_beam_step
+from course_utils.tools.grading import use_or_reference
 
 s0, lp0 = torch.randn(3), torch.randn(3, 10).log_softmax(-1)
-assert all(torch.equal(a, b) for a, b in zip(beam_step(s0, lp0, 3), lib_beam_step(s0, lp0, 3)))
+step_fn = use_or_reference(beam_step, lib_beam_step, "beam_step")  # the module's until yours is written
+assert all(torch.equal(a, b) for a, b in zip(step_fn(s0, lp0, 3), lib_beam_step(s0, lp0, 3)))
 
 hyps, trace = beam_search(dec_model, src, beam_size=BEAM_SIZE, alpha=ALPHA, max_new_tokens=MAX_NEW_TOKENS, trace=True)
 fig, ax = plt.subplots(figsize=(min(2 + 1.6 * len(trace), 16), 0.9 * BEAM_SIZE + 1))

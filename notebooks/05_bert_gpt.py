@@ -318,7 +318,7 @@ def lm_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "lm-loss-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "lm-loss-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 import torch.nn.functional as F
 from course_utils.tools.grading import call, expect_close, expect
@@ -371,7 +371,9 @@ expect_close(
 
 # %% slideshow={"slide_type": "fragment"}
 # the module's loss is the same function (and transformers' GPT-2 uses it too: section 5)
-assert torch.allclose(lm_loss(logits, ids), causal_lm_loss(logits, ids))
+from course_utils.tools.grading import use_or_reference
+
+assert torch.allclose(use_or_reference(lm_loss, causal_lm_loss)(logits, ids), causal_lm_loss(logits, ids))
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Walk through the three design choices on the equation. Then the shifted loss: the most
@@ -551,7 +553,7 @@ def sample_with_temperature(logits: torch.Tensor, temperature: float, generator=
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "temperature-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "temperature-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect_close, expect_equal, expect
 
@@ -625,8 +627,13 @@ expect(
 
 # %% slideshow={"slide_type": "fragment"}
 # the module's version agrees with the exercise (same generator, same draws)
+from course_utils.tools.grading import use_or_reference
+
+sample_fn = use_or_reference(
+    sample_with_temperature, lambda logits, T, generator=None: sample_next(logits, temperature=T, generator=generator)
+)
 assert torch.equal(
-    sample_with_temperature(z, 0.8, torch.Generator().manual_seed(0)),
+    sample_fn(z, 0.8, torch.Generator().manual_seed(0)),
     sample_next(z, temperature=0.8, generator=torch.Generator().manual_seed(0)),
 )
 
@@ -866,7 +873,7 @@ def bert_mask(ids, select_u, action_u, random_ids, special, mask_id):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "mlm-mask-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "mlm-mask-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect_equal, expect
 
@@ -928,6 +935,8 @@ expect(torch.equal(ids_h[special_h], inp[special_h]), "special tokens must stay 
 
 # %% slideshow={"slide_type": "subslide"}
 # the module's rule is the same, and on real text the proportions come out as designed
+from course_utils.tools.grading import use_or_reference
+
 g = torch.Generator().manual_seed(SEED)
 real = torch.tensor(train_docs[1][: 200 * (2 * BERT_SEGMENT + 1)]).view(200, -1)
 u1, u2 = torch.rand(real.shape, generator=g), torch.rand(real.shape, generator=g)
@@ -937,7 +946,8 @@ spec[:, 0] = True
 assert all(
     torch.equal(a, b)
     for a, b in zip(
-        bert_mask(real, u1, u2, rnd, spec, bert_config.mask_id), mlm_rule(real, u1, u2, rnd, spec, bert_config.mask_id)
+        use_or_reference(bert_mask, mlm_rule)(real, u1, u2, rnd, spec, bert_config.mask_id),
+        mlm_rule(real, u1, u2, rnd, spec, bert_config.mask_id),
     )
 )
 inputs, labels = mask_tokens(real, bert_config, generator=g, special=spec)

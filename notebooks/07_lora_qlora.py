@@ -253,7 +253,7 @@ class LoRALayer(nn.Module):
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "lora-layer-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "lora-layer-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 import torch.nn as nn
 from course_utils.tools.grading import call, expect, expect_close, expect_shape
@@ -316,9 +316,20 @@ expect(n_trainable == 3 * (5 + 7), "only A and B should train: r (in + out) para
 # (its matrices are called `lora_A` and `lora_B`, like peft's). Same matrices, same numbers:
 
 # %% slideshow={"slide_type": "fragment"}
+from course_utils.tools.grading import use_or_reference
+
+
+def course_lora_layer(base: nn.Linear, r: int, alpha: float) -> LoRALinear:
+    """course_utils.lora's layer under the exercise's names A and B (while LoRALayer is not written)."""
+    layer = LoRALinear(base, r=r, alpha=alpha)
+    layer.A, layer.B = layer.lora_A, layer.lora_B
+    return layer
+
+
 torch.manual_seed(SEED)
 base = nn.Linear(384, 384)
-mine, ours = LoRALayer(base, r=8, alpha=16), LoRALinear(copy.deepcopy(base), r=8, alpha=16)
+mine = use_or_reference(LoRALayer, course_lora_layer, "LoRALayer")(base, r=8, alpha=16)
+ours = LoRALinear(copy.deepcopy(base), r=8, alpha=16)
 with torch.no_grad():
     ours.lora_A.copy_(mine.A)
     mine.B.normal_()
@@ -351,7 +362,7 @@ def merge_weights(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: floa
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "merge-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "merge-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect_close
 
@@ -393,7 +404,17 @@ expect_close(
 # `merge_lora(model)` replaces each wrapped layer by its merged `nn.Linear`. Merged or not, the
 # outputs agree:
 
+
 # %% slideshow={"slide_type": "fragment"}
+def course_merge(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: float, r: int) -> torch.Tensor:
+    """W + course_utils.lora's delta_weight for these A and B (while merge_weights is not written)."""
+    with torch.random.fork_rng(devices=[]):  # building the layer draws no random numbers of the notebook's
+        layer = LoRALinear(nn.Linear(A.shape[1], B.shape[0]), r=r, alpha=alpha)
+    layer.lora_A.data, layer.lora_B.data = A, B
+    return W + layer.delta_weight()
+
+
+merge_fn = use_or_reference(merge_weights, course_merge)
 torch.manual_seed(SEED)
 mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 4))
 wrapped = apply_lora(mlp, ["0", "2"], r=2, alpha=4)
@@ -402,7 +423,7 @@ with torch.no_grad():
         if isinstance(layer, LoRALinear):
             layer.lora_B.normal_()
             assert torch.allclose(
-                merge_weights(layer.base.weight, layer.lora_A, layer.lora_B, 4, 2), layer.merge().weight, atol=1e-6
+                merge_fn(layer.base.weight, layer.lora_A, layer.lora_B, 4, 2), layer.merge().weight, atol=1e-6
             ), "your merge and course_utils' merge disagree"
 x = torch.randn(8, 16)
 before = mlp(x)
@@ -980,7 +1001,7 @@ def dequantize_absmax(q: torch.Tensor, c) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "absmax-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "absmax-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect, expect_close, expect_equal
 
@@ -1054,7 +1075,7 @@ expect(bool(err <= 9.0 / 254 + 1e-5), "the round-trip error should be at most ha
 
 # %% slideshow={"slide_type": "fragment"}
 W_real = next(m.weight for n, m in pretrained.named_modules() if isinstance(m, nn.Linear)).detach().clone()
-q_mine, c_mine = quantize_absmax(W_real)
+q_mine, c_mine = use_or_reference(quantize_absmax, absmax_quantize)(W_real)
 q_lib, c_lib = absmax_quantize(W_real)
 assert torch.equal(q_mine, q_lib) and torch.allclose(torch.as_tensor(c_mine), c_lib), (
     "your absmax and course_utils' disagree"

@@ -203,7 +203,7 @@ def window_mask(n: int, window: int) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "window-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "window-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect, expect_equal
 
@@ -253,8 +253,11 @@ from course_utils.sparse import (
     sliding_window_mask,
     window_layout,
 )
+from course_utils.tools.grading import use_or_reference
 
-assert torch.equal(window_mask(50, 4), sliding_window_mask(50, 4)), "the exercise and the module must agree"
+assert torch.equal(use_or_reference(window_mask, sliding_window_mask)(50, 4), sliding_window_mask(50, 4)), (
+    "the exercise and the module must agree"
+)
 
 
 def show_patterns(n_blocks=16, window=WINDOW, n_global=N_GLOBAL, n_random=N_RANDOM, block=4):
@@ -482,7 +485,7 @@ def online_softmax_update(m, l, acc, scores, v_tile):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "online-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "online-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.flash import online_softmax_update as reference_update
 from course_utils.tools.grading import GradingError, call, expect, expect_close
@@ -711,7 +714,7 @@ def append_kv(cache_k, cache_v, k_new, v_new):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "kv-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"}
+# %% nbgrader={"grade": true, "grade_id": "kv-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 from course_utils.tools.grading import call, expect, expect_close
 
@@ -776,22 +779,24 @@ _check_append(B=3, h=1, t=1, t_new=2, d=3, seed=2)
 
 # %% slideshow={"slide_type": "fragment"}
 from course_utils.kvcache import append_kv as module_append_kv
+from course_utils.tools.grading import use_or_reference
 
+append_fn = use_or_reference(append_kv, module_append_kv)  # the module's until yours is written
 q, k, v = qkv(12, heads=2, d=8)
 full_causal, _ = scaled_dot_product_attention(q, k, v, causal_mask(12))
 ck, cv = None, None
 steps = []
 for t in range(12):  # feed the tokens one at a time
-    ck, cv = append_kv(ck, cv, k[..., t : t + 1, :], v[..., t : t + 1, :])
+    ck, cv = append_fn(ck, cv, k[..., t : t + 1, :], v[..., t : t + 1, :])
     steps.append(scaled_dot_product_attention(q[..., t : t + 1, :], ck, cv)[0])
 assert torch.allclose(torch.cat(steps, dim=-2), full_causal, atol=1e-6), "cached steps must equal causal attention"
 assert all(
     torch.equal(a, b)
     for a, b in zip(
-        append_kv(ck, cv, k[..., :1, :], v[..., :1, :]), module_append_kv(ck, cv, k[..., :1, :], v[..., :1, :])
+        append_fn(ck, cv, k[..., :1, :], v[..., :1, :]), module_append_kv(ck, cv, k[..., :1, :], v[..., :1, :])
     )
 )
-print("12 cached steps == full causal attention; your append_kv == course_utils.kvcache.append_kv")
+print("12 cached steps == full causal attention; the append_kv used == course_utils.kvcache.append_kv")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Now a whole model: notebook 05's GPT (`course_utils.gpt`, nanoGPT-style, on our attention), whose

@@ -14,6 +14,10 @@ after the softmax, ...) so the message names what to look at:
 
 Every failure raises `GradingError`, an AssertionError, so nbgrader counts it as a
 failed test. Messages are one or two sentences and never quote the reference.
+
+`use_or_reference` is for the cells after an exercise: they call the student's function
+while it works and the course's own version while it still raises `NotImplementedError`,
+so a student copy runs top to bottom (every figure drawn) before any exercise is done.
 """
 
 from __future__ import annotations
@@ -140,3 +144,34 @@ def expect(condition: bool, message: str) -> None:
     """A plain check with a student-facing message."""
     if not condition:
         raise GradingError(message)
+
+
+def use_or_reference(yours: Callable, reference: Callable, name: str | None = None) -> Callable:
+    """`yours` while it is written; `reference` (with one printed line) once it raises NotImplementedError.
+
+    A student copy's later cells use an exercise's function; wrapped in this, they still
+    run (and draw) before the exercise is done. Only "not written yet" falls back: any
+    other error of `yours` still surfaces, and a working answer is always the one used.
+
+    >>> def stub(x):
+    ...     raise NotImplementedError()
+    >>> double = use_or_reference(stub, lambda x: 2 * x, "double")
+    >>> double(3), double(4)
+    double is not written yet (the exercise above): using the course's reference instead.
+    (6, 8)
+    """
+    label = name or getattr(yours, "__name__", "your function")
+    fell_back = False
+
+    def chosen(*args, **kwargs):
+        nonlocal fell_back
+        if not fell_back:
+            try:
+                return yours(*args, **kwargs)
+            except NotImplementedError:
+                fell_back = True
+                print(f"{label} is not written yet (the exercise above): using the course's reference instead.")
+        return reference(*args, **kwargs)
+
+    chosen.__name__ = chosen.__qualname__ = label
+    return chosen
