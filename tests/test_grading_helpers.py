@@ -9,6 +9,8 @@ from course_utils.tools.grading import (
     expect,
     expect_close,
     expect_equal,
+    expect_choice,
+    expect_dtype,
     expect_shape,
     use_or_reference,
 )
@@ -101,3 +103,67 @@ def test_use_or_reference_prefers_a_written_answer_and_keeps_its_errors(capsys):
 
     with pytest.raises(IndexError):  # a bug in the answer is not hidden behind the reference
         use_or_reference(crash, lambda x: 0)([1])
+
+
+def test_a_mistake_is_named_only_where_the_input_tells_it_apart():
+    nan = torch.full((2,), float("nan"))
+    right, wrong = torch.tensor([0.2, 0.8]), torch.tensor([0.5, 0.5])
+    with pytest.raises(GradingError) as err:  # an all-NaN mistake output does not "match" an all-NaN answer
+        expect_close(nan, right, "w", mistakes={"inverted rescale": nan.clone()})
+    assert "looks like" not in str(err.value) and "NaN" in str(err.value)
+    with pytest.raises(GradingError) as err:  # two mistakes that agree here cannot be told apart: neither is named
+        expect_close(wrong, right, "w", mistakes={"axis": wrong.clone(), "scale": wrong.clone()})
+    assert "looks like" not in str(err.value)
+    with pytest.raises(GradingError) as err:  # a "mistake" equal to the right answer on this input says nothing
+        expect_equal([1, 3], [1, 2], "ids", mistakes={"off by one": [1, 2]})
+    assert "looks like" not in str(err.value)
+    with pytest.raises(GradingError, match=r"not right \(on rows of very different scales\)\. It looks like: axis"):
+        expect_close(
+            wrong, right, "w", mistakes={"axis": wrong.clone(), "scale": nan}, on="rows of very different scales"
+        )
+
+
+def test_call_reports_inputs_changed_in_place():
+    def scale_in_place(x, factor):
+        x *= factor
+        return x
+
+    with pytest.raises(GradingError, match="changed its input `x` in place"):
+        call(scale_in_place, torch.ones(3), 2.0)
+    with pytest.raises(GradingError, match="changed its input `words` in place"):
+        call(lambda words: words.sort(), ["b", "a"], what="sort_words")
+    assert call(scale_in_place, torch.ones(3), 2.0, may_change=("x",)).tolist() == [2.0, 2.0, 2.0]
+    layer = torch.nn.Linear(2, 2)
+    with pytest.raises(GradingError, match="`layer` in place"):
+        call(lambda layer: layer.weight.data.zero_(), layer, what="zero")
+    nan_in = torch.tensor([float("nan"), 1.0])
+    assert torch.isnan(call(lambda x: x + 1, nan_in)[0])  # NaN inputs left alone are unchanged
+
+
+def test_forbid_swaps_a_helper_wherever_the_answer_can_reach_it():
+    import torch.nn.functional as F
+    from course_utils import attention
+
+    namespace = {"F": F, "torch": torch, "split": attention.split_heads}
+    exec("def answer(x):\n    return F.softmax(x, -1)\n", namespace)
+    with pytest.raises(GradingError, match="calls softmax, which is not allowed here"):
+        call(namespace["answer"], torch.ones(2), forbidden=[F.softmax])
+    exec("def answer2(x):\n    return torch.softmax(x, -1)\n", namespace)
+    with pytest.raises(GradingError, match="calls softmax"):
+        call(namespace["answer2"], torch.ones(2), forbidden=[torch.softmax])
+    exec("def answer3(x):\n    return split(x, 2)\n", namespace)
+    with pytest.raises(GradingError, match="calls split_heads"):
+        call(namespace["answer3"], torch.ones(1, 2, 4), forbidden=[attention.split_heads])
+    assert namespace["split"] is attention.split_heads and F.softmax(torch.zeros(2), -1)[0] == 0.5  # restored
+    assert call(namespace["answer2"], torch.zeros(2), forbidden=[attention.split_heads])[0] == 0.5
+
+
+def test_dtype_and_choice():
+    expect_dtype(torch.zeros(2, dtype=torch.long), torch.long, "ids")
+    with pytest.raises(GradingError, match="dtype torch.float32, expected torch.int64"):
+        expect_dtype(torch.zeros(2), torch.long, "ids")
+    expect_choice("b", "abc", "your prediction")
+    with pytest.raises(GradingError, match="should be one of 'a', 'b', 'c'"):
+        expect_choice(None, "abc", "your prediction")
+    with pytest.raises(GradingError, match="not what the measurement shows. See the plot"):
+        expect_choice("a", "abc", "your prediction", correct="b", why="See the plot.")
