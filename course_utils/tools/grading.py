@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import copy
 import inspect
+import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
+import torch
 
 
 class GradingError(AssertionError):
@@ -45,13 +47,8 @@ class GradingError(AssertionError):
 
 
 def _as_array(x: Any) -> np.ndarray | None:
-    try:
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            return x.detach().cpu().double().numpy() if x.dtype != torch.bool else x.detach().cpu().numpy()
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        pass
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().double().numpy() if x.dtype != torch.bool else x.detach().cpu().numpy()
     if isinstance(x, np.ndarray):
         return x
     return None
@@ -66,8 +63,6 @@ def _close(a: Any, b: Any, atol: float, rtol: float, equal_nan: bool = False) ->
 
 def _snapshot(x: Any) -> Any:
     """A copy of a tensor, array, list, dict or module's weights, to compare with after a call (None: not checked)."""
-    import torch
-
     if isinstance(x, torch.Tensor):
         return x.detach().clone()
     if isinstance(x, np.ndarray):
@@ -81,8 +76,6 @@ def _snapshot(x: Any) -> Any:
 
 def _same(before: Any, x: Any) -> bool:
     """Is `x` still what `_snapshot` saw? Tensors compare exactly, NaN equal to NaN."""
-    import torch
-
     if isinstance(x, torch.nn.Module):
         x = {k: v.detach() for k, v in x.state_dict().items()}
     if isinstance(x, torch.Tensor):
@@ -140,10 +133,6 @@ def forbid(fn: Callable, helpers: Iterable[Callable], reason: str = "this exerci
 
 def _places(fn: Callable, helper: Callable) -> list[tuple[Any, str]]:
     """Every (namespace, name) through which `fn` could reach `helper`."""
-    import sys
-
-    import torch
-
     name = getattr(helper, "__name__", None)
     spaces = [sys.modules.get(getattr(helper, "__module__", None) or ""), torch, torch.nn.functional, torch.Tensor]
     found = [(space, name) for space in spaces if space is not None and name and getattr(space, name, None) is helper]
