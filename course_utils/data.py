@@ -130,6 +130,24 @@ def load_austen() -> dict[str, str]:
     return {title: data_path(f"austen/{stem}.txt").read_text(encoding="utf-8") for stem, title in AUSTEN_TITLES.items()}
 
 
+def split_austen(held_out: float = 0.1) -> tuple[dict[str, str], dict[str, str]]:
+    """({title: training text}, {title: held-out text}): the last `held_out` share of every novel is held out.
+
+    Held out per novel, not as a whole book, so the test text is "later in the same books"
+    for every novel; every language model of notebook 05 (and `scripts/train_gpt.py`) uses
+    this split, so their held-out scores are comparable.
+
+    >>> train, held = split_austen()
+    >>> round(sum(map(len, held.values())) / (sum(map(len, train.values())) + sum(map(len, held.values()))), 2)
+    0.1
+    """
+    if not 0 < held_out < 1:
+        raise ValueError(f"split_austen: held_out is the share of each novel held out, in (0, 1); got {held_out!r}")
+    books = load_austen()
+    cut = {title: int(len(text) * (1 - held_out)) for title, text in books.items()}
+    return {t: books[t][: cut[t]] for t in books}, {t: books[t][cut[t] :] for t in books}
+
+
 def _read_idx(relpath: str) -> np.ndarray:
     """Parse an IDX file (the MNIST format): magic, dimension sizes (big-endian int32), uint8 data."""
     raw = gzip.decompress(data_path(relpath).read_bytes())

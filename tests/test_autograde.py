@@ -127,6 +127,7 @@ def test_grading_a_class_scores_hides_hidden_tests_and_writes_csv(course, tmp_pa
     assert "BEGIN HIDDEN" not in page and "GradingError: softmax of large scores" in page  # message kept, traceback cut
     # the contents list names the exercise; no server path; scripts only from the folder beside the pages
     assert "Warm-up exercise: a numerically stable softmax</a>, 0 / 2" in page and "Test cell" not in page
+    assert "Tests of Warm-up exercise: a numerically stable softmax" in page and "Grade cell" not in page
     for private in (str(tmp_path), str(ROOT), sys.prefix):
         assert private not in raw, f"the page shows a path of the grading machine: {private}"
     assert not re.search(r'<script[^>]+src="(?!\.\./vendor/)', raw), "a script from outside the feedback folder"

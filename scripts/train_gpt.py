@@ -1,0 +1,217 @@
+"""Train notebook 05's GPT on Jane Austen for longer than the notebook can, and ship it as a small checkpoint.
+
+    python scripts/train_gpt.py                                # the recorded recipe (GPU if present)
+    python scripts/train_gpt.py --steps 50 --out build/gpt/try # any variation (`make train-gpt`)
+    python scripts/train_gpt.py --eval-only --out models/gpt   # re-score the shipped checkpoint
+
+Same code as the notebook: the GPT of course_utils.gpt, the byte-level BPE of notebook 03
+(trained on the training text only), the split of course_utils.data.split_austen (the last
+10 % of every novel held out), only a bigger model and more steps. Every figure is in bits
+per *character* of the held-out text, whatever the tokens, so it compares with the
+notebook's character n-gram models. The budget is a number of steps, not seconds: the same
+seed gives the same model on any machine of the same kind.
+
+It writes into --out:
+  model.pt        fp16 weights + config + recipe + scores (`load_gpt`)
+  tokenizer.json  the BPE (and tokenizer.vocab, readable)
+  recipe.json     every argument, data sizes, tokens/s, the held-out scores and their history
+Scores are measured on the saved fp16 weights, so they describe the file that ships.
+"""
+
+from __future__ import annotations
+
+import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from course_utils.bytelevel import ByteLevelBPE
+from course_utils.data import split_austen
+from course_utils.device import get_device, seed_everything
+from course_utils.gpt import GPT, GPTConfig
+from course_utils.measure import count_parameters
+from course_utils.paths import build_root
+from course_utils.train import load_checkpoint, save_checkpoint, train_for
+
+NOTEBOOK_EVAL_CHARS = 120_000  # notebook 05 scores the first 20k held-out characters of each novel
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=build_root() / "gpt" / "reference")
+    p.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary (256 bytes + merges)")
+    p.add_argument("--max-len", type=int, default=256, help="context length in tokens")
+    p.add_argument("--n-layers", type=int, default=6)
+    p.add_argument("--n-heads", type=int, default=8)
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--batch", type=int, default=16, help="windows per step")
+    p.add_argument("--steps", type=int, default=2400)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
+    p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps, then cosine to lr/10")
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--eval-every", type=int, default=200, help="steps between held-out scores (and saves)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--chars-per-novel", type=int, default=0, help="use only this many characters of each novel's parts (tests)"
+    )
+    p.add_argument("--eval-only", action="store_true", help="score the checkpoint in --out, train nothing")
+    return p.parse_args(argv)
+
+
+def held_out_texts(held: dict[str, str]) -> dict[str, str]:
+    """{"notebook": the 120k characters notebook 05 scores, "all": every held-out character}."""
+    per_book = NOTEBOOK_EVAL_CHARS // len(held)
+    return {"notebook": "".join(t[:per_book] for t in held.values()), "all": "".join(held.values())}
+
+
+@torch.no_grad()
+def bits_per_char(model: GPT, ids: torch.Tensor, n_chars: int, device, batch: int = 32) -> float:
+    """Held-out bits per character: total cross-entropy of `ids` in bits / characters they spell.
+
+    Windows of max_len tokens overlap by half, the last one flush with the end; each token
+    is scored once, by the first window that has not scored it, so every token but the first
+    max_len/2 has at least max_len/2 tokens of context, as a reader who kept reading would.
+    """
+    n, T = len(ids), model.config.max_len
+    L = min(T, n - 1)  # window length: T, or the whole text when it is shorter
+    starts = list(range(0, n - 1 - L + 1, T // 2))
+    if starts[-1] + L < n - 1:
+        starts.append(n - 1 - L)
+    firsts, done = [], 0  # firsts[w]: the first position window w scores; done: targets scored so far
+    for start in starts:
+        firsts.append(done - start)
+        done = start + L
+    model.eval()
+    total = 0.0
+    for i in range(0, len(starts), batch):
+        rows = torch.stack([ids[start : start + L + 1] for start in starts[i : i + batch]]).to(device)  # (B, L+1)
+        nll = F.cross_entropy(model(rows[:, :-1])[0].transpose(1, 2), rows[:, 1:], reduction="none")  # (B, L)
+        total += sum(float(nll[j, first:].sum()) for j, first in enumerate(firsts[i : i + batch]))
+    return total / math.log(2) / n_chars
+
+
+def windows(ids: torch.Tensor, block: int, batch: int, seed: int, device):
+    """Endless random training windows: x = ids[i : i + block], y = ids[i + 1 : i + block + 1]."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        start = torch.randint(len(ids) - block - 1, (batch,), generator=g)
+        rows = torch.stack([ids[s : s + block + 1] for s in start.tolist()])
+        yield rows[:, :-1].to(device), rows[:, 1:].to(device)
+
+
+def load_gpt(folder: Path, device="cpu") -> tuple[GPT, ByteLevelBPE, dict]:
+    """(model in eval mode, tokenizer, notes) from a folder this script wrote."""
+    payload = load_checkpoint(Path(folder) / "model.pt")
+    model = GPT(GPTConfig(**payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval(), ByteLevelBPE.load(Path(folder) / "tokenizer.json"), payload["notes"]
+
+
+def score(model, tokenizer, texts: dict[str, str], device) -> dict[str, float]:
+    return {
+        name: round(bits_per_char(model, torch.tensor(tokenizer.encode(t)), len(t), device), 4)
+        for name, t in texts.items()
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = get_device("auto")
+    train, held = split_austen()
+    if args.chars_per_novel:
+        train, held = ({t: part[: args.chars_per_novel] for t, part in d.items()} for d in (train, held))
+    texts = held_out_texts(held)
+    if args.eval_only:
+        model, tokenizer, notes = load_gpt(args.out, device)
+        print(json.dumps({"recorded": notes.get("scores"), "now": score(model, tokenizer, texts, device)}, indent=1))
+        return 0
+
+    seed_everything(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    tokenizer = ByteLevelBPE().train("".join(train.values()), vocab_size=args.vocab_size)
+    tokenizer.save(args.out / "tokenizer")
+    train_ids = torch.tensor([i for text in train.values() for i in tokenizer.encode(text)])
+    n_train_chars = sum(map(len, train.values()))
+    print(
+        f"BPE {tokenizer.vocab_size} tokens in {time.perf_counter() - t0:.0f} s; training text "
+        f"{n_train_chars:,} chars = {len(train_ids):,} tokens ({n_train_chars / len(train_ids):.2f} chars/token)",
+        flush=True,
+    )
+    config = GPTConfig(
+        vocab_size=tokenizer.vocab_size,
+        max_len=args.max_len,
+        n_layers=args.n_layers,
+        n_heads=args.n_heads,
+        d_model=args.d_model,
+        dropout=args.dropout,
+        attn_impl="torch",
+    )
+    model = GPT(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
+    warm = args.warmup / args.steps
+
+    def lr_by_progress(f: float) -> float:  # linear warm-up, then cosine from 1 down to 0.1
+        if f < warm:
+            return (f + 1 / args.steps) / warm
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * (f - warm) / (1 - warm)))
+
+    recipe = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    recipe.update(parameters=count_parameters(model), train_chars=n_train_chars, train_tokens=len(train_ids))
+    history: list[dict] = []
+
+    def evaluate(step: int) -> None:  # score the 120k notebook characters and save: a run cut short still ships
+        history.append({"step": step, **score(model, tokenizer, {"notebook": texts["notebook"]}, device)})
+        print(f"step {step}: held-out {history[-1]['notebook']:.3f} bits/char", flush=True)
+        save_checkpoint(args.out / "model.pt", model, config, half=True, recipe=recipe, history=history)
+
+    recipe.update(_train_in_rounds(model, optimizer, train_ids, args, device, lr_by_progress, evaluate))
+    save_checkpoint(args.out / "model.pt", model, config, half=True)
+    shipped, tokenizer, _ = load_gpt(args.out, device)  # score the fp16 file that ships
+    scores = score(shipped, tokenizer, texts, device)
+    recipe.update(scores=scores, history=history)
+    save_checkpoint(args.out / "model.pt", shipped, config, half=True, recipe=recipe, scores=scores, history=history)
+    (args.out / "recipe.json").write_text(json.dumps(recipe, indent=1) + "\n")
+    print(json.dumps(scores))
+    return 0
+
+
+def _train_in_rounds(model, optimizer, train_ids, args, device, lr_by_progress, evaluate) -> dict:
+    """Train `args.steps` steps in rounds of `eval_every`, scoring and saving after each round."""
+    batches = windows(train_ids, args.max_len, args.batch, args.seed, device)
+    done, seconds, tokens = 0, 0.0, 0
+    while done < args.steps:
+        n = min(args.eval_every, args.steps - done)
+        offset = done
+
+        def scaled(f, offset=offset, n=n):  # progress of the whole run, not of this round
+            return lr_by_progress((offset + f * n) / args.steps)
+
+        h = train_for(
+            model,
+            optimizer,
+            batches,
+            lambda m, b: (m(*b)[1], b[0].numel()),
+            max_steps=n,
+            lr_by_progress=scaled,
+            progress=False,
+            desc="GPT on Austen",
+        )
+        done, seconds, tokens = done + n, seconds + h.seconds, tokens + h.tokens
+        print(f"{done}/{args.steps} steps, {tokens / seconds:,.0f} tokens/s", flush=True)
+        evaluate(done)
+    return {"train_seconds": round(seconds), "tokens_per_s": round(tokens / seconds)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
