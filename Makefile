@@ -49,6 +49,8 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 kernel: setup
+	@mkdir -p $(VENV)/share/jupyter/lab/settings  # JupyterLab's defaults for this course: no news, no update checks
+	@cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	$(PY) -m ipykernel install --user --name transformers-course --display-name "Python (transformers course)" >/dev/null
 	@echo "Jupyter kernel 'transformers-course' registered for $(abspath $(VENV))"
 

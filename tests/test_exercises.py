@@ -263,6 +263,8 @@ def test_hard_coding_the_visible_answers_fails(path, answer_id, test_id):
     run(ns, cell_source(path, test_id).split(HIDDEN)[0], test_id + " (visible part)")
     if not any(recorded.values()):
         pytest.skip(f"the visible tests of {answer_id} call none of its functions")
+    if all(a == () and k == {} for calls in recorded.values() for (a, k), _ in calls):
+        pytest.skip(f"{answer_id}'s functions take no input (a prediction): there is nothing to hard-code against")
 
     def hard_coded(name):
         def wrong(*args, **kwargs):

@@ -1,5 +1,6 @@
 """`make lab NO_BROWSER=1` serves JupyterLab on notebook 00 (headless)."""
 
+import json
 import os
 import secrets
 import socket
@@ -51,6 +52,15 @@ def test_make_lab_headless_serves_notebook_00():
             .decode()
         )
         assert "JupyterLab" in page
+        answer = json.load(  # offline: JupyterLab neither asks to fetch Jupyter news nor checks for updates
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/lab/api/settings/@jupyterlab/apputils-extension:notification?token={token}",
+                timeout=10,
+            )
+        )
+        defaults = {k: v.get("default") for k, v in answer["schema"]["properties"].items()}  # overrides land here
+        settings = {**defaults, **answer["settings"]}
+        assert settings["fetchNews"] == "false" and settings["checkForUpdates"] is False, settings
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
