@@ -180,7 +180,7 @@ def _nan(original, seen):
 
 def _nudged(original, seen):
     def nudge(t):
-        t = t.clone()
+        t = t.clone(memory_format=torch.contiguous_format)  # a transposed output too
         t.view(-1)[:1] += 0.05 * (1 + float(t.abs().max()) if t.numel() else 0)
         return t
 
