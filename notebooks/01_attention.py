@@ -20,7 +20,8 @@
 # - check that self-attention is permutation equivariant, and why that calls for positions,
 # - mask the future and the padding, split attention into heads,
 # - prove it all equal to `F.scaled_dot_product_attention` and `nn.MultiheadAttention`,
-# - measure time and memory as the sequence grows, against PyTorch's fused kernel.
+# - predict, then measure, time and memory as the sequence grows, against PyTorch's fused kernel,
+# - assemble multi-head attention yourself and grade it against the course's module.
 #
 # **Prerequisites:** notebook 00; PyTorch tensors, `nn.Module`, a training loop; matrix products.
 #
@@ -50,7 +51,7 @@ N_QUERIES = 150 if SMOKE else 2000  # random queries per dimension
 N_KEYS = 16
 
 # section 7: cost
-COST_NS = [64, 128, 256] if SMOKE else [128, 256, 512, 1024, 2048, 4096]
+COST_NS = [64, 128, 256] if SMOKE else [128, 256, 512, 1024, 2048, 4096]  # each n twice the last (exercise 1)
 COST_HEADS, COST_D_HEAD = 4, 64
 COST_REPEATS = 1 if SMOKE else 3
 
@@ -409,7 +410,7 @@ print("Illustrated Transformer: softmax([112, 96] / 8) =", [round(t, 3) for t in
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 2). Write the five equations on the board with their shapes
 # first; the cells then only confirm them. Ask which dimension the softmax runs over
-# (the inputs, so each query's weights sum to 1) — it is the first exercise's classic
+# (the inputs, so each query's weights sum to 1) — it is exercise 2's classic
 # mistake. The Thinking Machines numbers are small enough to do by hand with the class:
 # q1 = (1, 0, 2), k1 = (1, 0, 2), k2 = (2, 2, 0); scores 5 and 2; "Thinking" attends
 # mostly to itself (0.85), as in the blog's picture.
@@ -735,8 +736,9 @@ print("share of output words each head points at the right input word:", [f"{p:.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 6). Draw (B, T, D) -> (B, T, h, D/h) -> (B, h, T, D/h): the
-# reshape comes first, then the transpose (the third exercise's trap). Then the two
-# equality checks: they are the reason notebooks 04-08 may trust course_utils.attention.
+# reshape comes first, then the transpose (exercise 4's trap; exercise 5 assembles this
+# whole module). Then the two equality checks: they are the reason notebooks 04-08 may
+# trust course_utils.attention.
 # On the heads: in this tiny task several heads learn the same anti-diagonal, others
 # look at a neighbour or spread out; W_O learns which to trust. In big models heads
 # specialise more (Vaswani et al., figure 3).
@@ -760,6 +762,7 @@ for n_, d_ in [(70, 1000), (512, 512), (4096, 1000), (100_000, 1000)]:
     )
 assert 70 * 70 * 1000 == 4_900_000 and 70 * 1000 * 1000 == 70_000_000  # the lecture's example
 
+
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Measured: ours against the fused kernel
 #
@@ -768,6 +771,45 @@ assert 70 * 70 * 1000 == 4_900_000 and 70 * 1000 * 1000 == 70_000_000  # the lec
 # on GPUs, a tiled kernel on CPUs) that computes the softmax block by block and never
 # stores the whole matrix. `time_and_memory` (in `course_utils.measure`, also used by
 # `benchmarks/attention.py`) reports the best of a few runs and the peak extra memory.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 1: predict before you measure (1 point)
+#
+# The cell after the test measures the peak memory of our attention for sequence lengths
+# $n$ that double each time (`COST_NS`). Before you run it: when $n$ doubles, by about how
+# much does the peak memory of **our** attention grow?
+#
+# - **a**: about 2× (it grows like $n$, as the queries, keys and values do)
+# - **b**: about 4× (it grows like $n^2$)
+# - **c**: about 8× (it grows like $n^3$)
+# - **d**: it stays about the same
+#
+# Make `prediction()` return your letter, e.g. `return "a"`.
+
+
+# %% nbgrader={"grade": false, "grade_id": "memory-prediction-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def prediction():
+    """Your prediction: "a", "b", "c" or "d"."""
+    ### BEGIN SOLUTION
+    return "b"
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "memory-prediction-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+from course_utils.tools.grading import call, expect_choice
+
+CHOICES = ["a", "b", "c", "d"]
+expect_choice(call(prediction), CHOICES, "your prediction")
+print("visible tests passed: your prediction is one of the choices; the measurement below settles it")
+### BEGIN HIDDEN TESTS
+expect_choice(
+    call(prediction),
+    CHOICES,
+    "your prediction",
+    correct="b",
+    why="The measurement after it prints the growth per doubling of n: close to 4x, the two n x n matrices per head.",
+)
+### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "fragment"}
 from course_utils.measure import time_and_memory
@@ -787,6 +829,8 @@ print(
     f"at n = {int(cost[-1, 0])}: ours takes {cost[-1, 1] / cost[-1, 2]:.1f}x the time and "
     f"{cost[-1, 3] / max(cost[-1, 4], 1):.0f}x the memory of the fused kernel ({device})"
 )
+growth = cost[1:, 3] / cost[:-1, 3]  # peak memory of ours at n against n / 2
+print("each time n doubles, the peak memory of ours grows", ", ".join(f"x{r:.1f}" for r in growth))
 
 # %% slideshow={"slide_type": "fragment"}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -808,29 +852,41 @@ plt.show()
 n_big = cost[-1, 0]
 assert cost[-1, 3] >= 2 * COST_HEADS * n_big**2 * 4, "ours should hold two (h, n, n) float32 matrices at once"
 assert cost[-1, 4] < cost[-1, 3] / 4, "the fused kernel should need far less memory than ours"
+assert ((growth > 3) & (growth < 4.5)).all(), f"doubling n should multiply our memory by about 4, got {growth}"
 
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **The answer to exercise 1 is b, about 4×.** Ours holds the scores and the weights, two
+# $n \times n$ matrices per head, and $(2n)^2 = 4n^2$. The printed factors sit a little
+# below 4 for small $n$, where the $n \times d$ queries and outputs still count, and approach 4
+# as $n$ grows: the $n^2$ term takes over. The fused kernel never stores the matrix, so its
+# memory stays far below ours.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 7). Read the table: at sentence lengths attention is the
 # cheap layer; at book lengths the n^2 dominates. The measured memory of ours follows
 # 2 h n^2 floats exactly (scores + weights), while the fused kernel stays near the size
 # of its output. Time ratios on a CPU are modest and noisy (2 shared cores); on a GPU
-# the fused kernel is many times faster. Notebook 08 attacks the n^2 itself.
+# the fused kernel is many times faster. Notebook 08 attacks the n^2 itself. Take the
+# room's vote on exercise 1 (x2, x4 or x8 per doubling?) before running the measurement;
+# the printed growth factors settle it.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8. Exercises
 #
-# Three exercises, graded automatically. Replace `raise NotImplementedError()` in each
-# answer cell, then run the test cell below it. Do not call
-# `course_utils.attention` or `F.scaled_dot_product_attention` in your answers: build
-# them from tensor operations.
+# Four more exercises, graded automatically (the first, the prediction, came before the
+# measurement in section 7). Replace `raise NotImplementedError()` in each answer cell, then
+# run the test cell below it. Do not call `course_utils.attention` or
+# `F.scaled_dot_product_attention` in your answers: build them from tensor operations (the
+# tests refuse those helpers). Exercise 5 puts exercises 2 and 4 together into multi-head
+# attention.
 #
-# ### Exercise 1: softmax attention (3 points)
+# ### Exercise 2: softmax attention (3 points)
 #
 # Write `softmax_attention(q, k, v, mask=None)` for tensors with any leading dimensions:
 # q $(\dots, T_q, d_k)$, k $(\dots, T_k, d_k)$, v $(\dots, T_k, d_v)$, and an optional boolean
 # mask broadcastable to $(\dots, T_q, T_k)$ with `True` = may attend. Return
-# `(output, weights)`: output $(\dots, T_q, d_v)$, weights $(\dots, T_q, T_k)$.
+# `(output, weights)`: output $(\dots, T_q, d_v)$, weights $(\dots, T_q, T_k)$, in the dtype of q.
 # Apply the mask before the softmax. You may assume every query keeps at least one key.
 
 
@@ -850,74 +906,48 @@ def softmax_attention(q, k, v, mask=None):
 import math
 
 import torch
-from course_utils.tools.grading import call, expect, expect_close
+from course_utils.tools.exercises.ex01_attention import (
+    attention_example,
+    check_softmax_attention,
+    softmax_attention_properties,
+)
 
-
-def _known_mistakes(q, k, v, mask=None):
-    """Outputs of the usual wrong answers, so the message can name them."""
-    d = q.shape[-1]
-    raw = q @ k.transpose(-2, -1)
-    blocked = (lambda s: s) if mask is None else (lambda s: s.masked_fill(~mask, float("-inf")))
-    out = {
-        "the softmax runs over the queries (dim=-2); it must run over the keys (dim=-1)": torch.softmax(
-            blocked(raw / math.sqrt(d)), dim=-2
-        ),
-        "the scores are not divided by sqrt(d_k)": torch.softmax(blocked(raw), dim=-1),
-        "the scores are divided by d_k instead of sqrt(d_k)": torch.softmax(blocked(raw / d), dim=-1),
-    }
-    if mask is not None:
-        after = torch.softmax(raw / math.sqrt(d), dim=-1).masked_fill(~mask, 0.0)
-        out["the mask is applied after the softmax (rows no longer sum to 1); set blocked scores to -inf before it"] = (
-            after
-        )
-        out["the mask is inverted: True means *may attend*, so block where the mask is False"] = torch.softmax(
-            raw.masked_fill(mask, float("-inf")) / math.sqrt(d), dim=-1
-        )
-    return out
-
-
-def _check(q, k, v, mask=None, what="weights"):
-    result = call(softmax_attention, q, k, v, mask)
-    expect(isinstance(result, tuple) and len(result) == 2, "softmax_attention should return (output, weights).")
-    out, w = result
-    d = q.shape[-1]
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    ref_w = torch.softmax(scores, dim=-1)
-    expect_close(w, ref_w, what, atol=1e-5, mistakes=_known_mistakes(q, k, v, mask))
-    expect_close(
-        out,
-        ref_w @ v,
-        "the output",
-        atol=1e-5,
-        mistakes={
-            "the output is the scores times v; multiply the weights (after the softmax) by v": scores.masked_fill(
-                scores == float("-inf"), 0.0
-            )
-            @ v
-        },
-    )
-
-
-g = torch.Generator().manual_seed(0)
-q, k, v = torch.randn(2, 4, 8, generator=g), torch.randn(2, 5, 8, generator=g), torch.randn(2, 5, 3, generator=g)
-_check(q, k, v, what="the weights (no mask)")
-mask = torch.rand(2, 4, 5, generator=g) < 0.6
-mask[..., 0] = True
-_check(q, k, v, mask, what="the weights with a mask")
+# worked by hand: two queries, two keys, d_k = 4, so the scores are divided by sqrt(4) = 2
+ln3 = math.log(3.0)
+q = torch.tensor([[ln3, ln3, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+k = torch.tensor([[0.0, 0.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
+v = torch.tensor([[4.0, 0.0], [0.0, 4.0]])
+# query 1: scores (0, 2 ln 3) / 2 = (0, ln 3) -> weights (1/4, 3/4) -> output 1/4 (4, 0) + 3/4 (0, 4) = (1, 3)
+# query 2: scores (2, 2) / 2 = (1, 1) -> weights (1/2, 1/2) -> output (2, 2)
+attention_example(
+    softmax_attention,
+    q,
+    k,
+    v,
+    None,
+    output=torch.tensor([[1.0, 3.0], [2.0, 2.0]]),
+    weights=torch.tensor([[0.25, 0.75], [0.5, 0.5]]),
+    what="of the hand-worked example",
+)
+# the same with query 2 allowed to see key 1 only: all its weight goes there, output = v1 = (4, 0)
+attention_example(
+    softmax_attention,
+    q,
+    k,
+    v,
+    torch.tensor([[True, True], [True, False]]),
+    output=torch.tensor([[1.0, 3.0], [4.0, 0.0]]),
+    weights=torch.tensor([[0.25, 0.75], [1.0, 0.0]]),
+    what="of the hand-worked example with a mask",
+)
+softmax_attention_properties(softmax_attention)  # shapes, rows sum to 1, blocked keys get 0, keys in any order
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-g = torch.Generator().manual_seed(1)
-q, k, v = (torch.randn(3, 2, t, 16, generator=g, dtype=torch.float64) for t in (6, 7, 7))
-_check(q, k, v, what="the weights for (3, 2, T, 16) float64 inputs")
-_check(q, k, v, torch.ones(6, 7, dtype=torch.bool).tril(), what="the weights with a (T_q, T_k) causal mask")
-q1 = torch.randn(1, 5, generator=g)
-_check(q1, torch.randn(9, 5, generator=g), torch.randn(9, 2, generator=g), what="the weights for 2-D inputs")
+check_softmax_attention(softmax_attention)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 2: the decoder's mask (2 points)
+# ### Exercise 3: the decoder's mask (2 points)
 #
 # A decoder over a padded batch needs both masks at once. Write
 # `causal_padding_mask(lengths, T)`: for a list of sequence lengths (each $\le T$) return a
@@ -938,51 +968,39 @@ def causal_padding_mask(lengths, T):
 
 # %% nbgrader={"grade": true, "grade_id": "causal-mask-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
-from course_utils.tools.grading import call, expect, expect_equal
+from course_utils.tools.exercises.ex01_attention import (
+    causal_padding_mask_mistakes,
+    causal_padding_mask_properties,
+    check_causal_padding_mask,
+)
+from course_utils.tools.grading import call, expect_equal
 
-
-def _mask_mistakes(lengths, T):
-    tri = torch.ones(T, T, dtype=torch.bool)
-    real = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
-    return {
-        "True marks the blocked positions (PyTorch's nn.MultiheadAttention convention); here True = may attend": ~(
-            tri.tril()[None] & real[:, None, :]
-        ),
-        "the future is allowed and the past blocked: keep j <= i, the lower triangle (tril)": tri.triu()[None]
-        & real[:, None, :],
-        "a query may not attend to itself: the diagonal should be True (j <= i, not j < i)": tri.tril(-1)[None]
-        & real[:, None, :],
-        "the padding blocks queries (rows) instead of keys (columns)": tri.tril()[None] & real[:, :, None],
-        "the padding is ignored: also block keys j >= lengths[b]": tri.tril()[None].expand(len(lengths), T, T),
-        "the causal part is missing: also block keys j > i": real[:, None, :].expand(len(lengths), T, T),
-    }
-
-
-def _check_mask(lengths, T):
-    m = call(causal_padding_mask, lengths, T)
-    expect(
-        isinstance(m, torch.Tensor) and m.dtype == torch.bool,
-        f"causal_padding_mask should return a boolean tensor, got {getattr(m, 'dtype', type(m).__name__)}.",
-    )
-    ref = torch.stack([torch.ones(T, T, dtype=torch.bool).tril() & (torch.arange(T) < n)[None, :] for n in lengths])
-    expect_equal(m, ref, f"causal_padding_mask({lengths}, {T})", mistakes=_mask_mistakes(lengths, T))
-
-
-_check_mask([4, 2], 4)
+# worked by hand, T = 3: sequence 0 has 3 real tokens (the lower triangle), sequence 1 has 1 (only key 0)
+expect_equal(
+    call(causal_padding_mask, [3, 1], 3),
+    torch.tensor(
+        [
+            [[True, False, False], [True, True, False], [True, True, True]],
+            [[True, False, False], [True, False, False], [True, False, False]],
+        ]
+    ),
+    "causal_padding_mask([3, 1], 3)",
+    mistakes=causal_padding_mask_mistakes([3, 1], 3),
+)
+causal_padding_mask_properties(causal_padding_mask)  # bool, (B, T, T), no future, no padded key, itself allowed
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-_check_mask([1, 5, 3], 5)
-_check_mask([7], 7)
-_check_mask([2, 6], 8)
+check_causal_padding_mask(causal_padding_mask)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 3: splitting and merging heads (3 points)
+# ### Exercise 4: splitting and merging heads (3 points)
 #
 # Write `split_heads_(x, n_heads)`: $(B, T, D) \to (B, h, T, D/h)$, where head $j$ gets
 # features $jD/h \dots (j+1)D/h - 1$ of every token, and `merge_heads_(x)`:
 # $(B, h, T, d_h) \to (B, T, h\,d_h)$, its inverse (the heads concatenated per token).
-# (The trailing underscore keeps them apart from `course_utils.attention`'s versions.)
+# (The trailing underscore keeps them apart from `course_utils.attention`'s versions, which
+# the tests refuse here.)
 
 
 # %% nbgrader={"grade": false, "grade_id": "heads-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -1004,56 +1022,117 @@ def merge_heads_(x):
 
 # %% nbgrader={"grade": true, "grade_id": "heads-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
+from course_utils.tools.exercises.ex01_attention import check_heads, heads_properties, merge_mistakes, split_mistakes
 from course_utils.tools.grading import call, expect_equal
 
-
-def _check_heads(B, T, D, h):
-    x = torch.arange(B * T * D, dtype=torch.float32).reshape(B, T, D)
-    d_h = D // h
-    ref = x.view(B, T, h, d_h).permute(0, 2, 1, 3)
-    s = call(split_heads_, x, h)
-    expect_equal(
-        s,
-        ref,
-        f"split_heads_ of a ({B}, {T}, {D}) tensor into {h} heads",
-        mistakes={
-            "reshaping straight to (B, h, T, D/h) mixes tokens into heads: reshape to (B, T, h, D/h), then transpose": x.reshape(
-                B, h, T, d_h
-            ),
-            "the features are dealt out round-robin (head j gets features j, j+h, ...): reshape to (B, T, h, D/h), "
-            "not (B, T, D/h, h)": x.view(B, T, d_h, h).permute(0, 3, 1, 2),
-        },
-    )
-    m = call(merge_heads_, ref)
-    expect_equal(
-        m,
-        x,
-        f"merge_heads_ of a ({B}, {h}, {T}, {d_h}) tensor",
-        mistakes={
-            "the heads are merged without moving the head dimension back: transpose to (B, T, h, d_h) before reshaping": ref.reshape(
-                B, T, h * d_h
-            ),
-            "the heads are interleaved feature by feature: transpose (B, h, T, d_h) -> (B, T, h, d_h), not (B, T, d_h, h)": ref.permute(
-                0, 2, 3, 1
-            ).reshape(B, T, h * d_h),
-        },
-    )
-
-
-_check_heads(2, 3, 8, 2)
+# worked by hand: 3 tokens of 4 features, 2 heads: head 0 gets features 0-1 of each token, head 1 features 2-3
+x = torch.tensor([[[0.0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]])  # (B=1, T=3, D=4)
+heads = torch.tensor([[[[0.0, 1], [4, 5], [8, 9]], [[2, 3], [6, 7], [10, 11]]]])  # (B=1, h=2, T=3, 2)
+expect_equal(call(split_heads_, x, 2), heads, "split_heads_(x, 2) of the hand-worked x", mistakes=split_mistakes(x, 2))
+expect_equal(call(merge_heads_, heads), x, "merge_heads_ of the hand-worked heads", mistakes=merge_mistakes(heads))
+heads_properties(split_heads_, merge_heads_)  # shapes, dtype, merge(split(x)) == x
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-_check_heads(1, 5, 12, 3)
-_check_heads(3, 4, 16, 4)
-_check_heads(2, 2, 6, 1)
+check_heads(split_heads_, merge_heads_)
+### END HIDDEN TESTS
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 5: multi-head attention, assembled (4 points)
+#
+# Write `multi_head_attention(mha, query, key, value, mask=None)`: what `mha(query, key,
+# value, mask)` returns, for `mha` a `MultiHeadAttention` of `course_utils.attention`
+# (section 6), built from its parts:
+#
+# 1. project: `mha.q_proj(query)`, `mha.k_proj(key)`, `mha.v_proj(value)` (three `nn.Linear`
+#    layers, each $(B, T, d_\text{model}) \to (B, T, d_\text{model})$);
+# 2. split each into `mha.n_heads` heads, $(B, h, T, d_\text{head})$ with
+#    $d_\text{head} = d_\text{model} / h$ (exercise 4);
+# 3. softmax attention in every head at once (exercise 2), with the mask: `None`, one
+#    $(T_q, T_k)$ mask for every sequence, or a $(B, T_q, T_k)$ mask, the same for every head
+#    (give it a head dimension first);
+# 4. merge the heads back to $(B, T_q, d_\text{model})$ and mix them with `mha.out_proj` ($W^O$).
+#
+# query is $(B, T_q, d_\text{model})$, key and value $(B, T_k, d_\text{model})$. Return
+# `(output, weights)`: output $(B, T_q, d_\text{model})$, weights $(B, h, T_q, T_k)$. Write every
+# step with tensor operations: calling `mha(...)`, `split_heads`, `merge_heads` or
+# `scaled_dot_product_attention` is not allowed here. The tests compare your function with
+# `mha` itself on random weights.
+
+
+# %% nbgrader={"grade": false, "grade_id": "mha-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def multi_head_attention(mha, query, key, value, mask=None):
+    """mha(query, key, value, mask) from its parts: project, split into heads, attend per head, merge, W_O."""
+    ### BEGIN SOLUTION
+    h = mha.n_heads
+    q, k, v = mha.q_proj(query), mha.k_proj(key), mha.v_proj(value)  # (B, T, d_model)
+    B, T_q, D = q.shape
+    T_k = k.shape[1]
+    d_head = D // h
+    # split: (B, T, D) -> (B, T, h, d_head) -> (B, h, T, d_head)
+    q = q.reshape(B, T_q, h, d_head).transpose(1, 2)
+    k = k.reshape(B, T_k, h, d_head).transpose(1, 2)
+    v = v.reshape(B, T_k, h, d_head).transpose(1, 2)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_head)  # (B, h, T_q, T_k): each head is d_head wide
+    if mask is not None:
+        if mask.dim() == 3:  # (B, T_q, T_k): the same for every head
+            mask = mask[:, None]
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # over the keys
+    out = weights @ v  # (B, h, T_q, d_head)
+    out = out.transpose(1, 2).reshape(B, T_q, D)  # merge: the heads side by side, per token
+    return mha.out_proj(out), weights
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "mha-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import math
+
+import torch
+from course_utils.tools.exercises.ex01_attention import (
+    check_multi_head_attention,
+    example_mha,
+    mha_example,
+    multi_head_attention_properties,
+)
+
+# worked by hand: d_model = 2 and 2 heads of width 1 (no scaling: sqrt(1) = 1); W_Q = W_K = W_V = I,
+# W_O swaps the two features, biases 0. One query (1, 2) against two keys (0, 0) and (ln 3, ln 3).
+ln3 = math.log(3.0)
+identity, swap = torch.eye(2), torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+mha = example_mha(2, identity, identity, identity, swap)
+query = torch.tensor([[[1.0, 2.0]]])  # (B=1, T_q=1, 2)
+key = torch.tensor([[[0.0, 0.0], [ln3, ln3]]])  # (B=1, T_k=2, 2)
+value = torch.tensor([[[4.0, 0.0], [0.0, 8.0]]])
+# head 0 (feature 0): scores (0, ln 3) -> weights (1/4, 3/4) -> 1/4 * 4 + 3/4 * 0 = 1
+# head 1 (feature 1): scores (0, 2 ln 3) -> weights (1/10, 9/10) -> 1/10 * 0 + 9/10 * 8 = 7.2
+# merged (1, 7.2), then W_O swaps: (7.2, 1)
+mha_example(
+    multi_head_attention,
+    mha,
+    query,
+    key,
+    value,
+    None,
+    output=torch.tensor([[[7.2, 1.0]]]),
+    weights=torch.tensor([[[[0.25, 0.75]], [[0.1, 0.9]]]]),
+    what="of the hand-worked example",
+)
+multi_head_attention_properties(multi_head_attention)  # shapes, rows sum to 1, blocked keys 0, keys in any order
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+check_multi_head_attention(multi_head_attention)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "notes"}
-# Presenter notes (exercises). Exercise 1 catches the four classic attention bugs
-# (softmax axis, missing or wrong scaling, mask after the softmax, inverted mask); the
-# feedback names the one it sees. Exercise 2 is the mask notebook 05's GPT needs.
-# Exercise 3 is the reshape-then-transpose order: reshaping straight to (B, h, T, D/h)
-# has the right shape and the wrong numbers, the most common multi-head bug.
+# Presenter notes (exercises). Exercise 1 (the prediction) is asked before the memory
+# measurement of section 7; let the room vote first. Exercise 2 catches the classic
+# attention bugs (softmax axis, missing or wrong scaling, mask after the softmax, inverted
+# mask, blocked scores set to 0, an unstable softmax); the feedback names the one it sees.
+# Exercise 3 is the mask notebook 05's GPT needs. Exercise 4 is the reshape-then-transpose
+# order: reshaping straight to (B, h, T, D/h) has the right shape and the wrong numbers, the
+# most common multi-head bug. Exercise 5 assembles section 6's module from those pieces and
+# is graded against it on random weights; its usual slip is dividing by sqrt(d_model)
+# instead of sqrt(d_head).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## What to read next

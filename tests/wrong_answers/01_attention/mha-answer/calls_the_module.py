@@ -1,0 +1,3 @@
+# expect: not allowed here
+def multi_head_attention(mha, query, key, value, mask=None):
+    return mha(query, key, value, mask)
