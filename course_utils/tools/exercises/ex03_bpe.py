@@ -283,7 +283,8 @@ def _no_library_trainer():
         ByteLevelBPE.train = original
 
 
-def _call_trainer(fn, text, num_merges):
+def call_trainer(fn, text: str, num_merges: int):
+    """`call(fn, text, num_merges)` with the course's trainers and merge helpers refused, ByteLevelBPE.train too."""
     with _no_library_trainer():
         return call(fn, text, num_merges, forbidden=FORBIDDEN["train_byte_bpe"])
 
@@ -340,7 +341,7 @@ def check_train_byte_bpe(fn) -> None:
         ("", 3, "an empty text"),
         (persuasion, 0, "zero merges"),
     ]
-    got = _call_trainer(fn, persuasion, 40)
+    got = call_trainer(fn, persuasion, 40)
     merge_list_properties(got, 40)
     for text, n, on in cases:
-        _expect_merges(_call_trainer(fn, text, n), text, n, on)
+        _expect_merges(call_trainer(fn, text, n), text, n, on)
