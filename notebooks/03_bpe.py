@@ -573,6 +573,9 @@ interact(show_tokens, vocab_size=TRADEOFF_SIZES, language=["German", "Austen"])
 # of the lecture, measured. GPT-2 uses 50,257 ids, BERT 30,522, the 2017 transformer a
 # shared 37,000-token BPE for English-German. Ask: why does German need more tokens even
 # with its own tokenizer? (Longer words; umlauts are 2 bytes; less training text.)
+# Take a show of hands on Exercise 1 before running the cell: many expect the next 512
+# merges, twice as many, to save more; greedy BPE spends its first merges on the most
+# frequent pairs.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. Against Hugging Face `tokenizers`
@@ -942,6 +945,8 @@ from course_utils.tools.exercises.ex03_bpe import (
 )
 from course_utils.tools.grading import expect_equal
 
+# on a real sentence: 20 pairs of ints, merge k built from bytes and the ids of earlier merges only
+merge_list_properties(call_trainer(train_byte_bpe, SAMPLE_TEXT, 20), 20)
 expect_equal(
     call_trainer(train_byte_bpe, "ba ab ab", 4),
     [(32, 97), (256, 98), (98, 97)],  # the worked example above
@@ -949,8 +954,6 @@ expect_equal(
     mistakes=train_byte_bpe_mistakes("ba ab ab", 4),
     on="the worked example 'ba ab ab'",
 )
-# on a real sentence: 20 pairs of ints, merge k built from bytes and the ids of earlier merges only
-merge_list_properties(call_trainer(train_byte_bpe, SAMPLE_TEXT, 20), 20)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
 check_train_byte_bpe(train_byte_bpe)
