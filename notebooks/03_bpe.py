@@ -23,7 +23,9 @@
 # - build a GPT-2-style **byte-level** BPE that encodes any Unicode text with no unknown
 #   token, and plot vocabulary size against sequence length,
 # - compare with Hugging Face `tokenizers`: the same merges, and who is faster,
-# - write three graded pieces yourself: count pairs, apply a merge, encode a word.
+# - predict how much the first merges shorten a text before you measure it, and
+# - write four graded pieces yourself: count pairs, apply a merge, encode a word, and a
+#   whole byte-level BPE trainer built from them.
 #
 # **Prerequisites:** Python dictionaries and lists; notebook 00. No PyTorch needed here.
 #
@@ -457,6 +459,7 @@ assert ids[-1] == tok.special_tokens["<|endoftext|>"] and ByteLevelBPE.load(json
     example
 )
 
+
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes: write "é" as bytes (C3 A9) on the board, then show that the 256-byte
 # alphabet makes `<unk>` impossible. The pre-split is a design choice with consequences
@@ -474,6 +477,44 @@ assert ids[-1] == tok.special_tokens["<|endoftext|>"] and ByteLevelBPE.load(json
 # a bigger run (`ByteLevelBPE.truncated`), so one training run per language gives the
 # whole curve. We train on Austen without *Persuasion* and on the German training
 # sentences, and measure tokens per word on held-out text.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 1: predict the trade-off (1 point)
+# Before you run the measurement below: the sizes 256, 512 and 1,024 ids are the bytes
+# alone, then the first 256 merges, then 512 more. On held-out text, which saves more
+# tokens per word?
+#
+# - **a**: the first 256 merges (from 256 to 512 ids)
+# - **b**: the next 512 merges (from 512 to 1,024 ids), since there are twice as many
+# - **c**: both save about the same
+#
+# Return your letter; the measurement settles it.
+
+
+# %% nbgrader={"grade": false, "grade_id": "tradeoff-prediction-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def prediction():
+    """Your prediction: "a", "b" or "c"."""
+    ### BEGIN SOLUTION
+    return "a"
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "tradeoff-prediction-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+from course_utils.tools.grading import call, expect_choice
+
+CHOICES = ["a", "b", "c"]
+expect_choice(call(prediction), CHOICES, "your prediction")
+print("a valid choice; the measurement below tells whether it is right")
+### BEGIN HIDDEN TESTS
+expect_choice(
+    call(prediction),
+    CHOICES,
+    "your prediction",
+    correct="a",
+    why="The printed tokens per word fall by about 3 from 256 to 512 ids and by about 0.6 from 512 to 1,024: "
+    "the first merges take the most frequent pairs, each later one a rarer pair.",
+)
+### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
 held_out = {"Austen": books["Persuasion"], "German": "\n".join(de for de, _ in pairs_test)}
@@ -500,11 +541,15 @@ plt.show()
 for lang, ys in per_word.items():
     print(f"{lang:7}", "  ".join(f"{v}: {y:.2f}" for v, y in zip(TRADEOFF_SIZES, ys)))
     assert all(a >= b for a, b in zip(ys, ys[1:])), "tokens per word should fall as merges are added"
+    assert ys[0] - ys[1] > 2 * (ys[1] - ys[2]), "the first 256 merges should save far more than the next 512"
 
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # At 256 ids (bytes only) a word costs its letters plus a space, 5-7 tokens; the first
-# few hundred merges halve that; after a few thousand, returns diminish. German stays
+# 256 merges halve that, and the next 512 save only about a fifth as much (the answer to
+# Exercise 1 is **a**): merges are learned most frequent first, so the first ones glue
+# pairs that occur everywhere (`he`, ` t`, `in`) and each later one a rarer pair.
+# After a few thousand, returns diminish further. German stays
 # longer than Austen's English at every size: longer words, compounds, umlauts that take
 # two bytes each, and about a fifth of the training text. Move the slider to watch a sentence get shorter as merges are added.
 
@@ -528,6 +573,9 @@ interact(show_tokens, vocab_size=TRADEOFF_SIZES, language=["German", "Austen"])
 # of the lecture, measured. GPT-2 uses 50,257 ids, BERT 30,522, the 2017 transformer a
 # shared 37,000-token BPE for English-German. Ask: why does German need more tokens even
 # with its own tokenizer? (Longer words; umlauts are 2 bytes; less training text.)
+# Take a show of hands on Exercise 1 before running the cell: many expect the next 512
+# merges, twice as many, to save more; greedy BPE spends its first merges on the most
+# frequent pairs.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. Against Hugging Face `tokenizers`
@@ -663,14 +711,19 @@ assert same, "same merges must give the same tokens"
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8. Exercises
 #
-# Three small functions, the pieces of BPE. A *corpus* is a dict from a word's current
-# segmentation (a tuple of symbols) to its frequency, e.g.
-# `{("l", "o", "w", "</w>"): 5, ("n", "e", "w", "e", "s", "t", "</w>"): 6}`.
+# Four functions, the pieces of BPE and then a whole trainer (Exercise 1, the prediction,
+# was in section 6). A *corpus* is a dict from a word's current segmentation (a tuple of
+# symbols) to its frequency, e.g.
+# `{("l", "o", "w", "</w>"): 5, ("n", "e", "w", "e", "s", "t", "</w>"): 6}`. Symbols can be
+# longer than one letter (`"es"`, `"est</w>"`): compare whole symbols, never the letters of
+# a string glued from them (in `"ab c"` the text `"b c"` appears, but the pair `("b", "c")`
+# does not).
 #
-# ### Exercise 1: count pairs
+# ### Exercise 2: count pairs (2 points)
 # Return a dict `{(a, b): frequency}` of every adjacent pair, each occurrence weighted by
 # the word's frequency. Careful with repeated symbols: `("a", "a", "a")` contains the pair
-# `("a", "a")` **twice** (positions 0-1 and 1-2).
+# `("a", "a")` **twice** (positions 0-1 and 1-2). Do not call the course's `count_pairs`
+# or `pair_counts`.
 
 
 # %% nbgrader={"grade": false, "grade_id": "count-pairs-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -686,24 +739,8 @@ def count_pairs(corpus):
 
 
 # %% nbgrader={"grade": true, "grade_id": "count-pairs-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
-from course_utils.bpe import count_pairs as reference_count_pairs
+from course_utils.tools.exercises.ex03_bpe import FORBIDDEN, check_count_pairs, count_pairs_mistakes
 from course_utils.tools.grading import call, expect, expect_equal
-
-
-def count_pairs_mistakes(corpus):
-    """What count_pairs returns after the usual slips, to name them."""
-    once = {}
-    unweighted = {}
-    for symbols, freq in corpus.items():
-        for pair in set(zip(symbols, symbols[1:])):
-            once[pair] = once.get(pair, 0) + freq
-        for pair in zip(symbols, symbols[1:]):
-            unweighted[pair] = unweighted.get(pair, 0) + 1
-    return {
-        "a pair repeated inside a word was counted once; count every position (a a a holds (a, a) twice)": once,
-        "the word frequencies are missing: add the word's frequency for each occurrence, not 1": unweighted,
-    }
-
 
 seed_corpus = {
     ("l", "o", "w", "</w>"): 5,
@@ -711,42 +748,35 @@ seed_corpus = {
     ("n", "e", "w", "e", "s", "t", "</w>"): 6,
     ("w", "i", "d", "e", "s", "t", "</w>"): 3,
 }
-got = call(count_pairs, dict(seed_corpus))
+got = call(count_pairs, dict(seed_corpus), forbidden=FORBIDDEN["count_pairs"])
 expect(isinstance(got, dict), f"count_pairs should return a dict {{(a, b): count}}, not a {type(got).__name__}.")
+# the lecture's table: l o = 5 + 2, e s = 6 + 3, w e = 2 (lower) + 6 (newest), ...
+seed_pairs = {
+    ("l", "o"): 7, ("o", "w"): 7, ("w", "</w>"): 5, ("w", "e"): 8, ("e", "r"): 2, ("r", "</w>"): 2, ("n", "e"): 6,
+    ("e", "w"): 6, ("e", "s"): 9, ("s", "t"): 9, ("t", "</w>"): 9, ("w", "i"): 3, ("i", "d"): 3, ("d", "e"): 3,
+}  # fmt: skip
 expect_equal(
-    got,
-    reference_count_pairs(seed_corpus),
-    "count_pairs on the lecture's corpus",
-    mistakes=count_pairs_mistakes(seed_corpus),
+    dict(got), seed_pairs, "count_pairs", mistakes=count_pairs_mistakes(seed_corpus), on="the lecture's corpus"
 )
-triple = {("a", "a", "a"): 2, ("b", "a"): 1}
+run = {("a", "a", "a", "a"): 2, ("b", "a"): 1}  # (a, a) at positions 0-1, 1-2, 2-3: 3 times, x 2
 expect_equal(
-    call(count_pairs, dict(triple)),
-    reference_count_pairs(triple),
-    "count_pairs({('a','a','a'): 2, ('b','a'): 1})",
-    mistakes=count_pairs_mistakes(triple),
+    dict(call(count_pairs, dict(run), forbidden=FORBIDDEN["count_pairs"])),
+    {("a", "a"): 6, ("b", "a"): 1},
+    "count_pairs",
+    mistakes=count_pairs_mistakes(run),
+    on="the corpus {('a', 'a', 'a', 'a'): 2, ('b', 'a'): 1}",
 )
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-for corpus in (
-    {("a", "a", "a", "a", "</w>"): 3, ("x", "a", "a"): 1},
-    {("lo", "w", "</w>"): 7, ("lo", "w", "e", "r", "</w>"): 1, ("s",): 4},
-    {("A", "b", "w", "a", "s", "s", "e", "r", "</w>"): 1, ("s", "s", "s"): 5},
-):
-    expect_equal(
-        call(count_pairs, dict(corpus)),
-        reference_count_pairs(corpus),
-        "count_pairs on another corpus",
-        mistakes=count_pairs_mistakes(corpus),
-    )
-expect_equal(call(count_pairs, {}), {}, "count_pairs of an empty corpus")
+check_count_pairs(count_pairs)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 2: apply one merge
+# ### Exercise 3: apply one merge (2 points)
 # Return a **new** list where every occurrence of `pair = (a, b)` in `symbols` is replaced by
-# the single symbol `a + b`. Scan left to right; occurrences do not overlap, so
-# `merge_pair(["a", "a", "a"], ("a", "a"))` is `["aa", "a"]`.
+# the single symbol `a + b` (leave `symbols` itself unchanged). Scan left to right;
+# occurrences do not overlap, so `merge_pair(["a", "a", "a"], ("a", "a"))` is `["aa", "a"]`.
+# Do not call `bpe_base.merge_pair`.
 
 
 # %% nbgrader={"grade": false, "grade_id": "merge-pair-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -767,61 +797,32 @@ def merge_pair(symbols, pair):
 
 
 # %% nbgrader={"grade": true, "grade_id": "merge-pair-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
-from course_utils.bpe_base import merge_pair as reference_merge_pair
+from course_utils.tools.exercises.ex03_bpe import FORBIDDEN, check_merge_pair, merge_pair_mistakes
 from course_utils.tools.grading import call, expect_equal
 
-
-def merge_pair_mistakes(symbols, pair):
-    """What merge_pair returns after the usual slips, to name them."""
-    a, b = pair
-    right_to_left = reference_merge_pair(symbols[::-1], (b, a), a + b)[::-1]
-    first_only = list(symbols)
-    for i in range(len(symbols) - 1):
-        if symbols[i] == a and symbols[i + 1] == b:
-            first_only = list(symbols[:i]) + [a + b] + list(symbols[i + 2 :])
-            break
-    return {
-        "the scan went right to left: merge the leftmost occurrence first ('a a a' -> 'aa a')": right_to_left,
-        "only the first occurrence was merged: a merge applies everywhere in the word": first_only,
-    }
-
-
-for symbols, pair in [
-    (["b", "a", "n", "a", "n", "a", "</w>"], ("a", "n")),
-    (["a", "a", "a"], ("a", "a")),
-    (["l", "o", "w", "e", "r", "</w>"], ("l", "o")),
+for symbols, pair, merged in [
+    (["b", "a", "n", "a", "n", "a", "</w>"], ("a", "n"), ["b", "an", "an", "a", "</w>"]),
+    (["a", "a", "a"], ("a", "a"), ["aa", "a"]),
+    (["l", "o", "w", "e", "r", "</w>"], ("l", "o"), ["lo", "w", "e", "r", "</w>"]),
 ]:
     expect_equal(
-        call(merge_pair, list(symbols), pair),
-        reference_merge_pair(symbols, pair),
-        f"merge_pair({symbols}, {pair})",
+        call(merge_pair, list(symbols), pair, forbidden=FORBIDDEN["merge_pair"]),
+        merged,
+        "merge_pair",
         mistakes=merge_pair_mistakes(symbols, pair),
+        on=f"{symbols} and the pair {pair}",
     )
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-for symbols, pair in [
-    (["a", "a", "a", "a", "a", "b"], ("a", "a")),
-    (["x", "y"], ("y", "x")),
-    ([], ("a", "b")),
-    (["es", "t", "es", "t", "</w>"], ("es", "t")),
-    (["b", "a", "b", "a", "b"], ("a", "b")),
-]:
-    expect_equal(
-        call(merge_pair, list(symbols), pair),
-        reference_merge_pair(symbols, pair),
-        "merge_pair on another word",
-        mistakes=merge_pair_mistakes(symbols, pair),
-    )
-word = ["n", "e", "w"]
-call(merge_pair, word, ("n", "e"))
-expect_equal(word, ["n", "e", "w"], "the list you were given (return a new list, do not change the argument)")
+check_merge_pair(merge_pair)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 3: encode a word with a merge list
+# ### Exercise 4: encode a word with a merge list (3 points)
 # Split `word` into characters, append the end-of-word symbol `"</w>"`, then apply the
 # merges **in the order of the list**, each one everywhere in the word (you may call your
-# `merge_pair`). With the lecture's merges, `"Abwasserbehandlungsanlage"` gives ten subtokens.
+# `merge_pair`, but not the course's `apply_merges`). With the lecture's merges,
+# `"Abwasserbehandlungsanlage"` gives ten subtokens.
 
 
 # %% nbgrader={"grade": false, "grade_id": "encode-word-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -844,95 +845,155 @@ def encode_word(word, merges):
 
 
 # %% nbgrader={"grade": true, "grade_id": "encode-word-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
-from course_utils.bpe import apply_merges
+from course_utils.tools.exercises.ex03_bpe import (
+    ABWASSER_MERGES,
+    FORBIDDEN,
+    SEED_MERGES,
+    check_encode_word,
+    encode_word_mistakes,
+)
 from course_utils.tools.grading import call, expect_equal
 
-
-def encode_word_mistakes(word, merges):
-    """What encode_word returns after the usual slips, to name them."""
-    once = list(word) + ["</w>"]
-    for a, b in merges:  # each merge applied to its first occurrence only
-        for i in range(len(once) - 1):
-            if once[i] == a and once[i + 1] == b:
-                once = once[:i] + [a + b] + once[i + 2 :]
-                break
-    return {
-        "the end-of-word symbol '</w>' is missing: append it before merging": apply_merges(
-            word, merges, end_of_word=""
-        ),
-        "the merges were applied in the wrong order: go through the list from first (best) to last": apply_merges(
-            word, merges[::-1]
-        ),
-        "each merge was applied only once: apply it everywhere in the word ('a n' occurs twice)": once,
-    }
-
-
-ABWASSER = [
-    tuple(m.split())
-    for m in [
-        "A b",
-        "a s",
-        "e r",
-        "s er",
-        "w as",
-        "Ab was",
-        "Abwas ser",
-        "B e",
-        "a n",
-        "d l",
-        "h an",
-        "n g",
-        "u ng",
-        "Be han",
-        "dl ung",
-        "Behan dlung",
-        "A n",
-        "a g",
-        "l ag",
-    ]
-]
-SEED = [
-    ("e", "s"),
-    ("es", "t"),
-    ("est", "</w>"),
-    ("l", "o"),
-    ("lo", "w"),
-    ("n", "e"),
-    ("ne", "w"),
-    ("new", "est</w>"),
-    ("low", "</w>"),
-    ("w", "i"),
-]
-for word, merges in [("Abwasserbehandlungsanlage", ABWASSER), ("lowest", SEED)]:
+for word, merges, tokens in [
+    (
+        "Abwasserbehandlungsanlage",
+        ABWASSER_MERGES,
+        ["Abwasser", "b", "e", "han", "dlung", "s", "an", "lag", "e", "</w>"],
+    ),
+    ("lowest", SEED_MERGES, ["low", "est</w>"]),  # e s, es t, est </w>, then l o, lo w
+]:
     expect_equal(
-        call(encode_word, word, list(merges)),
-        apply_merges(word, merges),
-        f"encode_word({word!r}, ...)",
+        call(encode_word, word, list(merges), forbidden=FORBIDDEN["encode_word"]),
+        tokens,
+        "encode_word",
         mistakes=encode_word_mistakes(word, merges),
+        on=f"{word!r} with the merges of the lesson",
     )
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-for word, merges in [
-    ("widest", SEED),
-    ("newer", SEED),
-    ("Behandlungsanlage", ABWASSER),
-    ("Anlagenbau", ABWASSER),
-    ("aaaa", [("a", "a"), ("aa", "aa"), ("aaaa", "</w>")]),
-    ("x", SEED),
-    ("slower", SEED),
-]:
-    expect_equal(
-        call(encode_word, word, list(merges)),
-        apply_merges(word, merges),
-        f"encode_word({word!r}, ...)",
-        mistakes=encode_word_mistakes(word, merges),
-    )
+check_encode_word(encode_word)
 ### END HIDDEN TESTS
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 5: a byte-level BPE trainer (4 points)
+# Put the pieces together into the training loop of a GPT-2-style tokenizer (section 5),
+# with the tie rule of the word-level lesson (section 2). `train_byte_bpe(text, num_merges)`:
+#
+# 1. cuts `text` into chunks with `pre_split` and counts how often each distinct chunk
+#    occurs; each chunk becomes the list of its UTF-8 byte ids, `list(chunk.encode("utf-8"))`,
+#    the chunks kept in the order they first occur;
+# 2. repeats `num_merges` times: count every adjacent pair of ids over all chunks, weighted
+#    by the chunk's count; stop early if no pair is left; take the most frequent pair, ties
+#    going to the pair that occurs first (chunks in order, each left to right: `max(counts,
+#    key=counts.get)` on a dict filled in that order does it); replace it everywhere, left
+#    to right, by the next id (256 for the first merge, 257 for the second, ...);
+# 3. returns the merged pairs in order, `[(a, b), ...]`: merge k made id 256 + k.
+#
+# A worked example: `"ba ab ab"` is cut into `"ba"` (once) and `" ab"` (twice: the space
+# belongs to the word after it), i.e. `[98, 97]` ×1 and `[32, 97, 98]` ×2. The pairs
+# `(32, 97)` and `(97, 98)` both occur twice; `(32, 97)` comes first, so it becomes 256.
+# Then `(256, 98)` (twice) becomes 257, `(98, 97)` becomes 258, and with every chunk a
+# single id the loop stops: 4 merges asked, 3 returned.
+#
+# Write the loop in this cell (copying your code from Exercises 2 and 3 in is the idea;
+# the ids are ints, so a merged symbol is the new id, not `a + b`). `pre_split` is allowed;
+# the course's trainers and merge helpers (`naive_merges`, `incremental_merges`,
+# `ByteLevelBPE.train`, `merge_pair`, ...) are not.
+
+
+# %% nbgrader={"grade": false, "grade_id": "train-byte-bpe-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def train_byte_bpe(text, num_merges):
+    """Byte-level BPE merges of text, first-occurrence ties: a list of (a, b), merge k making id 256 + k."""
+    ### BEGIN SOLUTION
+    chunk_counts = {}
+    for chunk in pre_split(text):
+        chunk_counts[chunk] = chunk_counts.get(chunk, 0) + 1
+    words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
+    freqs = list(chunk_counts.values())
+    merges = []
+    for k in range(num_merges):
+        counts = {}  # {(a, b): weighted frequency}, in first-occurrence order
+        for symbols, freq in zip(words, freqs):
+            for pair in zip(symbols, symbols[1:]):
+                counts[pair] = counts.get(pair, 0) + freq
+        if not counts:  # every chunk is a single id
+            break
+        a, b = max(counts, key=counts.get)  # max() keeps the first of equal counts
+        new = 256 + k
+        for j, symbols in enumerate(words):
+            out, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
+                    out.append(new)
+                    i += 2
+                else:
+                    out.append(symbols[i])
+                    i += 1
+            words[j] = out
+        merges.append((a, b))
+    return merges
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "train-byte-bpe-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+from course_utils.tools.exercises.ex03_bpe import (
+    SAMPLE_TEXT,
+    call_trainer,
+    check_train_byte_bpe,
+    merge_list_properties,
+    train_byte_bpe_mistakes,
+)
+from course_utils.tools.grading import expect_equal
+
+# on a real sentence: 20 pairs of ints, merge k built from bytes and the ids of earlier merges only
+merge_list_properties(call_trainer(train_byte_bpe, SAMPLE_TEXT, 20), 20)
+expect_equal(
+    call_trainer(train_byte_bpe, "ba ab ab", 4),
+    [(32, 97), (256, 98), (98, 97)],  # the worked example above
+    "train_byte_bpe",
+    mistakes=train_byte_bpe_mistakes("ba ab ab", 4),
+    on="the worked example 'ba ab ab'",
+)
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+check_train_byte_bpe(train_byte_bpe)
+### END HIDDEN TESTS
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# Your trainer on the opening of *Persuasion*, against the course's engine with the same
+# tie rule (`incremental_merges` with `rank=None`, as in section 7), and the first merges
+# shown as the bytes they stand for: the English pieces of section 4 (`he`, `in`, ` the`),
+# now with the leading space inside the token (`' t'`, `' a'`).
+
+# %% slideshow={"slide_type": "fragment"}
+from course_utils.tools.grading import use_or_reference
+
+
+def course_train_byte_bpe(text, num_merges):
+    """The course's version of Exercise 5: ByteLevelBPE's chunks, the incremental engine, first-occurrence ties."""
+    counts = ByteLevelBPE().chunk_counts(text)
+    ids = iter(range(256, 256 + num_merges))
+    words = [list(c) for c in counts]
+    return incremental_merges(words, list(counts.values()), num_merges, new_symbol=lambda a, b: next(ids))
+
+
+trainer = use_or_reference(train_byte_bpe, course_train_byte_bpe, "train_byte_bpe")
+opening = books["Persuasion"][:20_000]
+learned = trainer(opening, 30)
+vocab = {i: bytes([i]) for i in range(256)}
+for k, (a, b) in enumerate(learned):
+    vocab[256 + k] = vocab[a] + vocab[b]
+print("same merges as the course's engine:", learned == course_train_byte_bpe(opening, 30))
+print("first 15 tokens learned:", [vocab[256 + k].decode("utf-8", "replace") for k in range(15)])
+
 # %% [markdown] slideshow={"slide_type": "notes"}
-# Presenter notes: exercise 1's trap is "a a a" (two overlapping pairs), exercise 2's is
-# the left-to-right scan ("aa a", not "a aa"), exercise 3's the order of the merges and the
-# end-of-word symbol. `make grade` names the mistake in its feedback.
+# Presenter notes: Exercise 1 (section 6) is a prediction, asked before the plot. Exercise
+# 2's trap is "a a a" (two overlapping pairs), 3's the left-to-right scan ("aa a", not
+# "a aa"), 4's the order of the merges and the end-of-word symbol; 2-4 all catch the
+# string shortcut (`" ".join` then `replace`), which merges across symbol boundaries.
+# Exercise 5 assembles a byte-level trainer from those pieces and section 5's pre-split;
+# its usual slips are merging across chunks, characters instead of bytes and another tie
+# rule. `make grade` names the mistake in its feedback.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## What to read next

@@ -1,4 +1,4 @@
-# expect: do not change the argument
+# expect: changed its input `symbols` in place
 def merge_pair(symbols, pair):
     """Correct result, but built by editing the caller's list in place."""
     a, b = pair
