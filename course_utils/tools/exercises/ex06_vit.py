@@ -20,16 +20,21 @@ from course_utils.vit import MLP, EncoderBlock, PatchEmbedding, ViT, ViTConfig, 
 from course_utils.vit_maps import attention_rollout
 
 __all__ = [
+    "patchify_mistakes",
     "patchify_properties",
     "check_patchify",
+    "class_and_positions_mistakes",
     "class_and_positions_properties",
     "check_class_and_positions",
+    "rollout_mistakes",
     "rollout_properties",
     "check_rollout",
+    "functional_vit",
+    "vit_logits_mistakes",
+    "random_vit",
     "hand_worked_vit",
     "vit_logits_properties",
     "check_vit_logits",
-    "PATCH_PREDICTION_CHOICES",
 ]
 
 
@@ -347,9 +352,3 @@ def check_vit_logits(fn) -> None:
             out, right, "vit_logits", atol=1e-4, rtol=1e-4, mistakes=vit_logits_mistakes(w, config, images), on=on
         )
         expect_dtype(out, dtype, "vit_logits")
-
-
-# ---------------------------------------------------------------------------------------------
-# the prediction: halving the patch size
-# ---------------------------------------------------------------------------------------------
-PATCH_PREDICTION_CHOICES = ["a", "b", "c", "d"]
