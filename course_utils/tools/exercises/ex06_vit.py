@@ -4,7 +4,8 @@ Each exercise has a `..._properties(fn)` check that its visible test calls (shap
 invariances, no answer computed where the student can read it) and a `check_...(fn)` that
 its hidden test calls: the course's own function as the reference (`course_utils.vit`,
 `course_utils.vit_maps`), on inputs of several shapes, with the known mistakes named where
-the input tells them apart.
+the input tells them apart. The visible tests also pass the `..._mistakes(...)` catalogues
+to their hand-worked examples, so a mistake the example tells apart is named there already.
 """
 
 from __future__ import annotations
