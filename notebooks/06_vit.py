@@ -22,7 +22,8 @@
 # - look inside: per-head attention of the [class] token, attention rollout, and the 2-D
 #   structure hidden in the learned position embeddings,
 # - see Swin's (shifted) windows and MAE's random masking as pictures,
-# - write patchify, the class-token prepend and attention rollout yourself (graded).
+# - predict what halving the patch size costs before measuring it, then write patchify, the
+#   class-token prepend, attention rollout and the whole forward pass from the weights (graded).
 #
 # **Prerequisites:** notebook 01 (multi-head attention, imported here from `course_utils.attention`)
 # and notebook 04's training loop (`course_utils.train`).
@@ -149,7 +150,7 @@ plt.show()
 # (grid columns, $P$), then bring the two grid axes to the front so that each patch's
 # $C \times P \times P$ values sit together. The permute is the whole trick: reshaping
 # straight to $(B, N, P^2C)$ would chop the image into strips of rows, not squares. (You
-# will write it yourself in exercise 1; here is the module's version in action, and a round trip.)
+# will write it yourself in exercise 2; here is the module's version in action, and a round trip.)
 
 # %% slideshow={"slide_type": "fragment"}
 x = torch.randn(2, 3, 28, 28)
@@ -163,7 +164,7 @@ print("patch 5 from the no-permute reshape equals the real patch 5?", torch.equa
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes, section 1. Start from the cost argument: pixels as tokens make T huge and
 # attention is O(T²); 16×16 patches make a 224² image 196 tokens. Show the patch grid and the
-# 16×49 sequence picture. Stress the permute: the no-permute reshape prints False (exercise 1
+# 16×49 sequence picture. Stress the permute: the no-permute reshape prints False (exercise 2
 # tests it, and its wrong answers name it).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -214,7 +215,7 @@ print("z_0:", tuple(z0.shape), "= (batch, 1 class token + 16 patches, D)")
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes, section 2. The strided-convolution identity demystifies "linear projection
 # of flattened patches". The class token is BERT's [CLS]; position embeddings are learned, not
-# sinusoidal, and are added after the prepend so the class token gets position 0 (exercise 2
+# sinusoidal, and are added after the prepend so the class token gets position 0 (exercise 3
 # tests exactly this order).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -325,12 +326,89 @@ if ref.attentions is not None:
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(maps, ref.attentions)), "attention maps differ"
 print(f"max |ours - transformers| over the logits: {err:.2e}; attention maps of all {len(maps)} layers agree")
 
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 1: predict, then measure: halve the patch (1 point)
+#
+# ViT-Base/16 cuts a 224×224 image into 16×16 patches. ViT-Base/8 is the same model (the
+# same width, depth, heads and MLP) with 8×8 patches. Going from /16 to /8, what happens to
+# the number of parameters, and to the size of the attention-weight matrix of each head in
+# each layer?
+#
+# - **a**: the parameters grow about 4×, and so do the attention weights
+# - **b**: the parameters stay about the same; the attention weights grow about 16×
+# - **c**: the parameters stay about the same; the attention weights grow about 4×
+# - **d**: the parameters shrink about 4×; the attention weights stay the same size
+#
+# Make `prediction()` return your letter, then run the measurement below it.
+
+
+# %% nbgrader={"grade": false, "grade_id": "patch-prediction-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def prediction() -> str:
+    """Your prediction: "a", "b", "c" or "d"."""
+    ### BEGIN SOLUTION
+    return "b"
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "patch-prediction-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+from course_utils.tools.grading import call, expect_choice
+
+expect_choice(call(prediction), ["a", "b", "c", "d"], "your prediction")
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+expect_choice(
+    call(prediction),
+    ["a", "b", "c", "d"],
+    "your prediction",
+    correct="b",
+    why="The measurement below counts about 86.6 M parameters at both patch sizes, and 785 x 785 attention "
+    "weights per head against 197 x 197: 15.9 times as many.",
+)
+### END HIDDEN TESTS
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The measurement: count the parameters of both models on the meta device (as in Check 1), and
+# read the shape of the attention weights off a forward pass. The attention's shape depends only
+# on the image size and the patch size, so a thin model (width 8, one layer, one head) with
+# the same patches gives the same (T, T) as ViT-Base, on a real image, in a fraction of a second.
+
+# %% slideshow={"slide_type": "fragment"}
+import dataclasses
+
+patch_rows = []
+for patch in (16, 8):
+    config = dataclasses.replace(VIT_PRESETS["ViT-Base/16"], patch_size=patch)
+    with torch.device("meta"):
+        n_params = count_parameters(ViT(config), trainable_only=True)
+    thin = ViT(dataclasses.replace(config, d_model=8, n_layers=1, n_heads=1, d_ff=8)).eval()
+    with torch.no_grad():
+        _, thin_maps = thin(torch.randn(1, 3, 224, 224), return_attention=True)  # [(1, 1, T, T)]
+    T = thin_maps[0].shape[-1]
+    patch_rows.append((patch, T, n_params, T * T))
+    print(f"ViT-Base/{patch:<3} {T:>4} tokens   {n_params:>12,} parameters   attention weights {T} x {T} = {T * T:>9,}")
+(_, T16, n16, a16), (_, T8, n8, a8) = patch_rows
+print(f"halving the patch: tokens x{T8 / T16:.2f}, parameters x{n8 / n16:.4f}, attention weights x{a8 / a16:.1f}")
+assert abs(n8 / n16 - 1) < 0.01 and a8 / a16 > 15, "the parameters stay put, the attention grows ~16x"
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **b.** Halving $P$ makes $N = HW/P^2$ four times larger (196 → 784 patches), and attention
+# compares every token with every token, so its weights grow with $T^2$: about 16× (15.9×
+# with the class token), in every head of every layer, and so do its time and memory. The
+# parameters barely move: every block's weights are sized by $D$ and $d_\text{ff}$, never by
+# $T$. Only two tables notice the patches: the patch embedding *shrinks* ($E$ is $P^2 C \times D$:
+# 768 × 768 → 192 × 768) and the position table *grows* (197 → 785 rows), and at $D = 768$ the two
+# almost cancel (+9,216 parameters in 86.6 M). Smaller patches see finer detail at the same
+# model size, and pay for it in the sequence length, not in parameters.
+
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes, section 3. Write the three equations on the board and point at where LN
 # sits (inside the branch). The meta device is worth a minute: counting 632 M parameters
 # without allocating them. The 307 M vs 304 M difference is the paper's rounding/head, and
 # both libraries agree with us exactly. The weight copy proves the layout (q/k/v/o, LN
-# before/after, GELU) is the same model, not just the same size.
+# before/after, GELU) is the same model, not just the same size. Ask for the prediction (exercise 1)
+# by a show of hands before running the patch-halving cell: a common guess is that the
+# parameters grow with the number of patches.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. A fair fight: a small ViT against a small CNN
@@ -817,12 +895,19 @@ assert ids_keep.shape == (6, 12) and bool((hidden.sum(1) == 37).all())
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8. Exercises
 #
-# ### Exercise 1: patchify
+# Exercise 1 (the patch-size prediction) sat in section 3. Here: write patchify, the class
+# token and the positions, and attention rollout, then put the whole forward pass together
+# from nothing but the model's weights. Each test cell checks a small example you can work out
+# by hand and some properties; the grader then runs hidden tests on other inputs and names the
+# mistake it recognises.
+#
+# ### Exercise 2: patchify (2 points)
 #
 # Write `image_to_patches(images, patch_size)` that turns a batch `(B, C, H, W)` into
 # `(B, N, C*P*P)`: patches in **row-major** order (left to right, then top to bottom), each
 # flattened in (channel, row, column) order, exactly like `course_utils.vit.patchify`
-# (which you may not call). Use `reshape` and `permute`.
+# (which you may not call). Use `reshape` and `permute`; keep the dtype of `images`, and make
+# it work for any batch size, any number of channels and non-square images.
 
 
 # %% nbgrader={"grade": false, "grade_id": "patchify-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -839,47 +924,28 @@ def image_to_patches(images: torch.Tensor, patch_size: int) -> torch.Tensor:
 
 # %% nbgrader={"grade": true, "grade_id": "patchify-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
+from course_utils.tools.exercises import ex06_vit
 from course_utils.tools.grading import call, expect_close, expect_shape
-from course_utils.vit import patchify as _reference_patchify
 
-
-def _patch_mistakes(x, P):
-    B, C, H, W = x.shape
-    six = x.reshape(B, C, H // P, P, W // P, P)
-    return {
-        "the patches come column by column: put the grid-row axis before the grid-column axis "
-        "(permute(0, 2, 4, ...), not permute(0, 4, 2, ...))": six.permute(0, 4, 2, 1, 3, 5).reshape(B, -1, C * P * P),
-        "a reshape without a permute cuts strips of rows, not squares: permute the grid axes in front first": x.reshape(
-            B, (H // P) * (W // P), C * P * P
-        ),
-        "the pixels inside a patch are transposed: keep (row, column) order within each patch": six.permute(
-            0, 2, 4, 1, 5, 3
-        ).reshape(B, -1, C * P * P),
-        "the channels come last inside each patch: flatten a patch as (channel, row, column)": six.permute(
-            0, 2, 4, 3, 5, 1
-        ).reshape(B, -1, C * P * P),
-    }
-
-
-x = torch.arange(2 * 16, dtype=torch.float32).view(2, 1, 4, 4)
+# by hand: a 4x4 image holding 0..15 row by row, cut into 2x2 patches, read row by row
+x = torch.arange(16.0).view(1, 1, 4, 4)
 out = call(image_to_patches, x, 2)
-expect_shape(out, (2, 4, 4), "image_to_patches(x, 2) for a (2, 1, 4, 4) batch")
-expect_close(out, _reference_patchify(x, 2), "image_to_patches(x, 2)", mistakes=_patch_mistakes(x, 2))
+expect_shape(out, (1, 4, 4), "image_to_patches(x, 2) for a (1, 1, 4, 4) image")
+expected = torch.tensor([[[0.0, 1, 4, 5], [2, 3, 6, 7], [8, 9, 12, 13], [10, 11, 14, 15]]])
+expect_close(
+    out,
+    expected,
+    "image_to_patches of the 4x4 image 0..15 with patch size 2",
+    mistakes=ex06_vit.patchify_mistakes(x, 2),
+)
+ex06_vit.patchify_properties(image_to_patches)  # shape and dtype, every pixel kept once
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-g = torch.Generator().manual_seed(6)
-for shape, P in (((3, 3, 12, 8), 4), ((1, 1, 28, 28), 7), ((2, 2, 6, 9), 3)):
-    xh = torch.randn(*shape, generator=g)
-    expect_close(
-        call(image_to_patches, xh, P),
-        _reference_patchify(xh, P),
-        f"image_to_patches on a {shape} batch with patch size {P}",
-        mistakes=_patch_mistakes(xh, P),
-    )
+ex06_vit.check_patchify(image_to_patches)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 2: the class token and the positions
+# ### Exercise 3: the class token and the positions (2 points)
 #
 # Write `add_class_and_positions(patch_tokens, cls_token, pos_embed)`:
 # `patch_tokens` are the projected patches $x_p E$ of shape `(B, N, D)`, `cls_token` is
@@ -901,53 +967,34 @@ def add_class_and_positions(
 
 # %% nbgrader={"grade": true, "grade_id": "cls-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
+from course_utils.tools.exercises import ex06_vit
 from course_utils.tools.grading import call, expect_close, expect_shape
 
-
-def _cls_cases(x, c, p):
-    B = x.shape[0]
-    cls = c.expand(B, -1, -1)
-    right = torch.cat([cls, x], 1) + p
-    mistakes = {
-        "the positions were added before the class token was prepended, so the class token got no "
-        "position and the patches got rows 1..N only: concatenate first, then add pos_embed": torch.cat(
-            [cls, x + p[:, 1:]], 1
-        ),
-        "the positions were added to the patches before the prepend and are shifted by one "
-        "(patch i got the class position's row): concatenate first, then add pos_embed": torch.cat(
-            [cls + p[:, -1:], x + p[:, :-1]], 1
-        ),
-        "the class token is at the end: it must be the first token (index 0)": torch.cat([x, cls], 1) + p,
-        "pos_embed is missing: add E_pos to every token, class token included": torch.cat([cls, x], 1),
-    }
-    return right, mistakes
-
-
-g = torch.Generator().manual_seed(0)
-x, c, p = torch.randn(2, 4, 3, generator=g), torch.randn(1, 1, 3, generator=g), torch.randn(1, 5, 3, generator=g)
-right, mistakes = _cls_cases(x, c, p)
+# by hand: 2 images of 2 patches, D = 2; class token (10, 20); position rows (100, 200), (300, 400), (500, 600)
+x = torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]]])  # (2, 2, 2)
+c = torch.tensor([[[10.0, 20.0]]])  # (1, 1, 2)
+p = torch.tensor([[[100.0, 200.0], [300.0, 400.0], [500.0, 600.0]]])  # (1, 3, 2)
 out = call(add_class_and_positions, x, c, p)
-expect_shape(out, (2, 5, 3), "add_class_and_positions for B=2, N=4, D=3")
-expect_close(out, right, "z_0", mistakes=mistakes)
+expect_shape(out, (2, 3, 2), "add_class_and_positions for B=2, N=2, D=2")
+expected = torch.tensor(
+    [[[110.0, 220.0], [301.0, 402.0], [503.0, 604.0]], [[110.0, 220.0], [305.0, 406.0], [507.0, 608.0]]]
+)
+expect_close(out, expected, "z_0 of the hand-worked example", mistakes=ex06_vit.class_and_positions_mistakes(x, c, p))
+ex06_vit.class_and_positions_properties(add_class_and_positions)  # shape, dtype, token 0 = x_class + E_pos[0]
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-for B, N, D in ((5, 16, 8), (1, 49, 4)):
-    x, c, p = (
-        torch.randn(B, N, D, generator=g),
-        torch.randn(1, 1, D, generator=g),
-        torch.randn(1, N + 1, D, generator=g),
-    )
-    right, mistakes = _cls_cases(x, c, p)
-    expect_close(call(add_class_and_positions, x, c, p), right, f"z_0 for B={B}, N={N}, D={D}", mistakes=mistakes)
+ex06_vit.check_class_and_positions(add_class_and_positions)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 3: attention rollout
+# ### Exercise 4: attention rollout (3 points)
 #
 # Write `rollout(attentions)`: `attentions` is a list with one tensor `(B, h, T, T)` per layer,
 # first layer first. For each layer average the heads, add the identity matrix (the residual
 # connection), renormalise every row to sum to 1, and multiply the layers so that later layers
-# act last: $R = \tilde A_L \cdots \tilde A_2 \tilde A_1$. Return $R$, shape `(B, T, T)`.
+# act last: $R = \tilde A_L \cdots \tilde A_2 \tilde A_1$. Return $R$, shape `(B, T, T)`, in
+# the dtype of the weights. Do not call `course_utils.vit_maps.attention_rollout` (nor
+# `rollout_class_map`, which uses it).
 
 
 # %% nbgrader={"grade": false, "grade_id": "rollout-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -966,60 +1013,145 @@ def rollout(attentions: list) -> torch.Tensor:
 
 # %% nbgrader={"grade": true, "grade_id": "rollout-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
+from course_utils.tools.exercises import ex06_vit
 from course_utils.tools.grading import call, expect_close, expect_shape
-from course_utils.vit_maps import attention_rollout as _reference_rollout
 
-
-def _rollout_mistakes(attn):
-    T = attn[0].shape[-1]
-    eye = torch.eye(T, dtype=attn[0].dtype)
-
-    def chain(step, order="left", fuse=lambda a: a.mean(1)):
-        r = None
-        for a in attn:
-            a = step(fuse(a))
-            r = a if r is None else (a @ r if order == "left" else r @ a)
-        return r
-
-    norm = lambda a: a / a.sum(-1, keepdim=True)
-    return {
-        "the identity (residual connection) is missing: add torch.eye(T) to each layer's averaged attention": chain(
-            lambda a: a
-        ),
-        "the rows are not renormalised after adding the identity: divide each row by its sum": chain(lambda a: a + eye),
-        "the layers are multiplied in the wrong order: the later layer goes on the LEFT (R = A_l @ R)": chain(
-            lambda a: norm(a + eye), order="right"
-        ),
-        "the heads are combined with a max (or a sum), not averaged: use .mean(dim=1)": chain(
-            lambda a: norm(a + eye), fuse=lambda a: a.amax(1)
-        ),
-        "only the last layer is used: multiply all layers together": norm(attn[-1].mean(1) + eye),
-    }
-
-
-g = torch.Generator().manual_seed(1)
-attn = [torch.randn(2, 3, 5, 5, generator=g).softmax(-1) for _ in range(3)]
-out = call(rollout, attn)
-expect_shape(out, (2, 5, 5), "rollout of 3 layers of (2, 3, 5, 5)")
-expect_close(out, _reference_rollout(attn), "rollout", mistakes=_rollout_mistakes(attn), atol=1e-5)
+# by hand, T = 2. Layer 1 has two heads, [[1, 0], [1, 0]] and [[0, 1], [1, 0]]: their mean is
+# [[.5, .5], [1, 0]]; plus I, [[1.5, .5], [1, 1]]; rows renormalised, A1 = [[.75, .25], [.5, .5]].
+layer1 = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]]])  # (1, 2, 2, 2)
+out = call(rollout, [layer1])
+expect_shape(out, (1, 2, 2), "rollout of one layer of (1, 2, 2, 2)")
+expect_close(
+    out,
+    torch.tensor([[[0.75, 0.25], [0.5, 0.5]]]),
+    "rollout of the hand-worked layer 1",
+    mistakes=ex06_vit.rollout_mistakes([layer1]),
+)
+# Layer 2: both heads [[0, 1], [0, 1]], so A2 = [[.5, .5], [0, 1]], and R = A2 @ A1 = [[.625, .375], [.5, .5]].
+layer2 = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]]]])
+expect_close(
+    call(rollout, [layer1, layer2]),
+    torch.tensor([[[0.625, 0.375], [0.5, 0.5]]]),
+    "rollout of layers 1 and 2",
+    mistakes=ex06_vit.rollout_mistakes([layer1, layer2]),
+)
+ex06_vit.rollout_properties(rollout)  # shape, non-negative rows that sum to one
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-for B, h, T, L in ((1, 4, 17, 4), (3, 2, 6, 1), (2, 1, 9, 6)):
-    attn = [torch.randn(B, h, T, T, generator=g).mul(2).softmax(-1) for _ in range(L)]
-    expect_close(
-        call(rollout, attn),
-        _reference_rollout(attn),
-        f"rollout of {L} layers of ({B}, {h}, {T}, {T})",
-        mistakes=_rollout_mistakes(attn),
-        atol=1e-5,
-    )
+ex06_vit.check_rollout(rollout)
 ### END HIDDEN TESTS
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 5: the whole forward pass, from the weights (4 points)
+#
+# Section 3's `vit_forward` called the model's own modules. Now you get only its tensors:
+# write `vit_logits(weights, config, images)` that returns the logits `(B, n_classes)` of
+# `course_utils.vit.ViT(config)` holding `weights` (its `state_dict()`, a dict of tensors), for
+# `images` `(B, C, H, W)`, in their dtype. The names you need:
+#
+# | weights | shape | what |
+# |---|---|---|
+# | `patch_embed.proj.weight`, `.bias` | `(D, C*P*P)`, `(D,)` | $E$: a Linear layer on patchified images |
+# | `cls_token`, `pos_embed` | `(1, 1, D)`, `(1, N + 1, D)` | $x_\text{class}$ and $E_\text{pos}$ |
+# | `blocks.{i}.ln1.*`, `blocks.{i}.ln2.*` | `(D,)` | the LayerNorms before attention and before the MLP |
+# | `blocks.{i}.attn.q_proj.*`, `k_proj`, `v_proj`, `out_proj` | `(D, D)`, `(D,)` | the projections of multi-head attention |
+# | `blocks.{i}.mlp.fc1.*`, `blocks.{i}.mlp.fc2.*` | `(d_ff, D)`, `(D, d_ff)` | the MLP, GELU between |
+# | `norm.*`, `head.*` | `(D,)`, `(n_classes, D)` | the final LayerNorm and the classifier |
+#
+# (`.*` means `.weight` and `.bias`.) Use the pieces you have met: `patchify`, `F.linear`,
+# `F.layer_norm` (with `eps=config.layer_norm_eps`), `F.gelu`, and notebook 01's
+# `split_heads`, `scaled_dot_product_attention` and `merge_heads`. The modules `ViT`,
+# `EncoderBlock`, `MultiHeadAttention`, `PatchEmbedding` and `MLP` are not allowed here.
+# About 20 lines.
+
+# %% nbgrader={"grade": false, "grade_id": "vit-logits-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+from course_utils.attention import merge_heads, scaled_dot_product_attention, split_heads
+
+
+def vit_logits(weights: dict, config: ViTConfig, images: torch.Tensor) -> torch.Tensor:
+    """The ViT's logits (B, n_classes) for images (B, C, H, W), from its state dict alone."""
+    ### BEGIN SOLUTION
+    D, eps = config.d_model, config.layer_norm_eps
+
+    def linear(name, x):  # x W^T + b with the weights stored under `name`
+        return F.linear(x, weights[name + ".weight"], weights[name + ".bias"])
+
+    def layer_norm(name, x):
+        return F.layer_norm(x, (D,), weights[name + ".weight"], weights[name + ".bias"], eps)
+
+    x = linear("patch_embed.proj", patchify(images, config.patch_size))  # (B, N, D)
+    cls = weights["cls_token"].expand(x.shape[0], -1, -1)  # (B, 1, D)
+    z = torch.cat([cls, x], dim=1) + weights["pos_embed"]  # z_0 (B, N + 1, D)
+    for i in range(config.n_layers):
+        block = f"blocks.{i}."
+        h = layer_norm(block + "ln1", z)
+        q, k, v = (split_heads(linear(block + f"attn.{n}_proj", h), config.n_heads) for n in "qkv")
+        attended, _ = scaled_dot_product_attention(q, k, v)  # (B, h, T, d_head)
+        z = linear(block + "attn.out_proj", merge_heads(attended)) + z  # z' = MSA(LN(z)) + z
+        h = F.gelu(linear(block + "mlp.fc1", layer_norm(block + "ln2", z)))
+        z = linear(block + "mlp.fc2", h) + z  # z = MLP(LN(z')) + z'
+    y = layer_norm("norm", z[:, 0])  # y = LN(z_L^0), the class token only
+    return linear("head", y)  # (B, n_classes)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "vit-logits-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import torch
+from course_utils.tools.exercises import ex06_vit
+from course_utils.tools.grading import call, expect_close
+
+# by hand (see ex06_vit.hand_worked_vit): every block weight and bias is zero, so each block adds nothing
+# and the class token reaches the final LayerNorm as x_class + E_pos[0] = (3, 2) + (0, -1) = (3, 1).
+# LN maps (3, 1) to (1, -1); the head, rows (1, 0), (0, 1), (1, 1) and bias (0, 0, 5), gives (1, -1, 5).
+config, weights, images = ex06_vit.hand_worked_vit()
+out = call(vit_logits, weights, config, images)
+expect_close(
+    out,
+    torch.tensor([[1.0, -1.0, 5.0], [1.0, -1.0, 5.0]]),
+    "vit_logits of the hand-worked ViT",
+    atol=1e-4,
+    mistakes=ex06_vit.vit_logits_mistakes(weights, config, images),
+)
+ex06_vit.vit_logits_properties(vit_logits)  # shape, dtype, each image scored on its own
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+ex06_vit.check_vit_logits(vit_logits)
+### END HIDDEN TESTS
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Your forward pass on the ViT trained in section 4 (the course's own model stands in until
+# `vit_logits` is written): the same weights, the same images, the same predictions.
+
+# %% slideshow={"slide_type": "fragment"}
+from course_utils.tools.grading import use_or_reference
+
+
+def course_logits(weights: dict, config: ViTConfig, images: torch.Tensor) -> torch.Tensor:
+    """The course's ViT holding `weights`: what vit_logits must reproduce."""
+    model = ViT(config).to(images.device)
+    model.load_state_dict(weights)
+    return model.eval()(images)
+
+
+logits_fn = use_or_reference(vit_logits, course_logits, "vit_logits")
+trained = {k: v.detach() for k, v in vit_model.state_dict().items()}
+some_test = X_test[:N_EVAL_CURVE].to(device)
+with torch.no_grad():
+    yours, reference = logits_fn(trained, vit_model.config, some_test), vit_model.eval()(some_test)
+agree = (yours.argmax(-1) == reference.argmax(-1)).float().mean().item()
+print(
+    f"on {len(some_test)} test images: the same prediction for {agree:.1%}, "
+    f"largest logit difference {(yours - reference).abs().max().item():.1e}"
+)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes, section 8. Each test names the likely mistake: column-major patches, a
 # reshape without permute, positions added before the prepend, rollout without the identity
-# or without renormalising, layers multiplied in the wrong order. Let students run the tests
-# with a deliberate mistake to see the diagnosis.
+# or without renormalising, layers multiplied in the wrong order, and in the forward pass a
+# post-LN block, a missing final LayerNorm, mean pooling instead of the class token, a single
+# head. Exercise 5 is the payoff: twenty lines of `F.linear` and `F.layer_norm` reproduce the
+# trained model's predictions. Let students run the tests with a deliberate mistake to see
+# the diagnosis.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## What to read next
