@@ -677,7 +677,7 @@ assert torch.equal(
 #
 # Below, our GPT gives its distribution over the next character after a prompt, and the cell
 # after the plots measures the **entropy** of `softmax(z / T)` (in bits: $2^H$ is the number of
-# equally likely characters it is worth) as the temperature goes from 2 down to 0.01. What
+# equally likely characters it is worth) as the temperature goes from 2 down to 0.001. What
 # happens to the entropy as $T \to 0$?
 #
 # - **a**: it rises towards $\log_2 V$: a colder softmax spreads the probability over all characters.
@@ -708,7 +708,7 @@ expect_choice(
     CHOICES,
     "your prediction",
     correct="b",
-    why="The entropies printed after the plots fall as T falls and are near 0 bits at T = 0.01: "
+    why="The entropies printed after the plots fall as T falls, to nearly 0 bits at T = 0.001: "
     "softmax(z / T) is proportional to p ** (1 / T), which gives the most likely character almost everything.",
 )
 ### END HIDDEN TESTS
@@ -742,12 +742,12 @@ plt.show()
 
 # %% slideshow={"slide_type": "fragment"}
 # the measurement of exercise 4: entropy of softmax(z / T) for the next character, in bits
-temperatures = (2.0, 1.0, 0.5, 0.25, 0.1, 0.05, 0.01)
+temperatures = (2.0, 1.0, 0.5, 0.25, 0.1, 0.01, 0.001)
 entropy_bits = []
 for temp in temperatures:
     probs = apply_temperature(last, temp).softmax(-1)
     entropy_bits.append(torch.special.entr(probs).sum().item() / math.log(2))  # -sum p log2 p
-    print(f"T = {temp:<5} entropy {entropy_bits[-1]:5.2f} bits, most likely character {probs.max().item():6.1%}")
+    print(f"T = {temp:<6} entropy {entropy_bits[-1]:5.2f} bits, most likely character {probs.max().item():6.1%}")
 print(f"uniform over all {len(chars)} characters: {math.log2(len(chars)):.2f} bits")
 assert all(a >= b - 1e-6 for a, b in zip(entropy_bits, entropy_bits[1:])), "entropy should fall with T"
 
