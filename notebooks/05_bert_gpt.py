@@ -18,7 +18,8 @@
 #
 # **In this notebook you will**
 # - measure an n-gram model's sparsity problem and its held-out bits per character,
-# - train a GPT (causal masks, pre-LN blocks, weight tying) and beat the trigram model,
+# - write a GPT block and its forward pass yourself, then train a GPT (causal masks, pre-LN
+#   blocks, weight tying) and beat the trigram model,
 # - sample with temperature, top-k and top-p, and speed generation up with a KV cache,
 # - prove our GPT is GPT-2 by loading its weights into `transformers` (same logits),
 # - pre-train a small BERT with the 15 % masking rule and next-sentence prediction,
@@ -292,6 +293,84 @@ print("our causal attention = the module's; the past does not see the future")
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 1: a GPT block and the forward pass (4 points)
+#
+# Now assemble the model from these pieces, as in the equation above.
+#
+# - `gpt_block(x, block)`: one pre-LN block on `x` `(B, T, d_model)`, using the weights of
+#   `block` (a `course_utils.gpt.Block`): first `x + attn(block.ln_1(x))`, where `attn` is the
+#   causal self-attention above with `block.attn.c_attn` and `block.attn.c_proj`
+#   (`n_heads = block.attn.config.n_heads`; you may call `causal_self_attention`), then
+#   `x + block.mlp(block.ln_2(x))` on the updated `x`.
+# - `gpt_logits(idx, model)`: token ids `(B, T)` to logits `(B, T, vocab_size)`. Add the token
+#   embeddings `model.transformer.wte(idx)` and the position embeddings
+#   `model.transformer.wpe` of positions `0, ..., T-1`, run every block of
+#   `model.transformer.h` in order with your `gpt_block`, apply the final LayerNorm
+#   `model.transformer.ln_f`, and score against the **tied** embedding matrix: multiply by
+#   `model.transformer.wte.weight` transposed.
+#
+# Calling `block(x)`, `block.attn(...)`, `model(idx)` or `model.lm_head` is not allowed here (the
+# tests hand you copies where they refuse to run). The tests compare your functions with
+# `course_utils.gpt` on small GPTs with random weights.
+
+
+# %% nbgrader={"grade": false, "grade_id": "gpt-block-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def gpt_block(x: torch.Tensor, block) -> torch.Tensor:
+    """One pre-LN block on x (B, T, d_model): x + attn(ln_1(x)) with a causal mask, then x + mlp(ln_2(x))."""
+    ### BEGIN SOLUTION
+    B, T, C = x.shape
+    n_heads = block.attn.config.n_heads
+    # attention sub-layer: normalise, project to q | k | v, attend to the past, mix the heads, add
+    h = block.ln_1(x)
+    q, k, v = block.attn.c_attn(h).split(C, dim=-1)  # (B, T, C) each
+    q, k, v = (split_heads(t, n_heads) for t in (q, k, v))  # (B, h, T, C/h)
+    allowed = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()  # query t sees keys 0..t
+    out, _ = scaled_dot_product_attention(q, k, v, allowed)
+    x = x + block.attn.c_proj(merge_heads(out))
+    # MLP sub-layer, on the updated residual stream
+    return x + block.mlp(block.ln_2(x))
+    ### END SOLUTION
+
+
+def gpt_logits(idx: torch.Tensor, model) -> torch.Tensor:
+    """Token ids (B, T) -> next-token logits (B, T, vocab_size): embeddings, every block, ln_f, the tied output layer."""
+    ### BEGIN SOLUTION
+    wte, wpe = model.transformer.wte, model.transformer.wpe
+    positions = torch.arange(idx.shape[1], device=idx.device)  # 0 .. T-1
+    x = wte(idx) + wpe(positions)  # (B, T, C)
+    for block in model.transformer.h:
+        x = gpt_block(x, block)
+    x = model.transformer.ln_f(x)
+    return x @ wte.weight.T  # (B, T, V): the output layer is the embedding matrix
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "gpt-block-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+from course_utils.tools.exercises.ex05_bert_gpt import check_gpt, gpt_properties
+
+# On a small GPT with random weights (11 tokens, d_model 12, 3 heads, max_len 8):
+# - gpt_block keeps the shape (B, T, d_model); gpt_logits gives (B, T, vocab_size) floats;
+# - with its output projections attn.c_proj and mlp.c_proj set to zero, a pre-LN block returns x
+#   unchanged (the residual stream is an identity path);
+# - changing the input at positions 3 and later leaves the outputs at positions 0 to 2 as they were.
+gpt_properties(gpt_block, gpt_logits)
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+check_gpt(gpt_block, gpt_logits)
+### END HIDDEN TESTS
+
+# %% slideshow={"slide_type": "fragment"}
+# your forward pass is the module's: GPT.forward runs exactly these pieces
+from course_utils.tools.grading import use_or_reference
+
+logits_fn = use_or_reference(gpt_logits, lambda idx, model: model(idx)[0], "gpt_logits")
+ids_check = torch.randint(len(chars), (2, 16), generator=torch.Generator().manual_seed(SEED))
+with torch.no_grad():
+    assert torch.allclose(logits_fn(ids_check, demo), demo(ids_check)[0], atol=1e-5)
+print("gpt_logits(ids, demo) = demo(ids): embeddings, blocks, ln_f and the tied output layer")
+
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The training objective: predict the next token
 #
 # Run the model on $x_1 \dots x_T$; the logits at position $t$ are its guess for $x_{t+1}$.
@@ -300,7 +379,7 @@ print("our causal attention = the module's; the past does not see the future")
 #
 # $$\mathcal{L} = -\frac{1}{B(T-1)} \sum_{b}\sum_{t=1}^{T-1} \log \operatorname{softmax}(z_{b,t})_{x_{b,t+1}} .$$
 #
-# ### Exercise 1: a causal language-model loss
+# ### Exercise 2: a causal language-model loss (2 points)
 #
 # Write `lm_loss(logits, ids)`: logits `(B, T, V)` from running the model on `ids` `(B, T)`;
 # return the mean cross-entropy (in nats, a scalar tensor) of each position's logits against
@@ -319,54 +398,36 @@ def lm_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "lm-loss-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import math
 import torch
-import torch.nn.functional as F
-from course_utils.tools.grading import call, expect_close, expect
+from course_utils.tools.grading import call, expect, expect_close
+from course_utils.tools.exercises.ex05_bert_gpt import check_lm_loss, lm_loss_mistakes
 
-
-def _ce(lg, tg):
-    return F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tg.reshape(-1))
-
-
-def _lm_mistakes(lg, ids):
-    return {
-        "the targets are not shifted: position t must be scored against token t + 1, not token t": _ce(lg, ids),
-        "shifted the wrong way: drop the LAST position of the logits and the FIRST token of ids": _ce(
-            lg[:, 1:], ids[:, :-1]
-        ),
-        "a sum instead of a mean over the predictions": _ce(lg[:, :-1], ids[:, 1:]) * ids[:, 1:].numel(),
-    }
-
-
-g = torch.Generator().manual_seed(0)
-logits = torch.randn(2, 6, 5, generator=g)
-ids = torch.randint(0, 5, (2, 6), generator=g)
+# Hand-worked, 2 symbols, ids 0 1 1. Position 0 gives the next token (1) the probability 3/4
+# (logits 0 and ln 3), position 1 gives the next token (1) the probability 1/4 (logits ln 3 and 0),
+# position 2 has no next token. The loss is the mean of -ln(3/4) and -ln(1/4): ln(16/3) / 2 = 0.837 nats.
+logits = torch.tensor([[[0.0, math.log(3)], [math.log(3), 0.0], [5.0, -5.0]]])
+ids = torch.tensor([[0, 1, 1]])
 out = call(lm_loss, logits, ids)
 expect(
-    isinstance(out, torch.Tensor) and out.dim() == 0, "lm_loss should return a scalar tensor (a mean over predictions)."
+    isinstance(out, torch.Tensor) and out.dim() == 0,
+    "lm_loss should return a scalar tensor (the mean over predictions).",
 )
 expect_close(
-    out, _ce(logits[:, :-1], ids[:, 1:]), "lm_loss(logits, ids)", atol=1e-5, mistakes=_lm_mistakes(logits, ids)
+    out,
+    torch.tensor(math.log(16 / 3) / 2),
+    "lm_loss on the hand-worked example",
+    mistakes=lm_loss_mistakes(logits, ids),
+)
+# all-zero logits: every prediction is a uniform guess over V = 5 symbols and costs ln 5, whatever the tokens
+expect_close(
+    call(lm_loss, torch.zeros(2, 4, 5), torch.tensor([[0, 1, 2, 3], [4, 4, 0, 1]])),
+    torch.tensor(math.log(5)),
+    "lm_loss with all-zero logits over 5 symbols",
 )
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-logits2 = torch.randn(3, 9, 11, generator=g) * 3
-ids2 = torch.randint(0, 11, (3, 9), generator=g)
-expect_close(
-    call(lm_loss, logits2, ids2),
-    _ce(logits2[:, :-1], ids2[:, 1:]),
-    "lm_loss on a (3, 9, 11) batch",
-    atol=1e-5,
-    mistakes=_lm_mistakes(logits2, ids2),
-)
-from course_utils.gpt import causal_lm_loss as _reference
-
-expect_close(
-    call(lm_loss, logits2[:1, :2], ids2[:1, :2]),
-    _reference(logits2[:1, :2], ids2[:1, :2]),
-    "lm_loss with T = 2 (one prediction per row)",
-    atol=1e-5,
-)
+check_lm_loss(lm_loss)
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "fragment"}
@@ -376,7 +437,11 @@ from course_utils.tools.grading import use_or_reference
 assert torch.allclose(use_or_reference(lm_loss, causal_lm_loss)(logits, ids), causal_lm_loss(logits, ids))
 
 # %% [markdown] slideshow={"slide_type": "notes"}
-# Walk through the three design choices on the equation. Then the shifted loss: the most
+# Walk through the three design choices on the equation; exercise 1 has the students wire
+# them up themselves (a pre-LN block with its causal mask, then embeddings to tied logits),
+# graded against `course_utils.gpt` on random weights, and its feedback names the classic
+# slips (post-LN, no mask, the mask the wrong way round, sqrt(d_model) for sqrt(d_head), no
+# position embeddings, one block for every layer). Then the shifted loss: the most
 # common bug in a first GPT is to score position t against token t, which the model can
 # "solve" by copying its input (the causal mask lets it see token t), so the loss drops to
 # zero and the model learns nothing. The exercise's feedback names that mistake.
@@ -527,13 +592,14 @@ print(f"saved {gpt_path.relative_to(ckpt_dir.parent.parent)} (notebooks 07 and 0
 # - **Top-p (nucleus)**: keep the smallest set of most likely tokens whose total probability
 #   reaches $p$: few tokens where the model is sure, many where it is not.
 #
-# ### Exercise 2: temperature sampling
+# ### Exercise 3: temperature sampling (3 points)
 #
 # Write `temperature_probs(logits, temperature)`, the distribution $\operatorname{softmax}(z/T)$
 # over the last dimension, and `sample_with_temperature(logits, temperature, generator)`, one
 # draw per row of `(B, V)` logits returned as `(B, 1)` ids: use
 # `torch.multinomial(probs, 1, generator=generator)`, and for `temperature == 0` return the
-# argmax (greedy) instead.
+# argmax (greedy) instead. The ids are token indices, so they stay integers (`torch.long`).
+# Do not call `course_utils.sampling.sample_next`: it is the course's version of this exercise.
 
 
 # %% nbgrader={"grade": false, "grade_id": "temperature-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -554,75 +620,43 @@ def sample_with_temperature(logits: torch.Tensor, temperature: float, generator=
 
 
 # %% nbgrader={"grade": true, "grade_id": "temperature-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import math
 import torch
-from course_utils.tools.grading import call, expect_close, expect_equal, expect
+from course_utils.tools.grading import call, expect_close, expect_dtype, expect_equal, expect_shape
+from course_utils.tools.exercises.ex05_bert_gpt import (
+    check_temperature,
+    greedy_draws,
+    greedy_mistakes,
+    temperature_mistakes,
+    temperature_properties,
+)
 
-z = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.5, 0.5, 3.0, 0.0]])
-
-
-def _temperature_mistakes(z, T):
-    p = torch.softmax(z, -1)
-    return {
-        "temperature multiplied instead of divided: use softmax(logits / T)": torch.softmax(z * T, -1),
-        "temperature applied after the softmax: divide the logits, not the probabilities": (p / T),
-        "no softmax: return probabilities, not scaled logits": z / T,
-        "softmax over the wrong dimension: use dim=-1": torch.softmax(z / T, 0),
-    }
-
-
-for T in (0.5, 2.0):
+# Hand-worked: logits 0 and ln 3 give the probabilities 1/4 and 3/4 at T = 1; at T = 0.5 they
+# become 0 and 2 ln 3, i.e. 1 : 9, so 1/10 and 9/10.
+z = torch.tensor([[0.0, math.log(3)]])
+for temp, want in ((1.0, [[0.25, 0.75]]), (0.5, [[0.1, 0.9]])):
     expect_close(
-        call(temperature_probs, z, T),
-        torch.softmax(z / T, -1),
-        f"temperature_probs(z, {T})",
-        mistakes=_temperature_mistakes(z, T),
+        call(temperature_probs, z, temp),
+        torch.tensor(want),
+        f"temperature_probs(z, {temp})",
+        mistakes=temperature_mistakes(z, temp),
     )
-try:
-    greedy = sample_with_temperature(z, 0)
-except NotImplementedError:
-    greedy = call(sample_with_temperature, z, 0)
-except Exception:
-    greedy = None
-    expect(
-        False,
-        "sample_with_temperature(z, 0) crashed: temperature 0 means greedy, return the argmax "
-        "instead of dividing by 0.",
-    )
+temperature_properties(temperature_probs)  # same shape as the logits, every distribution sums to one
+# greedy (T = 0) is the argmax of each row, as (B, 1) ids
+z = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.5, 0.5, 3.0, 0.0]])
+greedy = greedy_draws(sample_with_temperature, z)
 expect_equal(
-    greedy, torch.tensor([[0], [2]]), "sample_with_temperature(z, 0) (greedy: the argmax of each row, shape (B, 1))"
+    greedy,
+    torch.tensor([[0], [2]]),
+    "sample_with_temperature(z, 0) (greedy: the argmax of each row)",
+    mistakes=greedy_mistakes(z),
 )
 draws = call(sample_with_temperature, z, 1.0, torch.Generator().manual_seed(3))
-expect(
-    isinstance(draws, torch.Tensor) and tuple(draws.shape) == (2, 1),
-    "sample_with_temperature should return (B, 1) ids.",
-)
+expect_shape(draws, (2, 1), "sample_with_temperature(z, 1.0)")
+expect_dtype(draws, torch.long, "sample_with_temperature(z, 1.0) (token ids)")
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-z3 = torch.randn(3, 7, generator=torch.Generator().manual_seed(5)) * 2
-expect_close(
-    call(temperature_probs, z3, 0.7),
-    torch.softmax(z3 / 0.7, -1),
-    "temperature_probs on (3, 7) logits",
-    mistakes=_temperature_mistakes(z3, 0.7),
-)
-ref = torch.multinomial(torch.softmax(z3 / 1.5, -1), 1, generator=torch.Generator().manual_seed(11))
-got = call(sample_with_temperature, z3, 1.5, torch.Generator().manual_seed(11))
-expect_equal(
-    got,
-    ref,
-    "sample_with_temperature with a seeded generator",
-    mistakes={
-        "temperature multiplied instead of divided": torch.multinomial(
-            torch.softmax(z3 * 1.5, -1), 1, generator=torch.Generator().manual_seed(11)
-        )
-    },
-)
-big = torch.tensor([[0.0, 1.0]]).expand(4000, 2)
-share = call(sample_with_temperature, big, 0.5, torch.Generator().manual_seed(1)).float().mean().item()
-expect(
-    abs(share - torch.softmax(torch.tensor([0.0, 2.0]), 0)[1].item()) < 0.03,
-    "at T = 0.5 the draws do not follow softmax(logits / T): check that you sample from temperature_probs.",
-)
+check_temperature(temperature_probs, sample_with_temperature)
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "fragment"}
@@ -636,6 +670,48 @@ assert torch.equal(
     sample_fn(z, 0.8, torch.Generator().manual_seed(0)),
     sample_next(z, temperature=0.8, generator=torch.Generator().manual_seed(0)),
 )
+
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 4: predict before you measure (1 point)
+#
+# Below, our GPT gives its distribution over the next character after a prompt, and the cell
+# after the plots measures the **entropy** of `softmax(z / T)` (in bits: $2^H$ is the number of
+# equally likely characters it is worth) as the temperature goes from 2 down to 0.001. What
+# happens to the entropy as $T \to 0$?
+#
+# - **a**: it rises towards $\log_2 V$: a colder softmax spreads the probability over all characters.
+# - **b**: it falls towards 0 bits: nearly all the probability goes to the most likely character.
+# - **c**: it stays the same: dividing the logits by $T$ does not change their order.
+# - **d**: it falls at first, then rises again for $T$ below 0.5.
+#
+# Make `prediction()` return your letter, before you run the measurement.
+
+
+# %% nbgrader={"grade": false, "grade_id": "entropy-prediction-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def prediction() -> str:
+    """Your answer to the question above: "a", "b", "c" or "d"."""
+    ### BEGIN SOLUTION
+    return "b"
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "entropy-prediction-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+from course_utils.tools.grading import call, expect_choice
+
+CHOICES = ["a", "b", "c", "d"]
+expect_choice(call(prediction), CHOICES, "your prediction")
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+expect_choice(
+    call(prediction),
+    CHOICES,
+    "your prediction",
+    correct="b",
+    why="The entropies printed after the plots fall as T falls, to nearly 0 bits at T = 0.001: "
+    "softmax(z / T) is proportional to p ** (1 / T), which gives the most likely character almost everything.",
+)
+### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # What the three knobs do to our GPT's next-character distribution after a prompt:
@@ -664,6 +740,24 @@ plt.suptitle(f"next character after '...{prompt[-30:]}'", fontsize=9)
 plt.tight_layout()
 plt.show()
 
+# %% slideshow={"slide_type": "fragment"}
+# the measurement of exercise 4: entropy of softmax(z / T) for the next character, in bits
+temperatures = (2.0, 1.0, 0.5, 0.25, 0.1, 0.01, 0.001)
+entropy_bits = []
+for temp in temperatures:
+    probs = apply_temperature(last, temp).softmax(-1)
+    entropy_bits.append(torch.special.entr(probs).sum().item() / math.log(2))  # -sum p log2 p
+    print(f"T = {temp:<6} entropy {entropy_bits[-1]:5.2f} bits, most likely character {probs.max().item():6.1%}")
+print(f"uniform over all {len(chars)} characters: {math.log2(len(chars)):.2f} bits")
+assert all(a >= b - 1e-6 for a, b in zip(entropy_bits, entropy_bits[1:])), "entropy should fall with T"
+
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# The entropy falls with the temperature, towards 0 bits (answer **b**). Dividing by $T$ keeps
+# the order of the logits (the half-truth in **c**) but stretches the gaps between them:
+# $\operatorname{softmax}(z/T)_i \propto p_i^{1/T}$, so as $T \to 0$ the largest $p_i$ takes
+# everything (greedy decoding, a single character, 0 bits), and as $T \to \infty$ all become
+# equal ($\log_2 V$ bits). In between the entropy changes monotonically, never back.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Move the sliders (in JupyterLab) and read the continuation: low temperature repeats itself,
@@ -733,6 +827,8 @@ print(
 )
 
 # %% [markdown] slideshow={"slide_type": "notes"}
+# Exercise 4 asks for a prediction before the entropy table; once it is shown, ask the room
+# why the order of the logits stays while the gaps grow (p ** (1 / T)).
 # Let students predict what T = 0 produces before running it (a loop). The bar charts show
 # top-k cutting a fixed number and top-p adapting to the model's confidence. The KV cache
 # is the one optimisation every serving system has; notebook 08 comes back to it with
@@ -846,7 +942,7 @@ print(types_demo)
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 3: the MLM masking rule
+# ### Exercise 5: the MLM masking rule (3 points)
 #
 # Randomness is passed in, so the rule itself can be checked exactly. Write
 # `bert_mask(ids, select_u, action_u, random_ids, special, mask_id)`; all tensors are `(B, T)`:
@@ -875,62 +971,33 @@ def bert_mask(ids, select_u, action_u, random_ids, special, mask_id):
 
 # %% nbgrader={"grade": true, "grade_id": "mlm-mask-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
-from course_utils.tools.grading import call, expect_equal, expect
+from course_utils.tools.grading import call, expect, expect_equal
+from course_utils.tools.exercises.ex05_bert_gpt import check_bert_mask, mlm_mask_mistakes
 
-
-def _mask_cases(ids, u1, u2, rnd, special, mask_id):
-    """The right answer and the outputs of the mistakes we expect, as (inputs, labels) pairs."""
-
-    def rule(chosen, masked_pool):
-        inputs = ids.clone()
-        inputs[masked_pool & (u2 < 0.8)] = mask_id
-        swap = masked_pool & (u2 >= 0.8) & (u2 < 0.9)
-        inputs[swap] = rnd[swap]
-        return inputs, torch.where(chosen, ids, torch.full_like(ids, -100))
-
-    chosen = (u1 < 0.15) & ~special
-    return rule(chosen, chosen), {
-        "the 80/10/10 split was applied to every token instead of only the chosen 15 %": rule(chosen, ~special),
-        "[CLS]/[SEP] (special tokens) were masked: a special token must never be chosen": rule(u1 < 0.15, u1 < 0.15),
-        "labels are set at every position: use -100 where a token was not chosen": (rule(chosen, chosen)[0], ids),
-        "the unchanged 10 % were masked too: action_u >= 0.9 keeps the token": (
-            torch.where(chosen & (u2 >= 0.9), torch.full_like(ids, mask_id), rule(chosen, chosen)[0]),
-            rule(chosen, chosen)[1],
-        ),
-    }
-
-
-def _check_mask(ids, u1, u2, rnd, special, mask_id, what):
-    out = call(bert_mask, ids.clone(), u1, u2, rnd, special, mask_id)
-    expect(isinstance(out, tuple) and len(out) == 2, "bert_mask should return a pair (inputs, labels).")
-    right, mistakes = _mask_cases(ids, u1, u2, rnd, special, mask_id)
-    for i, part in enumerate(("inputs", "labels")):
-        expect_equal(
-            out[i],
-            right[i],
-            f"{what}: {part}",
-            mistakes={m: wrong[i] for m, wrong in mistakes.items() if not torch.equal(wrong[i], right[i])},
-        )
-
-
+# Hand-worked, one sentence [CLS] 20 21 22 23 24 25 [SEP] with [MASK] = 3:
+# chosen (select_u < 0.15, not special): positions 1, 2, 3, 5 (0 and 7 are special, 4 and 6 drew >= 0.15);
+# position 1 (action 0.30) and 5 (0.50) become [MASK], position 2 (0.85) its random id 42, position 3 (0.95)
+# stays 22. Labels: the original id at 1, 2, 3, 5 and -100 elsewhere.
 ids = torch.tensor([[1, 20, 21, 22, 23, 24, 25, 2]])
 special = torch.tensor([[True, False, False, False, False, False, False, True]])
 u1 = torch.tensor([[0.01, 0.10, 0.05, 0.12, 0.60, 0.14, 0.90, 0.02]])
 u2 = torch.tensor([[0.10, 0.30, 0.85, 0.95, 0.10, 0.50, 0.85, 0.85]])
 rnd = torch.tensor([[40, 41, 42, 43, 44, 45, 46, 47]])
-_check_mask(ids, u1, u2, rnd, special, 3, "bert_mask on one sentence")
+out = call(bert_mask, ids, u1, u2, rnd, special, 3)
+expect(isinstance(out, tuple) and len(out) == 2, "bert_mask should return a pair (inputs, labels).")
+wrong_inputs, wrong_labels = mlm_mask_mistakes(ids, u1, u2, rnd, special, 3)
+expect_equal(
+    out[0], torch.tensor([[1, 3, 42, 22, 23, 3, 25, 2]]), "bert_mask on one sentence: inputs", mistakes=wrong_inputs
+)
+expect_equal(
+    out[1],
+    torch.tensor([[-100, 20, 21, 22, -100, 24, -100, -100]]),
+    "bert_mask on one sentence: labels",
+    mistakes=wrong_labels,
+)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-g = torch.Generator().manual_seed(4)
-ids_h = torch.randint(5, 90, (6, 40), generator=g)
-special_h = torch.zeros(6, 40, dtype=torch.bool)
-special_h[:, 0] = special_h[:, -1] = special_h[:, 19] = True
-ids_h[special_h] = 2
-u1_h, u2_h = torch.rand(6, 40, generator=g) * 0.4, torch.rand(6, 40, generator=g)
-rnd_h = torch.randint(5, 90, (6, 40), generator=g)
-_check_mask(ids_h, u1_h, u2_h, rnd_h, special_h, 4, "bert_mask on a random batch")
-inp, _ = call(bert_mask, ids_h.clone(), u1_h, u2_h, rnd_h, special_h, 4)
-expect(torch.equal(ids_h[special_h], inp[special_h]), "special tokens must stay exactly as they are.")
+check_bert_mask(bert_mask)
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
