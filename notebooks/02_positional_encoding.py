@@ -555,7 +555,7 @@ expect_choice(
     CHOICES,
     "your prediction",
     correct="b",
-    why="The four curves below differ by about 1e-12: PE_p . PE_{p+k} = sum_i cos(w_i k) does not contain p.",
+    why="The four curves below differ by less than 1e-11: PE_p . PE_{p+k} = sum_i cos(w_i k) does not contain p.",
 )
 ### END HIDDEN TESTS
 
