@@ -572,7 +572,7 @@ for p0, lw, ls in zip((K, 1000, 5000, CHECK_MAX_POS - K), (5, 3.5, 2, 1), ("-", 
 ax.set(xlabel="offset k", ylabel=r"$PE_p \cdot PE_{p+k}$", title="dot product vs offset, from four starting positions")
 ax.legend()
 plt.show()
-print(f"largest difference between the curves and sum_i cos(w_i k): {spread:.1e}")
+print(f"the four curves agree with one another and with sum_i cos(w_i k) to {spread:.1e}")
 assert spread < 1e-9, "PE_p . PE_{p+k} should not depend on p"
 assert closed_form.argmax().item() == K and math.isclose(closed_form.max().item(), D_MODEL / 2)
 
