@@ -144,7 +144,8 @@ assert with_pos > 1e-2, "with positions added, shuffling the tokens should chang
 # ### Exercise 1: implement the encoding, interleaved form (3 points)
 # Write `positional_encoding(n_positions, d_model)` returning the table for positions
 # $0, \dots, n-1$, shape `(n_positions, d_model)`, **float64**. Vectorise: no Python loop
-# over positions. Watch the exponent: it is $2i/d$ for **both** members of pair $i$.
+# over positions. Watch the exponent: it is $2i/d$ for **both** members of pair $i$. Build it
+# from `torch` operations: calling `sinusoidal_encoding` (the course's answer) is not allowed here.
 
 
 # %% nbgrader={"grade": false, "grade_id": "pe-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -166,13 +167,14 @@ import math
 import torch
 from course_utils.tools.grading import call, expect, expect_close
 from course_utils.tools.exercises.ex02_positional_encoding import (
+    FORBIDDEN_PE,
     check_positional_encoding,
     pe_mistakes,
     positional_encoding_properties,
 )
 
 # worked by hand: d_model = 4 has two pairs, w_0 = 10000^0 = 1 and w_1 = 10000^(-2/4) = 0.01
-pe = call(positional_encoding, 2, 4)
+pe = call(positional_encoding, 2, 4, forbidden=FORBIDDEN_PE)
 expect(isinstance(pe, torch.Tensor), f"positional_encoding should return a torch.Tensor, got {type(pe).__name__}.")
 expect(pe.dtype == torch.float64, f"return float64 (got {pe.dtype}): float32 loses digits once pos reaches thousands.")
 expect_close(
@@ -394,7 +396,8 @@ interact(show_path, dim_x=(0, D_MODEL - 1), dim_y=(0, D_MODEL - 1), dim_z=(0, D_
 #
 # ### Exercise 2: build $M_k$ (3 points)
 # Write `build_offset_matrix(k, d_model)` returning $M_k$ of shape `(d_model, d_model)`, float64,
-# for the interleaved layout. `torch.block_diag(*blocks)` builds a block-diagonal matrix.
+# for the interleaved layout. `torch.block_diag(*blocks)` builds a block-diagonal matrix; the
+# course's `offset_matrix` is not allowed here.
 
 
 # %% nbgrader={"grade": false, "grade_id": "offset-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -413,13 +416,14 @@ import math
 import torch
 from course_utils.tools.grading import call, expect, expect_close
 from course_utils.tools.exercises.ex02_positional_encoding import (
+    FORBIDDEN_OFFSET,
     check_offset_matrix,
     offset_matrix_properties,
     offset_mistakes,
 )
 
 # worked by hand: k = 1, d_model = 4, so the two blocks turn by w_0 * 1 = 1 and w_1 * 1 = 0.01 radians
-M1 = call(build_offset_matrix, 1, 4)
+M1 = call(build_offset_matrix, 1, 4, forbidden=FORBIDDEN_OFFSET)
 expect(isinstance(M1, torch.Tensor), f"build_offset_matrix should return a torch.Tensor, got {type(M1).__name__}.")
 expect(M1.dtype == torch.float64, f"return float64 (got {M1.dtype}): the check goes up to position 10 000.")
 c0, s0, c1, s1 = math.cos(1), math.sin(1), math.cos(0.01), math.sin(0.01)
@@ -909,6 +913,8 @@ if not SMOKE:  # the claims of the text, checked on this run
 # of shape `(T,)`: rotate each **consecutive** pair $(x_{2i}, x_{2i+1})$ at position $p$ by the
 # angle $p\,\omega_i$, $\omega_i = 10000^{-2i/d}$, counter-clockwise:
 # $$y_{2i} = x_{2i}\cos p\omega_i - x_{2i+1}\sin p\omega_i, \qquad y_{2i+1} = x_{2i}\sin p\omega_i + x_{2i+1}\cos p\omega_i .$$
+#
+# Return a new tensor and leave `x` as it is; `apply_rope` is not allowed here.
 
 
 # %% nbgrader={"grade": false, "grade_id": "rope-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -931,12 +937,17 @@ def rope(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 import math
 import torch
 from course_utils.tools.grading import call, expect, expect_close
-from course_utils.tools.exercises.ex02_positional_encoding import check_rope, rope_mistakes, rope_properties
+from course_utils.tools.exercises.ex02_positional_encoding import (
+    FORBIDDEN_ROPE,
+    check_rope,
+    rope_mistakes,
+    rope_properties,
+)
 
 # worked by hand, d = 4 (w = 1 and 0.01): (1, 0) at position p turns into (cos p w_i, sin p w_i),
 # (0, 1) into (-sin p w_i, cos p w_i); position 0 does not turn at all
 x, pos = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 1.0, 0.0]], dtype=torch.float64), torch.tensor([0, 1])
-y = call(rope, x, pos)
+y = call(rope, x, pos, forbidden=FORBIDDEN_ROPE)
 expect(isinstance(y, torch.Tensor) and y.dtype == torch.float64, "rope should return a float64 tensor (x is float64).")
 expect_close(
     y,
@@ -949,7 +960,7 @@ expect_close(
 )
 x, pos = torch.tensor([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0]], dtype=torch.float64), torch.tensor([5, 0])
 expect_close(
-    call(rope, x, pos),
+    call(rope, x, pos, forbidden=FORBIDDEN_ROPE),
     torch.tensor(
         [[-math.sin(5), math.cos(5), -math.sin(0.05), math.cos(0.05)], [0.0, 1.0, 0.0, 1.0]], dtype=torch.float64
     ),
@@ -1081,7 +1092,7 @@ import math
 import torch
 from course_utils.tools.grading import call, expect_close
 from course_utils.tools.exercises.ex02_positional_encoding import (
-    FORBIDDEN,
+    FORBIDDEN_ATTENTION,
     check_rope_attention,
     rope_attention_mistakes,
     rope_attention_properties,
@@ -1098,7 +1109,7 @@ proj.weight.copy_(torch.eye(2))
 x = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]], dtype=torch.float64)  # (B, T, d_model) = (1, 2, 2)
 w0 = 1 / (1 + math.exp((1 + math.sin(1)) / math.sqrt(2)))
 expect_close(
-    call(rope_attention, x, qkv, proj, 1, forbidden=FORBIDDEN),
+    call(rope_attention, x, qkv, proj, 1, forbidden=FORBIDDEN_ATTENTION),
     torch.tensor([[[1.0, 0.0], [w0, 1 - w0]]], dtype=torch.float64),
     "rope_attention on the worked example",
     atol=1e-9,

@@ -24,6 +24,11 @@ from course_utils.positional import apply_rope, layout_permutation, offset_matri
 from course_utils.tools.grading import GradingError, call, expect, expect_close, expect_equal, expect_shape
 
 F64 = torch.float64
+# the course's own answers, which each exercise asks the student to write instead of calling
+FORBIDDEN_PE = (sinusoidal_encoding,)
+FORBIDDEN_OFFSET = (offset_matrix,)
+FORBIDDEN_ROPE = (apply_rope,)
+FORBIDDEN_ATTENTION = (apply_rope, F.scaled_dot_product_attention, scaled_dot_product_attention)
 
 
 def _expect_float64(out, name: str, why: str) -> None:
@@ -66,7 +71,7 @@ def pe_mistakes(n: int, d: int) -> dict:
 
 def positional_encoding_properties(fn) -> None:
     """Shape, float64, position 0 = (0, 1, 0, 1, ...), every (sin, cos) pair on the unit circle."""
-    pe = call(fn, 10, 8)
+    pe = call(fn, 10, 8, forbidden=FORBIDDEN_PE)
     _expect_float64(pe, "positional_encoding", "float32 loses digits once pos reaches thousands")
     expect_shape(pe, (10, 8), "positional_encoding(10, 8)")
     expect_close(pe[0], torch.tensor([0.0, 1.0] * 4, dtype=F64), "row 0 of positional_encoding(10, 8)", atol=1e-12)
@@ -84,7 +89,7 @@ def check_positional_encoding(fn) -> None:
         (1, 2, "a single position and the smallest d_model"),
         (7, 130, "a short table with more dimensions than positions"),
     ]:
-        out = call(fn, n, d)
+        out = call(fn, n, d, forbidden=FORBIDDEN_PE)
         _expect_float64(out, "positional_encoding", "float32 loses digits once pos reaches thousands")
         ref = sinusoidal_encoding(n, d, dtype=F64)
         if out.shape == ref.shape and not torch.allclose(out, ref, atol=1e-9) and torch.allclose(out, ref, atol=1e-2):
@@ -126,11 +131,16 @@ def offset_mistakes(k: float, d: int) -> dict:
 
 def offset_matrix_properties(fn) -> None:
     """Shape, float64, M_0 = I, M_k orthogonal, M_k @ PE[pos] = PE[pos + k] on the first positions."""
-    M = call(fn, 5, 8)
+    M = call(fn, 5, 8, forbidden=FORBIDDEN_OFFSET)
     _expect_float64(M, "build_offset_matrix", "the check goes up to position 10 000")
     expect_shape(M, (8, 8), "build_offset_matrix(5, 8)")
     eye = torch.eye(8, dtype=F64)
-    expect_close(call(fn, 0, 8), eye, "build_offset_matrix(0, 8) (no shift: the identity)", atol=1e-12)
+    expect_close(
+        call(fn, 0, 8, forbidden=FORBIDDEN_OFFSET),
+        eye,
+        "build_offset_matrix(0, 8) (no shift: the identity)",
+        atol=1e-12,
+    )
     expect_close(M @ M.T, eye, "M_5 @ M_5^T (a rotation: the identity)", atol=1e-9)
     pe = sinusoidal_encoding(40, 8, dtype=F64)
     expect_close(pe[:30] @ M.T, pe[5:35], "M_5 @ PE[pos] for pos = 0..29 (should be PE[pos + 5])", atol=1e-9)
@@ -144,13 +154,13 @@ def check_offset_matrix(fn) -> None:
         (0, 4, "offset 0"),
         (1, 2, "the smallest d_model"),
     ]:
-        M = call(fn, k, d)
+        M = call(fn, k, d, forbidden=FORBIDDEN_OFFSET)
         _expect_float64(M, "build_offset_matrix", "the check goes up to position 10 000")
         expect_close(
             M, offset_matrix(k, d, dtype=F64), "build_offset_matrix", atol=1e-9, mistakes=offset_mistakes(k, d), on=on
         )
     big = sinusoidal_encoding(10_500, 26, dtype=F64)
-    M = call(fn, 321, 26)
+    M = call(fn, 321, 26, forbidden=FORBIDDEN_OFFSET)
     pos = torch.tensor([0, 99, 5000, 10_000])
     expect_close(big[pos] @ M.T, big[pos + 321], "M_k @ PE[pos]", atol=1e-9, on="positions up to 10 000")
 
@@ -228,14 +238,20 @@ def rope_properties(fn) -> None:
     """Shape and dtype kept on (B, h, T, d); position 0 unchanged; lengths kept; scores depend on the offset only."""
     g = torch.Generator().manual_seed(20)
     x = torch.randn(2, 3, 7, 8, generator=g, dtype=F64)  # (B, h, T, d_head)
-    y = call(fn, x, torch.arange(7))
+    y = call(fn, x, torch.arange(7), forbidden=FORBIDDEN_ROPE)
     _expect_float64(y, "rope", "x is float64")
     expect_shape(y, x.shape, "rope on x of shape (2, 3, 7, 8)")
     expect_close(y[..., 0, :], x[..., 0, :], "rope at position 0 (no rotation)", atol=1e-12)
     expect_close(y.norm(dim=-1), x.norm(dim=-1), "the length of each rotated vector (a rotation keeps it)", atol=1e-9)
     q, k = x[0, 0, :1], x[0, 1, :1]  # (1, 8) each
-    near = (call(fn, q, torch.tensor([2])) * call(fn, k, torch.tensor([5]))).sum()
-    far = (call(fn, q, torch.tensor([402])) * call(fn, k, torch.tensor([405]))).sum()
+    near = (
+        call(fn, q, torch.tensor([2]), forbidden=FORBIDDEN_ROPE)
+        * call(fn, k, torch.tensor([5]), forbidden=FORBIDDEN_ROPE)
+    ).sum()
+    far = (
+        call(fn, q, torch.tensor([402]), forbidden=FORBIDDEN_ROPE)
+        * call(fn, k, torch.tensor([405]), forbidden=FORBIDDEN_ROPE)
+    ).sum()
     expect(
         abs(float(near - far)) < 1e-9,
         "rope(q, 2) . rope(k, 5) should equal rope(q, 402) . rope(k, 405): same offset, same score.",
@@ -252,7 +268,7 @@ def check_rope(fn) -> None:
         ((3, 1, 10), torch.tensor([12]), "a single position (T = 1) in a batch of three"),
     ]:
         x = torch.randn(*shape, generator=g, dtype=F64)
-        y = call(fn, x, positions)
+        y = call(fn, x, positions, forbidden=FORBIDDEN_ROPE)
         _expect_float64(y, "rope", "x is float64")
         expect_close(y, apply_rope(x, positions), "rope", atol=1e-9, mistakes=rope_mistakes(x, positions), on=on)
 
@@ -329,27 +345,24 @@ def _layers(d_model: int, seed: int, dtype=F64, bias: bool = True) -> tuple[nn.L
     return qkv, proj
 
 
-FORBIDDEN = (apply_rope, F.scaled_dot_product_attention, scaled_dot_product_attention)
-
-
 def rope_attention_properties(fn) -> None:
     """Shape and dtype kept; causal (a later token changes no earlier output); sequences of a batch independent."""
     g = torch.Generator().manual_seed(5)
     qkv, proj = _layers(8, seed=5)
     x = torch.randn(2, 6, 8, generator=g, dtype=F64)
-    y = call(fn, x, qkv, proj, 2, forbidden=FORBIDDEN)
+    y = call(fn, x, qkv, proj, 2, forbidden=FORBIDDEN_ATTENTION)
     expect(isinstance(y, torch.Tensor), f"rope_attention should return a torch.Tensor, got {type(y).__name__}.")
     expect_shape(y, (2, 6, 8), "rope_attention on x of shape (B, T, d_model) = (2, 6, 8)")
     expect(y.dtype == x.dtype, f"rope_attention should return x's dtype ({x.dtype}), got {y.dtype}.")
     changed = x.clone()
     changed[:, -1] += 1.0  # change the last token only
-    y2 = call(fn, changed, qkv, proj, 2, forbidden=FORBIDDEN)
+    y2 = call(fn, changed, qkv, proj, 2, forbidden=FORBIDDEN_ATTENTION)
     expect(
         torch.allclose(y2[:, :-1], y[:, :-1], atol=1e-9),
         "rope_attention: changing only the last token changed the outputs before it, so a query sees a later token. "
         "Check the causal mask and how the heads are split.",
     )
-    alone = call(fn, x[1:], qkv, proj, 2, forbidden=FORBIDDEN)
+    alone = call(fn, x[1:], qkv, proj, 2, forbidden=FORBIDDEN_ATTENTION)
     expect_close(alone, y[1:], "the second sequence run alone (it should not depend on the first)")
 
 
@@ -367,7 +380,7 @@ def check_rope_attention(fn) -> None:
         qkv, proj = _layers(D, seed=100 + seed, dtype=dtype)
         x = scale * torch.randn(B, T, D, generator=g, dtype=F64).to(dtype)
         try:
-            y = call(fn, x, qkv, proj, h, forbidden=FORBIDDEN)
+            y = call(fn, x, qkv, proj, h, forbidden=FORBIDDEN_ATTENTION)
         except GradingError as e:
             if dtype == F64 or "Double" not in str(e):
                 raise
