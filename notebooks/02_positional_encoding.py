@@ -21,7 +21,11 @@
 # - build the matrix $M_k$ with $PE_{pos+k} = M_k\, PE_{pos}$ and check it up to position 10 000,
 # - show that the dot product of two encodings depends on their offset only, and why attention likes that,
 # - train the same tiny model with learned and fixed positions and watch what happens past the longest trained position,
-# - go beyond the paper: rotary embeddings (RoPE), the same rotation applied to queries and keys.
+# - go beyond the paper: rotary embeddings (RoPE), the same rotation applied to queries and keys,
+#   and build a causal self-attention layer with them.
+#
+# Six exercises: four functions (the encoding, $M_k$, reading an offset back, RoPE), one
+# prediction to make before a measurement, and one layer to assemble from the pieces.
 #
 # **Prerequisites:** notebook 01 (attention: queries, keys, softmax), a little trigonometry
 # ($\sin(a+b)$, $\cos(a+b)$) and a 2×2 rotation matrix.
@@ -137,10 +141,11 @@ assert with_pos > 1e-2, "with positions added, shuffling the tokens should chang
 # $i/d_m = 2i/d$ the frequencies are the same, $\omega_i = 10000^{-2i/d}$; only the order of
 # the dimensions differs. (Marian and GPT-J in Hugging Face `transformers` use the concatenated order.)
 #
-# ### Exercise 1: implement the encoding (interleaved form)
+# ### Exercise 1: implement the encoding, interleaved form (3 points)
 # Write `positional_encoding(n_positions, d_model)` returning the table for positions
 # $0, \dots, n-1$, shape `(n_positions, d_model)`, **float64**. Vectorise: no Python loop
-# over positions. Watch the exponent: it is $2i/d$ for **both** members of pair $i$.
+# over positions. Watch the exponent: it is $2i/d$ for **both** members of pair $i$. Build it
+# from `torch` operations: calling `sinusoidal_encoding` (the course's answer) is not allowed here.
 
 
 # %% nbgrader={"grade": false, "grade_id": "pe-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -158,56 +163,33 @@ def positional_encoding(n_positions: int, d_model: int) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "pe-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import math
 import torch
 from course_utils.tools.grading import call, expect, expect_close
-from course_utils.positional import sinusoidal_encoding
+from course_utils.tools.exercises.ex02_positional_encoding import (
+    FORBIDDEN_PE,
+    check_positional_encoding,
+    pe_mistakes,
+    positional_encoding_properties,
+)
 
-
-def _pe_mistakes(n, d):
-    """The tables that common slips produce, so the message can name the slip."""
-    pos = torch.arange(n, dtype=torch.float64)[:, None]
-    j = torch.arange(d, dtype=torch.float64)[None, :]
-    i = torch.div(j, 2, rounding_mode="floor")
-    even = j % 2 == 0
-
-    def table(angle, first=torch.sin, second=torch.cos):
-        return torch.where(even, first(angle), second(angle))
-
-    return {
-        "sin and cos are swapped: even dimensions 2i hold the sine, odd dimensions 2i+1 the cosine": table(
-            pos / 10000 ** (2 * i / d), torch.cos, torch.sin
-        ),
-        "the exponent is i/d instead of 2i/d (i counts pairs, the exponent uses 2i)": table(pos / 10000 ** (i / d)),
-        "the exponent uses the column index j for every column; both columns 2i and 2i+1 use 2i/d": table(
-            pos / 10000 ** (j / d)
-        ),
-        "this is the concatenated layout (all sines, then all cosines); interleave them: sin in 0::2, cos in 1::2": sinusoidal_encoding(
-            n, d, "concatenated", dtype=torch.float64
-        ),
-        "pos is multiplied by 10000^(2i/d); it should be divided": table(pos * 10000 ** (2 * i / d)),
-    }
-
-
-pe = call(positional_encoding, 10, 8)
+# worked by hand: d_model = 4 has two pairs, w_0 = 10000^0 = 1 and w_1 = 10000^(-2/4) = 0.01
+pe = call(positional_encoding, 2, 4, forbidden=FORBIDDEN_PE)
 expect(isinstance(pe, torch.Tensor), f"positional_encoding should return a torch.Tensor, got {type(pe).__name__}.")
 expect(pe.dtype == torch.float64, f"return float64 (got {pe.dtype}): float32 loses digits once pos reaches thousands.")
 expect_close(
     pe,
-    sinusoidal_encoding(10, 8, dtype=torch.float64),
-    "positional_encoding(10, 8)",
+    torch.tensor(
+        [[0.0, 1.0, 0.0, 1.0], [math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)]], dtype=torch.float64
+    ),
+    "positional_encoding(2, 4)",
     atol=1e-9,
-    mistakes=_pe_mistakes(10, 8),
+    mistakes=pe_mistakes(2, 4),
 )
+positional_encoding_properties(positional_encoding)  # shape (10, 8), row 0, every pair on the unit circle
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-for n, d in [(3000, 26), (4, 2), (50, 130)]:
-    expect_close(
-        call(positional_encoding, n, d),
-        sinusoidal_encoding(n, d, dtype=torch.float64),
-        f"positional_encoding({n}, {d})",
-        atol=1e-9,
-        mistakes=_pe_mistakes(n, d),
-    )
+check_positional_encoding(positional_encoding)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -412,9 +394,10 @@ interact(show_path, dim_x=(0, D_MODEL - 1), dim_y=(0, D_MODEL - 1), dim_z=(0, D_
 # $M_k$ is block-diagonal, orthogonal (a rotation in each pair's plane), $M_{-k} = M_k^\top$,
 # and $M_j M_k = M_{j+k}$.
 #
-# ### Exercise 2: build $M_k$
+# ### Exercise 2: build $M_k$ (3 points)
 # Write `build_offset_matrix(k, d_model)` returning $M_k$ of shape `(d_model, d_model)`, float64,
-# for the interleaved layout. `torch.block_diag(*blocks)` builds a block-diagonal matrix.
+# for the interleaved layout. `torch.block_diag(*blocks)` builds a block-diagonal matrix; the
+# course's `offset_matrix` is not allowed here.
 
 
 # %% nbgrader={"grade": false, "grade_id": "offset-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -429,61 +412,32 @@ def build_offset_matrix(k: int, d_model: int) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "offset-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import math
 import torch
 from course_utils.tools.grading import call, expect, expect_close
-from course_utils.positional import layout_permutation, offset_matrix, sinusoidal_encoding
-
-
-def _offset_mistakes(k, d):
-    """The matrices that common slips produce."""
-
-    def blockdiag(angle, block):
-        return torch.block_diag(*[block(torch.cos(a), torch.sin(a)) for a in angle])
-
-    i = torch.arange(d // 2, dtype=torch.float64)
-    right = lambda c, s: torch.stack([torch.stack([c, s]), torch.stack([-s, c])])
-    q = layout_permutation(d, "interleaved", "concatenated")
-    M = offset_matrix(k, d, dtype=torch.float64)
-    return {
-        "the rotation goes the wrong way (this is M_{-k} = M_k transposed): the block is [[cos, sin], [-sin, cos]]": M.T,
-        "the exponent is i/d instead of 2i/d in the frequencies w_i = 10000^(-2i/d)": blockdiag(
-            k * 10000.0 ** (-i / d), right
-        ),
-        "cos and sin are in each other's places inside the 2x2 block: [[cos, sin], [-sin, cos]]": blockdiag(
-            k * 10000.0 ** (-2 * i / d), lambda c, s: torch.stack([torch.stack([s, c]), torch.stack([-c, s])])
-        ),
-        "this matrix works on the concatenated layout (pairs i and d/2+i); build it for interleaved pairs (2i, 2i+1)": M[
-            q
-        ][:, q],
-    }
-
-
-M5 = call(build_offset_matrix, 5, 8)
-expect(isinstance(M5, torch.Tensor), f"build_offset_matrix should return a torch.Tensor, got {type(M5).__name__}.")
-expect(M5.dtype == torch.float64, f"return float64 (got {M5.dtype}): the check goes up to position 10 000.")
-expect_close(
-    M5,
-    offset_matrix(5, 8, dtype=torch.float64),
-    "build_offset_matrix(5, 8)",
-    atol=1e-9,
-    mistakes=_offset_mistakes(5, 8),
+from course_utils.tools.exercises.ex02_positional_encoding import (
+    FORBIDDEN_OFFSET,
+    check_offset_matrix,
+    offset_matrix_properties,
+    offset_mistakes,
 )
-pe = sinusoidal_encoding(40, 8, dtype=torch.float64)
-expect_close(pe[:30] @ M5.double().T, pe[5:35], "M_5 @ PE[pos] for pos = 0..29 (should be PE[pos + 5])", atol=1e-9)
+
+# worked by hand: k = 1, d_model = 4, so the two blocks turn by w_0 * 1 = 1 and w_1 * 1 = 0.01 radians
+M1 = call(build_offset_matrix, 1, 4, forbidden=FORBIDDEN_OFFSET)
+expect(isinstance(M1, torch.Tensor), f"build_offset_matrix should return a torch.Tensor, got {type(M1).__name__}.")
+expect(M1.dtype == torch.float64, f"return float64 (got {M1.dtype}): the check goes up to position 10 000.")
+c0, s0, c1, s1 = math.cos(1), math.sin(1), math.cos(0.01), math.sin(0.01)
+expect_close(
+    M1,
+    torch.tensor([[c0, s0, 0, 0], [-s0, c0, 0, 0], [0, 0, c1, s1], [0, 0, -s1, c1]], dtype=torch.float64),
+    "build_offset_matrix(1, 4)",
+    atol=1e-9,
+    mistakes=offset_mistakes(1, 4),
+)
+offset_matrix_properties(build_offset_matrix)  # M_0 = I, M_k orthogonal, M_5 @ PE[pos] = PE[pos + 5]
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-for k, d in [(1234, 130), (-7, 26), (0, 4), (1, 2)]:
-    expect_close(
-        call(build_offset_matrix, k, d),
-        offset_matrix(k, d, dtype=torch.float64),
-        f"build_offset_matrix({k}, {d})",
-        atol=1e-9,
-        mistakes=_offset_mistakes(k, d),
-    )
-big = sinusoidal_encoding(10_500, 26, dtype=torch.float64)
-M = call(build_offset_matrix, 321, 26).double()
-pos = torch.tensor([0, 99, 5000, 10_000])
-expect_close(big[pos] @ M.T, big[pos + 321], "M_321 @ PE[pos] for pos up to 10 000", atol=1e-9)
+check_offset_matrix(build_offset_matrix)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -559,6 +513,7 @@ for ax, (M, title) in zip(
     ax.set(title=title, xticks=[], yticks=[])
 plt.show()
 
+
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes. Derive one block on the board from sin(a+b) and cos(a+b); the point is
 # that pos drops out. Then the two numerical facts: the error at pos near 10 000 is at
@@ -569,12 +524,44 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. Similarity depends on the offset only
 #
-# Because each $M_k$ is orthogonal,
+# How alike are two positions? Take the dot product $PE_p \cdot PE_{p+k}$ of two encodings
+# ($d = 64$) as a function of the offset $k$, for $|k| \le 300$, and draw one curve for each of
+# four starting positions: $p = 300$, $1000$, $5000$ and $9700$.
 #
-# $$PE_{p} \cdot PE_{p+k} = \sum_{i} \big(\sin \omega_i p \,\sin \omega_i (p+k) + \cos \omega_i p\, \cos \omega_i (p+k)\big) = \sum_{i=0}^{d/2-1} \cos(\omega_i k),$$
+# ### Exercise 3: predict before you measure (1 point)
+# What will the four curves look like? Make `prediction()` return one letter.
 #
-# which contains $k$ but not $p$. Two positions are as similar as their distance says,
-# wherever they are. The curves for several starting points $p$ lie on top of each other:
+# - **a**: the curves for larger $p$ lie lower: positions far into a sequence look less alike;
+# - **b**: the four curves lie exactly on top of each other;
+# - **c**: the curves have the same shape, but each is shifted sideways by its $p$;
+# - **d**: each $p$ gives its own curve, with no simple relation between them.
+#
+# Hint: section 4 showed how $PE_{p+k}$ is made from $PE_p$.
+
+
+# %% nbgrader={"grade": false, "grade_id": "similarity-prediction-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def prediction():
+    """The letter of your prediction: "a", "b", "c" or "d"."""
+    ### BEGIN SOLUTION
+    return "b"
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "similarity-prediction-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+from course_utils.tools.grading import call, expect_choice
+
+CHOICES = ("a", "b", "c", "d")
+expect_choice(call(prediction), CHOICES, "your prediction")
+print("visible tests passed (the measurement below says whether it is right)")
+### BEGIN HIDDEN TESTS
+expect_choice(
+    call(prediction),
+    CHOICES,
+    "your prediction",
+    correct="b",
+    why="The four curves below differ by less than 1e-11: PE_p . PE_{p+k} = sum_i cos(w_i k) does not contain p.",
+)
+### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
 K = min(CHECK_MAX_POS // 2, 300)
@@ -589,9 +576,19 @@ for p0, lw, ls in zip((K, 1000, 5000, CHECK_MAX_POS - K), (5, 3.5, 2, 1), ("-", 
 ax.set(xlabel="offset k", ylabel=r"$PE_p \cdot PE_{p+k}$", title="dot product vs offset, from four starting positions")
 ax.legend()
 plt.show()
-print(f"largest difference between the curves and sum_i cos(w_i k): {spread:.1e}")
+print(f"the four curves agree with one another and with sum_i cos(w_i k) to {spread:.1e}")
 assert spread < 1e-9, "PE_p . PE_{p+k} should not depend on p"
 assert closed_form.argmax().item() == K and math.isclose(closed_form.max().item(), D_MODEL / 2)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **The curves coincide (answer b).** They differ by rounding only, because each $M_k$ is orthogonal:
+#
+# $$PE_{p} \cdot PE_{p+k} = PE_p^\top M_k\, PE_p = \sum_{i} \big(\sin \omega_i p \,\sin \omega_i (p+k) + \cos \omega_i p\, \cos \omega_i (p+k)\big) = \sum_{i=0}^{d/2-1} \cos(\omega_i k),$$
+#
+# which contains $k$ but not $p$: each pair contributes $\cos(a - b)$ of its two angles, and
+# the difference of the angles is $\omega_i k$ wherever the pair sits. Two positions are as
+# similar as their distance says, wherever they are. The curve peaks at $k = 0$ with
+# $d/2 = 32$ (every pair agrees) and falls off with ripples as the fast pairs drift out of phase.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Why attention likes this.** An attention score is $q_p \cdot k_{p'}$. Suppose a head
@@ -620,7 +617,7 @@ print(
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 3: recover the offset from two encodings
+# ### Exercise 4: recover the offset from two encodings (2 points)
 # You are given $PE_p$ and $PE_{p+k}$ (interleaved, float64) but neither $p$ nor $k$. Return
 # the integer $k$ (it may be negative; $|k| < 5000$, positions up to 10 000).
 #
@@ -646,60 +643,26 @@ def recover_offset(pe_a: torch.Tensor, pe_b: torch.Tensor) -> int:
 # %% nbgrader={"grade": true, "grade_id": "recover-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import math
 import torch
-from course_utils.tools.grading import call, expect, expect_equal
-from course_utils.positional import sinusoidal_encoding
+from course_utils.tools.exercises.ex02_positional_encoding import check_recover_offset, expect_offset
 
-
-def _recover_mistakes(a, b):
-    """Answers that common slips give for the encodings a = PE[p], b = PE[p+k]."""
-    d = a.shape[-1]
-    w = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
-    ang = lambda x: torch.atan2(x[0::2], x[1::2])
-    raw = ang(b) - ang(a)
-    wrapped = torch.remainder(raw + math.pi, 2 * math.pi) - math.pi
-    return {
-        "the sign is flipped: subtract the angle of pe_a from the angle of pe_b (and use atan2(sin, cos))": -int(
-            torch.round(wrapped[-1] / w[-1])
-        ),
-        "you read the fastest pair, which wraps around every 6.28 positions: use the slowest pair": int(
-            torch.round(wrapped[0] / w[0])
-        ),
-        "the angle difference is not wrapped into (-pi, pi]: it jumps by 2 pi when an angle passes pi": int(
-            torch.round(raw[-1] / w[-1])
-        ),
-    }
-
-
-def _check(pe, p, k):
-    a, b = pe[p], pe[p + k]
-    got = call(recover_offset, a.clone(), b.clone())
-    expect(
-        isinstance(got, int) and not isinstance(got, bool),
-        f"recover_offset should return a Python int (use int(...)), got {type(got).__name__}.",
-    )
-    expect_equal(got, k, f"recover_offset(PE[{p}], PE[{p + k}])", mistakes=_recover_mistakes(a, b))
-
-
-pe16 = sinusoidal_encoding(200, 16, dtype=torch.float64)
-_check(pe16, 10, 7)
-_check(pe16, 100, -40)
+# worked by hand, d_model = 4 (w = 1 and 0.01): PE[0] = (0, 1, 0, 1), PE[10] = (sin 10, cos 10, sin 0.1, cos 0.1)
+pe0 = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+pe10 = torch.tensor([math.sin(10), math.cos(10), math.sin(0.1), math.cos(0.1)], dtype=torch.float64)
+expect_offset(recover_offset, pe0, pe10, 10, "recover_offset(PE[0], PE[10]) for d_model = 4")
+expect_offset(recover_offset, pe10, pe0, -10, "recover_offset(PE[10], PE[0]) for d_model = 4")
+expect_offset(recover_offset, pe10, pe10, 0, "recover_offset(PE[10], PE[10])")
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-pe_big = sinusoidal_encoding(12_001, 16, dtype=torch.float64)
-_check(pe_big, 9000, 3000)
-_check(pe_big, 8000, -4321)
-_check(pe_big, 55, 0)
-_check(pe_big, 0, 1)
-_check(pe_big, 3, 60)
-_check(sinusoidal_encoding(12_001, 64, dtype=torch.float64), 6000, 4999)
+check_recover_offset(recover_offset)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes. The closed form sum_i cos(w_i k) is worth deriving: it is cos(a-b)
 # summed over pairs. Then the attention picture: one fixed rotation on the query side
 # makes every position look 3 back; this is exactly what relative-position heads learn.
-# Exercise 3 is the same fact used backwards: the angles encode p, their differences
-# encode k, and the slowest hand reads k without ambiguity.
+# Exercise 4 is the same fact used backwards: the angles encode p, their differences
+# encode k, and the slowest hand reads k without ambiguity. Take the votes for Exercise 3
+# (the prediction) before showing the four curves: many expect far positions to look less alike.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. Learned positions versus fixed ones, and what happens past the training length
@@ -945,11 +908,13 @@ if not SMOKE:  # the claims of the text, checked on this run
 # `course_utils.positional.apply_rope(x, positions=None)` does it for any `(..., T, d)`,
 # e.g. queries and keys of shape `(B, h, T, d_head)`; notebook 05's GPT uses it as an option.
 #
-# ### Exercise 4: rotate queries and keys
+# ### Exercise 5: rotate queries and keys (2 points)
 # Write `rope(x, positions)` for `x` of shape `(..., T, d)` (float64) and integer `positions`
 # of shape `(T,)`: rotate each **consecutive** pair $(x_{2i}, x_{2i+1})$ at position $p$ by the
 # angle $p\,\omega_i$, $\omega_i = 10000^{-2i/d}$, counter-clockwise:
 # $$y_{2i} = x_{2i}\cos p\omega_i - x_{2i+1}\sin p\omega_i, \qquad y_{2i+1} = x_{2i}\sin p\omega_i + x_{2i+1}\cos p\omega_i .$$
+#
+# Return a new tensor and leave `x` as it is; `apply_rope` is not allowed here.
 
 
 # %% nbgrader={"grade": false, "grade_id": "rope-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -969,75 +934,44 @@ def rope(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "rope-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import math
 import torch
 from course_utils.tools.grading import call, expect, expect_close
-from course_utils.positional import apply_rope, layout_permutation
+from course_utils.tools.exercises.ex02_positional_encoding import (
+    FORBIDDEN_ROPE,
+    check_rope,
+    rope_mistakes,
+    rope_properties,
+)
 
-
-def _rope_mistakes(x, positions):
-    """What common slips give for rope(x, positions)."""
-    d = x.shape[-1]
-
-    def rotate(angle):  # angle (T, d/2): consecutive pairs, counter-clockwise
-        e, o = x[..., 0::2], x[..., 1::2]
-        y = torch.empty_like(x)
-        y[..., 0::2], y[..., 1::2] = e * angle.cos() - o * angle.sin(), e * angle.sin() + o * angle.cos()
-        return y
-
-    i = torch.arange(d // 2, dtype=torch.float64)
-    pos = positions.to(torch.float64)[:, None]
-    to_inter, to_half = layout_permutation(d), layout_permutation(d, "interleaved", "concatenated")
-    return {
-        "the pairs turn clockwise (the sin terms have the wrong sign): y_2i = x_2i cos - x_2i+1 sin": apply_rope(
-            x, -positions
-        ),
-        "this rotates dimension i with i + d/2 (the Llama/GPT-NeoX layout); rotate consecutive pairs (2i, 2i+1)": apply_rope(
-            x[..., to_inter], positions
-        )[..., to_half],
-        "the exponent is i/d instead of 2i/d in w_i = 10000^(-2i/d)": rotate(pos * 10000.0 ** (-i / d)),
-        "every pair turns by the same angle p; pair i must turn by p * w_i": rotate(pos.expand(-1, d // 2)),
-    }
-
-
-g = torch.Generator().manual_seed(4)
-x = torch.randn(2, 5, 8, generator=g, dtype=torch.float64)
-pos = torch.arange(5)
-y = call(rope, x.clone(), pos)
-expect(isinstance(y, torch.Tensor) and y.shape == x.shape, "rope should return a tensor of the same shape as x.")
+# worked by hand, d = 4 (w = 1 and 0.01): (1, 0) at position p turns into (cos p w_i, sin p w_i),
+# (0, 1) into (-sin p w_i, cos p w_i); position 0 does not turn at all
+x, pos = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 1.0, 0.0]], dtype=torch.float64), torch.tensor([0, 1])
+y = call(rope, x, pos, forbidden=FORBIDDEN_ROPE)
+expect(isinstance(y, torch.Tensor) and y.dtype == torch.float64, "rope should return a float64 tensor (x is float64).")
 expect_close(
     y,
-    apply_rope(x, pos),
-    "rope(x, positions 0..4) for x of shape (2, 5, 8)",
+    torch.tensor(
+        [[1.0, 0.0, 1.0, 0.0], [math.cos(1), math.sin(1), math.cos(0.01), math.sin(0.01)]], dtype=torch.float64
+    ),
+    "rope(x, positions (0, 1))",
     atol=1e-9,
-    mistakes=_rope_mistakes(x, pos),
+    mistakes=rope_mistakes(x, pos),
 )
+x, pos = torch.tensor([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0]], dtype=torch.float64), torch.tensor([5, 0])
+expect_close(
+    call(rope, x, pos, forbidden=FORBIDDEN_ROPE),
+    torch.tensor(
+        [[-math.sin(5), math.cos(5), -math.sin(0.05), math.cos(0.05)], [0.0, 1.0, 0.0, 1.0]], dtype=torch.float64
+    ),
+    "rope(x, positions (5, 0))",
+    atol=1e-9,
+    mistakes=rope_mistakes(x, pos),
+)
+rope_properties(rope)  # (B, h, T, d) shapes, position 0 unchanged, lengths kept, scores depend on the offset only
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-x = torch.randn(3, 2, 7, 16, generator=g, dtype=torch.float64)  # (B, h, T, d_head)
-pos = torch.arange(100, 107)
-expect_close(
-    call(rope, x.clone(), pos),
-    apply_rope(x, pos),
-    "rope on (B, h, T, d) = (3, 2, 7, 16) at positions 100..106",
-    atol=1e-9,
-    mistakes=_rope_mistakes(x, pos),
-)
-x2 = torch.randn(4, 2, generator=g, dtype=torch.float64)
-pos2 = torch.tensor([0, 3, 9000, 2])
-expect_close(
-    call(rope, x2.clone(), pos2),
-    apply_rope(x2, pos2),
-    "rope with d = 2 at positions 0, 3, 9000, 2",
-    atol=1e-9,
-    mistakes=_rope_mistakes(x2, pos2),
-)
-q1, k1 = torch.randn(1, 16, generator=g, dtype=torch.float64), torch.randn(1, 16, generator=g, dtype=torch.float64)
-s1 = (call(rope, q1, torch.tensor([5])) * call(rope, k1, torch.tensor([12]))).sum()
-s2 = (call(rope, q1, torch.tensor([805])) * call(rope, k1, torch.tensor([812]))).sum()
-expect(
-    abs(float(s1 - s2)) < 1e-9,
-    "rope(q, 5) . rope(k, 12) should equal rope(q, 805) . rope(k, 812): same offset, same score.",
-)
+check_rope(rope)
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
@@ -1098,12 +1032,127 @@ for ax, S, title in zip(axes, (S_rope, S_added), ("RoPE: constant along diagonal
     ax.set(title=title, xlabel="key position p'", ylabel="query position p", xticks=[], yticks=[])
 plt.show()
 
+
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes. RoPE is the offset matrix of section 4 moved from the input to the
 # query and key of every layer. Show the two score matrices: the stripes of RoPE are the
 # visual proof of relative position. Mention that Llama-style code rotates dimension i with
 # i + d/2 instead of (2i, 2i+1): the same thing after layout_permutation (tested in
 # tests/test_positional.py against transformers' GPT-J and Llama implementations).
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 6: causal self-attention with rotary positions (4 points)
+# Put the pieces together: the attention of the tiny RoPE model of section 6 (`Block.forward`),
+# with the attention written out instead of PyTorch's kernel. Write
+# `rope_attention(x, qkv, proj, n_heads)` for `x` of shape `(B, T, d_model)`, where `qkv` is an
+# `nn.Linear(d_model, 3 * d_model)` and `proj` an `nn.Linear(d_model, d_model)`:
+#
+# 1. `qkv(x)` holds the queries, keys and values side by side (`q | k | v` along the last
+#    dimension); split each into `n_heads` heads of size `d_head = d_model // n_heads`, shape
+#    `(B, n_heads, T, d_head)` (reshape to `(B, T, n_heads, d_head)` first, then transpose);
+# 2. rotate the queries and the keys, **not** the values, at positions $0, \dots, T-1$ as in
+#    Exercise 5, with the frequencies of the head size, $\omega_i = 10000^{-2i/d_{head}}$. Build the
+#    cos and sin tables once, shape `(T, d_head/2)`, in float64, then cast them to `x.dtype`;
+# 3. scores $q \cdot k / \sqrt{d_{head}}$, a causal mask (a query sees itself and the keys before
+#    it), a softmax over the keys, times the values;
+# 4. merge the heads back into `(B, T, d_model)` and apply `proj`.
+#
+# Return `x`'s dtype. Write it yourself, in this cell (copy the rotation from your `rope` if you
+# like): `apply_rope` and both `scaled_dot_product_attention`s (PyTorch's and the course's) are not
+# allowed here. The grader compares your function with the GPT of notebook 05
+# (`course_utils.gpt.CausalSelfAttention` with `rope=True`) on random weights.
+
+
+# %% nbgrader={"grade": false, "grade_id": "rope-attention-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def rope_attention(x: torch.Tensor, qkv: torch.nn.Linear, proj: torch.nn.Linear, n_heads: int) -> torch.Tensor:
+    """Causal multi-head self-attention with rotary positions: x (B, T, d_model) -> (B, T, d_model)."""
+    ### BEGIN SOLUTION
+    B, T, D = x.shape
+    d_head = D // n_heads
+    q, k, v = qkv(x).split(D, dim=-1)  # 3 x (B, T, D)
+    q, k, v = (t.view(B, T, n_heads, d_head).transpose(1, 2) for t in (q, k, v))  # (B, h, T, d_head)
+    # one table of angles p * w_i for all heads and sequences, in float64 (p * w_i needs the digits)
+    w = 10000.0 ** (-torch.arange(0, d_head, 2, dtype=torch.float64, device=x.device) / d_head)  # (d_head/2,)
+    angle = torch.arange(T, dtype=torch.float64, device=x.device)[:, None] * w[None, :]  # (T, d_head/2)
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+    q_even, q_odd = q[..., 0::2], q[..., 1::2]  # (B, h, T, d_head/2) each
+    k_even, k_odd = k[..., 0::2], k[..., 1::2]
+    q = torch.stack([q_even * cos - q_odd * sin, q_even * sin + q_odd * cos], dim=-1).flatten(-2)
+    k = torch.stack([k_even * cos - k_odd * sin, k_even * sin + k_odd * cos], dim=-1).flatten(-2)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_head)  # (B, h, T, T)
+    causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()  # True = may attend
+    weights = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)  # over the keys
+    y = weights @ v  # (B, h, T, d_head); the values are not rotated
+    return proj(y.transpose(1, 2).reshape(B, T, D))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "rope-attention-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import math
+import torch
+from course_utils.tools.grading import call, expect_close
+from course_utils.tools.exercises.ex02_positional_encoding import (
+    FORBIDDEN_ATTENTION,
+    check_rope_attention,
+    rope_attention_mistakes,
+    rope_attention_properties,
+)
+
+# worked by hand: d_model = 2, one head, W_q = W_k = W_v = W_o = I and no biases, two tokens (1, 0) and (0, 1).
+# Token 0 sees only itself: y_0 = v_0 = (1, 0). Token 1 turns by 1 radian: q_1 = k_1 = (-sin 1, cos 1), so its
+# scores are (q_1 . k_0, q_1 . k_1) / sqrt 2 = (-sin 1, 1) / sqrt 2 and its weight on token 0 is
+# 1 / (1 + e^((1 + sin 1) / sqrt 2)) = 0.214; y_1 = 0.214 v_0 + 0.786 v_1 (the values do not turn).
+qkv = torch.nn.Linear(2, 6, bias=False, dtype=torch.float64).requires_grad_(False)
+proj = torch.nn.Linear(2, 2, bias=False, dtype=torch.float64).requires_grad_(False)
+qkv.weight.copy_(torch.eye(2).repeat(3, 1))  # q = k = v = x
+proj.weight.copy_(torch.eye(2))
+x = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]], dtype=torch.float64)  # (B, T, d_model) = (1, 2, 2)
+w0 = 1 / (1 + math.exp((1 + math.sin(1)) / math.sqrt(2)))
+expect_close(
+    call(rope_attention, x, qkv, proj, 1, forbidden=FORBIDDEN_ATTENTION),
+    torch.tensor([[[1.0, 0.0], [w0, 1 - w0]]], dtype=torch.float64),
+    "rope_attention on the worked example",
+    atol=1e-9,
+    mistakes=rope_attention_mistakes(x, qkv, proj, 1),
+)
+rope_attention_properties(rope_attention)  # shape and dtype kept, causal, the sequences of a batch independent
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+check_rope_attention(rope_attention)
+### END HIDDEN TESTS
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **Your attention inside the trained model.** The cell below runs `rope_attention` with the
+# weights of the first layer of the RoPE model trained in section 6, and compares it with the
+# same layer computed the way `Block` does it (`apply_rope` and PyTorch's fused kernel).
+
+# %% slideshow={"slide_type": "fragment"}
+from course_utils.tools.grading import use_or_reference
+
+
+def fused_rope_attention(x, qkv, proj, n_heads):
+    """The same attention as `Block.forward`'s: apply_rope on q and k, then PyTorch's fused kernel."""
+    B, T, D = x.shape
+    q, k, v = (t.view(B, T, n_heads, D // n_heads).transpose(1, 2) for t in qkv(x).split(D, dim=-1))
+    y = F.scaled_dot_product_attention(apply_rope(q), apply_rope(k), v, is_causal=True)  # (B, h, T, d_head)
+    return proj(y.transpose(1, 2).reshape(B, T, D))
+
+
+with torch.no_grad():
+    h_ln = block.ln1(h_in)  # (B, T, D): what the first block's attention reads
+    ours = use_or_reference(rope_attention, fused_rope_attention, "rope_attention")(
+        h_ln, block.qkv, block.proj, EXP_HEADS
+    )
+    fused = fused_rope_attention(h_ln, block.qkv, block.proj, EXP_HEADS)
+err = (ours - fused).abs().max().item()
+print(f"rope_attention on the trained layer, {tuple(h_ln.shape)}: max difference from the fused kernel {err:.1e}")
+assert err < 1e-4, "rope_attention should agree with the fused kernel on the trained layer"
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Presenter notes. Exercise 6 is the whole of RoPE in one layer: the rotation happens after the
+# heads are split (each head has its own d_head pairs) and before the scores, and the values
+# never turn. The worked example in its test cell is small enough to do on the board: with
+# rotation, token 1 puts 0.214 on token 0; without it, 0.330.
 
 # %% slideshow={"slide_type": "skip"}
 print(

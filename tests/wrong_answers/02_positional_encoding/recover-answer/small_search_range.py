@@ -1,4 +1,4 @@
-# expect: recover_offset(PE[9000], PE[12000])
+# expect: recover_offset is not right (on a large positive offset
 def recover_offset(pe_a, pe_b):
     # brute force over a range that is too small for the stated |k| < 5000
     d = pe_a.shape[-1]

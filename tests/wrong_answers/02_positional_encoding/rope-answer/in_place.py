@@ -1,4 +1,4 @@
-# expect: rope(x, positions 0..4)
+# expect: rope changed its input `x` in place
 def rope(x, positions):
     # overwrites the even entries before the odd ones are computed from them
     d = x.shape[-1]

@@ -1,0 +1,21 @@
+# expect: a query sees a later token
+def rope_attention(x, qkv, proj, n_heads):
+    # reshapes straight to (B, h, T, d_head)
+    B, T, D = x.shape
+    d_head = D // n_heads
+    q, k, v = qkv(x).split(D, dim=-1)
+    q, k, v = (t.reshape(B, n_heads, T, d_head) for t in (q, k, v))
+    w = 10000.0 ** (-torch.arange(0, d_head, 2, dtype=torch.float64) / d_head)
+    angle = torch.arange(T, dtype=torch.float64)[:, None] * w[None, :]
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+
+    def turn(t):
+        even, odd = t[..., 0::2], t[..., 1::2]
+        return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
+
+    q, k = turn(q), turn(k)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_head)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    weights = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
+    y = weights @ v
+    return proj(y.transpose(1, 2).reshape(B, T, D))

@@ -1,0 +1,3 @@
+# expect: your prediction should be one of
+def prediction():
+    return "B"
