@@ -167,3 +167,26 @@ def test_dtype_and_choice():
         expect_choice(None, "abc", "your prediction")
     with pytest.raises(GradingError, match="not what the measurement shows. See the plot"):
         expect_choice("a", "abc", "your prediction", correct="b", why="See the plot.")
+
+
+def test_call_checks_the_inputs_of_a_module_and_forbids_inside_a_class():
+    class Doubler(torch.nn.Module):
+        def forward(self, x):
+            x.mul_(2)  # a careless in-place forward
+            return x
+
+    with pytest.raises(GradingError, match="changed its input `x` in place"):
+        call(Doubler(), torch.ones(2), what="Doubler")
+    with pytest.raises(GradingError, match="changed its input `argument 1` in place"):
+        call(lambda *tensors: tensors[0].add_(1), torch.ones(2), what="add")
+    namespace = {"torch": torch}
+    exec("class Soft(torch.nn.Module):\n    def forward(self, x):\n        return torch.softmax(x, -1)\n", namespace)
+    with pytest.raises(GradingError, match="calls softmax"):
+        call(namespace["Soft"](), torch.ones(2), forbidden=[torch.softmax])
+    from course_utils import attention
+
+    namespace["split"] = attention.split_heads
+    exec("class Splitter:\n    def __init__(self, x):\n        self.y = split(x, 2)\n", namespace)
+    with pytest.raises(GradingError, match="calls split_heads"):
+        call(namespace["Splitter"], torch.ones(1, 2, 4), forbidden=[attention.split_heads])
+    assert namespace["split"] is attention.split_heads

@@ -98,11 +98,35 @@ def _same(before: Any, x: Any) -> bool:
 
 
 def _argument_names(fn: Callable, args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
+    """[(name, value)] of every argument of a call, by the parameter names of `fn` (of its forward for a module)."""
+    target = fn.forward if isinstance(fn, torch.nn.Module) else fn
     try:
-        bound = inspect.signature(fn).bind(*args, **kwargs)
-        return list(bound.arguments.items())
+        params = inspect.signature(target).parameters
+        bound = inspect.signature(target).bind(*args, **kwargs).arguments
     except (TypeError, ValueError):
         return [(f"argument {i + 1}", a) for i, a in enumerate(args)] + list(kwargs.items())
+    named = []
+    for name, value in bound.items():
+        kind = params[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:  # *args: one entry per value
+            named += [(f"argument {i + 1}", a) for i, a in enumerate(value, start=len(named))]
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            named += list(value.items())
+        else:
+            named.append((name, value))
+    return named
+
+
+def _scope(fn: Any) -> dict:
+    """The globals the student's code runs with: a function's, a class's methods', a module instance's class's."""
+    if isinstance(fn, torch.nn.Module):
+        fn = type(fn)
+    if inspect.isclass(fn):
+        for member in vars(fn).values():
+            if inspect.isfunction(member):
+                return member.__globals__
+        return {}
+    return getattr(fn, "__globals__", {})
 
 
 @contextmanager
@@ -136,7 +160,7 @@ def _places(fn: Callable, helper: Callable) -> list[tuple[Any, str]]:
     name = getattr(helper, "__name__", None)
     spaces = [sys.modules.get(getattr(helper, "__module__", None) or ""), torch, torch.nn.functional, torch.Tensor]
     found = [(space, name) for space in spaces if space is not None and name and getattr(space, name, None) is helper]
-    scope = getattr(fn, "__globals__", {})
+    scope = _scope(fn)
     found += [(scope, key) for key, value in scope.items() if value is helper]
     return list({(id(space), key): (space, key) for space, key in found}.values())  # each place once
 
