@@ -27,32 +27,10 @@ from torch import nn
 
 from course_utils.attention import causal_mask, padding_mask
 from course_utils.decoding import beam_step
-from course_utils.tools.grading import (
-    GradingError,
-    call,
-    expect,
-    expect_close,
-    expect_dtype,
-    expect_equal,
-    expect_shape,
-)
+from course_utils.tools.grading import GradingError, call, expect, expect_close
+from course_utils.tools.grading import expect_dtype, expect_equal, expect_shape
 from course_utils.train import label_smoothed_cross_entropy
 from course_utils.transformer import DecoderLayer, TransformerConfig, decoder_self_mask, residual
-
-__all__ = [
-    "random_decoder_layer",
-    "decoder_layer_properties",
-    "check_decoder_layer",
-    "decoder_mask_mistakes",
-    "decoder_mask_properties",
-    "check_decoder_mask",
-    "smoothed_loss_mistakes",
-    "smoothed_loss_properties",
-    "check_smoothed_loss",
-    "beam_step_mistakes",
-    "beam_step_properties",
-    "check_beam_step",
-]
 
 
 # ----------------------------------------------------------------------------- a decoder layer
@@ -191,7 +169,8 @@ def decoder_layer_properties(fn) -> None:
         expect_shape(w_cross, (2, 2, 4, 5), "the cross-attention weights (2 sentences, 2 heads, 4 to 5 positions)")
         expect(
             not (w_self * ~self_mask[:, None]).any() and not (w_cross * ~cross_mask[:, None]).any(),
-            "a masked position got attention weight: pass self_mask to the self-attention, cross_mask to the cross.",
+            "a masked position got attention weight: give self_mask to the self-attention "
+            "and cross_mask to the cross-attention.",
         )
         later, padded = x.clone(), memory.clone()
         later[:, 3] += 1.0  # the last target position changes
@@ -241,8 +220,8 @@ def check_decoder_layer(fn) -> None:
             got = _run_layer(fn, layer, *args)
             expect_close(got[0], right[0], "the output x", atol=1e-5, rtol=1e-4, on=kind,
                          mistakes=_layer_mistakes(layer, *args))  # fmt: skip
-            expect_close(got[1], right[1], "the self-attention weights", atol=1e-5, rtol=1e-4, on=kind)
-            expect_close(got[2], right[2], "the cross-attention weights", atol=1e-5, rtol=1e-4, on=kind)
+            expect_close(got[1], right[1], "w_self (the self-attention weights)", atol=1e-5, rtol=1e-4, on=kind)
+            expect_close(got[2], right[2], "w_cross (the cross-attention weights)", atol=1e-5, rtol=1e-4, on=kind)
     layer = random_decoder_layer(8, 2, 16, True, seed=30).train()
     layer.dropout = nn.Dropout(0.3)  # the only random part: attention and FFN dropout stay 0
     args = _decoder_inputs(layer, [4, 2], [3, 5], 4, 5, seed=31)
@@ -326,12 +305,10 @@ def smoothed_loss_mistakes(logits: torch.Tensor, target: torch.Tensor, eps: floa
     q_pad_rows[torch.arange(N), target] += 1 - eps
     all_rows = torch.ones_like(real)
     return {
-        "the smoothing mass is spread over the padding token too: give <pad> probability 0 and divide eps by V - 1": loss(
-            onehot * (1 - eps) + eps / V
-        ),
-        "the smoothing mass is spread over the padding token too (eps / (V - 1) on every class): set q[:, pad_id] = 0": loss(
-            onehot * (1 - eps) + eps / (V - 1)
-        ),
+        "the smoothing mass is spread over the padding token too: give <pad> probability 0 "
+        "and divide eps by V - 1": loss(onehot * (1 - eps) + eps / V),
+        "the smoothing mass is spread over the padding token too (eps / (V - 1) on every class): "
+        "set q[:, pad_id] = 0": loss(onehot * (1 - eps) + eps / (V - 1)),
         "padding positions are not ignored: average only over positions whose target is not pad_id": loss(q, all_rows),
         "padding positions are not ignored: average only over the positions whose target is not pad_id": loss(
             q_pad_rows, all_rows
@@ -388,28 +365,24 @@ def check_smoothed_loss(fn) -> None:
 
 # ----------------------------------------------------------------------------- one beam-search step
 def beam_step_mistakes(scores, log_probs, k):
-    """({mistake: new scores}, {mistake: parents}, {mistake: tokens}) for one input."""
+    """({mistake: new_scores}, {mistake: parent}, {mistake: token}) for one input."""
     K, V = log_probs.shape
-    total = scores[:, None] + log_probs
-    best, flat = total.reshape(-1).topk(k)
+    total = scores[:, None] + log_probs  # (K, V)
+    flat = total.reshape(-1).topk(k).indices
+    top = lambda t: t.reshape(-1).topk(k).values
     wrong_scores = {
-        "the scores are not accumulated: add each beam's score to its log-probabilities before choosing": log_probs.reshape(
-            -1
-        )
-        .topk(k)
-        .values,
-        "the scores are not accumulated in log space: log-probabilities add (scores + log_probs), they do not "
-        "multiply": (scores[:, None] * log_probs).reshape(-1).topk(k).values,
-        "probabilities were added to log-probabilities: stay in log space, scores + log_probs": (
+        "the scores are not accumulated: add each beam's score to its log-probabilities before choosing": top(
+            log_probs
+        ),
+        "the scores are not accumulated in log space: log-probabilities add (scores + log_probs), "
+        "they do not multiply": top(scores[:, None] * log_probs),
+        "probabilities were added to log-probabilities: stay in log space, scores + log_probs": top(
             scores[:, None] + log_probs.exp()
-        )
-        .reshape(-1)
-        .topk(k)
-        .values,
+        ),
     }
     if k <= K:
-        wrong_scores["only the best token of each beam was kept: choose the k best among all K x V candidates"] = (
-            total.max(dim=1).values.topk(k).values
+        wrong_scores["only the best token of each beam was kept: choose the k best among all K x V candidates"] = top(
+            total.max(dim=1).values
         )
     parents = {
         "the flat index was split the wrong way: parent = index // V (V = vocabulary size), token = index % V": flat
@@ -423,23 +396,17 @@ def beam_step_mistakes(scores, log_probs, k):
     return wrong_scores, parents, tokens
 
 
-def _beam_case(fn, scores, log_probs, k, on, right=None):
-    """Run beam_step and check its three outputs; `right` defaults to course_utils.decoding.beam_step."""
+def _beam_outputs(fn, scores, log_probs, k, on):
+    """The student's (new_scores, parent, token): three (k,) tensors, long indices; the course's beam_step forbidden."""
     out = call(fn, scores, log_probs, k, what="beam_step", forbidden=[beam_step])
     expect(
         isinstance(out, tuple) and len(out) == 3, "beam_step should return three tensors: (new_scores, parent, token)."
     )
-    new_scores, parent, token = out
-    for t, what in ((new_scores, "the new scores"), (parent, "the parent beams"), (token, "the tokens")):
+    for t, what in zip(out, ("new_scores", "parent", "token")):
         expect_shape(t, (k,), f"{what} (on {on})")
-    expect_dtype(parent, torch.long, f"the parent beams (on {on}), indices into the beams,")
-    expect_dtype(token, torch.long, f"the tokens (on {on}), token ids,")
-    if right is None:
-        right = beam_step(scores, log_probs, k)
-    wrong_scores, parents, tokens = beam_step_mistakes(scores, log_probs, k)
-    expect_close(new_scores, right[0], "the new scores", mistakes=wrong_scores, on=on)
-    expect_equal(parent, right[1], "the parent beams", mistakes=parents, on=on)
-    expect_equal(token, right[2], "the tokens", mistakes=tokens, on=on)
+    expect_dtype(out[1], torch.long, f"parent (indices into the beams, on {on})")
+    expect_dtype(out[2], torch.long, f"token (token ids, on {on})")
+    return out
 
 
 def beam_step_properties(fn) -> None:
@@ -447,20 +414,12 @@ def beam_step_properties(fn) -> None:
     new score equal to its parent's score plus the log-probability of its token; no candidate twice."""
     g = torch.Generator().manual_seed(2)
     scores, log_probs = -torch.rand(3, generator=g) * 3, torch.randn(3, 7, generator=g).log_softmax(-1)
-    out = call(fn, scores, log_probs, 4, what="beam_step", forbidden=[beam_step])
-    expect(
-        isinstance(out, tuple) and len(out) == 3, "beam_step should return three tensors: (new_scores, parent, token)."
-    )
-    new_scores, parent, token = out
-    for t, what in ((new_scores, "the new scores"), (parent, "the parent beams"), (token, "the tokens")):
-        expect_shape(t, (4,), f"{what} for k = 4")
-    expect_dtype(parent, torch.long, "the parent beams (indices into the beams)")
-    expect_dtype(token, torch.long, "the tokens (token ids)")
+    new_scores, parent, token = _beam_outputs(fn, scores, log_probs, 4, "3 beams, 7 tokens, k = 4")
     expect(bool(((parent >= 0) & (parent < 3)).all()), "a parent is not the index of one of the K = 3 beams.")
     expect(bool(((token >= 0) & (token < 7)).all()), "a token is not an id of the vocabulary of V = 7.")
-    expect(bool((new_scores[:-1] >= new_scores[1:]).all()), "the new scores are not sorted best first.")
-    expect_close(new_scores, scores[parent] + log_probs[parent, token],
-                 "each new score against scores[parent] + log_probs[parent, token]")  # fmt: skip
+    expect(bool((new_scores[:-1] >= new_scores[1:]).all()), "new_scores are not sorted best first.")
+    own = scores[parent] + log_probs[parent, token]  # what the returned parents and tokens say the scores are
+    expect_close(new_scores, own, "new_scores, against scores[parent] + log_probs[parent, token],")
     expect(len(set(zip(parent.tolist(), token.tolist()))) == 4, "the same (parent, token) candidate was kept twice.")
 
 
@@ -474,4 +433,9 @@ def check_beam_step(fn) -> None:
         (torch.randn(2, generator=g), torch.randn(2, 3, generator=g).log_softmax(-1), 6, "k = every candidate"),
     ]
     for scores, log_probs, k, on in cases:
-        _beam_case(fn, scores, log_probs, k, on)
+        new_scores, parent, token = _beam_outputs(fn, scores, log_probs, k, on)
+        right = beam_step(scores, log_probs, k)
+        wrong_scores, parents, tokens = beam_step_mistakes(scores, log_probs, k)
+        expect_close(new_scores, right[0], "new_scores", mistakes=wrong_scores, on=on)
+        expect_equal(parent, right[1], "parent", mistakes=parents, on=on)
+        expect_equal(token, right[2], "token", mistakes=tokens, on=on)

@@ -1,4 +1,4 @@
-# expect: pass self_mask to the self-attention
+# expect: give self_mask to the self-attention
 def decoder_layer_forward(layer, x, memory, self_mask=None, cross_mask=None):
     pre = layer.norm_first
     h = layer.norm1(x) if pre else x
