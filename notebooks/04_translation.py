@@ -15,7 +15,8 @@
 #
 # **In this notebook you will**
 # - build the encoder and decoder blocks (residuals, LayerNorm, masks) and prove them equal to
-#   PyTorch's `nn.TransformerEncoderLayer` / `nn.TransformerDecoderLayer`;
+#   PyTorch's `nn.TransformerEncoderLayer` / `nn.TransformerDecoderLayer`, then write a decoder
+#   layer yourself in both LayerNorm orders (post-LN, as in the paper, and pre-LN, as we train);
 # - count the parameters of the paper's base model and explain the "65M";
 # - train a translator on 16,520 German–English pairs with the paper's recipe (Adam with
 #   warm-up, dropout, label smoothing, batches by length) under a fixed time budget;
@@ -288,10 +289,101 @@ assert torch.allclose(lib_mem, mem, atol=1e-5) and torch.allclose(lib_out, out, 
 print("course_utils.transformer layers == the notebook's layers")
 
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 1: a decoder layer, in either order (4 points)
+#
+# The model trained in section 7 is **pre-LN**: the LayerNorm moves inside each residual branch,
+# $x \leftarrow x + \mathrm{Sublayer}(\mathrm{LN}(x))$, instead of the paper's post-LN
+# $x \leftarrow \mathrm{LN}(x + \mathrm{Sublayer}(x))$ written in `MyDecoderLayer` above.
+# Write `decoder_layer_forward(layer, x, memory, self_mask, cross_mask)`: the forward pass of one
+# decoder layer, in the order `layer.norm_first` asks for (`True`: pre-LN, `False`: post-LN).
+# `layer` is a `course_utils.transformer.DecoderLayer`. Use its parts; calling the layer itself
+# (`layer(...)`) or the module's `residual` helper is not allowed here:
+#
+# - `layer.self_attn` and `layer.cross_attn`: the `MultiHeadAttention` of notebook 01,
+#   `mha(query, key, value, mask) -> (output, weights)`. The self-attention uses `self_mask`; the
+#   cross-attention takes its keys and values from `memory`, with `cross_mask`;
+# - `layer.ff`: the feed-forward network, `layer.ff(h)`;
+# - `layer.norm1`, `layer.norm2`, `layer.norm3`: one LayerNorm for each sublayer, in that order;
+# - `layer.dropout`: apply it to each sublayer's output, before the residual sum.
+#
+# Return `(x, self-attention weights, cross-attention weights)`, as `DecoderLayer.forward` does.
+
+
+# %% nbgrader={"grade": false, "grade_id": "decoder-layer-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def decoder_layer_forward(layer, x, memory, self_mask=None, cross_mask=None):
+    """One decoder layer from its parts: x (B, T, d), memory (B, S, d), self_mask (B, T, T), cross_mask (B, 1, S)
+    -> (x (B, T, d), self-attention weights (B, h, T, T), cross-attention weights (B, h, T, S))."""
+    ### BEGIN SOLUTION
+    pre = layer.norm_first  # True: x + Sublayer(LN(x)); False: LN(x + Sublayer(x))
+    # 1. masked self-attention: queries, keys and values from the target
+    h = layer.norm1(x) if pre else x
+    a, w_self = layer.self_attn(h, h, h, self_mask)
+    x = x + layer.dropout(a)
+    if not pre:
+        x = layer.norm1(x)
+    # 2. cross-attention: queries from the target, keys and values from the source (memory, as it is)
+    h = layer.norm2(x) if pre else x
+    a, w_cross = layer.cross_attn(h, memory, memory, cross_mask)
+    x = x + layer.dropout(a)
+    if not pre:
+        x = layer.norm2(x)
+    # 3. the feed-forward network, on every position alone
+    h = layer.norm3(x) if pre else x
+    x = x + layer.dropout(layer.ff(h))
+    if not pre:
+        x = layer.norm3(x)
+    return x, w_self, w_cross
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "decoder-layer-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+from course_utils.tools.exercises.ex04_translation import check_decoder_layer, decoder_layer_properties
+
+# Shapes, masked weights at zero, no output that depends on a later target position or on the
+# source's padding; and a case worked by hand: with every attention and feed-forward weight zero,
+# each sublayer outputs 0, so a pre-LN layer returns x + 0 + 0 + 0 = x, and a post-LN layer
+# returns LN(LN(LN(x))): tokens with mean 0 and standard deviation 1.
+decoder_layer_properties(decoder_layer_forward)
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+check_decoder_layer(decoder_layer_forward)
+### END HIDDEN TESTS
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Why pre-LN stacks end with one more LayerNorm (`Decoder.norm` in the module): below, six
+# decoder layers with fresh weights, run with your `decoder_layer_forward` (the module's until yours
+# is written) in each order. Post-LN ends every sublayer on a LayerNorm, so each token leaves every
+# layer with standard deviation 1. Pre-LN never normalises the residual stream itself: each layer adds
+# to it, and its scale grows with depth.
+
+# %% slideshow={"slide_type": "fragment"}
+from course_utils.tools.grading import use_or_reference
+from course_utils.transformer import TransformerConfig
+
+layer_fn = use_or_reference(decoder_layer_forward, DecoderLayer.forward, "decoder_layer_forward")
+for norm_first in (False, True):
+    torch.manual_seed(SEED)
+    layer_config = TransformerConfig(d_model=d, n_heads=heads, d_ff=d_ff, dropout=0.0, norm_first=norm_first)
+    h, stds = x_tgt, []
+    for _ in range(6):
+        layer = DecoderLayer(layer_config)
+        h_next = layer_fn(layer, h, mem, self_mask, src_real[:, None, :])[0]
+        assert torch.allclose(h_next, layer(h, mem, self_mask, src_real[:, None, :])[0], atol=1e-5), (
+            "your decoder layer differs from course_utils.transformer's"
+        )
+        h = h_next
+        stds.append(h[tgt_real].std(-1, unbiased=False).mean().item())
+    print(f"{'pre' if norm_first else 'post'}-LN, std per token after layers 1-6:", " ".join(f"{v:.2f}" for v in stds))
+
+
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 1): stress the two sublayers of the encoder and the three of the
 # decoder; the residual is what makes six layers trainable. Post-LN is the paper; pre-LN (LN
 # inside the branch) is what most modern models use because it trains without a careful warm-up.
+# Exercise 1 has the students write the decoder layer in both orders from its parts; its hidden
+# checks name the usual slips (LayerNorm in the wrong place, a mask or a residual left out, the
+# encoder's output normalised too, the sublayers in the wrong order).
 # The mask polarity trap: PyTorch's `nn.Transformer` masks say True = blocked, SDPA and ours say
 # True = allowed. Ask the class what goes wrong if a padded *query* row is fully blocked (NaN).
 
@@ -307,11 +399,12 @@ print("course_utils.transformer layers == the notebook's layers")
 # (columns); a padded query row still sees its real prefix, so no row ends up fully blocked.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 1: the decoder's self-attention mask
+# ### Exercise 2: the decoder's self-attention mask (3 points)
 #
 # Write `decoder_mask(tgt, pad_id)`: `tgt` is a `(B, T)` tensor of token ids, right-padded with
 # `pad_id`. Return a boolean `(B, T, T)` tensor, `True` where query $i$ **may** attend to key $j$.
-# (You may use `causal_mask` from notebook 01, imported in the setup cell.)
+# (You may use `causal_mask` from notebook 01, imported in the setup cell, but not
+# `course_utils.transformer.decoder_self_mask`, which is this exercise's answer.)
 
 
 # %% nbgrader={"grade": false, "grade_id": "decoder-mask-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -327,49 +420,29 @@ def decoder_mask(tgt: torch.Tensor, pad_id: int) -> torch.Tensor:
 
 # %% nbgrader={"grade": true, "grade_id": "decoder-mask-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
-from course_utils.tools.grading import call, expect, expect_equal, expect_shape
-
-
-def _mistakes(tgt, pad):
-    T = tgt.shape[1]
-    tri = torch.ones(T, T, dtype=torch.bool).tril()
-    real = tgt != pad
-    right = tri[None] & real[:, None, :]
-    return right, {
-        "the polarity is inverted: True must mean 'may attend' (as in scaled_dot_product_attention), not 'blocked'": ~right,
-        "the padding mask is on the wrong axis: padding blocks keys (the last axis, real[:, None, :]), not queries": tri[
-            None
-        ]
-        & real[:, :, None],
-        "the padding mask is missing: combine the causal mask with 'key is not padding' using &": tri[None].expand(
-            len(tgt), T, T
-        ),
-        "the causal mask is missing: query i may only see keys j <= i (lower triangle, tril)": real[:, None, :].expand(
-            len(tgt), T, T
-        ),
-        "the triangle is the wrong way round: keys j <= i is the lower triangle (tril), not triu": tri.T[None]
-        & real[:, None, :],
-        "padding and causal masks were combined with OR: both conditions must hold, use &": tri[None]
-        | real[:, None, :],
-    }
-
-
-tgt = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])
-right, wrong = _mistakes(tgt, 0)
-got = call(decoder_mask, tgt, 0)
-expect_shape(got, (2, 4, 4), "decoder_mask(tgt, pad_id) for tgt of shape (2, 4)")
-expect(
-    isinstance(got, torch.Tensor) and got.dtype == torch.bool,
-    "decoder_mask should return a boolean tensor (dtype torch.bool).",
+from course_utils.tools.grading import call, expect_equal
+from course_utils.tools.exercises.ex04_translation import (
+    check_decoder_mask,
+    decoder_mask_mistakes,
+    decoder_mask_properties,
 )
-expect_equal(got, right, "decoder_mask for a batch of two padded sentences", mistakes=wrong)
+
+# worked by hand: two sentences of 4 positions, pad_id 0; the first has 3 real tokens, the second 2
+tgt = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])
+expected = torch.tensor(
+    [
+        [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 0]],  # key 3 is padding: column 3 blocked
+        [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 0, 0]],  # keys 2 and 3 are padding
+    ],
+    dtype=torch.bool,
+)
+got = call(decoder_mask, tgt, 0)
+expect_equal(got, expected, "decoder_mask for two padded sentences", mistakes=decoder_mask_mistakes(tgt, 0))
+# bool (B, T, T), nothing above the diagonal, padded keys blocked, every real position sees itself
+decoder_mask_properties(decoder_mask)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-tgt = torch.tensor([[3, 3, 3, 3, 3], [4, 4, 4, 1, 1], [2, 1, 1, 1, 1]])
-right, wrong = _mistakes(tgt, 1)
-expect_equal(call(decoder_mask, tgt, 1), right, "decoder_mask with pad_id=1 and three sentences", mistakes=wrong)
-tgt = torch.tensor([[7]])
-expect_equal(call(decoder_mask, tgt, 0), torch.ones(1, 1, 1, dtype=torch.bool), "decoder_mask of a single token")
+check_decoder_mask(decoder_mask)
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
@@ -386,6 +459,7 @@ for ax, m, title in zip(axes, mask_fn(example, 0), ["sentence 1 (2 pads)", "sent
 fig.suptitle("decoder self-attention mask: green = may attend")
 plt.tight_layout()
 plt.show()
+
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 2): draw the lower triangle on the board, then cross out the padded
@@ -404,7 +478,44 @@ plt.show()
 #
 # The base configuration: $d = 512$, 6 + 6 layers, 8 heads, $d_{ff} = 2048$, ~37k shared tokens.
 # The paper's Table 3 lists it at 65 million parameters. Let us count (on PyTorch's `meta` device:
-# shapes only, no memory).
+# shapes only, no memory), after a prediction.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 3: predict before you count (1 point)
+#
+# Which of the three parts holds the most parameters in the base configuration?
+#
+# - **a**: the shared embedding, 37,000 × 512;
+# - **b**: the encoder, 6 layers of self-attention and feed-forward network;
+# - **c**: the decoder, 6 layers of masked self-attention, cross-attention and feed-forward network.
+#
+# Make `prediction()` return `"a"`, `"b"` or `"c"` before you run the count below.
+
+
+# %% nbgrader={"grade": false, "grade_id": "biggest-part-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def prediction():
+    """The part of the base model with the most parameters: "a", "b" or "c"."""
+    ### BEGIN SOLUTION
+    return "c"
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "biggest-part-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+from course_utils.tools.grading import call, expect_choice
+
+CHOICES = ("a", "b", "c")
+expect_choice(call(prediction), CHOICES, "your prediction")
+print("a valid choice: the count below shows whether it is right")
+### BEGIN HIDDEN TESTS
+expect_choice(
+    call(prediction),
+    CHOICES,
+    "your prediction",
+    correct="c",
+    why="The count below gives the decoder 25.2M parameters, the embedding and the encoder 18.9M each: "
+    "every decoder layer has a second attention.",
+)
+### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
 from course_utils.measure import count_parameters
@@ -427,6 +538,7 @@ print(f"{'total':<42} {total:>12,}   paper: ~65,000,000")
 # the reference: nn.Transformer has the same layers plus a final LayerNorm per stack (2 x 2 x 512)
 assert total - parts["shared embedding (37,000 x 512)"] + 2 * 2 * 512 == count_parameters(torch_base)
 assert abs(total / 65e6 - 1) < 0.05, "more than 5 % away from the paper's base model"
+assert max(parts, key=parts.get).startswith("decoder"), "the decoder should be the biggest part"
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **63.1M against "65M".** The layers are fixed by the configuration, and match `nn.Transformer`
@@ -434,12 +546,14 @@ assert abs(total / 65e6 - 1) < 0.05, "more than 5 % away from the paper's base m
 # tokens" for English–German. Each extra 1,000 tokens adds 0.5M parameters, so a vocabulary of
 # about 41k (or rounding up) closes the gap. Had the embeddings *not* been tied (separate source,
 # target and output matrices), the count would be 63.1M + 2 × 18.9M ≈ 101M: weight tying saves a
-# third of the model. Note also where the parameters sit: 30 % are the embedding, and the decoder
-# is a third bigger than the encoder because of its extra attention.
+# third of the model. Note also where the parameters sit (Exercise 3): the **decoder** is the biggest
+# part, 40 %. Each of its layers has a second attention, $4d^2 + 4d$ ≈ 1.05M parameters more than an
+# encoder layer, so it is a third bigger than the encoder; the embedding and the encoder come out
+# almost level, 30 % each.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
-# Presenter notes (section 3): ask the class to predict the count before running the cell:
-# attention 4d² + 4d, FFN 2·d·d_ff + d_ff + d, LN 2d. The vocabulary is the one unknown in the
+# Presenter notes (section 3): Exercise 3 asks which part is biggest before the count; then ask
+# for the total: attention 4d² + 4d, FFN 2·d·d_ff + d_ff + d, LN 2d. The vocabulary is the one unknown in the
 # paper; 37k is "about". Tying: the same E embeds German, embeds English and scores outputs.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -545,11 +659,13 @@ print(f"the paper's peak learning rate {warmup_lr(4000, 512, 4000):.2e} at step 
 # it stops pushing its logits towards infinity: perplexity gets worse, translations better.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 2: the label-smoothed loss
+# ### Exercise 4: the label-smoothed loss (3 points)
 #
 # Write `smoothed_loss(logits, target, eps, pad_id)`: `logits` is `(N, V)`, `target` is `(N,)`
 # (positions whose target is `pad_id` are padding). Return the mean over the non-padding
-# positions of $-\sum_c q(c)\log p(c)$ with $q$ as above. Use `log_softmax`.
+# positions of $-\sum_c q(c)\log p(c)$ with $q$ as above. Use `log_softmax` (it stays finite where
+# `softmax(...).log()` underflows to $\log 0$); `course_utils.train.label_smoothed_cross_entropy` is
+# this exercise's answer, and not allowed here.
 
 
 # %% nbgrader={"grade": false, "grade_id": "smoothed-loss-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -568,74 +684,32 @@ def smoothed_loss(logits: torch.Tensor, target: torch.Tensor, eps: float, pad_id
 
 
 # %% nbgrader={"grade": true, "grade_id": "smoothed-loss-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import math
+
 import torch
-import torch.nn.functional as F
 from course_utils.tools.grading import call, expect_close
-
-
-def _loss_mistakes(logits, target, eps, pad):
-    N, V = logits.shape
-    logp = logits.log_softmax(-1)
-    real = target != pad
-
-    def with_q(q, rows=real):
-        return -(q * logp).sum(-1)[rows].mean()
-
-    onehot = F.one_hot(target, V).float()
-    q = onehot * (1 - eps) + eps / (V - 1)
-    q[:, pad] = 0.0
-    right = with_q(q)
-    everywhere = onehot * (1 - eps) + eps / V
-    q_pad_rows = torch.full((N, V), eps / (V - 1))  # the same q built in the other order:
-    q_pad_rows[:, pad] = 0.0  # padded rows then put 1 - eps on pad
-    q_pad_rows[torch.arange(N), target] += 1 - eps
-    return right, {
-        "the smoothing mass is spread over the padding token too: give <pad> probability 0 and divide eps by V - 1": with_q(
-            everywhere
-        ),
-        "the smoothing mass is spread over the padding token too (eps / (V - 1) on every class): set q[:, pad_id] = 0": with_q(
-            onehot * (1 - eps) + eps / (V - 1)
-        ),
-        "padding positions are not ignored: average only over positions whose target is not pad_id": with_q(
-            q, torch.ones_like(real)
-        ),
-        "padding positions are not ignored: average only over the positions whose target is not pad_id": with_q(
-            q_pad_rows, torch.ones_like(real)
-        ),
-        "there is no smoothing: the target distribution must be (1 - eps) on the answer plus eps spread out": with_q(
-            onehot
-        ),
-        "the loss is summed over positions instead of averaged over the real ones": -(q * logp).sum(-1)[real].sum(),
-        "the right answer gets 1 - eps but no share of the uniform part: add eps / (V - 1) to every non-pad class, the answer included": with_q(
-            torch.where(onehot.bool(), 1 - eps, eps / (V - 2)) * (torch.arange(V) != pad)
-        ),
-        "probabilities were used where log-probabilities belong: use logits.log_softmax(-1)": -(q * logp.exp())
-        .sum(-1)[real]
-        .mean(),
-    }
-
-
-g = torch.Generator().manual_seed(0)
-logits = torch.randn(6, 7, generator=g)
-target = torch.tensor([3, 1, 4, 6, 0, 0])
-right, wrong = _loss_mistakes(logits, target, 0.1, 0)
-expect_close(
-    call(smoothed_loss, logits, target, 0.1, 0), right, "smoothed_loss(logits, target, 0.1, pad_id=0)", mistakes=wrong
+from course_utils.tools.exercises.ex04_translation import (
+    check_smoothed_loss,
+    smoothed_loss_mistakes,
+    smoothed_loss_properties,
 )
+
+# worked by hand: V = 3 classes, pad_id = 0, eps = 0.2, so q gives 0.2 / 2 = 0.1 to each non-pad
+# class and 0.8 + 0.1 = 0.9 to the answer.
+# row 0: logits (0, ln 2, ln 3), p = (1/6, 2/6, 3/6); answer 2, q = (0, 0.1, 0.9): loss 0.1 ln 3 + 0.9 ln 2
+# row 1: logits (ln 3, ln 2, 0), p = (3/6, 2/6, 1/6); answer 1, q = (0, 0.9, 0.1): loss 0.9 ln 3 + 0.1 ln 6
+# row 2: padding (answer 0), left out of the mean
+logits = torch.tensor([[0.0, math.log(2), math.log(3)], [math.log(3), math.log(2), 0.0], [0.0, 0.0, 0.0]])
+target = torch.tensor([2, 1, 0])
+expected = torch.tensor((0.1 * math.log(3) + 0.9 * math.log(2) + 0.9 * math.log(3) + 0.1 * math.log(6)) / 2)
+got = call(smoothed_loss, logits, target, 0.2, 0)
+mistakes = smoothed_loss_mistakes(logits, target, 0.2, 0)
+expect_close(got, expected, "smoothed_loss on the example worked by hand", mistakes=mistakes)
+# a float scalar, blind to the padded rows and to a constant added to a row's logits; eps = 0: cross-entropy
+smoothed_loss_properties(smoothed_loss)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-logits = torch.randn(9, 11, generator=g) * 3
-target = torch.tensor([2, 5, 10, 7, 7, 1, 9, 9, 9])
-right, wrong = _loss_mistakes(logits, target, 0.3, 9)
-expect_close(
-    call(smoothed_loss, logits, target, 0.3, 9), right, "smoothed_loss with pad_id=9 and eps=0.3", mistakes=wrong
-)
-right, _ = _loss_mistakes(logits, target, 0.0, 9)
-expect_close(
-    call(smoothed_loss, logits, target, 0.0, 9),
-    F.cross_entropy(logits, target, ignore_index=9),
-    "smoothed_loss with eps=0 (plain cross-entropy)",
-)
+check_smoothed_loss(smoothed_loss)
 ### END HIDDEN TESTS
 
 # %% slideshow={"slide_type": "subslide"}
@@ -909,12 +983,13 @@ print("greedy:", dec_tok.decode([t for t in ys[1:] if t != dec_config.eos_id]))
 # $\alpha = 1.5$ it won for both our model and the reference (5.50 vs 5.28).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 3: one beam-search step
+# ### Exercise 5: one beam-search step (3 points)
 #
 # Write `beam_step(scores, log_probs, k)`. `scores` is `(K,)`: the log-probability of each current
 # beam. `log_probs` is `(K, V)`: $\log p(\text{token} \mid \text{beam})$. Return three `(k,)`
 # tensors, best first: the new scores, the index of the beam each candidate extends (`parent`),
-# and the token it appends.
+# and the token it appends (`parent` and `token` are indices: integer tensors, `torch.long`).
+# `course_utils.decoding.beam_step` is this exercise's answer, and not allowed here.
 
 
 # %% nbgrader={"grade": false, "grade_id": "beam-step-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -929,73 +1004,28 @@ def beam_step(scores: torch.Tensor, log_probs: torch.Tensor, k: int):
 
 
 # %% nbgrader={"grade": true, "grade_id": "beam-step-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import math
+
 import torch
 from course_utils.tools.grading import call, expect, expect_close, expect_equal
+from course_utils.tools.exercises.ex04_translation import beam_step_mistakes, beam_step_properties, check_beam_step
 
-
-def _check_beam(scores, log_probs, k, what):
-    K, V = log_probs.shape
-    total = scores[:, None] + log_probs
-    best, flat = total.reshape(-1).topk(k)
-    wrong_scores = {
-        "the scores are not accumulated: add each beam's score to its log-probabilities before choosing": log_probs.reshape(
-            -1
-        )
-        .topk(k)
-        .values,
-        "the scores are not accumulated in log space: log-probabilities add (scores + log_probs), they do not multiply": (
-            scores[:, None] * log_probs
-        )
-        .reshape(-1)
-        .topk(k)
-        .values,
-        "probabilities were added to log-probabilities: stay in log space, scores + log_probs": (
-            scores[:, None] + log_probs.exp()
-        )
-        .reshape(-1)
-        .topk(k)
-        .values,
-        "only the best token of each beam was kept: choose the k best among all K x V candidates": (
-            total.max(dim=1).values.topk(min(k, K)).values if k <= K else best * 0
-        ),
-    }
-    out = call(beam_step, scores, log_probs, k)
-    expect(
-        isinstance(out, tuple) and len(out) == 3, "beam_step should return three tensors: (new_scores, parent, token)."
-    )
-    new_scores, parent, token = out
-    expect_close(new_scores, best, f"the new scores ({what})", mistakes=wrong_scores)
-    expect_equal(
-        torch.as_tensor(parent).long(),
-        flat // V,
-        f"the parent beams ({what})",
-        mistakes={
-            "the flat index was split the wrong way: parent = index // V (V = vocabulary size), token = index % V": flat
-            % V,
-            "parent was computed with K instead of V: the flat index runs over K rows of V tokens": flat // K,
-        },
-    )
-    expect_equal(
-        torch.as_tensor(token).long(),
-        flat % V,
-        f"the tokens ({what})",
-        mistakes={
-            "the flat index was split the wrong way: token = index % V": flat // V,
-            "token was computed with K instead of V: use index % V": flat % K,
-        },
-    )
-
-
+# worked by hand: 3 beams, 4 tokens, k = 3. The best candidates are beam 0 + token 1 (-0.5 + ln 0.6),
+# beam 1 + token 0 (-1.0 + ln 0.7) and beam 0 + token 2 (-0.5 + ln 0.2); beam 2 (-3.0) is too far behind.
 scores = torch.tensor([-0.5, -1.0, -3.0])
 log_probs = torch.log(torch.tensor([[0.1, 0.6, 0.2, 0.1], [0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]]))
-_check_beam(scores, log_probs, 3, "3 beams, 4 tokens")
+out = call(beam_step, scores, log_probs, 3)
+expect(isinstance(out, tuple) and len(out) == 3, "beam_step should return three tensors: (new_scores, parent, token).")
+wrong_scores, wrong_parents, wrong_tokens = beam_step_mistakes(scores, log_probs, 3)
+best = torch.tensor([-0.5 + math.log(0.6), -1.0 + math.log(0.7), -0.5 + math.log(0.2)])
+expect_close(out[0], best, "new_scores", mistakes=wrong_scores)
+expect_equal(out[1], torch.tensor([0, 1, 0]), "parent", mistakes=wrong_parents)
+expect_equal(out[2], torch.tensor([1, 0, 2]), "token", mistakes=wrong_tokens)
+# k of each, long indices in range, best first, score = scores[parent] + log_probs[parent, token]
+beam_step_properties(beam_step)
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-g = torch.Generator().manual_seed(3)
-scores = torch.randn(4, generator=g) - 2
-log_probs = torch.randn(4, 9, generator=g).log_softmax(-1)
-_check_beam(scores, log_probs, 4, "4 beams, 9 tokens")
-_check_beam(torch.tensor([0.0]), torch.randn(1, 6, generator=g).log_softmax(-1), 3, "the first step (1 beam)")
+check_beam_step(beam_step)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -1046,7 +1076,7 @@ print("greedy:", dec_tok.decode(greedy_decode(dec_model, src, MAX_NEW_TOKENS)[0]
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 8): walk the tree from the right: the winning hypothesis is the green
-# box with the best length-normalised score, not necessarily the top row. Exercise 3's diagnoses:
+# box with the best length-normalised score, not necessarily the top row. Exercise 5's diagnoses:
 # forgetting to accumulate, multiplying logs, and taking the top token per beam (that is k greedy
 # searches, not a beam).
 

@@ -1,0 +1,3 @@
+# expect: should be one of
+def prediction():
+    return "the decoder"
