@@ -271,7 +271,7 @@ with torch.no_grad():
     layer.B.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
 # x = (1, 2): W x + b = (1.5, 1.5); A x = (3, 2), B A x = (3, 0); h = (1.5, 1.5) + 4 * (3, 0) = (13.5, 1.5)
 expect_close(
-    call(layer, torch.tensor([[1.0, 2.0]]), what="LoRALayer.forward"),
+    call(layer.forward, torch.tensor([[1.0, 2.0]]), what="LoRALayer.forward"),
     torch.tensor([[13.5, 1.5]]),
     "the LoRA output of the worked example",
     mistakes=LORA_EXAMPLE_MISTAKES,
@@ -1298,7 +1298,7 @@ with torch.no_grad():
     layer.B.copy_(torch.tensor([[0.5], [0.0]]))
 # x = (1, 1): W^ x + b = (4 + 1, 2 * 0.4407 - 2 - 1); B A x = (1, 0); alpha / r = 2
 expect_close(
-    call(layer, torch.tensor([[1.0, 1.0]]), what="QLoRALinear.forward"),
+    call(layer.forward, torch.tensor([[1.0, 1.0]]), what="QLoRALinear.forward"),
     torch.tensor([[7.0, 2 * 0.44070982933044434 - 3.0]]),
     "the QLoRA output of the worked example",
     mistakes=QLORA_OUTPUT_EXAMPLE_MISTAKES,

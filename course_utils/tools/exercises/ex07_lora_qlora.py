@@ -125,7 +125,7 @@ def check_lora_layer(cls) -> None:
             ref.lora_A.copy_(layer.A)
             ref.lora_B.copy_(layer.B)
         x = torch.randn(x_shape, generator=g)
-        out = call(layer, x, what="LoRALayer.forward")
+        out = call(layer.forward, x, what="LoRALayer.forward")
         ref_out = ref(x)
         A, B, W = layer.A.detach(), layer.B.detach(), base.weight.detach()
         b = None if base.bias is None else base.bias.detach()
@@ -164,7 +164,11 @@ def check_merge_weights(fn) -> None:
     """Hidden checks: W + course_utils.lora's delta_weight on several shapes; the merged layer matches the LoRA one."""
     g = torch.Generator().manual_seed(11)
     for out_f, in_f, r, alpha, on in MERGE_CASES:
-        W, A, B = torch.randn(out_f, in_f, generator=g), torch.randn(r, in_f, generator=g), torch.randn(out_f, r, generator=g)
+        W, A, B = (
+            torch.randn(out_f, in_f, generator=g),
+            torch.randn(r, in_f, generator=g),
+            torch.randn(out_f, r, generator=g),
+        )
         with torch.random.fork_rng(devices=[]):
             lora = LoRALinear(nn.Linear(in_f, out_f), r=r, alpha=alpha)
         with torch.no_grad():
@@ -270,7 +274,10 @@ def check_absmax(quantize, dequantize) -> None:
                 on=on,
             )
         err = (call(dequantize, q, c, what="dequantize_absmax") - x).abs().max()
-        expect(bool(err <= absmax / 254 + 1e-6), f"the round-trip error should be at most half a step, max|x| / 254 (on {on}).")
+        expect(
+            bool(err <= absmax / 254 + 1e-6),
+            f"the round-trip error should be at most half a step, max|x| / 254 (on {on}).",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,7 +327,9 @@ def _weight_mistakes(w: torch.Tensor, blocksize: int) -> dict:
         "the blocks run down the columns: flatten W row by row (W.reshape(-1)), not W.T": _nf4_roundtrip(
             w.T.contiguous(), blocksize
         ).T,
-        "the levels are not multiplied by their block's absmax": nf4_dequantize(codes, torch.ones_like(absmax), w.shape),
+        "the levels are not multiplied by their block's absmax": nf4_dequantize(
+            codes, torch.ones_like(absmax), w.shape
+        ),
         "the nearest level is picked for the value, not for value / absmax": nf4_dequantize(raw, absmax, w.shape),
         "the weight is not quantized: dequantized_weight returns the full-precision W": w,
     }
@@ -373,24 +382,24 @@ def qlora_linear_properties(cls) -> None:
 
 
 def _qlora_inputs():
-    """(base, r, alpha, blocksize or None for the default, x, what kind of input)."""
-    g = torch.Generator().manual_seed(5)
+    """(base, r, alpha, blocksize or None for the default, x shape, what kind of input)."""
     torch.manual_seed(5)
     spread = nn.Linear(8, 4)
     with torch.no_grad():
         spread.weight.mul_(torch.tensor([[1e-3], [0.0], [1.0], [1e3]]))  # one block per row
     return [
-        (nn.Linear(20, 12), 4, 8.0, 16, torch.randn(3, 5, 20, generator=g), "a batch of 3 x 5 inputs, blocks across rows"),
-        (nn.Linear(7, 5, bias=False), 2, 6.0, 8, torch.randn(4, 7, generator=g), "a layer without bias, last block padded"),
-        (spread, 1, 2.0, 8, torch.randn(2, 8, generator=g), "blocks of very different scales, one all zero"),
-        (nn.Linear(16, 16), 2, 16.0, None, torch.randn(1, 16, generator=g), "a 16 x 16 layer, default blocks of 64"),
+        (nn.Linear(20, 12), 4, 8.0, 16, (3, 5, 20), "a batch of 3 x 5 inputs, blocks across rows"),
+        (nn.Linear(7, 5, bias=False), 2, 6.0, 8, (4, 7), "a layer without bias, last block padded"),
+        (spread, 1, 2.0, 8, (2, 8), "blocks of very different scales, one all zero"),
+        (nn.Linear(16, 16), 2, 16.0, None, (1, 16), "a 16 x 16 layer, default blocks of 64"),
     ]
 
 
 def check_qlora_linear(cls) -> None:
     """Hidden checks: storage, dequantized weight, output and gradients equal LoRALinear(QuantizedLinear) on random weights."""
     g = torch.Generator().manual_seed(13)
-    for base, r, alpha, blocksize, x, on in _qlora_inputs():
+    for base, r, alpha, blocksize, x_shape, on in _qlora_inputs():
+        x = torch.randn(x_shape, generator=g)
         bs = 64 if blocksize is None else blocksize
         args = (base, r, alpha) if blocksize is None else (base, r, alpha, blocksize)
         with forbid(cls.__init__, QLORA_FORBIDDEN, QLORA_REASON):
@@ -408,7 +417,7 @@ def check_qlora_linear(cls) -> None:
             ref.lora_A.copy_(layer.A)
             ref.lora_B.copy_(layer.B)
         with forbid(cls.__init__, QLORA_FORBIDDEN, QLORA_REASON):
-            out = call(layer, x, what="QLoRALinear.forward")
+            out = call(layer.forward, x, what="QLoRALinear.forward")
         ref_out = ref(x)
         offset = x @ layer.A.detach().T @ layer.B.detach().T
         mistakes = _offset_mistakes(F.linear(x, w_hat, b), offset, alpha / r, r, b)
