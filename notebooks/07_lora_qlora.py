@@ -23,6 +23,10 @@
 # - quantize weights from scratch: absmax int8, blockwise constants, 4-bit NormalFloat (NF4)
 #   and double quantization, and train LoRA on top of the 4-bit model (QLoRA).
 #
+# **Exercises** (13 points): a LoRA layer, merging it, a prediction of how the trained weights grow
+# with the rank, absmax quantization, and a QLoRA layer you build from the NF4 levels and your LoRA
+# layer, checked against the course's own.
+#
 # **Prerequisites:** notebooks 01 (attention) and 05 (BERT); a PyTorch training loop.
 #
 # **Run time (2-core CPU, no GPU, 2026-11-23):** SMOKE ≈ 25 s; full **10.4 min** on an
@@ -975,7 +979,8 @@ plt.show()
 # a shared machine are noisy). The savings grow with the model: at 70B, the weights, gradients and Adam states dominate.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
-# Presenter notes (section 4): explain LP-FT (start from the probe's head), then read the table
+# Presenter notes (section 4): collect the students' answers to Exercise 3 (a show of hands on a, b,
+# c, d) before running the study. Explain LP-FT (start from the probe's head), then read the table
 # row by row. Ask: why is LoRA's step not much faster? (the backward pass through activations
 # still runs; only the weight-gradient matmuls and Adam shrink). Timing is on a shared 2-core CPU.
 
@@ -1408,7 +1413,8 @@ assert ratio <= limit, f"the 4-bit base should take at most {limit:.0%} of fp32 
 # dominate, and that is where QLoRA turns 140 GB into ~35 GB.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
-# Presenter notes (section 6): the QLoRA recipe is just sections 2 + 5 composed. Point to the
+# Presenter notes (section 6): the QLoRA recipe is just sections 2 + 5 composed; Exercise 5 has
+# the students compose them in one layer (the test compares it with QuantizedLinear inside LoRALinear). Point to the
 # memory table: base weights are measured from the tensors (codes + constants), not computed.
 # Ask why the peak did not drop 8x (temporary dequantized weights; activations).
 
