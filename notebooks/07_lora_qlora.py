@@ -1331,8 +1331,9 @@ def course_qlora_layer(base: nn.Linear, r: int, alpha: float, blocksize: int = 6
 
 torch.manual_seed(SEED)
 qlora_alpha = min(LORA_ALPHA, 2 * QLORA_RANK)
-mine = use_or_reference(QLoRALinear, course_qlora_layer, "QLoRALinear")(copy.deepcopy(lin), QLORA_RANK, qlora_alpha)
-ours = course_qlora_layer(copy.deepcopy(lin), QLORA_RANK, qlora_alpha)
+lin_cpu = copy.deepcopy(lin).cpu()  # the comparison runs on the CPU, wherever the backbone lives
+mine = use_or_reference(QLoRALinear, course_qlora_layer, "QLoRALinear")(copy.deepcopy(lin_cpu), QLORA_RANK, qlora_alpha)
+ours = course_qlora_layer(copy.deepcopy(lin_cpu), QLORA_RANK, qlora_alpha)
 with torch.no_grad():
     ours.lora_A.copy_(mine.A)
     mine.B.normal_()
@@ -1348,7 +1349,7 @@ bits_mine = 8 * sum(b.numel() * b.element_size() for b in mine.buffers()) / n_we
 bits_packed = 8 * ours.base.weight_nbytes() / n_weights
 print(
     f"weight {tuple(lin.weight.shape)}: {same_share:.2%} of the dequantized weights identical to course_utils'; "
-    f"mean |dequantized - fp32| {(w_mine - lin.weight).abs().mean():.2e}"
+    f"mean |dequantized - fp32| {(w_mine - lin_cpu.weight).abs().mean():.2e}"
 )
 print(
     f"bits per weight: fp32 32, yours {bits_mine:.2f}, packed NF4 {bits_packed:.2f}, "
