@@ -23,6 +23,10 @@
 # - quantize weights from scratch: absmax int8, blockwise constants, 4-bit NormalFloat (NF4)
 #   and double quantization, and train LoRA on top of the 4-bit model (QLoRA).
 #
+# **Exercises** (13 points): a LoRA layer, merging it, a prediction of how the trained weights grow
+# with the rank, absmax quantization, and a QLoRA layer you build from the NF4 levels and your LoRA
+# layer, checked against the course's own.
+#
 # **Prerequisites:** notebooks 01 (attention) and 05 (BERT); a PyTorch training loop.
 #
 # **Run time (2-core CPU, no GPU, 2026-11-23):** SMOKE ≈ 25 s; full **10.4 min** on an
@@ -224,7 +228,7 @@ print(
 #   you keep the learning rate when you try another rank.
 # - The base layer is frozen: `requires_grad = False` on its weight and bias.
 #
-# ### Exercise 1: a LoRA layer
+# ### Exercise 1: a LoRA layer (3 points)
 #
 # Write `LoRALayer(base, r, alpha)`: store `base` and freeze its parameters, create
 # `self.A` of shape `(r, in_features)` (initialise with `nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))`)
@@ -256,59 +260,31 @@ class LoRALayer(nn.Module):
 # %% nbgrader={"grade": true, "grade_id": "lora-layer-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
 import torch.nn as nn
-from course_utils.tools.grading import call, expect, expect_close, expect_shape
+from course_utils.tools.exercises.ex07_lora_qlora import LORA_EXAMPLE_MISTAKES, lora_layer_properties
+from course_utils.tools.grading import call, expect_close
 
-torch.manual_seed(0)
-base = nn.Linear(6, 4)
-layer = call(LoRALayer, base, 2, 8.0, what="LoRALayer(base, r=2, alpha=8)")
-expect(
-    isinstance(getattr(layer, "A", None), nn.Parameter) and isinstance(getattr(layer, "B", None), nn.Parameter),
-    "self.A and self.B should be nn.Parameter tensors, so the optimizer trains them.",
-)
-expect_shape(layer.B, (4, 2), "B (out_features, r)")
-expect_shape(layer.A, (2, 6), "A (r, in_features)")
-expect(bool((layer.B == 0).all()), "B should start at zero, so the adapted layer starts as the pretrained one.")
-expect(
-    bool((layer.A != 0).any()),
-    "A should start random (kaiming-uniform): with A = 0 and B = 0 no gradient ever reaches them.",
-)
-expect(
-    not base.weight.requires_grad and not base.bias.requires_grad,
-    "the base layer should be frozen: set requires_grad to False on its parameters.",
-)
+lora_layer_properties(LoRALayer)  # A, B: parameters of the right shapes, B = 0, A kaiming-uniform, the base frozen
+# a worked example: W = I, b = (0.5, -0.5), r = 2, alpha = 8, so alpha / r = 4
+base = nn.Linear(2, 2)
 with torch.no_grad():
-    layer.A.copy_(torch.randn(2, 6))
-    layer.B.copy_(torch.randn(4, 2))
-x = torch.randn(3, 6)
-W, b, A, B = base.weight.detach(), base.bias.detach(), layer.A.detach(), layer.B.detach()
+    base.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    base.bias.copy_(torch.tensor([0.5, -0.5]))
+layer = call(LoRALayer, base, 2, 8.0, what="LoRALayer(base, r=2, alpha=8)")
+with torch.no_grad():
+    layer.A.copy_(torch.tensor([[1.0, 1.0], [0.0, 1.0]]))
+    layer.B.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+# x = (1, 2): W x + b = (1.5, 1.5); A x = (3, 2), B A x = (3, 0); h = (1.5, 1.5) + 4 * (3, 0) = (13.5, 1.5)
 expect_close(
-    call(layer, x, what="LoRALayer.forward"),
-    x @ W.T + b + 4.0 * x @ A.T @ B.T,
-    "the LoRA output",
-    mistakes={
-        "the offset is not scaled: multiply B A x by alpha / r": x @ W.T + b + x @ A.T @ B.T,
-        "the scaling is upside down: use alpha / r, not r / alpha": x @ W.T + b + 0.25 * x @ A.T @ B.T,
-        "the base layer's output is missing: add W x + b": 4.0 * x @ A.T @ B.T,
-    },
+    call(layer.forward, torch.tensor([[1.0, 2.0]]), what="LoRALayer.forward"),
+    torch.tensor([[13.5, 1.5]]),
+    "the LoRA output of the worked example",
+    mistakes=LORA_EXAMPLE_MISTAKES,
 )
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-torch.manual_seed(1)
-base2 = nn.Linear(5, 7, bias=False)
-layer2 = call(LoRALayer, base2, 3, 3.0, what="LoRALayer(base, r=3, alpha=3)")
-expect_shape(layer2.A, (3, 5), "A (r, in_features) for a 5 -> 7 layer")
-with torch.no_grad():
-    layer2.B.copy_(torch.randn(7, 3))
-x2 = torch.randn(2, 4, 5)  # batched (..., in_features)
-W2, A2, B2 = base2.weight.detach(), layer2.A.detach(), layer2.B.detach()
-expect_close(
-    call(layer2, x2),
-    x2 @ W2.T + x2 @ A2.T @ B2.T,
-    "the LoRA output on a (2, 4, 5) batch with alpha = r",
-    mistakes={"the offset is multiplied by alpha instead of alpha / r": x2 @ W2.T + 3.0 * x2 @ A2.T @ B2.T},
-)
-n_trainable = sum(p.numel() for p in layer2.parameters() if p.requires_grad)
-expect(n_trainable == 3 * (5 + 7), "only A and B should train: r (in + out) parameters.")
+from course_utils.tools.exercises.ex07_lora_qlora import check_lora_layer
+
+check_lora_layer(LoRALayer)  # three shapes against course_utils.lora.LoRALinear: outputs and gradients
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -348,7 +324,7 @@ print(f"LoRA r=8 on a 384 x 384 layer trains {trainable:,} of {total:,} paramete
 # and $W'x = Wx + \frac{\alpha}{r}BAx$ exactly: the adapter costs nothing at inference. (Keep $A$ and
 # $B$ if you want to switch tasks: subtracting them again gives back $W$.)
 #
-# ### Exercise 2: merge
+# ### Exercise 2: merge (2 points)
 #
 # Write `merge_weights(W, A, B, alpha, r)` returning $W + \frac{\alpha}{r} BA$, for `W` of shape
 # `(out, in)`, `A` `(r, in)`, `B` `(out, r)`.
@@ -364,38 +340,26 @@ def merge_weights(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: floa
 
 # %% nbgrader={"grade": true, "grade_id": "merge-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
-from course_utils.tools.grading import call, expect_close
+from course_utils.tools.exercises.ex07_lora_qlora import MERGE_EXAMPLE_MISTAKES
+from course_utils.tools.grading import call, expect_close, expect_shape
 
-g = torch.Generator().manual_seed(0)
-W, A, B = torch.randn(4, 4, generator=g), torch.randn(2, 4, generator=g), torch.randn(4, 2, generator=g)
+# a worked example: alpha / r = 6 / 2 = 3, B A = [[1, 1], [0, 2]], W + 3 B A = [[4, 5], [3, 10]]
+W = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+A = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+B = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+merged = call(merge_weights, W, A, B, 6.0, 2)
+expect_shape(merged, (2, 2), "merge_weights(W, A, B, alpha, r), shaped like W")
 expect_close(
-    call(merge_weights, W, A, B, 8.0, 2),
-    W + 4.0 * B @ A,
-    "merge_weights(W, A, B, alpha=8, r=2)",
-    mistakes={
-        "merged without the scaling: add (alpha / r) B A, not B A": W + B @ A,
-        "the product is transposed: B A has shape (out, in), like W": W + 4.0 * (B @ A).T,
-        "the scaling is upside down: alpha / r, not r / alpha": W + 0.25 * B @ A,
-        "the offset is subtracted: add it": W - 4.0 * B @ A,
-    },
+    merged,
+    torch.tensor([[4.0, 5.0], [3.0, 10.0]]),
+    "merge_weights(W, A, B, alpha=6, r=2) in the worked example",
+    mistakes=MERGE_EXAMPLE_MISTAKES,
 )
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-W2, A2, B2 = torch.randn(3, 5, generator=g), torch.randn(2, 5, generator=g), torch.randn(3, 2, generator=g)
-expect_close(
-    call(merge_weights, W2, A2, B2, 1.0, 2),
-    W2 + 0.5 * B2 @ A2,
-    "merge_weights on a 3 x 5 weight, alpha=1, r=2",
-    mistakes={"merged without the scaling: add (alpha / r) B A": W2 + B2 @ A2},
-)
-base = torch.nn.Linear(5, 3)
-with torch.no_grad():
-    base.weight.copy_(W2)
-x = torch.randn(4, 5, generator=g)
-merged = call(merge_weights, W2, A2, B2, 1.0, 2)
-expect_close(
-    x @ merged.T + base.bias, base(x) + 0.5 * x @ A2.T @ B2.T, "the merged layer's output vs the unmerged LoRA output"
-)
+from course_utils.tools.exercises.ex07_lora_qlora import check_merge_weights
+
+check_merge_weights(merge_weights)  # square, non-square and one-row weights against course_utils.lora
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -726,6 +690,45 @@ print(
 # (`profile_memory=True`) during the first training step: activations, gradients and Adam's states
 # are all created there. For the frozen model we profile one feature batch and one head step.
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 3: predict before you measure (1 point)
+#
+# The study below trains LoRA at $r = 1, 4, 16$ on the same layers, each time with the same
+# classifier head. Before you run it: going from $r = 4$ to $r = 16$, how does the number of
+# **trained** weights (adapters and head together, the `trainable` column of the table) change?
+#
+# - **"a"**: about the same (within 10 %)
+# - **"b"**: about 4 times as many
+# - **"c"**: about 16 times as many
+# - **"d"**: about 64 times as many
+#
+# Make `prediction()` return your letter. The measurement comes after the study's table.
+
+
+# %% nbgrader={"grade": false, "grade_id": "rank-prediction-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def prediction() -> str:
+    """Your prediction: "a", "b", "c" or "d"."""
+    ### BEGIN SOLUTION
+    return "b"
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "rank-prediction-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+from course_utils.tools.grading import call, expect_choice
+
+expect_choice(call(prediction), ["a", "b", "c", "d"], "your prediction")
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+expect_choice(
+    call(prediction),
+    ["a", "b", "c", "d"],
+    "your prediction",
+    correct="b",
+    why="The count after the study's table shows r = 16 training about 4 times the weights of r = 4: "
+    "each adapted layer trains r (in + out) weights, in proportion to r.",
+)
+### END HIDDEN TESTS
+
 
 # %% slideshow={"slide_type": "subslide"}
 class Classifier(nn.Module):
@@ -900,6 +903,24 @@ if not SMOKE:  # a diverged run (too high a rate or LORA_B_RATIO) ends at chance
 assert study["accuracy"].between(0, 1).all()
 
 # %% slideshow={"slide_type": "subslide"}
+# the measurement behind exercise 3: trained weights at r = 4 and r = 16, read from the study's table
+head_weights = count_parameters(probe)
+if {4, 16} <= set(LORA_RANKS):
+    n4, n16 = (int(study.loc[f"LoRA r={r}", "trainable"]) for r in (4, 16))
+    print(
+        f"trained weights: r=4 {n4:,}, r=16 {n16:,} (head of {head_weights:,} included): {n16 / n4:.2f} times as many; "
+        f"the adapters alone: {(n16 - head_weights) / (n4 - head_weights):.2f} times"
+    )
+    assert 3 < n16 / n4 <= 4, "LoRA's trained weights should grow in proportion to r"
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **Exercise 3's answer: "b".** An adapted layer of shape $m \times n$ trains $A$ ($r \times n$) and
+# $B$ ($m \times r$): $r(m + n)$ weights, in proportion to $r$. Four times the rank is exactly four
+# times the adapter weights; the head, the same at every rank, pulls the total ratio a little under
+# 4. It is not $r^2$ ("c" and "d"): nothing in LoRA is $r \times r$. And it is not "about the
+# same" ("a"): the frozen base, the bulk of the model, is not trained, so it does not count.
+
+# %% slideshow={"slide_type": "subslide"}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 colors = {"frozen + head": "tab:gray", "full fine-tuning": "tab:red"}
 for name, row in study.iterrows():
@@ -958,7 +979,8 @@ plt.show()
 # a shared machine are noisy). The savings grow with the model: at 70B, the weights, gradients and Adam states dominate.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
-# Presenter notes (section 4): explain LP-FT (start from the probe's head), then read the table
+# Presenter notes (section 4): collect the students' answers to Exercise 3 (a show of hands on a, b,
+# c, d) before running the study. Explain LP-FT (start from the probe's head), then read the table
 # row by row. Ask: why is LoRA's step not much faster? (the backward pass through activations
 # still runs; only the weight-gradient matmuls and Adam shrink). Timing is on a shared 2-core CPU.
 
@@ -977,7 +999,7 @@ plt.show()
 #
 # The error of one value is at most half a step, $\frac{1}{2c} = \frac{\operatorname{absmax}(X)}{254}$.
 #
-# ### Exercise 3: absmax quantization
+# ### Exercise 4: absmax quantization (3 points)
 #
 # Write `quantize_absmax(x)` returning `(q, c)`: `q` an `int8` tensor of `x`'s shape, `c` the
 # constant $127/\max|x|$ (a float or a 0-d tensor), and `dequantize_absmax(q, c)` returning the
@@ -1003,70 +1025,39 @@ def dequantize_absmax(q: torch.Tensor, c) -> torch.Tensor:
 
 # %% nbgrader={"grade": true, "grade_id": "absmax-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
-from course_utils.tools.grading import call, expect, expect_close, expect_equal
+from course_utils.tools.exercises.ex07_lora_qlora import (
+    ABSMAX_C_MISTAKES,
+    ABSMAX_DEQUANT_MISTAKES,
+    ABSMAX_Q_MISTAKES,
+)
+from course_utils.tools.grading import call, expect, expect_close, expect_dtype, expect_equal, expect_shape
 
-x = torch.tensor([0.5, -2.0, 1.3, 0.01, -0.74])
+x = torch.tensor([0.5, -2.0, 1.3, 0.01, -0.74])  # max|x| = 2, so c = 127 / 2 = 63.5
 out = call(quantize_absmax, x)
 expect(isinstance(out, tuple) and len(out) == 2, "quantize_absmax should return a pair (q, c).")
 q, c = out
-expect(
-    isinstance(q, torch.Tensor) and q.dtype == torch.int8, "q should be an int8 tensor: convert with .to(torch.int8)."
-)
+expect_dtype(q, torch.int8, "q (convert with .to(torch.int8))")
+expect_shape(q, (5,), "q, which has x's shape")
 expect_close(
     torch.as_tensor(c, dtype=torch.float32),
     torch.tensor(63.5),
     "the constant c for max|x| = 2",
-    mistakes={
-        "c uses 255 (the unsigned range): int8 holds -127..127, so use 127": torch.tensor(127.5),
-        "c is upside down: c = 127 / max|x|, not max|x| / 127": torch.tensor(2.0 / 127),
-        "c uses max(x) instead of max(|x|): a negative value can have the largest magnitude": torch.tensor(127 / 1.3),
-    },
+    mistakes=ABSMAX_C_MISTAKES,
 )
-cx = 63.5 * x
-expect_equal(
-    q.to(torch.int32),
-    torch.round(cx).to(torch.int32),
-    "q",
-    mistakes={
-        "the values are truncated, not rounded: apply torch.round before .to(torch.int8)": cx.to(torch.int8).to(
-            torch.int32
-        ),
-    },
-)
+# c x = (31.75, -127, 82.55, 0.635, -46.99), rounded to the nearest integer:
+q_expected = torch.tensor([32, -127, 83, 1, -47], dtype=torch.int32)
+expect_equal(q.to(torch.int32), q_expected, "q", mistakes=ABSMAX_Q_MISTAKES)
 expect_close(
     call(dequantize_absmax, q, c),
-    torch.round(cx) / 63.5,
+    q_expected / 63.5,
     "dequantize_absmax(q, c)",
-    mistakes={
-        "dequantization multiplies by c; divide by it": torch.round(cx) * 63.5,
-    },
+    mistakes=ABSMAX_DEQUANT_MISTAKES,
 )
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-g = torch.Generator().manual_seed(3)
-x2 = torch.randn(4, 6, generator=g) * 3
-x2[1, 2] = 9.0  # the positive maximum is the absmax
-q2, c2 = call(quantize_absmax, x2)
-expect_equal(
-    q2.to(torch.int32),
-    torch.round(127 / 9.0 * x2).to(torch.int32),
-    "q for a (4, 6) tensor",
-    mistakes={
-        "the values are truncated, not rounded: apply torch.round before .to(torch.int8)": (127 / 9.0 * x2)
-        .to(torch.int8)
-        .to(torch.int32),
-    },
-)
-x3 = torch.tensor([1.0, -4.0, 2.0])  # the largest magnitude is negative
-q3, c3 = call(quantize_absmax, x3)
-expect_close(
-    torch.as_tensor(c3, dtype=torch.float32),
-    torch.tensor(127 / 4.0),
-    "the constant c when the largest magnitude is negative",
-    mistakes={"c uses max(x) instead of max(|x|)": torch.tensor(127 / 2.0)},
-)
-err = (call(dequantize_absmax, q2, c2) - x2).abs().max()
-expect(bool(err <= 9.0 / 254 + 1e-5), "the round-trip error should be at most half a step, max|x| / 254.")
+from course_utils.tools.exercises.ex07_lora_qlora import check_absmax
+
+check_absmax(quantize_absmax, dequantize_absmax)  # other shapes and scales against course_utils.quant
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -1208,6 +1199,7 @@ display(
     )
 )
 
+
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 5): do the int8 formula on the board with three numbers. The outlier
 # histogram is the "aha": nearly everything collapses to a handful of levels. NF4 = put the
@@ -1222,6 +1214,147 @@ display(
 # dequantized just for that matmul. Gradients flow *through* the dequantized weights into the
 # adapters, but never into the 4-bit codes, which stay fixed, as the lecture notes say: you cannot train
 # the quantized model, but you can train (and later merge) the adapters.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Exercise 5: a QLoRA layer (4 points)
+#
+# Put sections 2 and 5 together in one layer: `QLoRALinear(base, r, alpha, blocksize=64)` stores the
+# weight of `base` (an `nn.Linear`) in NF4 and trains a LoRA offset on top of it.
+#
+# - `__init__`: flatten `base.weight` (shape `(out, in)`) row by row, pad it with zeros to a multiple
+#   of `blocksize` and cut it into blocks `(n_blocks, blocksize)`. Store each block's absmax as a
+#   float32 buffer `absmax` `(n_blocks,)`, and, for every value, the index (0..15) of the NF4 level
+#   nearest to value / absmax as a `uint8` buffer `codes` (`self.register_buffer("codes", ...)`;
+#   one code per byte here). An all-zero block must come back as zeros, not NaN. Keep the bias
+#   as a frozen `nn.Parameter` (or `None`), and no full-precision copy of the weight. `self.A` and
+#   `self.B` as in Exercise 1.
+# - `dequantized_weight()`: the float32 weight `(out, in)` rebuilt from the codes (each code's level
+#   times its block's absmax), padding dropped.
+# - `forward(x)`, `x` of shape `(..., in)`: $\hat W x + b + \frac{\alpha}{r} B A x$, with $\hat W$
+#   the dequantized weight, rebuilt in every call.
+#
+# `nf4_code_values()` (imported at the top) gives the 16 levels. Build it yourself: `nf4_quantize`,
+# `nf4_dequantize`, `QuantizedLinear` and `LoRALinear` are not allowed here. The test compares your
+# layer with the course's (a `QuantizedLinear` inside a `LoRALinear`) on random weights.
+
+
+# %% nbgrader={"grade": false, "grade_id": "qlora-layer-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+class QLoRALinear(nn.Module):
+    """h = dequant(W_nf4) x + b + (alpha / r) B A x: a frozen 4-bit weight, a trainable low-rank offset."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float, blocksize: int = 64):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.shape, self.scaling = tuple(base.weight.shape), alpha / r  # (out, in)
+        flat = base.weight.detach().float().reshape(-1)
+        blocks = F.pad(flat, (0, -flat.numel() % blocksize)).view(-1, blocksize)  # (n_blocks, blocksize)
+        absmax = blocks.abs().amax(dim=1)  # (n_blocks,)
+        normed = blocks / absmax.clamp_min(1e-30)[:, None]  # in [-1, 1]; an all-zero block stays 0
+        codes = (normed[..., None] - nf4_code_values()).abs().argmin(dim=-1)  # nearest of the 16 levels
+        self.register_buffer("codes", codes.to(torch.uint8))  # (n_blocks, blocksize)
+        self.register_buffer("absmax", absmax)
+        bias = None if base.bias is None else base.bias.detach().float().clone()
+        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+        self.A = nn.Parameter(torch.empty(r, base.in_features))
+        self.B = nn.Parameter(torch.zeros(base.out_features, r))
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        ### END SOLUTION
+
+    def dequantized_weight(self) -> torch.Tensor:
+        """The frozen weight (out, in), float32, rebuilt from the 4-bit codes and the block constants."""
+        ### BEGIN SOLUTION
+        values = nf4_code_values()[self.codes.long()] * self.absmax[:, None]  # (n_blocks, blocksize)
+        return values.reshape(-1)[: math.prod(self.shape)].view(self.shape)
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
+        ### BEGIN SOLUTION
+        return F.linear(x, self.dequantized_weight(), self.bias) + self.scaling * (x @ self.A.T @ self.B.T)
+        ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "qlora-layer-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import torch
+import torch.nn as nn
+from course_utils.tools.exercises.ex07_lora_qlora import (
+    QLORA_OUTPUT_EXAMPLE_MISTAKES,
+    QLORA_WEIGHT_EXAMPLE_MISTAKES,
+    qlora_linear_properties,
+)
+from course_utils.tools.grading import call, expect_close
+
+qlora_linear_properties(QLoRALinear)  # buffers codes (uint8) and absmax, no fp32 weight, A and B as in Exercise 1
+# a worked example in blocks of 2: W = [[4, 0], [1, -2]], b = (1, -1)
+base = nn.Linear(2, 2)
+with torch.no_grad():
+    base.weight.copy_(torch.tensor([[4.0, 0.0], [1.0, -2.0]]))
+    base.bias.copy_(torch.tensor([1.0, -1.0]))
+layer = call(QLoRALinear, base, 1, 2.0, 2, what="QLoRALinear(base, r=1, alpha=2, blocksize=2)")
+# blocks [4, 0] (absmax 4) and [1, -2] (absmax 2); value / absmax = (1, 0) and (0.5, -1). 1, 0 and -1 are
+# NF4 levels; the level nearest to 0.5 is 0.4407 (index 12 of the table), so the 1 comes back as 2 * 0.4407.
+expect_close(
+    call(layer.dequantized_weight, what="QLoRALinear.dequantized_weight"),
+    torch.tensor([[4.0, 0.0], [2 * 0.44070982933044434, -2.0]]),
+    "the dequantized weight of the worked example",
+    mistakes=QLORA_WEIGHT_EXAMPLE_MISTAKES,
+)
+with torch.no_grad():
+    layer.A.copy_(torch.tensor([[1.0, 1.0]]))
+    layer.B.copy_(torch.tensor([[0.5], [0.0]]))
+# x = (1, 1): W^ x + b = (4 + 1, 2 * 0.4407 - 2 - 1); B A x = (1, 0); alpha / r = 2
+expect_close(
+    call(layer.forward, torch.tensor([[1.0, 1.0]]), what="QLoRALinear.forward"),
+    torch.tensor([[7.0, 2 * 0.44070982933044434 - 3.0]]),
+    "the QLoRA output of the worked example",
+    mistakes=QLORA_OUTPUT_EXAMPLE_MISTAKES,
+)
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+from course_utils.tools.exercises.ex07_lora_qlora import check_qlora_linear
+
+check_qlora_linear(QLoRALinear)  # four shapes and scales against LoRALinear(QuantizedLinear(...)): outputs, gradients
+### END HIDDEN TESTS
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Your layer against the course's, on a real weight matrix of the backbone: the same numbers, and
+# what the 4 bits save. Yours keeps one code per byte (8 bits, plus 32 / 64 for the block constants);
+# `QuantizedLinear` packs two codes per byte (4.5 bits) and, with double quantization, 4.127.
+
+
+# %% slideshow={"slide_type": "fragment"}
+def course_qlora_layer(base: nn.Linear, r: int, alpha: float, blocksize: int = 64) -> LoRALinear:
+    """course_utils' QLoRA layer under the exercise's names (while QLoRALinear is not written)."""
+    layer = LoRALinear(QuantizedLinear.from_linear(base, "nf4", blocksize, double_quant=False), r=r, alpha=alpha)
+    layer.A, layer.B, layer.dequantized_weight = layer.lora_A, layer.lora_B, layer.base.dequantized_weight
+    return layer
+
+
+torch.manual_seed(SEED)
+qlora_alpha = min(LORA_ALPHA, 2 * QLORA_RANK)
+lin_cpu = copy.deepcopy(lin).cpu()  # the comparison runs on the CPU, wherever the backbone lives
+mine = use_or_reference(QLoRALinear, course_qlora_layer, "QLoRALinear")(copy.deepcopy(lin_cpu), QLORA_RANK, qlora_alpha)
+ours = course_qlora_layer(copy.deepcopy(lin_cpu), QLORA_RANK, qlora_alpha)
+with torch.no_grad():
+    ours.lora_A.copy_(mine.A)
+    mine.B.normal_()
+    ours.lora_B.copy_(mine.B)
+x = torch.randn(5, lin.in_features)
+w_mine, w_ours = mine.dequantized_weight(), ours.dequantized_weight()
+# a value within float round-off of the midpoint between two levels may round either way: allow a rare one
+same_share = (w_mine == w_ours).float().mean().item()
+assert same_share > 0.999, f"your NF4 weight and course_utils' differ in {1 - same_share:.1%} of the entries"
+assert torch.allclose(mine(x), ours(x), atol=1e-2 if same_share < 1 else 1e-5), "your layer and course_utils' disagree"
+n_weights = lin.weight.numel()
+bits_mine = 8 * sum(b.numel() * b.element_size() for b in mine.buffers()) / n_weights
+bits_packed = 8 * ours.base.weight_nbytes() / n_weights
+print(
+    f"weight {tuple(lin.weight.shape)}: {same_share:.2%} of the dequantized weights identical to course_utils'; "
+    f"mean |dequantized - fp32| {(w_mine - lin_cpu.weight).abs().mean():.2e}"
+)
+print(
+    f"bits per weight: fp32 32, yours {bits_mine:.2f}, packed NF4 {bits_packed:.2f}, "
+    f"packed with double quantization {bits_per_parameter(4, 64, True):.3f}"
+)
 
 # %% slideshow={"slide_type": "subslide"}
 model_q = fresh_classifier()
@@ -1281,7 +1414,8 @@ assert ratio <= limit, f"the 4-bit base should take at most {limit:.0%} of fp32 
 # dominate, and that is where QLoRA turns 140 GB into ~35 GB.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
-# Presenter notes (section 6): the QLoRA recipe is just sections 2 + 5 composed. Point to the
+# Presenter notes (section 6): the QLoRA recipe is just sections 2 + 5 composed; Exercise 5 has
+# the students compose them in one layer (the test compares it with QuantizedLinear inside LoRALinear). Point to the
 # memory table: base weights are measured from the tensors (codes + constants), not computed.
 # Ask why the peak did not drop 8x (temporary dequantized weights; activations).
 

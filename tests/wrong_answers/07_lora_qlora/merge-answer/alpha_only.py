@@ -1,0 +1,3 @@
+# expect: multiplied by alpha instead of alpha / r
+def merge_weights(W, A, B, alpha, r):
+    return W + alpha * (B @ A)

@@ -1,0 +1,3 @@
+# expect: not what the measurement shows
+def prediction():
+    return "c"
