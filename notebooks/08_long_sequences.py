@@ -500,10 +500,20 @@ from course_utils.tools.exercises.ex08_long_sequences import (
 ln2, ln6 = math.log(2), math.log(6)
 state, tile = (torch.tensor([[ln2]]), torch.tensor([[1.0]]), torch.tensor([[1.0, 0.0]])), torch.tensor([[ln6]])
 expected = (torch.tensor([[ln6]]), torch.tensor([[4 / 3]]), torch.tensor([[1 / 3, 1.0]]))
-expect_update(online_softmax_update, (*state, tile, torch.tensor([[0.0, 1.0]])), expected, on="the max grows")
+expect_update(
+    online_softmax_update,
+    (*state, tile, torch.tensor([[0.0, 1.0]])),
+    expected,
+    on="the worked example where the max grows",
+)
 # The same two keys in the other order: the max stays ln 6, the new term is exp(ln 2 - ln 6) = 1/3, same result.
 state, tile = (torch.tensor([[ln6]]), torch.tensor([[1.0]]), torch.tensor([[0.0, 1.0]])), torch.tensor([[ln2]])
-expect_update(online_softmax_update, (*state, tile, torch.tensor([[1.0, 0.0]])), expected, on="the max stays")
+expect_update(
+    online_softmax_update,
+    (*state, tile, torch.tensor([[1.0, 0.0]])),
+    expected,
+    on="the worked example where the max stays",
+)
 online_softmax_properties(online_softmax_update)  # m = the row max; acc / l the same for any tile size
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS

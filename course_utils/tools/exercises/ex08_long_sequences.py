@@ -20,7 +20,15 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import attention, flash, kvcache
-from course_utils.tools.grading import GradingError, call, expect, expect_close, expect_dtype, expect_equal, expect_shape
+from course_utils.tools.grading import (
+    GradingError,
+    call,
+    expect,
+    expect_close,
+    expect_dtype,
+    expect_equal,
+    expect_shape,
+)
 
 __all__ = [
     "window_mistakes",
@@ -44,14 +52,13 @@ __all__ = [
 def window_mistakes(n: int, window: int) -> dict[str, torch.Tensor]:
     """The (n, n) masks of the usual mistakes: off by one either way, a window on one side only."""
     diff = torch.arange(n)[:, None] - torch.arange(n)[None, :]  # (n, n): i - j
+    strict, wide = diff.abs() < window, diff.abs() <= window + 1
+    back, ahead = (diff >= 0) & (diff <= window), (diff <= 0) & (diff >= -window)
     return {
-        "an off-by-one: the window must include keys exactly `window` away (|i - j| <= window, not <)": diff.abs()
-        < window,
-        "an off-by-one: the window is one key too wide on each side (use |i - j| <= window)": diff.abs() <= window + 1,
-        "a window that only looks back (a causal window); BigBird's window is symmetric, use |i - j|": (diff >= 0)
-        & (diff <= window),
-        "a window that only looks ahead; it must be symmetric, use the absolute value |i - j|": (diff <= 0)
-        & (diff >= -window),
+        "an off-by-one: the window must include keys exactly `window` away (|i - j| <= window, not <)": strict,
+        "an off-by-one: the window is one key too wide on each side (use |i - j| <= window)": wide,
+        "a window that only looks back (a causal window); BigBird's window is symmetric, use |i - j|": back,
+        "a window that only looks ahead; it must be symmetric, use the absolute value |i - j|": ahead,
     }
 
 
@@ -80,8 +87,12 @@ def window_mask_properties(window_mask) -> None:
 
 def check_window_mask(window_mask) -> None:
     """window_mask against |i - j| <= window on windows narrower than, as wide as and wider than the sequence."""
-    cases = [(10, 3, "a 10-token sequence with a window of 3"), (5, 0, "a window of 0"),
-             (4, 7, "a window wider than the sequence"), (1, 2, "a single token")]  # fmt: skip
+    cases = [
+        (10, 3, "a 10-token sequence with a window of 3"),
+        (5, 0, "a window of 0"),
+        (4, 7, "a window wider than the sequence"),
+        (1, 2, "a single token"),
+    ]
     for n, w, on in cases:
         m = call(window_mask, n, w)
         expect_boolean_mask(m, n, on)
@@ -93,10 +104,13 @@ def check_window_mask(window_mask) -> None:
 UPDATE_MISTAKES = {  # kind -> (the outputs it changes, what the student did)
     "tile max": ("m", "the max of the new tile only; keep the larger of the old m and the tile's max"),
     "sum": ("l", "forgot to rescale the running sum: multiply the old l by exp(m_old - m_new) when the max changes"),
-    "inverted": ("l acc", "the rescale factor is inverted: old terms shrink by exp(m_old - m_new), not exp(m_new - m_old)"),
+    "inverted": (
+        "l acc",
+        "the rescale factor is inverted: old terms shrink by exp(m_old - m_new), not exp(m_new - m_old)",
+    ),
     "no max": ("l acc", "no max subtracted inside exp: use exp(scores - m_new), or large scores overflow"),
     "acc": ("acc", "forgot to rescale acc: multiply the old acc by the same exp(m_old - m_new) as l"),
-}  # fmt: skip
+}
 
 
 def _wrong_update(kind: str):
@@ -126,8 +140,11 @@ def _step(update, *args):
 def _fold(update, scores, values, tile, graded=True):
     """Run an update over the key tiles from the empty state (m = -inf, l = 0, acc = 0) -> final (m, l, acc)."""
     T = scores.shape[0]
-    state = (torch.full((T, 1), float("-inf"), dtype=scores.dtype), torch.zeros(T, 1, dtype=scores.dtype),
-             torch.zeros(T, values.shape[1], dtype=scores.dtype))  # fmt: skip
+    state = (
+        torch.full((T, 1), float("-inf"), dtype=scores.dtype),
+        torch.zeros(T, 1, dtype=scores.dtype),
+        torch.zeros(T, values.shape[1], dtype=scores.dtype),
+    )
     for j in range(0, scores.shape[1], tile):
         args = (*state, scores[:, j : j + tile], values[j : j + tile])
         state = _step(update, *args) if graded else update(*args)
@@ -168,11 +185,19 @@ def online_softmax_properties(update) -> None:
 def check_online_softmax_update(update) -> None:
     """One step from a state that has seen keys already, then whole folds: ragged tiles, float64, huge scores."""
     g = torch.Generator().manual_seed(8)
-    m, l, acc = torch.tensor([[1.0], [3.0], [-0.5]]), torch.tensor([[1.7], [2.2], [1.1]]), torch.randn(3, 2, generator=g)
+    m, l, acc = (
+        torch.tensor([[1.0], [3.0], [-0.5]]),
+        torch.tensor([[1.7], [2.2], [1.1]]),
+        torch.randn(3, 2, generator=g),
+    )
     s = torch.tensor([[2.5, 0.0, 1.0], [1.0, 2.0, -1.0], [0.5, -3.0, 0.7]])  # rows 0 and 2 raise the max, row 1 not
     v = torch.randn(3, 2, generator=g)
-    expect_update(update, (m, l, acc, s, v), flash.online_softmax_update(m, l, acc, s, v),
-                  "one step from a state that has already seen some keys")  # fmt: skip
+    expect_update(
+        update,
+        (m, l, acc, s, v),
+        flash.online_softmax_update(m, l, acc, s, v),
+        "one step from a state that has already seen some keys",
+    )
     folds = [
         (torch.randn(5, 13, generator=g, dtype=torch.float64) * 4, 2, 3, "13 keys in tiles of 3 (float64)"),
         (torch.arange(12.0).reshape(2, 6) * 3, 4, 1, "scores whose max grows at every tile"),
@@ -218,8 +243,14 @@ TILED_MISTAKES = {
     "inverted": "the causal mask hides the past instead of the future: block the keys after the query",
 }
 CAUSAL_ONLY = ("local", "strict", "inverted")
-TILED_FORBIDDEN = [flash.tiled_attention, attention.scaled_dot_product_attention, F.scaled_dot_product_attention,
-                   torch.softmax, F.softmax, torch.Tensor.softmax]  # fmt: skip
+TILED_FORBIDDEN = [
+    flash.tiled_attention,
+    attention.scaled_dot_product_attention,
+    F.scaled_dot_product_attention,
+    torch.softmax,
+    F.softmax,
+    torch.Tensor.softmax,
+]
 
 
 def _wrong_tiled(q, k, v, block_q, block_k, is_causal, kind):
@@ -289,8 +320,12 @@ def tiled_attention_properties(tiled_attention) -> None:
     expect_dtype(out, torch.float32, "the output for float32 inputs")
     whole = _call_tiled(tiled_attention, q, k, v, 5, 7, False, "one tile of 5 x 7")
     first_6 = call(tiled_attention, q, k[..., :6, :], v[..., :6, :], 5, 6)  # what skipping the key tile 6..7 gives
-    expect_close(out, whole, "the output with tiles of 2 x 3 vs one tile of 5 x 7 (it must not change)",
-                 mistakes={TILED_MISTAKES["ragged"]: first_6})  # fmt: skip
+    expect_close(
+        out,
+        whole,
+        "the output with tiles of 2 x 3 vs one tile of 5 x 7 (it must not change)",
+        mistakes={TILED_MISTAKES["ragged"]: first_6},
+    )
     same = _call_tiled(tiled_attention, q, k, torch.full((2, 7, 2), 0.3), 2, 3, False, "values all 0.3")
     expect_close(same, torch.full((2, 5, 2), 0.3), "the output when every value is 0.3 (the weights sum to one)")
     causal = _call_tiled(tiled_attention, q, k, v, 2, 3, True, "a causal mask")
@@ -300,18 +335,21 @@ def tiled_attention_properties(tiled_attention) -> None:
 def check_tiled_attention(tiled_attention) -> None:
     """Against course_utils.flash.tiled_attention (and plain masked attention) on batches, ragged tiles, causal masks."""
     g = torch.Generator().manual_seed(8)
+    f32, f64 = torch.float32, torch.float64
     cases = [  # lead dims, T_q, T_k, d, d_v, block_q, block_k, is_causal, dtype, what kind of input
-        ((2, 3), 7, 17, 4, 3, 3, 5, False, torch.float32, "a batch of 2 x 3 heads, 7 queries and 17 keys in tiles of 3 x 5"),
-        ((2,), 9, 9, 2, 3, 4, 3, True, torch.float32, "a causal mask, 9 queries and keys in tiles of 4 x 3"),
-        ((1, 2), 5, 8, 3, 2, 2, 3, True, torch.float64, "a causal mask, 5 queries and 8 keys in float64"),
-        ((), 40, 40, 2, 3, 8, 8, False, torch.float32, "40 queries and keys in tiles of 8, no batch dimension"),
-        ((1,), 1, 1, 3, 2, 4, 4, True, torch.float64, "a single query and key, tiles longer than the sequence"),
-    ]  # fmt: skip
+        ((2, 3), 7, 17, 4, 3, 3, 5, False, f32, "2 x 3 heads of 7 queries and 17 keys in tiles of 3 x 5"),
+        ((2,), 9, 9, 2, 3, 4, 3, True, f32, "a causal mask, 9 queries and keys in tiles of 4 x 3"),
+        ((1, 2), 5, 8, 3, 2, 2, 3, True, f64, "a causal mask, 5 queries and 8 keys in float64"),
+        ((), 40, 40, 2, 3, 8, 8, False, f32, "40 queries and keys in tiles of 8, no batch dimension"),
+        ((1,), 1, 1, 3, 2, 4, 4, True, f64, "a single query and key, tiles longer than the sequence"),
+    ]
     for lead, T_q, T_k, d, d_v, bq, bk, causal, dtype, on in cases:
         q, k, v = _qkv(g, lead, T_q, T_k, d, d_v, dtype)
         out = _call_tiled(tiled_attention, q, k, v, bq, bk, causal, on)
         ref = flash.tiled_attention(q, k, v, bq, bk, is_causal=causal)
-        plain, _ = attention.scaled_dot_product_attention(q, k, v, torch.ones(T_q, T_k).tril().bool() if causal else None)
+        plain, _ = attention.scaled_dot_product_attention(
+            q, k, v, torch.ones(T_q, T_k).tril().bool() if causal else None
+        )
         assert torch.allclose(ref, plain, atol=1e-5), "course_utils.flash disagrees with plain attention"
         _expect_tiled(out, ref, q, k, v, bq, bk, causal, on)
     q, k, v = _qkv(g, (2,), 6, 10, 4, 2)
@@ -342,28 +380,37 @@ def append_kv_properties(append_kv) -> None:
     """(B, h, t + t_new, d) keys and values: first the cached positions, then the new ones; None is an empty cache."""
     ck, cv, kn, vn = _cache(2, 3, 4, 4, 5, seed=0)  # t == t_new: a concatenation along a wrong dimension still runs
     k, v = _pair(call(append_kv, ck, cv, kn, vn))
-    wrong = {(2, 3, 4, 10): "the keys grew in the feature dimension", (2, 6, 4, 5): "the cache grew in the heads dimension",
-             (4, 3, 4, 5): "the cache grew in the batch dimension"}  # fmt: skip
+    wrong = {
+        (2, 3, 4, 10): "the keys grew in the feature dimension",
+        (2, 6, 4, 5): "the cache grew in the heads dimension",
+        (4, 3, 4, 5): "the cache grew in the batch dimension",
+    }
     for shape, message in wrong.items():
         expect(tuple(k.shape) != shape, f"{message}: concatenate along time, dim=-2.")
     expect_shape(k, (2, 3, 8, 5), "the keys for a cache of 4 positions and 4 new ones")
     expect_shape(v, (2, 3, 8, 5), "the values for a cache of 4 positions and 4 new ones")
-    expect(not torch.equal(k[..., :4, :], kn), "the new keys were put before the cached ones: old positions come first.")
+    expect(
+        not torch.equal(k[..., :4, :], kn), "the new keys were put before the cached ones: old positions come first."
+    )
     expect(not torch.equal(v[..., 4:, :], kn), "the values hold keys: append v_new to cache_v.")
     expect(
         torch.equal(k[..., :4, :], ck) and torch.equal(v[..., :4, :], cv),
         "the first t positions of the keys and values should be the cached ones, unchanged: old positions come first.",
     )
     k0, v0 = _pair(call(append_kv, None, None, kn, vn, what="append_kv with an empty cache (None)"))
-    expect(torch.equal(k0, kn) and torch.equal(v0, vn), "appended to an empty cache (None), the new keys and values "
-           "are the whole cache.")  # fmt: skip
+    expect(
+        torch.equal(k0, kn) and torch.equal(v0, vn),
+        "appended to an empty cache (None), the new keys and values are the whole cache.",
+    )
 
 
 def check_append_kv(append_kv) -> None:
     """One new token (the usual generation step), more new positions than cached ones, float64, an empty cache."""
-    cases = [((1, 2, 6, 1, 8), torch.float32, "one new token after 6 cached ones"),
-             ((3, 1, 1, 2, 3), torch.float32, "a batch of 3, 2 new positions after 1 cached one"),
-             ((2, 2, 3, 3, 2), torch.float64, "float64 keys and values")]  # fmt: skip
+    cases = [
+        ((1, 2, 6, 1, 8), torch.float32, "one new token after 6 cached ones"),
+        ((3, 1, 1, 2, 3), torch.float32, "a batch of 3, 2 new positions after 1 cached one"),
+        ((2, 2, 3, 3, 2), torch.float64, "float64 keys and values"),
+    ]
     for seed, ((B, h, t, t_new, d), dtype, on) in enumerate(cases, start=1):
         ck, cv, kn, vn = _cache(B, h, t, t_new, d, seed, dtype)
         k, v = _pair(call(append_kv, ck, cv, kn, vn))
@@ -373,8 +420,10 @@ def check_append_kv(append_kv) -> None:
             expect_dtype(x, dtype, f"{what} (on {on})")
         old_first = "the new keys were put before the cached ones: old positions come first"
         expect_close(k, ref_k, "the keys", mistakes={old_first: torch.cat([kn, ck], -2)}, on=on)
-        mistakes = {"the values hold keys: append v_new to cache_v": torch.cat([cv, kn], -2),
-                    "the new values were put before the cached ones: old positions come first": torch.cat([vn, cv], -2)}  # fmt: skip
+        mistakes = {
+            "the values hold keys: append v_new to cache_v": torch.cat([cv, kn], -2),
+            "the new values were put before the cached ones: old positions come first": torch.cat([vn, cv], -2),
+        }
         expect_close(v, ref_v, "the values", mistakes=mistakes, on=on)
     *_, kn, vn = _cache(1, 4, 0, 3, 6, seed=9)
     k0, v0 = _pair(call(append_kv, None, None, kn, vn, what="append_kv with an empty cache (None)"))

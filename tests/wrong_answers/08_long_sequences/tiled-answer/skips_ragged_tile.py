@@ -11,7 +11,9 @@ def tiled_attention(q, k, v, block_q, block_k, is_causal=False):
             j = t * block_k
             s = qi @ k[..., j : j + block_k, :].transpose(-2, -1)
             if is_causal:
-                s = s.masked_fill(torch.arange(j, j + s.shape[-1]) > torch.arange(i, i + qi.shape[-2])[:, None], float("-inf"))
+                s = s.masked_fill(
+                    torch.arange(j, j + s.shape[-1]) > torch.arange(i, i + qi.shape[-2])[:, None], float("-inf")
+                )
             m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
             scale, p = torch.exp(m - m_new), torch.exp(s - m_new)
             l = l * scale + p.sum(dim=-1, keepdim=True)
