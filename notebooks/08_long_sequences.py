@@ -23,6 +23,10 @@
 # - add a KV cache to a small GPT and measure how much faster it generates,
 # - turn images into sequences of discrete tokens with a k-means codebook, the first step of text-to-image models like Parti.
 #
+# **Five graded exercises** along the way: the sliding-window mask, the online-softmax update,
+# tiled attention (you assemble FlashAttention's two loops from that update), the KV-cache append
+# step, and a prediction of how the cache's memory grows, made before you see it measured.
+#
 # **Prerequisites:** notebook 01 (scaled dot-product attention, masks with `True` = may attend),
 # notebook 05 (a GPT generates one token at a time), the softmax of notebook 00.
 #
@@ -58,6 +62,7 @@ TRAIN_BATCH, TRAIN_CONTEXT = (8, 32) if SMOKE else (16, 128)
 LR_FACTOR, WARMUP = 0.35, 50  # peak lr = factor / sqrt(d_model * warmup), as in notebook 05
 KV_LENGTHS = [16, 32] if SMOKE else [64, 128, 256, 512]  # tokens generated
 KV_REPEATS = 1 if SMOKE else 2  # generation timings: best of KV_REPEATS runs
+CACHE_LENGTHS = [64, 128, 256, 512]  # cached positions whose memory is weighed (cheap; 128 and 512: Exercise 5)
 PROMPT = "It is a truth universally acknowledged"
 # 6. images as tokens
 PATCH = 4
@@ -188,7 +193,7 @@ if wall[0][2] is not None:
 # With $w$, $g$ and $r$ fixed, each query sees a constant number of keys: the cost grows as
 # $n$, not $n^2$. As everywhere in this course, a mask is boolean with `True` = may attend.
 #
-# ### Exercise 1: the sliding-window mask
+# ### Exercise 1: the sliding-window mask (2 points)
 # Write `window_mask(n, window)`: an `(n, n)` boolean tensor where query $i$ may attend to key
 # $j$ exactly when $|i - j| \le$ `window`. The window is **symmetric** (a token sees `window`
 # tokens on *each* side, and itself), and `window = 0` leaves only the diagonal.
@@ -205,36 +210,29 @@ def window_mask(n: int, window: int) -> torch.Tensor:
 
 # %% nbgrader={"grade": true, "grade_id": "window-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
-from course_utils.tools.grading import call, expect, expect_equal
-
-
-def _reference(n, w):
-    return torch.tensor([[abs(i - j) <= w for j in range(n)] for i in range(n)])
-
-
-def _mistakes(n, w):
-    i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
-    return {
-        "an off-by-one: the window must include keys exactly `window` away (|i - j| <= window, not <)": (i - j).abs()
-        < w,
-        "an off-by-one: the window is one key too wide on each side (use |i - j| <= window)": (i - j).abs() <= w + 1,
-        "a window that only looks back (a causal window); BigBird's window is symmetric, use |i - j|": (i - j >= 0)
-        & (i - j <= w),
-        "a window that only looks ahead; it must be symmetric, use the absolute value |i - j|": (j - i >= 0)
-        & (j - i <= w),
-    }
-
-
-m = call(window_mask, 6, 1)
-expect(
-    isinstance(m, torch.Tensor) and m.dtype == torch.bool,
-    "window_mask should return a boolean tensor (True = may attend), e.g. from a comparison like `<=`.",
+from course_utils.tools.exercises.ex08_long_sequences import (
+    check_window_mask,
+    expect_boolean_mask,
+    window_mask_properties,
+    window_mistakes,
 )
-expect_equal(m, _reference(6, 1), "window_mask(6, 1)", mistakes=_mistakes(6, 1))
+from course_utils.tools.grading import call, expect_equal
+
+# by hand: 4 tokens, window 1: each token sees itself and its neighbour on each side
+m = call(window_mask, 4, 1)
+expect_boolean_mask(m, 4, "4 tokens")
+expect_equal(
+    m,
+    torch.tensor(
+        [[True, True, False, False], [True, True, True, False], [False, True, True, True], [False, False, True, True]]
+    ),
+    "window_mask(4, 1)",
+    mistakes=window_mistakes(4, 1),
+)
+window_mask_properties(window_mask)  # boolean, (n, n), symmetric, True on the diagonal
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-for n, w in ((10, 3), (5, 0), (4, 7), (1, 2)):
-    expect_equal(call(window_mask, n, w), _reference(n, w), f"window_mask({n}, {w})", mistakes=_mistakes(n, w))
+check_window_mask(window_mask)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -467,9 +465,10 @@ plt.show()
 # After the last tile, $a / \ell = \operatorname{softmax}(s)\, V$ exactly. Start with
 # $m = -\infty$, $\ell = 0$, $a = 0$ (then $e^{m - m'} = 0$ and the first tile simply starts the sums).
 #
-# ### Exercise 2: the online-softmax update
+# ### Exercise 2: the online-softmax update (3 points)
 # Write one step: given `m` (T, 1), `l` (T, 1), `acc` (T, d_v) for T queries and a tile's
-# `scores` (T, B) and values `v_tile` (B, d_v), return the new `(m, l, acc)`.
+# `scores` (T, B) and values `v_tile` (B, d_v), return the new `(m, l, acc)`, in the dtype of the
+# inputs. Return new tensors: leave the inputs as they are (no `l *= ...`).
 
 
 # %% nbgrader={"grade": false, "grade_id": "online-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -486,129 +485,133 @@ def online_softmax_update(m, l, acc, scores, v_tile):
 
 
 # %% nbgrader={"grade": true, "grade_id": "online-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import math
+
 import torch
-from course_utils.flash import online_softmax_update as reference_update
-from course_utils.tools.grading import GradingError, call, expect, expect_close
+from course_utils.tools.exercises.ex08_long_sequences import (
+    check_online_softmax_update,
+    expect_update,
+    online_softmax_properties,
+)
 
-
-def _fold(update, scores, values, tile):
-    """Run an update over the key tiles -> final (m, l, acc)."""
-    T = scores.shape[0]
-    state = (
-        torch.full((T, 1), float("-inf"), dtype=scores.dtype),
-        torch.zeros(T, 1, dtype=scores.dtype),
-        torch.zeros(T, values.shape[1], dtype=scores.dtype),
-    )
-    for j in range(0, scores.shape[1], tile):
-        state = update(*state, scores[:, j : j + tile], values[j : j + tile])
-        if not (isinstance(state, tuple) and len(state) == 3):
-            raise GradingError("online_softmax_update should return a tuple (m, l, acc) of three tensors.")
-    return state
-
-
-def _wrong(kind):
-    def update(m, l, acc, s, v):
-        m_new = torch.maximum(m, s.max(-1, keepdim=True).values) if kind != "tile" else s.max(-1, keepdim=True).values
-        scale = torch.exp(m - m_new)
-        if kind == "inverted":
-            scale = torch.exp(m_new - m)
-        p = torch.exp(s - m_new) if kind != "no max" else torch.exp(s)
-        l_new = (l if kind == "sum" else l * scale) + p.sum(-1, keepdim=True)
-        acc_new = (acc if kind == "acc" else acc * scale) + p @ v
-        if kind == "no max":
-            l_new, acc_new = l + p.sum(-1, keepdim=True), acc + p @ v
-        return m_new, l_new, acc_new
-
-    return update
-
-
-def _check(scores, values, tile):
-    m, l, acc = call(_fold, online_softmax_update, scores, values, tile, what="online_softmax_update")
-    ref_m, ref_l, ref_acc = _fold(reference_update, scores, values, tile)
-    wrong = {kind: _fold(_wrong(kind), scores, values, tile) for kind in ("sum", "acc", "inverted", "no max", "tile")}
-    expect_close(
-        m,
-        ref_m,
-        "the running max m",
-        mistakes={"the max of the new tile only; keep the larger of the old m and the tile's max": wrong["tile"][0]},
-    )
-    expect_close(
-        l,
-        ref_l,
-        "the running sum l",
-        mistakes={
-            "forgot to rescale the running sum: multiply the old l by exp(m_old - m_new) when the max changes": wrong[
-                "sum"
-            ][1],
-            "the rescale factor is inverted: old terms shrink by exp(m_old - m_new), not exp(m_new - m_old)": wrong[
-                "inverted"
-            ][1],
-            "no max subtracted inside exp: use exp(scores - m_new), or large scores overflow": wrong["no max"][1],
-        },
-    )
-    expect_close(
-        acc,
-        ref_acc,
-        "the running output acc",
-        mistakes={
-            "forgot to rescale acc: multiply the old acc by the same exp(m_old - m_new) as l": wrong["acc"][2],
-            "the rescale factor is inverted: old terms shrink by exp(m_old - m_new), not exp(m_new - m_old)": wrong[
-                "inverted"
-            ][2],
-        },
-    )
-    expect_close(acc / l, torch.softmax(scores, -1) @ values, "acc / l after the last tile")
-
-
-g = torch.Generator().manual_seed(0)
-scores = torch.tensor(
-    [[0.0, 1.0, 5.0, 2.0], [4.0, 0.5, -1.0, 3.0]]
-)  # row 0: the max changes in tile 2; row 1: it does not
-values = torch.randn(4, 3, generator=g)
-_check(scores, values, tile=2)
+# By hand, one query. Seen so far: one key, score ln 2, value [1, 0], so m = ln 2, l = e^0 = 1, acc = [1, 0].
+# The new tile: one key, score ln 6, value [0, 1]. The max grows to ln 6 and the old terms shrink by
+# exp(ln 2 - ln 6) = 1/3: l = 1/3 + 1 = 4/3, acc = [1/3, 0] + [0, 1] = [1/3, 1]; acc / l = [1/4, 3/4].
+ln2, ln6 = math.log(2), math.log(6)
+state, tile = (torch.tensor([[ln2]]), torch.tensor([[1.0]]), torch.tensor([[1.0, 0.0]])), torch.tensor([[ln6]])
+expected = (torch.tensor([[ln6]]), torch.tensor([[4 / 3]]), torch.tensor([[1 / 3, 1.0]]))
+expect_update(
+    online_softmax_update,
+    (*state, tile, torch.tensor([[0.0, 1.0]])),
+    expected,
+    on="the worked example where the max grows",
+)
+# The same two keys in the other order: the max stays ln 6, the new term is exp(ln 2 - ln 6) = 1/3, same result.
+state, tile = (torch.tensor([[ln6]]), torch.tensor([[1.0]]), torch.tensor([[0.0, 1.0]])), torch.tensor([[ln2]])
+expect_update(
+    online_softmax_update,
+    (*state, tile, torch.tensor([[1.0, 0.0]])),
+    expected,
+    on="the worked example where the max stays",
+)
+online_softmax_properties(online_softmax_update)  # m = the row max; acc / l the same for any tile size
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-_check(
-    torch.randn(5, 13, generator=g, dtype=torch.float64) * 4,
-    torch.randn(13, 2, generator=g, dtype=torch.float64),
-    tile=3,
-)
-_check(torch.arange(12.0).reshape(2, 6) * 3, torch.randn(6, 4, generator=g), tile=1)  # max grows at every tile
-_check(torch.randn(3, 8, generator=g) * 3 + 500.0, torch.randn(8, 2, generator=g), tile=4)  # huge scores: no overflow
+check_online_softmax_update(online_softmax_update)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # With the update, tiled attention is two loops: over query tiles, and for each, over key
-# tiles. Only one `(TILE, TILE)` block of scores exists at a time. (The module's update,
-# `course_utils.flash.online_softmax_update`, is the same as yours and also copes with tiles
-# that a causal mask blocks entirely.)
+# tiles. Only one `(block_q, block_k)` tile of scores exists at a time.
+#
+# ### Exercise 3: tiled attention (4 points)
+# Assemble FlashAttention's loops. Write `tiled_attention(q, k, v, block_q, block_k, is_causal=False)`
+# that returns $\operatorname{softmax}(q k^\top / \sqrt{d})\, v$ for `q` (..., T_q, d), `k` (..., T_k, d),
+# `v` (..., T_k, d_v), as a `(..., T_q, d_v)` tensor in the dtype of `q`:
+# - for each query tile `q[..., i : i + block_q, :]`, start from $m = -\infty$, $\ell = 0$, $a = 0$,
+#   shapes `(..., bq, 1)`, `(..., bq, 1)` and `(..., bq, d_v)`;
+# - for each key tile `j`, compute that tile's scores $q_i k_j^\top / \sqrt{d}$, `(..., bq, bk)`, and fold
+#   them in with the update of Exercise 2 (write it inline, or import `online_softmax_update` from
+#   `course_utils.flash`, which is the same as yours);
+# - after the last key tile, that query tile's rows of the output are $a / \ell$.
+#
+# The last tiles may be shorter: $T$ need not be a multiple of the tile size. With `is_causal=True`,
+# query $t$ sees keys $0..t$ (as with `causal_mask`): in each tile, set the scores of later keys to
+# $-\infty$, using positions in the whole sequence, not in the tile. Never form more than one tile of
+# scores, call no softmax or attention function (the test checks both), and leave the inputs as they are.
+
+
+# %% nbgrader={"grade": false, "grade_id": "tiled-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def tiled_attention(q, k, v, block_q, block_k, is_causal=False):
+    """Exact softmax(q k^T / sqrt(d)) v, one (block_q, block_k) tile of scores at a time -> (..., T_q, d_v)."""
+    ### BEGIN SOLUTION
+    T_q, T_k, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    rows = []
+    for i in range(0, T_q, block_q):
+        qi = q[..., i : i + block_q, :] / math.sqrt(d)  # (..., bq, d)
+        m = torch.full((*qi.shape[:-1], 1), float("-inf"), dtype=q.dtype)  # (..., bq, 1)
+        l = torch.zeros_like(m)  # (..., bq, 1)
+        acc = torch.zeros(*qi.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., bq, d_v)
+        for j in range(0, T_k, block_k):
+            s = qi @ k[..., j : j + block_k, :].transpose(-2, -1)  # (..., bq, bk): one tile of scores
+            if is_causal:  # positions in the whole sequence: query i + row, key j + column
+                query_pos = torch.arange(i, i + qi.shape[-2])[:, None]
+                key_pos = torch.arange(j, j + s.shape[-1])[None, :]
+                s = s.masked_fill(key_pos > query_pos, float("-inf"))
+            m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))  # key 0 is always seen: m is finite from tile 0
+            scale = torch.exp(m - m_new)
+            p = torch.exp(s - m_new)
+            l = l * scale + p.sum(dim=-1, keepdim=True)
+            acc = acc * scale + p @ v[..., j : j + block_k, :]
+            m = m_new
+        rows.append(acc / l)  # (..., bq, d_v)
+    return torch.cat(rows, dim=-2)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "tiled-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+import math
+
+import torch
+from course_utils.tools.exercises.ex08_long_sequences import (
+    check_tiled_attention,
+    expect_tiled_attention,
+    tiled_attention_properties,
+)
+
+# By hand: one query, two keys, d = 1, scores 0 and ln 3 -> weights 1/4 and 3/4; tiles of one key.
+q, k, v = torch.tensor([[1.0]]), torch.tensor([[0.0], [math.log(3)]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+expect_tiled_attention(tiled_attention, q, k, v, 1, 1, torch.tensor([[0.25, 0.75]]), on="the worked example")
+# Causal, two such queries: the first sees only key 0 (its value [1, 0]), the second sees both keys.
+q2 = torch.tensor([[1.0], [1.0]])
+causal = torch.tensor([[1.0, 0.0], [0.25, 0.75]])
+expect_tiled_attention(tiled_attention, q2, k, v, 1, 1, causal, is_causal=True, on="the causal worked example")
+tiled_attention_properties(tiled_attention)  # shape, dtype, any tile size gives the same output, ...
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+check_tiled_attention(tiled_attention)
+### END HIDDEN TESTS
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Your `tiled_attention` against PyTorch's exact attention on 200 tokens, so that most tile sizes
+# leave a shorter last tile. (The module's version, `course_utils.flash.tiled_attention`, is the same
+# algorithm; its update also copes with a tile that a mask blocks entirely.)
 
 # %% slideshow={"slide_type": "fragment"}
-from course_utils.flash import online_softmax_update as module_update, tiled_attention
+from course_utils.flash import tiled_attention as module_tiled_attention
+from course_utils.tools.grading import use_or_reference
 
-
-def tiled(q, k, v, block_q=TILE, block_k=TILE):
-    """Exact attention tile by tile: q (..., n, d), k, v (..., n_k, d) -> (..., n, d). No n x n matrix."""
-    out = torch.empty_like(q)
-    for i in range(0, q.shape[-2], block_q):
-        qi = q[..., i : i + block_q, :] / math.sqrt(q.shape[-1])  # (..., bq, d)
-        m = torch.full((*qi.shape[:-1], 1), float("-inf"))  # (..., bq, 1)
-        l = torch.zeros(*qi.shape[:-1], 1)
-        acc = torch.zeros_like(qi)  # (..., bq, d)
-        for j in range(0, k.shape[-2], block_k):
-            s = qi @ k[..., j : j + block_k, :].transpose(-2, -1)  # (..., bq, bk) one tile of scores
-            m, l, acc = module_update(m, l, acc, s, v[..., j : j + block_k, :])
-        out[..., i : i + block_q, :] = acc / l
-    return out
-
-
+tiled = use_or_reference(tiled_attention, module_tiled_attention, "tiled_attention")  # the module's until yours works
 q, k, v = qkv(200, heads=2, d=16)  # 200: the last tiles are ragged
 exact = F.scaled_dot_product_attention(q, k, v)
 for bq, bk in [(5, 7), (7, 64), (128, 128), (64, 200), (512, 512)]:
     err = (tiled(q, k, v, bq, bk) - exact).abs().max().item()
     assert err < 1e-5, f"tiles ({bq}, {bk}): tiled attention differs from exact attention by {err:.1e}"
-    assert torch.allclose(tiled(q, k, v, bq, bk), tiled_attention(q, k, v, bq, bk), atol=1e-6), "notebook vs module"
+    assert torch.allclose(tiled(q, k, v, bq, bk), module_tiled_attention(q, k, v, bq, bk), atol=1e-6), "yours vs module"
     print(f"tiles {bq:>3} x {bk:<3}: max |tiled - exact| = {err:.1e}")
+causal_err = (tiled(q, k, v, 16, 24, is_causal=True) - F.scaled_dot_product_attention(q, k, v, is_causal=True)).abs()
+assert causal_err.max() < 1e-5, f"causal tiled attention differs from exact causal attention by {causal_err.max():.1e}"
+print(f"causal, tiles 16 x 24: max |tiled - exact| = {causal_err.max():.1e}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Memory, measured.** Naive attention holds the $n \times n$ scores and weights; tiled attention
@@ -627,7 +630,7 @@ with torch.no_grad():
         g = torch.Generator().manual_seed(n)
         q, k, v = (torch.randn(1, n, D_HEAD, generator=g) for _ in range(3))
         naive = peak_rss(lambda: scaled_dot_product_attention(q, k, v))
-        flash = peak_rss(lambda: tiled_attention(q, k, v, TILE, TILE))
+        flash = peak_rss(lambda: module_tiled_attention(q, k, v, TILE, TILE))
         memory.append((n, naive, flash))
         del q, k, v
 if memory[0][1] is None:
@@ -673,7 +676,9 @@ q, k, v = qkv(WALL_NS[-1])
 with torch.no_grad():
     fused = F.scaled_dot_product_attention(q, k, v)
     ours_full, _ = scaled_dot_product_attention(q, k, v)
-    assert torch.allclose(fused, ours_full, atol=1e-5) and torch.allclose(fused, tiled_attention(q, k, v), atol=1e-5)
+    assert torch.allclose(fused, ours_full, atol=1e-5) and torch.allclose(
+        fused, module_tiled_attention(q, k, v), atol=1e-5
+    )
     t_fused = best_time(lambda: F.scaled_dot_product_attention(q, k, v), repeats=REPEATS)
     t_ours = best_time(lambda: scaled_dot_product_attention(q, k, v), repeats=REPEATS)
 print(
@@ -684,7 +689,10 @@ print(
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Do the exercise on the board with two tiles of one row: scores [0, 1 | 5, 2]. After tile 1
 # m = 1; tile 2 raises it to 5 and the old terms must shrink by e^(1-5). Forgetting that
-# rescale is THE bug (the test names it). Then the memory plot: naive slope 2, tiled slope 1.
+# rescale is THE bug (the test names it). Exercise 3 puts the update into the two loops; the usual
+# slips are a causal mask built with positions inside the tile, and a last, shorter key tile
+# skipped (the tests name both, and fail an answer that forms the whole score matrix).
+# Then the memory plot: naive slope 2, tiled slope 1.
 # Stress that FlashAttention is exact (not an approximation like BigBird) and that its win on
 # GPUs is IO, which our CPU loops cannot show.
 
@@ -698,10 +706,11 @@ print(
 # **only the newest token**: its query attends over the cached keys plus its own, and its key
 # and value are appended to the cache. Per step, $O(t)$ work instead of $O(t^2)$.
 #
-# ### Exercise 3: the KV-cache append step
+# ### Exercise 4: the KV-cache append step (2 points)
 # Write `append_kv(cache_k, cache_v, k_new, v_new)`. The cache tensors are `(B, h, t, d)`, or
 # `None` when nothing is cached yet; the new keys and values are `(B, h, t_new, d)`. Return the
-# cache extended by the new positions, `(B, h, t + t_new, d)` each, old positions first.
+# cache extended by the new positions, `(B, h, t + t_new, d)` each, old positions first, in the
+# dtype of the inputs.
 
 
 # %% nbgrader={"grade": false, "grade_id": "kv-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
@@ -716,60 +725,18 @@ def append_kv(cache_k, cache_v, k_new, v_new):
 
 # %% nbgrader={"grade": true, "grade_id": "kv-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
-from course_utils.tools.grading import call, expect, expect_close
+from course_utils.tools.exercises.ex08_long_sequences import append_kv_properties, check_append_kv
+from course_utils.tools.grading import call, expect_close
 
-
-def _check_append(B, h, t, t_new, d, seed):
-    g = torch.Generator().manual_seed(seed)
-    ck, cv, kn, vn = (torch.randn(B, h, n, d, generator=g) for n in (t, t, t_new, t_new))
-    out = call(append_kv, ck, cv, kn, vn)
-    expect(isinstance(out, tuple) and len(out) == 2, "append_kv should return a tuple (keys, values).")
-    k, v = out
-    shapes = {
-        (B, h, t, 2 * d)
-        if t == t_new
-        else None: "the keys grew in the feature dimension: concatenate along time, dim=-2",
-        (B, 2 * h, t, d)
-        if t == t_new
-        else None: "the cache grew in the heads dimension: concatenate along time, dim=-2",
-        (2 * B, h, t, d)
-        if t == t_new
-        else None: "the cache grew in the batch dimension: concatenate along time, dim=-2",
-    }
-    for wrong_shape, message in shapes.items():
-        expect(tuple(k.shape) != wrong_shape, message)
-    expect(
-        tuple(k.shape) == (B, h, t + t_new, d) and tuple(v.shape) == (B, h, t + t_new, d),
-        f"appending {t_new} position(s) to a cache of {t} should give (B, h, t + t_new, d) = "
-        f"{(B, h, t + t_new, d)}, got keys {tuple(k.shape)}; concatenate along time, dim=-2.",
-    )
-    expect_close(
-        k,
-        torch.cat([ck, kn], dim=-2),
-        "the keys",
-        mistakes={
-            "the new keys were put before the cached ones: old positions come first": torch.cat([kn, ck], dim=-2)
-        },
-    )
-    expect_close(
-        v,
-        torch.cat([cv, vn], dim=-2),
-        "the values",
-        mistakes={
-            "the values hold keys: append v_new to cache_v": torch.cat([cv, kn], dim=-2),
-            "the new values were put before the cached ones: old positions come first": torch.cat([vn, cv], dim=-2),
-        },
-    )
-    k0, v0 = call(append_kv, None, None, kn, vn, what="append_kv with an empty cache (None)")
-    expect_close(k0, kn, "the keys appended to an empty cache (None)")
-    expect_close(v0, vn, "the values appended to an empty cache (None)")
-
-
-_check_append(B=2, h=3, t=4, t_new=4, d=5, seed=0)
+append_kv_properties(append_kv)  # shapes, old positions first, None = an empty cache
+# By hand: batch 1, 1 head, 1 feature. Keys 1, 2 and values 10, 20 are cached; the new token brings 3 and 30.
+cache_k, cache_v = torch.tensor([[[[1.0], [2.0]]]]), torch.tensor([[[[10.0], [20.0]]]])  # (1, 1, 2, 1)
+k, v = call(append_kv, cache_k, cache_v, torch.tensor([[[[3.0]]]]), torch.tensor([[[[30.0]]]]))
+expect_close(k, torch.tensor([[[[1.0], [2.0], [3.0]]]]), "the keys of the worked example")
+expect_close(v, torch.tensor([[[[10.0], [20.0], [30.0]]]]), "the values of the worked example")
 print("visible tests passed")
 ### BEGIN HIDDEN TESTS
-_check_append(B=1, h=2, t=6, t_new=1, d=8, seed=1)  # the usual generation step: one new token
-_check_append(B=3, h=1, t=1, t_new=2, d=3, seed=2)
+check_append_kv(append_kv)
 ### END HIDDEN TESTS
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -892,18 +859,89 @@ ax.plot(KV_LENGTHS, [r[1] / r[2] for r in results], "o-")
 ax.set(xlabel="tokens generated", ylabel="speed-up (no cache / cache)", title="greedy generation, same tokens")
 plt.show()
 
+
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The speed-up grows with the length: without a cache the total work is
 # $\sum_t t \approx T^2/2$ positions (and $\sum_t t^2 \approx T^3/3$ attention scores); with it, $T$
-# positions. The price is memory: per token, $2 \times$ layers $\times$ heads $\times d_{\text{head}}$
-# numbers (for GPT-3, 175B: 2 x 96 layers x 12,288 features x 2 bytes, about 4.7 MB per token in float16), which is why serving systems
-# page the cache (vLLM) and share keys across heads (multi-query and grouped-query attention).
+# positions. The price is memory: the cache keeps every key and value it has computed.
+#
+# ### Exercise 5: predict the cache's memory (1 point)
+# Our GPT has 4 layers and 4 heads of 32 features. Generating with `append_kv`, it keeps per layer
+# the keys and values of every position so far. How much more memory does the cache hold after
+# **512** positions than after **128** (4 times as many)?
+#
+# - **a**: about the same: the cache is a fixed-size summary of the past
+# - **b**: about 4 times as much
+# - **c**: about 16 times as much, like attention's $n \times n$ score matrix
+#
+# Make `prediction()` return `"a"`, `"b"` or `"c"` before you run the measurement below.
+
+
+# %% nbgrader={"grade": false, "grade_id": "cache-prediction-answer", "locked": false, "schema_version": 3, "solution": true, "task": false} slideshow={"slide_type": "fragment"}
+def prediction():
+    """Your prediction: "a", "b" or "c"."""
+    ### BEGIN SOLUTION
+    return "b"
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "cache-prediction-tests", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
+from course_utils.tools.grading import call, expect_choice
+
+expect_choice(call(prediction), ("a", "b", "c"), "your prediction")
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+expect_choice(
+    call(prediction),
+    ("a", "b", "c"),
+    "your prediction",
+    correct="b",
+    why="The measurement below shows 4 times the bytes: one key and one value per position, layer and head.",
+)
+### END HIDDEN TESTS
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The measurement: the cache of one generation step per position, filled by `append_kv` (yours once
+# it works) for each of the GPT's layers, weighed in bytes at a few lengths. The numbers in it do not
+# matter for its size, so random keys and values stand in for the model's.
+
+# %% slideshow={"slide_type": "fragment"}
+d_head = GPT_EMBD // GPT_HEADS
+g_cache = torch.Generator().manual_seed(SEED)
+caches = [(None, None)] * GPT_LAYERS  # one (keys, values) pair per layer
+cache_bytes = {}
+for t in range(1, max(CACHE_LENGTHS) + 1):  # one generation step per position: (1, h, 1, d_head) new keys and values
+    caches = [append_fn(ck, cv, *torch.randn(2, 1, GPT_HEADS, 1, d_head, generator=g_cache)) for ck, cv in caches]
+    if t in CACHE_LENGTHS:
+        cache_bytes[t] = sum(x.numel() * x.element_size() for pair in caches for x in pair)
+for t, size in cache_bytes.items():
+    scores = GPT_LAYERS * GPT_HEADS * t * t * 4  # a float32 t x t score matrix per layer and head, for comparison
+    print(
+        f"{t:>4} positions: KV cache {size / 2**10:6.0f} KiB ({size // t:,} bytes per position); "
+        f"full t x t scores would be {scores / 2**10:7.0f} KiB"
+    )
+growth = cache_bytes[512] / cache_bytes[128]
+assert abs(growth - 4) < 1e-9, f"the cache should grow linearly with the positions, measured x{growth:.2f}"
+print(f"128 -> 512 positions (x4): the cache grew x{growth:.1f}, the score matrix would grow x16")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The answer is **b**: the cache holds one key and one value per position, for every layer and head,
+# $2 \times$ layers $\times$ heads $\times d_{\text{head}}$ numbers $= 2 \times 4 \times 4 \times 32 \times 4$
+# bytes $= 4$ KiB per position here, so its memory grows *linearly* with the length. What grows like
+# $t^2$ is the score matrix of full attention (the last column), which generation with a cache never
+# builds: each step computes one row of it. Linear is still a lot. GPT-3 (175B) needs
+# 2 x 96 layers x 12,288 features x 2 bytes, about 4.7 MB per token in float16, nearly 10 GB for
+# 2,048 tokens, which is why serving systems page the cache (vLLM) and share keys across heads
+# (multi-query and grouped-query attention). The `KVCache` of `course_utils.gpt` that we timed
+# preallocates buffers for `max_len` positions: the same bytes per position, reserved up front.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Walk through one generation step with shapes: x (1, 1, C) -> q, k, v (1, h, 1, d) -> cache
 # (1, h, t+1, d) -> scores (1, h, 1, t+1). The assert of identical tokens is the correctness
 # argument; the plot is the payoff. Typical bug from the exercise: concatenating on the feature
-# dim (-1), which only fails later with a shape error in q @ k^T.
+# dim (-1), which only fails later with a shape error in q @ k^T. Take a show of hands on the
+# prediction (Exercise 5) before running the memory cell: "c" (quadratic, like attention) is the
+# common answer; the cache is linear, it is the work without a cache that is not.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. Images as sequences of tokens
