@@ -190,3 +190,10 @@ def test_call_checks_the_inputs_of_a_module_and_forbids_inside_a_class():
     with pytest.raises(GradingError, match="calls split_heads"):
         call(namespace["Splitter"], torch.ones(1, 2, 4), forbidden=[attention.split_heads])
     assert namespace["split"] is attention.split_heads
+
+
+def test_forbid_leaves_torch_as_it_found_it():
+    before = dict(vars(torch.Tensor))
+    with pytest.raises(GradingError, match="calls softmax"):
+        call(lambda x: x.softmax(-1), torch.ones(2), forbidden=[torch.Tensor.softmax], what="soft")
+    assert dict(vars(torch.Tensor)) == before and torch.ones(2).softmax(-1)[0] == 0.5
