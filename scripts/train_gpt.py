@@ -29,17 +29,15 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from course_utils.bytelevel import ByteLevelBPE
 from course_utils.data import split_austen
 from course_utils.device import get_device, seed_everything
 from course_utils.gpt import GPT, GPTConfig
+from course_utils.language_models import bits_per_char, held_out_texts, load_gpt, windows
 from course_utils.measure import count_parameters
 from course_utils.paths import build_root
-from course_utils.train import load_checkpoint, save_checkpoint, train_for
-
-NOTEBOOK_EVAL_CHARS = 120_000  # notebook 05 scores the first 20k held-out characters of each novel
+from course_utils.train import save_checkpoint, train_for
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,55 +62,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--eval-only", action="store_true", help="score the checkpoint in --out, train nothing")
     return p.parse_args(argv)
-
-
-def held_out_texts(held: dict[str, str]) -> dict[str, str]:
-    """{"notebook": the 120k characters notebook 05 scores, "all": every held-out character}."""
-    per_book = NOTEBOOK_EVAL_CHARS // len(held)
-    return {"notebook": "".join(t[:per_book] for t in held.values()), "all": "".join(held.values())}
-
-
-@torch.no_grad()
-def bits_per_char(model: GPT, ids: torch.Tensor, n_chars: int, device, batch: int = 32) -> float:
-    """Held-out bits per character: total cross-entropy of `ids` in bits / characters they spell.
-
-    Windows of max_len tokens overlap by half, the last one flush with the end; each token
-    is scored once, by the first window that has not scored it, so every token but the first
-    max_len/2 has at least max_len/2 tokens of context, as a reader who kept reading would.
-    """
-    n, T = len(ids), model.config.max_len
-    L = min(T, n - 1)  # window length: T, or the whole text when it is shorter
-    starts = list(range(0, n - 1 - L + 1, T // 2))
-    if starts[-1] + L < n - 1:
-        starts.append(n - 1 - L)
-    firsts, done = [], 0  # firsts[w]: the first position window w scores; done: targets scored so far
-    for start in starts:
-        firsts.append(done - start)
-        done = start + L
-    model.eval()
-    total = 0.0
-    for i in range(0, len(starts), batch):
-        rows = torch.stack([ids[start : start + L + 1] for start in starts[i : i + batch]]).to(device)  # (B, L+1)
-        nll = F.cross_entropy(model(rows[:, :-1])[0].transpose(1, 2), rows[:, 1:], reduction="none")  # (B, L)
-        total += sum(float(nll[j, first:].sum()) for j, first in enumerate(firsts[i : i + batch]))
-    return total / math.log(2) / n_chars
-
-
-def windows(ids: torch.Tensor, block: int, batch: int, seed: int, device):
-    """Endless random training windows: x = ids[i : i + block], y = ids[i + 1 : i + block + 1]."""
-    g = torch.Generator().manual_seed(seed)
-    while True:
-        start = torch.randint(len(ids) - block - 1, (batch,), generator=g)
-        rows = torch.stack([ids[s : s + block + 1] for s in start.tolist()])
-        yield rows[:, :-1].to(device), rows[:, 1:].to(device)
-
-
-def load_gpt(folder: Path, device="cpu") -> tuple[GPT, ByteLevelBPE, dict]:
-    """(model in eval mode, tokenizer, notes) from a folder this script wrote."""
-    payload = load_checkpoint(Path(folder) / "model.pt")
-    model = GPT(GPTConfig(**payload["config"]))
-    model.load_state_dict(payload["state_dict"])
-    return model.to(device).eval(), ByteLevelBPE.load(Path(folder) / "tokenizer.json"), payload["notes"]
 
 
 def score(model, tokenizer, texts: dict[str, str], device) -> dict[str, float]:
