@@ -51,7 +51,8 @@ MATHJAX_CONFIG = "?config=TeX-AMS_CHTML-full,Safe"
 CDN_MATHJAX = re.compile(r'<script[^>]*src="https?://[^"]*mathjax[^"]*"[^>]*>\s*</script>', re.I)
 WRAP_CSS = """<style type="text/css">
 /* long messages wrap instead of scrolling sideways */
-div.output_area pre, div.output_subarea pre, div.output_text pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+div.output_area pre, div.output_subarea pre, div.output_text pre { white-space: pre-wrap; word-break: normal; overflow-wrap: anywhere; }
+div.nbgrader_cell div.input_area pre { white-space: pre-wrap; }  /* the test code too, no sideways scroll */
 div.course-note { border-left: 4px solid #d2413a; background: #fdf1f0; padding: 0.5em 0.8em; margin: 0.5em 0; }
 span.course-flag { color: #d2413a; font-weight: bold; }
 </style>
