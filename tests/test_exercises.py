@@ -141,9 +141,9 @@ def _map_tensors(result, fn):
 
 
 def _has_float_tensor(result) -> bool:
-    marker = []
-    _map_tensors(result, lambda t: marker.append(t) or t)
-    return bool(marker)
+    if isinstance(result, torch.Tensor):
+        return result.is_floating_point()
+    return isinstance(result, (tuple, list)) and any(map(_has_float_tensor, result))
 
 
 def solved_namespace(path, answer_id):

@@ -197,3 +197,13 @@ def test_forbid_leaves_torch_as_it_found_it():
     with pytest.raises(GradingError, match="calls softmax"):
         call(lambda x: x.softmax(-1), torch.ones(2), forbidden=[torch.Tensor.softmax], what="soft")
     assert dict(vars(torch.Tensor)) == before and torch.ones(2).softmax(-1)[0] == 0.5
+
+
+def test_forbid_a_method_refuses_calls_through_an_instance():
+    from course_utils.attention import MultiHeadAttention
+
+    mha = MultiHeadAttention(d_model=4, n_heads=2)
+    x = torch.zeros(1, 2, 4)
+    with pytest.raises(GradingError, match="calls MultiHeadAttention.forward, which is not allowed here"):
+        call(lambda m: m(x, x, x), mha, what="mine", forbidden=[MultiHeadAttention.forward])
+    assert "forward" in vars(MultiHeadAttention) and mha(x, x, x)[0].shape == (1, 2, 4)  # restored

@@ -136,11 +136,16 @@ def forbid(fn: Callable, helpers: Iterable[Callable], reason: str = "this exerci
     Each helper is swapped wherever the student could reach it by name: its module's
     attribute, the public torch namespaces (`torch.softmax`, `F.softmax`, `Tensor.softmax`)
     and any name in the student function's globals bound to it
-    (`from course_utils.attention import split_heads`).
+    (`from course_utils.attention import split_heads`). A method (`MultiHeadAttention.forward`)
+    is swapped on its class, so `mha(...)` refuses too.
     """
     swaps = []  # (namespace, key, original)
     for helper in helpers:
-        name = getattr(helper, "__name__", repr(helper))
+        name = (
+            _method_owner(helper) + "." + helper.__name__
+            if _method_owner(helper)
+            else getattr(helper, "__name__", repr(helper))
+        )
 
         def refuse(*args, _name=name, **kwargs):
             raise GradingError(f"your answer calls {_name}, which is not allowed here: {reason}.")
@@ -159,11 +164,19 @@ def forbid(fn: Callable, helpers: Iterable[Callable], reason: str = "this exerci
 def _places(fn: Callable, helper: Callable) -> list[tuple[Any, str]]:
     """Every (namespace, name) through which `fn` could reach `helper`."""
     name = getattr(helper, "__name__", None)
-    spaces = [sys.modules.get(getattr(helper, "__module__", None) or ""), torch, torch.nn.functional, torch.Tensor]
+    module = sys.modules.get(getattr(helper, "__module__", None) or "")
+    owner = _method_owner(helper)
+    spaces = [module, getattr(module, owner, None) if owner else None, torch, torch.nn.functional, torch.Tensor]
     found = [(space, name) for space in spaces if space is not None and name and getattr(space, name, None) is helper]
     scope = _scope(fn)
     found += [(scope, key) for key, value in scope.items() if value is helper]
     return list({(id(space), key): (space, key) for space, key in found}.values())  # each place once
+
+
+def _method_owner(helper: Callable) -> str:
+    """ "MultiHeadAttention" for a method written in Python on a class of its module, else ""."""
+    owner = getattr(helper, "__qualname__", "").rpartition(".")[0]
+    return owner if inspect.isfunction(helper) and owner and "<" not in owner else ""
 
 
 _INHERITED = object()  # restore by deleting: the attribute came from a base class

@@ -13,20 +13,19 @@ inputs differ from the visible ones (shapes, batch sizes, dtypes, masks).
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
 from course_utils.attention import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
 from course_utils.tools.grading import (
-    GradingError,
     call,
     expect,
     expect_close,
     expect_dtype,
     expect_equal,
     expect_shape,
+    forbid,
 )
 
 __all__ = [
@@ -276,29 +275,11 @@ def check_heads(split, merge) -> None:
 # ---------------------------------------------------------------------------------------------
 # exercise: multi-head attention, assembled
 # ---------------------------------------------------------------------------------------------
-@contextmanager
-def _module_forward_refused():
-    """While the block runs, calling a MultiHeadAttention raises: the exercise writes that forward itself.
-
-    (grading.forbid swaps functions reachable by name; a method reached through an instance needs this.)
-    """
-    original = MultiHeadAttention.forward
-
-    def refuse(self, *args, **kwargs):
-        raise GradingError(
-            "your answer calls mha(...) (MultiHeadAttention.forward), which is not allowed here: "
-            "this exercise asks you to write it yourself."
-        )
-
-    MultiHeadAttention.forward = refuse
-    try:
-        yield
-    finally:
-        MultiHeadAttention.forward = original
-
-
 def _call_mha(fn, mha, query, key, value, mask):
-    with torch.no_grad(), _module_forward_refused():  # no autograd graph: outputs compare (and copy) as plain tensors
+    with (
+        torch.no_grad(),
+        forbid(fn, [MultiHeadAttention.forward], reason="this exercise asks you to write mha(...) yourself"),
+    ):  # no autograd graph: outputs compare (and copy) as plain tensors
         result = call(
             fn, mha, query, key, value, mask, what="multi_head_attention", forbidden=ATTENTION_HELPERS + HEAD_HELPERS
         )

@@ -19,7 +19,6 @@ course_utils.tools.grading.GradingError: decoder_mask is not right (on 3 sentenc
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +26,7 @@ from torch import nn
 
 from course_utils.attention import causal_mask, padding_mask
 from course_utils.decoding import beam_step
-from course_utils.tools.grading import GradingError, call, expect, expect_close
+from course_utils.tools.grading import call, expect, expect_close, forbid
 from course_utils.tools.grading import expect_dtype, expect_equal, expect_shape
 from course_utils.train import label_smoothed_cross_entropy
 from course_utils.transformer import DecoderLayer, TransformerConfig, decoder_self_mask, residual
@@ -122,27 +121,15 @@ def _layer_mistakes(layer, x, memory, self_mask, cross_mask) -> dict:
     return m
 
 
-@contextmanager
-def _no_whole_layer():
-    """While the block runs, DecoderLayer.forward (layer(...)) refuses: the exercise is to write it."""
-    original = DecoderLayer.forward
-
-    def refuse(*args, **kwargs):
-        raise GradingError(
-            "your answer runs the whole layer (layer(...) or layer.forward), which is not allowed here: "
-            "write the three sublayers from layer.self_attn, layer.cross_attn, layer.ff and the norms."
-        )
-
-    DecoderLayer.forward = refuse
-    try:
-        yield
-    finally:
-        DecoderLayer.forward = original
+WHOLE_LAYER = (
+    "it runs the whole layer (layer(...)); write the three sublayers from layer.self_attn, layer.cross_attn, "
+    "layer.ff and the norms"
+)
 
 
 def _run_layer(fn, layer, x, memory, self_mask, cross_mask, seed=0):
     """The student's (x, w_self, w_cross), with the whole layer and `residual` forbidden; seeded for dropout."""
-    with _no_whole_layer(), torch.random.fork_rng(), torch.no_grad():
+    with forbid(fn, [DecoderLayer.forward], reason=WHOLE_LAYER), torch.random.fork_rng(), torch.no_grad():
         torch.manual_seed(seed)  # the same dropout masks as the reference run with this seed
         out = call(fn, layer, x, memory, self_mask, cross_mask, what="decoder_layer_forward", forbidden=[residual])
     expect(
