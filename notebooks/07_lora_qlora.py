@@ -71,6 +71,7 @@ import math
 import random
 import re
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -441,9 +442,11 @@ else:  # same architecture, tiny and random: enough to compare two LoRA implemen
 targets = ["query", "key", "value", "attention.output.dense"]
 ours = copy.deepcopy(bert)
 apply_lora(ours, targets, r=4, alpha=8)
-theirs = peft.get_peft_model(
-    copy.deepcopy(bert), peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0)
-)
+with warnings.catch_warnings():  # peft (0.x) asks transformers for a property it has deprecated; not ours to fix
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    theirs = peft.get_peft_model(
+        copy.deepcopy(bert), peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0)
+    )
 g = torch.Generator().manual_seed(SEED)
 n_copied = 0
 for name, layer in ours.named_modules():

@@ -35,6 +35,7 @@ def run_notebook(path: Path, parameters: dict | None = None, timeout: int = 600)
     log = OUT_DIR / (path.stem + ".offline.log")
     log.unlink(missing_ok=True)
     os.environ["COURSE_OFFLINE_LOG"] = str(log)
+    os.environ["COURSE_WIDGET_SWEEP"] = "1"  # every widget is moved to both ends of every control
     start = time.perf_counter()
     try:
         pm.execute_notebook(
@@ -51,6 +52,7 @@ def run_notebook(path: Path, parameters: dict | None = None, timeout: int = 600)
         raise NotebookFailed(f"{path.name}: cell {e.exec_count} raised {e.ename}: {e.evalue}") from None
     finally:
         os.environ.pop("COURSE_OFFLINE_LOG", None)
+        os.environ.pop("COURSE_WIDGET_SWEEP", None)
     if log.exists() and log.read_text().strip():
         raise NotebookFailed(f"{path.name} tried to reach the network: {log.read_text().strip()}")
     return out, time.perf_counter() - start

@@ -95,6 +95,14 @@ def test_runs_in_smoke_mode(path):
     executed = nbformat.read(out, as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, f"{path.name}: error outputs {[(e.ename, e.evalue) for e in errors]}"
+    noise = [
+        (c.execution_count, o.text.strip().splitlines()[0][:200])
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "stream" and o.name == "stderr" and o.text.strip()
+    ]
+    assert not noise, f"{path.name} printed to stderr (pink blocks in a lecture); fix the cause: {noise}"
     print(f"{path.name}: {seconds:.1f} s in SMOKE mode")
 
 
