@@ -52,9 +52,18 @@ def test_a_control_must_hold_its_default(controls, message):
 
 def test_sweep_moves_every_control_to_both_ends_through_ipywidgets():
     seen = []
-    n = widgets.sweep(lambda n=4, kind="a", flag=False, block=3: seen.append((n, kind, flag, block)), n=(1, 8, 1), kind=["a", "b"], flag=False)
+    n = widgets.sweep(
+        lambda n=4, kind="a", flag=False, block=3: seen.append((n, kind, flag, block)),
+        n=(1, 8, 1),
+        kind=["a", "b"],
+        flag=False,
+    )
     assert n == len(seen) == 2 + 2 + 2 + 2
-    assert {s[0] for s in seen} == {1, 4, 8} and {s[1] for s in seen} == {"a", "b"} and {s[2] for s in seen} == {False, True}
+    assert (
+        {s[0] for s in seen} == {1, 4, 8}
+        and {s[1] for s in seen} == {"a", "b"}
+        and {s[2] for s in seen} == {False, True}
+    )
     assert {s[3] for s in seen} == {3}  # the fixed argument never moves
 
 

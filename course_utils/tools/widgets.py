@@ -90,7 +90,9 @@ def _fixed(fn: Callable, controls: dict) -> dict:
 def _ends(widget) -> list:
     """The values worth trying on one control: both ends of a slider, every option of a list, both of a box."""
     if hasattr(widget, "options"):
-        return [value for _, value in widget._options_full] if hasattr(widget, "_options_full") else list(widget.options)
+        return (
+            [value for _, value in widget._options_full] if hasattr(widget, "_options_full") else list(widget.options)
+        )
     if hasattr(widget, "min") and hasattr(widget, "max"):
         return [widget.min, widget.max]
     if isinstance(widget.value, bool):
@@ -123,5 +125,7 @@ def sweep(fn: Callable, **controls: Any) -> int:
                 fn(**fixed, **setting)
                 plt.close("all")
         except Exception as e:
-            raise RuntimeError(f"{fn.__name__}({setting}) raised {type(e).__name__}: {e}; fix the function or narrow that control's range") from e
+            raise RuntimeError(
+                f"{fn.__name__}({setting}) raised {type(e).__name__}: {e}; fix the function or narrow that control's range"
+            ) from e
     return len(settings)
