@@ -19,7 +19,7 @@ LINT_PATHS := course_utils scripts tests benchmarks $(sort $(wildcard notebooks/
 export OMP_WAIT_POLICY := PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup lab kernel test test-fast lint pair run student grade slides site train-translator train-gpt bench data data-check models clean distclean
+.PHONY: help setup lab kernel test test-fast lint pair run student grade slides figures site train-translator train-gpt bench data data-check models clean distclean
 
 help:
 	@echo "make lab        set up .venv and open JupyterLab on notebook 00 (NO_BROWSER=1 for headless)"
@@ -30,6 +30,7 @@ help:
 	@echo "make student    write student versions of the notebooks into student/ (never overwrites your edits)"
 	@echo "make grade      grade your notebooks in student/ (CLASS=dir grades a class in nbgrader's layout)"
 	@echo "make slides     offline reveal.js decks in build/slides/ (SMOKE figures; FULL=1 runs the notebooks in full mode first)"
+	@echo "make figures    every figure of a SMOKE run as PNG, and a contact sheet per notebook, in build/figures/"
 	@echo "make site       the executed notebooks as offline HTML pages in build/site/"
 	@echo "make bench      run the speed benchmarks and print their tables (BENCH_ARGS=--quick for a short run)"
 	@echo "make train-translator  retrain notebook 04's reference translator into build/translator/reference/"
@@ -90,6 +91,9 @@ grade: setup
 
 slides: setup
 	$(PY) scripts/build_slides.py slides $(if $(FULL),--full,--smoke)
+
+figures: setup  ## every figure of a SMOKE run as PNG + a contact sheet per notebook, in build/figures/
+	$(PY) scripts/figures.py $(if $(FULL),--full)
 
 site: setup
 	$(PY) scripts/build_slides.py site $(if $(FULL),--full,--smoke)

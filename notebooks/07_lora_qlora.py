@@ -171,7 +171,8 @@ def show_memory(billions=70.0, training="LoRA", lora_percent=1.0):
         ax.text(i, w[i] + e[i], label, ha="center", va="bottom", fontsize=8)
     for gb, name in ((24, "24 GB"), (80, "80 GB")):
         ax.axhline(gb, ls="--", color="gray", lw=0.8)
-        ax.text(len(fmts) - 0.5, gb, name, va="bottom", ha="right", fontsize=8, color="gray")
+        # the GPU's name just right of the axes, where no bar can cover it
+        ax.text(1.01, gb, name, transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=8, color="gray")
     ax.set(
         ylabel="GB",
         title=f"{billions:g}B parameters, {training}"
@@ -926,7 +927,7 @@ if {4, 16} <= set(LORA_RANKS):
 # %% slideshow={"slide_type": "subslide"}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 colors = {"frozen + head": "tab:gray", "full fine-tuning": "tab:red"}
-for name, row in study.iterrows():
+for i, (name, row) in enumerate(study.iterrows()):
     ax1.scatter(
         row["trainable"],
         100 * row["accuracy"],
@@ -935,8 +936,16 @@ for name, row in study.iterrows():
         alpha=0.7,
         edgecolor="k",
     )
-    ax1.annotate(name, (row["trainable"], 100 * row["accuracy"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax1.annotate(  # labels alternate above and below, so neighbours never overlap
+        name,
+        (row["trainable"], 100 * row["accuracy"]),
+        textcoords="offset points",
+        xytext=(0, 9 if i % 2 == 0 else -15),
+        ha="center",
+        fontsize=8,
+    )
 ax1.axhline(100 / len(TITLES), ls=":", color="gray")
+ax1.margins(x=0.12, y=0.15)  # room for the outermost labels inside the axes
 ax1.set(
     xscale="log",
     xlabel="trained parameters (log scale)",
@@ -950,7 +959,8 @@ ax2b.bar(x + 0.2, study["seconds"], 0.4, label="time (s)", color="tab:green")
 ax2.set_xticks(x, study.index, rotation=25, ha="right", fontsize=8)
 ax2.set(ylabel="peak memory (MB)", title="cost of each method")
 ax2b.set_ylabel("training time (s)")
-fig.legend(loc="lower right", fontsize=8)
+handles = ax2.get_legend_handles_labels()[0] + ax2b.get_legend_handles_labels()[0]
+ax2.legend(handles=handles, loc="upper right", fontsize=8)  # inside the axes, clear of the tick labels
 plt.tight_layout()
 plt.show()
 
