@@ -356,11 +356,17 @@ def show_path(dim_x=0, dim_y=1, dim_z=6, n_positions=200):
             hovertext=[f"pos {p}" for p in range(n_positions)],
         )
     )
+    axis = dict(range=[-1.1, 1.1], tickvals=[-1, 0, 1])  # every PE value lies in [-1, 1]: three ticks that never crowd
     fig.update_layout(
-        height=480,
-        margin=dict(l=0, r=0, t=40, b=0),
+        height=520,
+        margin=dict(l=20, r=20, t=50, b=20),
         title=f"PE as a path: dimensions ({dim_x}, {dim_y}, {dim_z})",
-        scene=dict(xaxis_title=f"dim {dim_x}", yaxis_title=f"dim {dim_y}", zaxis_title=f"dim {dim_z}"),
+        scene=dict(
+            xaxis=dict(title=f"dim {dim_x}", **axis),
+            yaxis=dict(title=f"dim {dim_y}", **axis),
+            zaxis=dict(title=f"dim {dim_z}", **axis),
+            camera=dict(eye=dict(x=1.7, y=1.7, z=1.1)),  # far enough back that the tick labels stay in the frame
+        ),
     )
     fig.show()
 
