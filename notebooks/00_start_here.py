@@ -88,8 +88,10 @@ print("example pair:", pairs[0])
 #
 # Each notebook builds one idea, shows it, proves it against a reference and ends with
 # exercises. What a notebook builds and later notebooks need is kept, tested, in the
-# package `course_utils/`, one module per idea: notebook 04 imports the attention you
-# wrote in 01 instead of re-typing it.
+# package `course_utils/`, one module per idea: notebook 04 imports the course's attention
+# from `course_utils.attention` (the tested twin of what notebook 01 builds in its cells)
+# instead of re-typing it. Your own exercise answers stay in your notebook: later notebooks
+# never import them, so a wrong answer in 01 cannot break 04.
 #
 # | notebook | what you build | reference it is checked against | lands in `course_utils` |
 # |---|---|---|---|
