@@ -236,7 +236,8 @@ def show_temperature(T=1.0):
     plt.show()
 
 
-interact(show_temperature, T=(0.1, 5.0, 0.1))
+# %% slideshow={"slide_type": "subslide"}
+interact(show_temperature, T=(0.1, 5.0, 0.1))  # a slide of its own: the slider and its figure fit the screen
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The whole picture at once, as an interactive plotly figure (hover to read a weight,

@@ -61,6 +61,15 @@ def test_make_lab_headless_serves_notebook_00():
         defaults = {k: v.get("default") for k, v in answer["schema"]["properties"].items()}  # overrides land here
         settings = {**defaults, **answer["settings"]}
         assert settings["fetchNews"] == "false" and settings["checkForUpdates"] is False, settings
+        answer = json.load(  # every cell stays rendered, so a jupyterlab-deck slide is never drawn empty
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/lab/api/settings/@jupyterlab/notebook-extension:tracker?token={token}",
+                timeout=10,
+            )
+        )
+        assert answer["schema"]["properties"]["windowingMode"]["default"] == "none", answer["schema"]["properties"][
+            "windowingMode"
+        ]
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)

@@ -140,6 +140,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def present_live_with_a_working_slider(page):
+    """Start jupyterlab-deck on the running notebook at the slider's slide, move the slider, see the figure change.
+
+    This is the README's way to present live: the deck is the notebook itself, so the
+    kernel, ipywidgets 8 and plotly keep working on every slide.
+    """
+    slider = page.locator(".jp-OutputArea-child .widget-slider").first
+    # the deck opens on the active cell: start on the widget's slide, as a presenter picks where to begin
+    slider.locator("xpath=ancestor::div[contains(@class,'jp-CodeCell')]").locator(".jp-InputPrompt").first.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+C")  # the command palette, as an instructor would open it
+    page.keyboard.type("Start Deck")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("body[data-jp-deck-mode='presenting']", state="attached", timeout=20_000)
+    # jupyterlab-deck 0.2 lays a slide out fully only once it is navigated to: one step on and back
+    page.keyboard.press("Space")
+    page.wait_for_timeout(800)
+    page.keyboard.press("Shift+Space")
+    page.wait_for_timeout(1500)
+    where = slider.bounding_box()
+    assert where and 0 <= where["y"] <= page.viewport_size["height"] - where["height"], (
+        f"the deck's slide does not show notebook 00's temperature slider on screen: {where}"
+    )
+    box = slider.locator("xpath=ancestor::div[contains(@class,'widget-interact')]").first.element_handle()
+    src = "el => (el.querySelector('img') || {}).src || ''"
+    before = box.evaluate(src)
+    assert before, "the temperature widget shows no figure on its slide"
+    page.screenshot(path=str(SHOTS / "deck_00_slider.png"))
+    slider.locator(".noUi-handle").first.click()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    # the kernel redraws: a new figure replaces the old one inside the widget
+    page.wait_for_function(f"([el, old]) => ({src})(el) && ({src})(el) !== old", arg=[box, before], timeout=30_000)
+    page.screenshot(path=str(SHOTS / "deck_00_slider_moved.png"))
+
+
 def test_jupyterlab_renders_widget_and_plotly(tmp_path):
     """make lab (headless) serves JupyterLab; run notebook 00 (a copy) and see a slider and a plotly figure."""
     work = tmp_path / "lab"
@@ -198,6 +234,7 @@ def test_jupyterlab_renders_widget_and_plotly(tmp_path):
             page.wait_for_selector(".jp-OutputArea-child .js-plotly-plot", timeout=180_000)
             page.locator(".jp-OutputArea-child .js-plotly-plot").first.scroll_into_view_if_needed()
             page.screenshot(path=str(SHOTS / "jupyterlab_00.png"))
+            present_live_with_a_working_slider(page)
             assert page.external == [], f"JupyterLab tried to reach the network: {page.external[:5]}"
     finally:
         with contextlib.suppress(ProcessLookupError):
