@@ -126,7 +126,7 @@ def _exporter(kind: str):
     if kind == "slides":
         c[name].reveal_url_prefix = "vendor/reveal.js"
         c[name].reveal_theme = "white"  # others load web fonts
-        c[name].reveal_scroll = True
+        c[name].reveal_scroll = False  # the template fits each slide instead (templates/course_reveal)
     return cls(config=c)
 
 

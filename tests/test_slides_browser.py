@@ -60,11 +60,11 @@ def _local(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def browser_page():
+def browser_page(width: int = 1280, height: int = 900):
     """A Chromium page that refuses (and records) every request leaving localhost."""
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": width, "height": height})
         page.external = []
 
         def guard(route):
@@ -83,8 +83,11 @@ def browser_page():
 
 @contextlib.contextmanager
 def serve(directory: Path):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    handler.log_message = lambda *a: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # one line per request would bury the test's own output
+            pass
+
+    handler = functools.partial(Quiet, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -132,6 +135,64 @@ def test_deck_renders_offline_with_math_and_navigation(decks, nb):
         page.wait_for_timeout(1200)  # let the slide transition finish before the screenshot
         page.screenshot(path=str(SHOTS / f"{nb.stem}.slides.png"))
         assert page.external == [], f"the deck tried to load from the network: {page.external[:5]}"
+
+
+FIT = """slide => {
+    const config = Reveal.getConfig(), zoom = parseFloat(slide.style.zoom || "1");
+    const scrolls = getComputedStyle(slide).overflowY === "auto";
+    return {
+        need: parseFloat(slide.dataset.fitZoom || "NaN"), zoom, scrolls,
+        // the slide's own CSS pixels: with zoom z, config.height / z of them are on screen
+        cut: !scrolls && (slide.scrollHeight > config.height / zoom + 2 || slide.scrollWidth > config.width / zoom + 2),
+        title: (slide.querySelector("h1, h2, h3") || slide).innerText.trim().slice(0, 60),
+    };
+}"""
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_every_slide_fits_or_scrolls_at_1280x720(decks, nb):
+    """Visit every slide at a projector's 1280x720: none may be cut off; write a contact sheet of them all.
+
+    The deck's template shrinks a slide that is a little too big (CSS zoom, down to 0.8) and lets one
+    that is much too big scroll; the slides that scroll are listed in build/slides-check/<deck>.json
+    and are the ones to split into sub-slides.
+    """
+    import figures
+
+    out = build_root() / "slides-check" / nb.stem
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.png"):
+        old.unlink()
+    with serve(decks) as base, browser_page(1280, 720) as page:
+        page.goto(f"{base}/{nb.stem}.slides.html", wait_until="load")
+        page.wait_for_selector(".reveal .slides section", timeout=30_000)
+        page.wait_for_function("typeof window.courseFitSlide === 'function'", timeout=30_000)
+        page.evaluate(
+            "require(['vendor/reveal.js/dist/reveal.js'], R => { window.Reveal = R; R.configure({transition: 'none'}); })"
+        )
+        page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=30_000)
+        n = page.evaluate("Reveal.getTotalSlides()")
+        report, shots = [], []
+        for i in range(n):
+            page.evaluate(
+                f"(() => {{ const s = Reveal.getSlides()[{i}], ix = Reveal.getIndices(s); Reveal.slide(ix.h, ix.v || 0, 99); }})()"
+            )
+            page.wait_for_timeout(60)
+            row = page.evaluate(
+                f"(() => {{ const s = Reveal.getCurrentSlide(); courseFitSlide(s); return ({FIT})(s); }})()"
+            )
+            report.append({"slide": i, **row})
+            shot = out / f"slide{i:03d}.png"
+            page.screenshot(path=str(shot))
+            shots.append(shot)
+        assert page.external == [], f"the deck tried to load from the network: {page.external[:5]}"
+    figures.contact_sheet(shots, out.with_suffix(".contact.png"), f"{nb.stem}: {n} slides at 1280x720", columns=6)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    cut = [(r["slide"], r["title"]) for r in report if r["cut"]]
+    assert not cut, f"{nb.stem}: slides cut off with no way to scroll: {cut}"
+    assert all(r["need"] == r["need"] for r in report), f"{nb.stem}: the fit script did not run on every slide"
+    scrolling = [r["slide"] for r in report if r["scrolls"]]
+    print(f"{nb.stem}: {n} slides, {sum(r['zoom'] < 1 for r in report)} shrunk, {len(scrolling)} scroll: {scrolling}")
 
 
 def _free_port() -> int:
