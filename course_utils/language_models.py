@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
