@@ -24,6 +24,12 @@ Concessions, admitted up front:
   what the uncached loop does, no faster.
 - No weight decay groups, no flash tricks, no compile: training code lives in notebooks
   and `course_utils.train`.
+
+Ablation switches (notebook 05's ladder: each part of the block earns its place by a
+measurement): `attention` ("multi", "single" = one head as wide as d_model, "none"),
+`mlp`, `residual`, `layer_norm`. With all of them off the model is a bigram (a lookup
+table per token, plus its position). The defaults are the full GPT, bit-identical to the
+model without switches (same seed, same weights, same state_dict keys: tested).
 """
 
 from __future__ import annotations
@@ -70,6 +76,9 @@ class GPTConfig:
     rope: rotary positions in attention instead of a learned position table;
     tie_embeddings: the output layer reuses the token embedding matrix (GPT-2 does);
     attn_impl: "course" (our attention, the weights can be inspected) or "torch" (fused, faster).
+    Ablations (notebook 05): attention "multi" (n_heads heads), "single" (one head of d_model
+    features) or "none" (no attention: no token sees another); mlp, residual (x + f(x) or just
+    f(x)), layer_norm (off = no LayerNorm anywhere, final one included).
     """
 
     vocab_size: int = 50257
@@ -82,6 +91,10 @@ class GPTConfig:
     rope: bool = False
     tie_embeddings: bool = True
     attn_impl: str = "course"
+    attention: str = "multi"
+    mlp: bool = True
+    residual: bool = True
+    layer_norm: bool = True
 
     def __post_init__(self):
         check_fields("GPTConfig", self, ("vocab_size", "max_len", "n_layers", "n_heads", "d_model"))
@@ -93,10 +106,24 @@ class GPTConfig:
             )
         check_number("GPTConfig", "dropout", self.dropout, low=0, high=1, high_open=True)
         check_choice("GPTConfig", "attn_impl", self.attn_impl, ("course", "torch"))
+        check_choice("GPTConfig", "attention", self.attention, ("none", "single", "multi"))
+        for name in ("mlp", "residual", "layer_norm"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"GPTConfig: {name} must be True or False, got {getattr(self, name)!r}")
+
+    @property
+    def heads(self) -> int:
+        """Heads the attention really uses: n_heads, or 1 for attention="single"."""
+        return 1 if self.attention == "single" else self.n_heads
 
     @property
     def head_size(self) -> int:
-        return self.d_model // self.n_heads
+        return self.d_model // self.heads
+
+    @property
+    def is_full(self) -> bool:
+        """All ablation switches at their defaults (the GPT-2 architecture)."""
+        return self.attention == "multi" and self.mlp and self.residual and self.layer_norm
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,7 +153,7 @@ class CausalSelfAttention(nn.Module):
         positions: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         B, T, C = x.shape  # (B, T, d_model)
-        h = self.config.n_heads
+        h = self.config.heads
         q, k, v = self.c_attn(x).split(C, dim=-1)  # 3 x (B, T, C)
         q, k, v = split_heads(q, h), split_heads(k, h), split_heads(v, h)  # (B, h, T, d_head)
         if self.config.rope:  # rotate by absolute position
@@ -170,14 +197,27 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.d_model, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.d_model, bias=config.bias)
-        self.mlp = MLP(config)
+        self.residual = config.residual
+        if config.attention != "none":  # (the ablation switches: see GPTConfig)
+            self.ln_1 = _layer_norm(config)
+            self.attn = CausalSelfAttention(config)
+        if config.mlp:
+            self.ln_2 = _layer_norm(config)
+            self.mlp = MLP(config)
 
     def forward(self, x, kv_cache=None, layer=0, positions=None):
-        x = x + self.attn(self.ln_1(x), kv_cache, layer, positions)
-        return x + self.mlp(self.ln_2(x))
+        if hasattr(self, "attn"):
+            a = self.attn(self.ln_1(x), kv_cache, layer, positions)  # (B, T, C)
+            x = x + a if self.residual else a
+        if hasattr(self, "mlp"):
+            m = self.mlp(self.ln_2(x))  # (B, T, C)
+            x = x + m if self.residual else m
+        return x
+
+
+def _layer_norm(config: GPTConfig) -> nn.Module:
+    """A LayerNorm over d_model, or the identity when the layer_norm ablation switch is off."""
+    return nn.LayerNorm(config.d_model, bias=config.bias) if config.layer_norm else nn.Identity()
 
 
 class GPT(nn.Module):
@@ -199,7 +239,7 @@ class GPT(nn.Module):
                 wte=nn.Embedding(config.vocab_size, config.d_model),
                 drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList(Block(config) for _ in range(config.n_layers)),
-                ln_f=nn.LayerNorm(config.d_model, bias=config.bias),
+                ln_f=_layer_norm(config),
             )
         )
         if not config.rope:
@@ -278,6 +318,7 @@ class GPT(nn.Module):
         was_training = self.training
         self.eval()
         bs = self.config.max_len
+        use_cache = use_cache and self.config.attention != "none"  # nothing to cache without attention
         cache = KVCache(self.config.n_layers, bs) if use_cache else None
         try:
             logits = None
@@ -324,8 +365,12 @@ def parameter_formula(config: GPTConfig) -> int:
     """
     C, V, L = config.d_model, config.vocab_size, config.n_layers
     b = 1 if config.bias else 0
-    ln = C + b * C
-    block = 2 * ln + (3 * C * C + b * 3 * C) + (C * C + b * C) + (8 * C * C + b * 5 * C)
+    ln = (C + b * C) if config.layer_norm else 0
+    block = 0
+    if config.attention != "none":
+        block += ln + (3 * C * C + b * 3 * C) + (C * C + b * C)
+    if config.mlp:
+        block += ln + (8 * C * C + b * 5 * C)
     total = V * C + L * block + ln
     if not config.rope:
         total += config.max_len * C
@@ -353,10 +398,12 @@ def hf_gpt2_config(config: GPTConfig):
     """The `transformers.GPT2Config` with the same architecture (raises if ours has no GPT-2 twin)."""
     from transformers import GPT2Config  # optional and heavy: only the comparison needs it
 
-    if config.rope or not config.bias or not config.tie_embeddings:
+    if config.rope or not config.bias or not config.tie_embeddings or not config.is_full:
         raise ValueError(
-            "hf_gpt2_config: GPT-2 has learned positions, biases and a tied head; got "
-            f"rope={config.rope}, bias={config.bias}, tie_embeddings={config.tie_embeddings}"
+            "hf_gpt2_config: GPT-2 has learned positions, biases, a tied head and every block part; got "
+            f"rope={config.rope}, bias={config.bias}, tie_embeddings={config.tie_embeddings}, "
+            f"attention={config.attention!r}, mlp={config.mlp}, residual={config.residual}, "
+            f"layer_norm={config.layer_norm}"
         )
     sizes = {theirs: getattr(config, ours) for ours, theirs in HF_GPT2_NAMES.items()}
     return GPT2Config(

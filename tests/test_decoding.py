@@ -6,7 +6,15 @@ import course_utils  # noqa: F401
 import pytest
 import torch
 
-from course_utils.decoding import beam_search, beam_step, greedy_decode, length_penalty, translate
+from course_utils.decoding import (
+    beam_search,
+    beam_step,
+    greedy_decode,
+    hf_length_penalty,
+    length_penalty,
+    search_beams,
+    translate,
+)
 from course_utils.train import label_smoothed_cross_entropy
 from course_utils.transformer import Seq2SeqTransformer, TransformerConfig
 from course_utils.translation import make_batch, pad_batch
@@ -53,8 +61,10 @@ def test_beam_search_is_exhaustive_when_the_beam_holds_every_prefix():
             candidates.append((_sequence_logprob(model, src, list(seq)), list(seq)))
     best_score, best_seq = max(candidates)
     hyp, steps = beam_search(model, src, beam_size=V**T, alpha=0.0, max_new_tokens=T, trace=True)
-    assert max(steps[-1]["score"]) == pytest.approx(best_score, abs=1e-5)
     assert hyp[0] == [t for t in best_seq if t not in (0, 1, eos)]
+    assert max(s for st in steps for s, f in zip(st["score"], st["finished"]) if f) == pytest.approx(
+        best_score, abs=1e-5
+    )
 
 
 def test_beam_of_one_is_greedy_and_batched_equals_single():
@@ -146,3 +156,95 @@ def test_cached_decoding_equals_full_recompute(norm_first):
     assert beam_search(model, src, 3, max_new_tokens=10) == beam_search(
         model, src, 3, max_new_tokens=10, use_cache=False
     )
+
+
+# ---------------------------------------------------------------- against Hugging Face's generate()
+
+
+def _table_logits(prefix: tuple, vocab: int, seed: int, levels: int) -> torch.Tensor:
+    """Fixed logits for a prefix (sentence id, tokens...): a seeded table, few distinct values so that ties occur."""
+    h = seed
+    for t in prefix:
+        h = (h * 1_000_003 + int(t) + 7) % (2**31 - 1)
+    g = torch.Generator().manual_seed(h)
+    return torch.randint(0, levels, (vocab,), generator=g).float() * 0.7
+
+
+def _hf_table_model(vocab: int, seed: int, levels: int):
+    """A Hugging Face causal LM whose next-token logits are `_table_logits` of its whole input."""
+    transformers = pytest.importorskip("transformers")
+    from transformers.modeling_outputs import CausalLMOutput
+
+    class TableLM(transformers.PreTrainedModel, transformers.GenerationMixin):
+        config_class = transformers.PretrainedConfig
+        main_input_name = "input_ids"
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+        def prepare_inputs_for_generation(self, input_ids, **kwargs):
+            return {"input_ids": input_ids}
+
+        def forward(self, input_ids, **kwargs):
+            rows = [_table_logits(tuple(r.tolist()), vocab, seed, levels) for r in input_ids]
+            logits = torch.stack(rows)[:, None, :].expand(-1, input_ids.shape[1], -1)  # only the last is read
+            return CausalLMOutput(logits=logits)
+
+    config = transformers.PretrainedConfig(vocab_size=vocab, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    return TableLM(config)
+
+
+def _hf_winners(vocab, seed, levels, batch, k, alpha, early_stopping, max_new):
+    model = _hf_table_model(vocab, seed, levels)
+    prompt = torch.tensor([[0, 100 + b] for b in range(batch)])  # <s> and a sentence id
+    out = model.generate(
+        prompt,
+        num_beams=k,
+        length_penalty=alpha,
+        early_stopping=early_stopping,
+        max_new_tokens=max_new,
+        do_sample=False,
+        use_cache=False,
+        return_dict_in_generate=True,
+        output_scores=True,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+    winners = []
+    for row, score in zip(out.sequences[:, 2:].tolist(), out.sequences_scores.tolist()):
+        winners.append((row[: row.index(1) + 1] if 1 in row else row, score))
+    return winners
+
+
+def _our_winners(vocab, seed, levels, batch, k, alpha, early_stopping, max_new):
+    def next_log_probs(prefixes, reorder):  # (B*K, t): <s> then tokens; row r belongs to sentence r // k
+        rows = [(0, 100 + r // k) + tuple(p[1:].tolist()) for r, p in enumerate(prefixes)]
+        return torch.stack([_table_logits(row, vocab, seed, levels) for row in rows]).log_softmax(-1)
+
+    return search_beams(next_log_probs, batch, k, 0, 1, max_new, alpha, hf_length_penalty, early_stopping)
+
+
+@pytest.mark.parametrize(
+    "seed, levels, k, alpha, early_stopping",
+    [
+        (0, 3, 2, 1.0, False),
+        (1, 3, 3, 0.0, False),
+        (2, 2, 4, 2.0, False),
+        (3, 4, 3, -1.0, False),
+        (4, 3, 2, 1.0, True),
+        (5, 2, 3, 0.5, True),
+        (6, 3, 3, 1.0, "never"),
+        (7, 2, 2, 3.0, "never"),
+    ],
+)
+def test_search_beams_matches_hugging_face_generate(seed, levels, k, alpha, early_stopping):
+    """Same winner and score as `generate(num_beams=k, length_penalty=alpha, early_stopping=...)` on fixed tables.
+
+    The tables take only `levels` distinct logits, so candidates tie often: the tie-breaking
+    (torch.topk over beam x token, earlier finished first) must agree too.
+    """
+    args = (8, seed, levels, 3, k, alpha, early_stopping, 7)  # vocab 8, 3 sentences, up to 7 new tokens
+    ours, theirs = _our_winners(*args), _hf_winners(*args)
+    assert [t for t, _ in ours] == [t for t, _ in theirs]
+    assert [s for _, s in ours] == pytest.approx([s for _, s in theirs], abs=1e-4)

@@ -279,3 +279,80 @@ def test_top_k_and_top_p_never_sample_removed_tokens():
 def test_sampling_errors(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+# ---------------------------------------------------------------------------------------------
+# the ablation switches (notebook 05's ladder)
+# ---------------------------------------------------------------------------------------------
+GPT2_BLOCK_KEYS = [
+    "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias",
+    "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias",
+]  # fmt: skip
+
+
+def test_switches_at_their_defaults_are_the_model_without_switches():
+    """Defaults = GPT-2's names in GPT-2's order, and explicit defaults give the very same weights and logits."""
+    keys = list(small().state_dict())
+    blocks = [f"transformer.h.{i}.{k}" for i in range(SMALL["n_layers"]) for k in GPT2_BLOCK_KEYS]
+    assert keys == ["transformer.wte.weight", *blocks, "transformer.ln_f.weight", "transformer.ln_f.bias",
+                    "transformer.wpe.weight", "lm_head.weight"]  # fmt: skip
+    a, b = small(3), small(3, attention="multi", mlp=True, residual=True, layer_norm=True)
+    x = torch.randint(SMALL["vocab_size"], (2, 20), generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in keys)
+    assert torch.equal(a(x)[0], b(x)[0]) and a.config.is_full
+
+
+def test_single_head_is_the_multi_head_model_with_one_head():
+    x = torch.randint(SMALL["vocab_size"], (2, 20), generator=torch.Generator().manual_seed(1))
+    a, b = small(4, attention="single"), small(4, n_heads=1)
+    assert a.config.head_size == SMALL["d_model"] and torch.equal(a(x)[0], b(x)[0])
+
+
+def test_without_attention_and_mlp_the_model_is_a_bigram():
+    """Each position's logits depend on its own token (and position) only: change every other token, nothing moves."""
+    model = small(5, attention="none", mlp=False)
+    assert list(model.state_dict()) == [
+        "transformer.wte.weight", "transformer.ln_f.weight", "transformer.ln_f.bias", "transformer.wpe.weight",
+        "lm_head.weight",
+    ]  # fmt: skip
+    x = torch.randint(SMALL["vocab_size"], (1, 20), generator=torch.Generator().manual_seed(2))
+    y = (x + 1) % SMALL["vocab_size"]
+    y[0, 7] = x[0, 7]
+    assert torch.equal(model(x)[0][0, 7], model(y)[0][0, 7])
+    assert not torch.allclose(model(x)[0][0, 6], model(y)[0][0, 6])
+    assert model.generate(x[:, :3], 4).shape == (1, 7)  # no attention: nothing to cache, still generates
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(attention="none", mlp=False), dict(attention="single"), dict(mlp=False), dict(residual=False),
+     dict(layer_norm=False), dict(attention="none", mlp=False, residual=False, layer_norm=False)],
+)  # fmt: skip
+def test_every_ablation_counts_its_parameters_stays_causal_and_trains(kw):
+    model = small(6, **kw)
+    assert count_parameters(model) == parameter_formula(model.config)
+    x = torch.randint(SMALL["vocab_size"], (2, 20), generator=torch.Generator().manual_seed(3))
+    y = x.clone()
+    y[:, 12:] = (y[:, 12:] + 1) % SMALL["vocab_size"]
+    assert torch.allclose(model(x)[0][:, :12], model(y)[0][:, :12], atol=1e-6)
+    trained(6, **kw)  # a few Adam steps run
+    if not model.config.layer_norm:
+        assert not any(isinstance(m, torch.nn.LayerNorm) for m in model.modules())
+
+
+def test_ablation_changes_the_computation_and_has_no_gpt2_twin():
+    x = torch.randint(SMALL["vocab_size"], (2, 20), generator=torch.Generator().manual_seed(4))
+    full, no_res = small(7), small(7, residual=False)
+    assert set(full.state_dict()) == set(no_res.state_dict())
+    assert not torch.allclose(full(x)[0], no_res(x)[0])
+    with pytest.raises(ValueError, match="every block part"):
+        to_hf_gpt2(no_res)
+
+
+@pytest.mark.parametrize(
+    "kw, err, words",
+    [(dict(attention="two"), ValueError, "attention"), (dict(mlp=1), TypeError, "mlp must be True or False")],
+)
+def test_switch_errors(kw, err, words):
+    with pytest.raises(err, match=words):
+        GPTConfig(**{**SMALL, **kw})

@@ -60,3 +60,132 @@ def test_a_tiny_run_ships_a_checkpoint_that_rescores_to_its_figure(tmp_path, cap
     assert train_gpt.main(["--eval-only", "--chars-per-novel", "20000", "--out", str(out)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["now"] == shown["recorded"] == recipe["scores"]
+
+
+# ---------------------------------------------------------------------------------------------
+# n-grams over BPE tokens, per character, against a slow textbook Kneser-Ney
+# ---------------------------------------------------------------------------------------------
+class TextbookKN:
+    """Interpolated Kneser-Ney as a textbook writes it: one dict per order, one recursive call per token.
+
+    P_top(w | h) = max(c(h w) - D, 0) / c(h) + D N1+(h .) / c(h) P_low(w | h'),
+    lower orders the same with continuation counts N1+(. h w) in place of c(h w),
+    P(w | empty history, below the unigram) = 1 / V, V = the training types + one unknown slot;
+    a history never seen passes the lower order through.
+    """
+
+    def __init__(self, tokens, n, D=0.75):
+        self.n, self.D, self.V = n, D, len(set(tokens)) + 1
+        grams = {m: [tuple(tokens[i : i + m]) for i in range(len(tokens) - m + 1)] for m in range(1, n + 1)}
+        self.count = {m: {} for m in range(1, n + 1)}  # m -> {history: {w: count}}
+        self.cont = {m: {} for m in range(1, n)}  # m -> {history: {w: number of distinct left neighbours}}
+        for m, gs in grams.items():
+            for g in gs:
+                d = self.count[m].setdefault(g[:-1], {})
+                d[g[-1]] = d.get(g[-1], 0) + 1
+        for m in range(1, n):
+            for g in set(grams[m + 1]):
+                d = self.cont[m].setdefault(g[1:-1], {})
+                d[g[-1]] = d.get(g[-1], 0) + 1
+
+    def p(self, history, w, top=True):
+        history = tuple(history)
+        lower = 1 / self.V if not history else self.p(history[1:], w, top=False)
+        followers = (self.count if top else self.cont)[len(history) + 1].get(history, {})
+        total = sum(followers.values())
+        if total == 0:
+            return lower
+        return max(followers.get(w, 0) - self.D, 0) / total + self.D * len(followers) / total * lower
+
+    def bits(self, tokens, order):
+        return -sum(math.log2(self.p(tokens[max(0, i - order + 1) : i], t)) for i, t in enumerate(tokens))
+
+
+TRAIN = (
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in "
+    "want of a wife. However little known the feelings or views of such a man may be on his first entering "
+    "a neighbourhood, this truth is so well fixed in the minds of the surrounding families, that he is "
+    "considered the rightful property of some one or other of their daughters."
+)
+HELD = "It is a truth that a single man in want of a good wife is considered the property of their daughters."
+
+
+def test_bpe_token_ngram_bits_per_char_equal_a_textbook_kneser_ney():
+    from course_utils.bytelevel import ByteLevelBPE
+    from course_utils.ngram import NGramLM
+
+    bpe = ByteLevelBPE().train(TRAIN, vocab_size=300)
+    train, held = bpe.encode(TRAIN), bpe.encode(HELD + " zebra!")  # " zebra" has tokens never seen
+    assert len(held) < len(HELD) and set(held) - set(train)
+    lm = NGramLM(4).fit(train)
+    for order in range(1, 5):
+        ref = TextbookKN(train, order)
+        got = language_models.ngram_bits_per_char(lm, held, len(HELD) + 7, order)
+        assert math.isclose(got, ref.bits(held, order) / (len(HELD) + 7), rel_tol=1e-9), order
+
+
+def test_character_ngram_bits_per_char_is_bits_per_token():
+    from course_utils.ngram import NGramLM
+
+    lm = NGramLM(3).fit(TRAIN)
+    assert math.isclose(language_models.ngram_bits_per_char(lm, HELD, len(HELD)), lm.bits_per_token(HELD))
+
+
+def test_ngram_bits_per_char_errors():
+    import pytest
+
+    with pytest.raises(TypeError, match="fitted NGramLM"):
+        language_models.ngram_bits_per_char("not a model", [1, 2], 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# total_nats, a transformers model, train_steps
+# ---------------------------------------------------------------------------------------------
+def test_total_nats_is_bits_per_char_times_chars_and_a_transformers_model_scores_the_same():
+    from course_utils.gpt import to_hf_gpt2
+
+    torch.manual_seed(1)
+    model = GPT(GPTConfig(vocab_size=13, max_len=16, n_layers=1, n_heads=2, d_model=8)).eval()
+    ids = torch.randint(13, (70,))
+    nats = language_models.total_nats(model, ids, "cpu")
+    assert math.isclose(language_models.bits_per_char(model, ids, 100, "cpu"), nats / math.log(2) / 100)
+
+    def tokenizer(text, add_special_tokens=False):  # a character tokenizer with transformers' interface
+        return {"input_ids": [int(c, 36) for c in text]}
+
+    text = "".join("0123456789abc"[i] for i in ids.tolist())
+    hf = to_hf_gpt2(model)
+    got = language_models.hf_bits_per_char(hf, tokenizer, text, "cpu", max_len=16)
+    assert math.isclose(got, nats / math.log(2) / len(text), rel_tol=1e-5)
+
+
+def test_train_steps_is_a_step_budget_with_a_falling_learning_curve():
+    ids = torch.tensor([i % 7 for i in range(2000)])  # 0 1 2 ... 6 0 1 ...: learnable
+
+    def run():
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=7, max_len=16, n_layers=1, n_heads=2, d_model=16))
+        score = lambda m: language_models.bits_per_char(m, ids[:200], 200, "cpu")  # noqa: E731
+        return language_models.train_steps(
+            model, ids, 30, batch=8, lr=3e-3, device="cpu", eval_fn=score, eval_every=10, warmup=5, progress=False
+        )
+
+    curve = run()
+    assert curve["steps"] == [10, 20, 30] and curve["seconds"] > 0 and curve["tokens"] == 30 * 8 * 16
+    assert curve["bits"][-1] < curve["bits"][0] < math.log2(7) + 0.5
+    assert run()["bits"] == curve["bits"]  # same seed, same model: steps, not seconds
+
+
+def test_smollm_scores_austen_or_says_how_to_get_it():
+    import pytest
+
+    folder, why = language_models.smollm_files()
+    if folder is None:
+        assert "make models" in why
+        with pytest.raises(ModuleNotFoundError, match="make models"):
+            language_models.load_smollm()
+        pytest.skip(why)
+    model, tokenizer = language_models.load_smollm()
+    text = "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be"
+    bpc = language_models.hf_bits_per_char(model, tokenizer, text * 3, "cpu", max_len=64)
+    assert 0.05 < bpc < 2.5, bpc  # a real LLM knows this sentence (and the repeats cost almost nothing)
