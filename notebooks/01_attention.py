@@ -54,6 +54,8 @@ N_KEYS = 16
 COST_NS = [64, 128, 256] if SMOKE else [128, 256, 512, 1024, 2048, 4096]  # each n twice the last (exercise 1)
 COST_HEADS, COST_D_HEAD = 4, 64
 COST_REPEATS = 1 if SMOKE else 3
+CROSS_D = 256  # width for the measured crossover of projections and mixing (section 7)
+CROSS_NS = [64, 256, 1024] if SMOKE else [64, 128, 256, 512, 1024, 2048]
 
 # %% slideshow={"slide_type": "skip"} tags=["setup"]
 import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
@@ -734,6 +736,7 @@ per_head = [
 ]
 print("share of output words each head points at the right input word:", [f"{p:.0%}" for p in per_head])
 
+
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 6). Draw (B, T, D) -> (B, T, h, D/h) -> (B, h, T, D/h): the
 # reshape comes first, then the transpose (exercise 4's trap; exercise 5 assembles this
@@ -746,21 +749,82 @@ print("share of output words each head points at the right input word:", [f"{p:.
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. What attention costs
 #
-# Self-attention compares every word with every word: $E = QK^\top$ costs $n^2 d$
-# multiply-adds for $n$ words of width $d$, and the $n \times n$ weight matrix has to be
-# stored, per head. A recurrent or convolutional layer instead multiplies each of the $n$
-# positions by a $d \times d$ matrix: $n d^2$. So attention is cheaper while $n < d$, the
-# usual case for sentences, and dearer beyond.
+# Count the multiply-adds of one self-attention layer over $n$ words of width $d$ (all heads
+# together, as the heads split $d$ between them). Two kinds of work:
+# - **projections**: $Q$, $K$, $V$ and the output $W_O$, four $n \times d$ by $d \times d$
+#   products: $4 n d^2$;
+# - **mixing**: the scores $QK^\top$ and the weighted sum $AV$, each $n^2 d$: $2 n^2 d$,
+#   plus an $n \times n$ weight matrix per head that has to be stored.
+#
+# A recurrent layer multiplies each position by its $d \times d$ matrices, about $n d^2$ times
+# a small constant, and a convolution of width $k$ costs $k\, n d^2$. So comparing $n^2 d$ with
+# $n d^2$ ("attention is cheaper while $n < d$") counts only the mixing: with the projections a
+# self-attention layer does *more* arithmetic than a plain recurrent one at every length. What
+# it buys is in the other two columns of the paper's table: no step waits for the previous one,
+# and any two words are one step apart.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Vaswani et al. (2017), Table 1: per layer, for sequence length $n$, width $d$, kernel width $k$,
+# neighbourhood $r$ of restricted attention.
+#
+# | layer | operations per layer | sequential operations | longest path between two positions |
+# |---|---|---|---|
+# | self-attention | $O(n^2 \cdot d)$ | $O(1)$ | $O(1)$ |
+# | recurrent | $O(n \cdot d^2)$ | $O(n)$ | $O(n)$ |
+# | convolutional | $O(k \cdot n \cdot d^2)$ | $O(1)$ | $O(\log_k n)$ |
+# | self-attention, restricted to $r$ neighbours | $O(r \cdot n \cdot d)$ | $O(1)$ | $O(n / r)$ |
+#
+# The table's first column leaves out the $n d^2$ projections every row shares. Counted in
+# full, the mixing overtakes the projections where $2 n^2 d = 4 n d^2$, at $n = 2d$:
+
 
 # %% slideshow={"slide_type": "subslide"} tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
-print(f"{'n':>6} {'d':>6} {'attention n^2 d':>18} {'RNN/CNN n d^2':>16}   cheaper")
-for n_, d_ in [(70, 1000), (512, 512), (4096, 1000), (100_000, 1000)]:
-    att, rnn = n_ * n_ * d_, n_ * d_ * d_
+def layer_cost(n, d):
+    """Multiply-adds of one self-attention layer: (projections 4 n d^2, mixing 2 n^2 d)."""
+    return 4 * n * d * d, 2 * n * n * d
+
+
+print(f"{'n':>7} {'d':>5} {'projections 4nd^2':>18} {'mixing 2n^2d':>19} {'RNN ~nd^2':>16}   larger part")
+for n_, d_ in [(70, 1000), (512, 512), (1024, 512), (4096, 1000), (100_000, 1000)]:
+    proj, mix = layer_cost(n_, d_)
     print(
-        f"{n_:>6} {d_:>6} {att:>18,} {rnn:>16,}   {'attention' if att < rnn else 'RNN/CNN' if rnn < att else 'equal'}"
+        f"{n_:>7,} {d_:>5} {proj:>18,} {mix:>19,} {n_ * d_ * d_:>16,}   {'mixing' if mix > proj else 'projections' if proj > mix else 'equal'}"
     )
-assert 70 * 70 * 1000 == 4_900_000 and 70 * 1000 * 1000 == 70_000_000  # the lecture's example
+assert layer_cost(1024, 512)[0] == layer_cost(1024, 512)[1], "the two parts are equal at n = 2d"
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Counted is not measured: the mixing runs as batched small products and a softmax, which a CPU
+# does less efficiently per multiply-add than one big projection. Time both parts of one layer
+# ($d$ = `CROSS_D`, 4 heads) on this machine and find where the mixing starts to take longer.
+
+# %% slideshow={"slide_type": "fragment"}
+from course_utils.measure import best_time
+
+proj_layers = torch.nn.ModuleList(torch.nn.Linear(CROSS_D, CROSS_D, bias=False) for _ in range(4))
+crossing = []
+for n_ in CROSS_NS:
+    x = torch.randn(1, n_, CROSS_D)
+    q, k, v = (layer(x).view(1, n_, 4, -1).transpose(1, 2) for layer in proj_layers[:3])
+    with torch.no_grad():
+        t_proj = best_time(lambda: [layer(x) for layer in proj_layers], repeats=COST_REPEATS)
+        t_mix = best_time(lambda: torch.softmax(q @ k.transpose(-2, -1) / 8.0, dim=-1) @ v, repeats=COST_REPEATS)
+    crossing.append((n_, t_proj, t_mix))
+    print(f"n = {n_:>5}: projections {1e3 * t_proj:7.2f} ms, mixing {1e3 * t_mix:7.2f} ms, ratio {t_mix / t_proj:5.2f}")
+measured = next((n_ for n_, tp, tm in crossing if tm > tp), None)
+print(
+    f"counted crossover n = 2d = {2 * CROSS_D}; measured here: "
+    + (f"the mixing first takes longer at n = {measured}" if measured else f"not reached by n = {CROSS_NS[-1]}")
+)
+
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.loglog([c[0] for c in crossing], [1e3 * c[1] for c in crossing], "o-", label="projections (4 n d²)")
+ax.loglog([c[0] for c in crossing], [1e3 * c[2] for c in crossing], "s-", label="mixing (2 n² d)")
+ax.axvline(2 * CROSS_D, ls=":", c="gray", label=f"counted crossover n = 2d = {2 * CROSS_D}")
+ax.set(xlabel="sequence length n", ylabel="time (ms)", title=f"one self-attention layer, d = {CROSS_D}, this machine")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -863,8 +927,8 @@ assert ((growth > 3) & (growth < 4.5)).all(), f"doubling n should multiply our m
 # memory stays far below ours.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
-# Presenter notes (section 7). Read the table: at sentence lengths attention is the
-# cheap layer; at book lengths the n^2 dominates. The measured memory of ours follows
+# Presenter notes (section 7). Read the table: at sentence lengths the projections are
+# most of the layer's work; past n = 2d the n^2 mixing dominates. The measured memory of ours follows
 # 2 h n^2 floats exactly (scores + weights), while the fused kernel stays near the size
 # of its output. Time ratios on a CPU are modest and noisy (2 shared cores); on a GPU
 # the fused kernel is many times faster. Notebook 08 attacks the n^2 itself. Take the

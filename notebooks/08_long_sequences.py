@@ -101,22 +101,25 @@ print(f"device: {device}, SMOKE: {SMOKE}, torch threads: {torch.get_num_threads(
 #
 # $$\text{operations} \approx n^2 d, \qquad \text{activations} \approx n^2 + n d .$$
 #
-# For a sentence ($n = 70$, $d = 1000$) that is $4.9$ million operations, *cheaper* than the
-# $n d^2 = 70$ million of a recurrent or convolutional layer. But $n^2$ wins as soon as
-# $n > d$: at 4,096 tokens one head's float32 score matrix weighs 64 MiB; at 100,000
-# tokens, 37 GiB, per head, per layer.
+# For a sentence ($n = 70$, $d = 1000$) that is $4.9$ million operations, small beside the
+# $4 n d^2 = 280$ million of the layer's own $Q, K, V, O$ projections (notebook 01, section 7:
+# the mixing $2 n^2 d$ overtakes the projections at $n = 2d$). Past that the $n^2$ term is the
+# layer: at 4,096 tokens one head's float32 score matrix weighs 64 MiB; at 100,000 tokens,
+# 37 GiB, per head, per layer.
 
 
 # %% slideshow={"slide_type": "subslide"} tags=["keep_output"]
 # NBVAL_CHECK_OUTPUT
 def attention_cost(n, d):
-    """(n^2 d operations, n d^2 operations, bytes of one float32 n x n matrix)."""
+    """(n^2 d operations of the scores, n d^2 of one d x d projection, bytes of one float32 n x n matrix)."""
     return n * n * d, n * d * d, 4 * n * n
 
 
 n, d = 70, 1000
 ops_attn, ops_rnn, _ = attention_cost(n, d)
-print(f"a sentence, n={n}, d={d}: attention n^2 d = {ops_attn / 1e6:.1f} M, recurrent n d^2 = {ops_rnn / 1e6:.0f} M")
+print(
+    f"a sentence, n={n}, d={d}: scores n^2 d = {ops_attn / 1e6:.1f} M, projections 4 n d^2 = {4 * ops_rnn / 1e6:.0f} M"
+)
 for n in (512, 4096, 16_384, 100_000):
     ops, _, size = attention_cost(n, 64)
     print(f"n = {n:>7,}: {ops / 1e9:10.1f} GFLOP of scores per head (d = 64), score matrix {size / 2**20:12,.0f} MiB")
