@@ -62,6 +62,7 @@ import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loa
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
 import torch.nn as nn
@@ -258,6 +259,7 @@ fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.5))
 ax1.plot(losses_attn, label="with attention")
 ax1.plot(losses_plain, label="without (fixed context)")
 ax1.set(xlabel="step", ylabel="cross-entropy", yscale="log", title="training loss")
+ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax1.legend()
 ax2.plot(list(acc_attn), list(acc_attn.values()), "o-", label="with attention")
 ax2.plot(list(acc_plain), list(acc_plain.values()), "s-", label="without (fixed context)")
@@ -501,6 +503,7 @@ def show_scaling(d=256):
         H = -(w * w.clamp_min(1e-30).log()).sum()
         ax.bar(range(N_KEYS), w.numpy())
         ax.set(title=f"{name}: max {w.max():.2f}, entropy {H:.2f}", xlabel="key", ylim=(0, 1))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # keys are numbered, not measured
     axes[0].set_ylabel(f"weight (d = {d})")
     plt.show()
 

@@ -66,6 +66,7 @@ import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loa
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
 import torch.nn as nn
@@ -784,6 +785,8 @@ def show_attention(image=0, layer=0, head=0):
     axes[3].imshow(w, cmap="viridis")
     axes[3].set_title("full (17 x 17) weights, row 0 = [class]", fontsize=9)
     axes[3].set(xlabel="key", ylabel="query")
+    for axis in (axes[3].xaxis, axes[3].yaxis):  # token positions are whole numbers
+        axis.set_major_locator(MaxNLocator(integer=True))
     plt.tight_layout()
     plt.show()
 
