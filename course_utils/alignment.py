@@ -44,8 +44,20 @@ def _word_starts(data: bytes, use_regex: bool) -> set[int]:
     return starts
 
 
-def token_groups(tokenizer, ids: Sequence[int]) -> list[tuple[str, list[int]]]:
+def _whole(data: bytes) -> bool:
+    """True when the bytes are complete UTF-8 characters."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def token_groups(tokenizer, ids: Sequence[int], unit: str = "word") -> list[tuple[str, list[int]]]:
     """Group the positions of `ids` into words: [(label, [positions]), ...] in order.
+
+    unit="piece" keeps the tokens apart where it can: a group closes as soon as its bytes are
+    whole characters (for one-word compounds such as German number words, whose parts align).
 
     A new group starts where a pre-split chunk starts (a word with its leading space, a number, a
     punctuation run) or at a special token; a token that straddles a chunk boundary keeps the
@@ -57,6 +69,8 @@ def token_groups(tokenizer, ids: Sequence[int]) -> list[tuple[str, list[int]]]:
     >>> token_groups(tok, tok.encode("Äußer ja.<eos>"))
     [('Äußer', [0, 1, 2, 3, 4, 5, 6]), ('ja', [7, 8, 9]), ('.', [10]), ('<eos>', [11])]
     """
+    if unit not in ("word", "piece"):
+        raise ValueError(f"token_groups: unit must be 'word' or 'piece', got {unit!r}")
     pieces = [_token_bytes(tokenizer, int(i)) for i in ids]
     data = b"".join(p for p in pieces if p is not None)
     starts = _word_starts(data, getattr(tokenizer, "use_regex", None))
@@ -67,7 +81,7 @@ def token_groups(tokenizer, ids: Sequence[int]) -> list[tuple[str, list[int]]]:
             groups.append(([pos], tokenizer.inverse_special[int(ids[pos])]))
             after_special = True
             continue
-        if after_special or offset in starts:
+        if after_special or (offset in starts if unit == "word" else _whole(groups[-1][1])):
             groups.append(([pos], piece))
         else:
             positions, acc = groups[-1]

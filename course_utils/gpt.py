@@ -30,6 +30,11 @@ measurement): `attention` ("multi", "single" = one head as wide as d_model, "non
 `mlp`, `residual`, `layer_norm`. With all of them off the model is a bigram (a lookup
 table per token, plus its position). The defaults are the full GPT, bit-identical to the
 model without switches (same seed, same weights, same state_dict keys: tested).
+
+Why this file is long: the model, its ablation switches and its two-way bridge to
+`transformers`' GPT-2 share one set of weight names; splitting them would make a student
+read three files to see that our GPT and GPT-2 are the same network, and notebook 05's
+ablation ladder must run this very code, not a second model file.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ Notebook 04, `scripts/train_translator.py` (the shipped reference model) and
   TransformerConfig's field names, which are also `train_translator.py`'s arguments) into a config,
   a model, the paper's Adam and its warm-up;
   `save_translator` / `load_translator` write and read a checkpoint folder (model.pt + tokenizer.json);
-- the score: `bleu` (sacreBLEU, 13a tokenization) and one format of `test.tsv`
+- the score: `bleu` (sacreBLEU, 13a tokenization), `chrf` and `sentence_scores` (chrF and
+  BLEU per sentence) and one format of `test.tsv`
   (`write_test_tsv` / `read_test_tsv`), from which anyone can re-compute a recorded BLEU.
 
 Imports the model (`course_utils.transformer`), never the reverse. Decoding is
@@ -57,6 +58,8 @@ __all__ = [
     "load_translator",
     "bleu",
     "bleu_details",
+    "chrf",
+    "sentence_scores",
     "TEST_TSV_HEADER",
     "write_test_tsv",
     "read_test_tsv",
@@ -327,19 +330,47 @@ def load_translator(folder: str | Path, device=None) -> tuple[Seq2SeqTransformer
 
 
 # ----------------------------------------------------------------------------- the score
-def bleu_details(hypotheses: Sequence[str], references: Sequence[str]) -> sacrebleu.metrics.BLEUScore:
-    """sacreBLEU's corpus BLEU (13a tokenization, one reference each): the score, n-gram precisions, brevity."""
+def _check_pairs(fn: str, hypotheses, references) -> None:
+    """Both lists of strings of one length (a single str would be read as a list of characters)."""
     if isinstance(hypotheses, str) or isinstance(references, str) or len(hypotheses) != len(references):
         raise ValueError(
-            "bleu: hypotheses and references must be lists of strings of the same length, got "
+            f"{fn}: hypotheses and references must be lists of strings of the same length, got "
             f"{type(hypotheses).__name__} and {type(references).__name__}"
         )
+
+
+def bleu_details(hypotheses: Sequence[str], references: Sequence[str]) -> sacrebleu.metrics.BLEUScore:
+    """sacreBLEU's corpus BLEU (13a tokenization, one reference each): the score, n-gram precisions, brevity."""
+    _check_pairs("bleu", hypotheses, references)
     return sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize="13a")
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """Corpus BLEU (0-100) with sacreBLEU's default 13a tokenization: comparable across papers (Post 2018)."""
     return bleu_details(hypotheses, references).score
+
+
+def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus chrF (0-100, sacreBLEU's defaults: character 6-grams, beta = 2; Popovic 2015).
+
+    Characters instead of words: "house" vs "houses" earns partial credit, so chrF is kinder than
+    BLEU to a right-but-differently-inflected word, and it is defined for one short sentence
+    (BLEU's 4-gram precision is 0 for most).
+    """
+    _check_pairs("chrf", hypotheses, references)
+    return sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score
+
+
+def sentence_scores(hypotheses: Sequence[str], references: Sequence[str]) -> list[tuple[float, float]]:
+    """(sentence BLEU, sentence chrF) for every pair: the per-sentence view of the corpus scores.
+
+    Sentence BLEU uses sacreBLEU's exponential smoothing (its default), else one missing 4-gram makes it 0.
+    """
+    _check_pairs("sentence_scores", hypotheses, references)
+    return [
+        (sacrebleu.sentence_bleu(h, [r], tokenize="13a").score, sacrebleu.sentence_chrf(h, [r]).score)
+        for h, r in zip(hypotheses, references)
+    ]
 
 
 TEST_TSV_HEADER = ("de", "reference", "translation")

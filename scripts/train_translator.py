@@ -38,6 +38,7 @@ from course_utils.paths import build_root
 from course_utils.train import train_for
 from course_utils.translation import (
     bleu,
+    chrf,
     curriculum_batches,
     encode_pairs,
     length_batches,
@@ -88,7 +89,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--beam", type=int, default=4)
     p.add_argument(
-        "--alpha", type=float, default=1.5, help="length penalty exponent (1.5 beat 0.6 and 1.0 on validation)"
+        "--alpha",
+        type=float,
+        default=1.5,
+        help="length penalty exponent (standard beam search, validation BLEU: 1.5 5.57, 1.0 5.49, 0.6 5.16)",
     )
     p.add_argument(
         "--limit-eval", type=int, default=None, help="decode only the first N validation/test sentences (quick checks)"
@@ -168,6 +172,7 @@ def evaluate(args, device) -> dict:
         "valid_sentences": len(valid),
         "test_decoding": decode,
         "test_bleu": round(bleu(test_hyp, test_ref), 2),
+        "test_chrf": round(chrf(test_hyp, test_ref), 2),
         "test_sentences": len(test),
         "decode_seconds": round(time.perf_counter() - t0, 1),
         "sacrebleu": sacrebleu.__version__,

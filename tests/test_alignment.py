@@ -43,3 +43,12 @@ def test_group_attention_sums_columns_and_averages_rows():
     assert torch.allclose(group_attention(w, [("a", [0]), ("b", [1])], src).sum(-1), torch.ones(2))
     with pytest.raises(ValueError, match="cover positions"):
         group_attention(w, tgt, [("x", [0, 1])])
+
+
+def test_pieces_stay_apart_unless_a_character_is_cut(tok):
+    ids = tok.encode("Äußer")
+    pieces = token_groups(tok, ids, unit="piece")
+    assert "".join(label for label, _ in pieces) == "Äußer" and all("\ufffd" not in label for label, _ in pieces)
+    assert len(pieces) >= 2 and [p for _, ps in pieces for p in ps] == list(range(len(ids)))
+    with pytest.raises(ValueError, match="unit"):
+        token_groups(tok, ids, unit="letter")

@@ -22,6 +22,7 @@ from course_utils.translation import (
     batch_by_length,
     bleu,
     bleu_details,
+    chrf,
     config_ids,
     curriculum_batches,
     load_translator,
@@ -30,6 +31,7 @@ from course_utils.translation import (
     pad_batch,
     read_test_tsv,
     save_translator,
+    sentence_scores,
     shared_tokenizer,
     shorter_half,
     translator_config,
@@ -271,3 +273,14 @@ def test_test_tsv_round_trips_tabs_quotes_and_backslashes(tmp_path):
         read_test_tsv(tmp_path / "bare.tsv")
     with pytest.raises(ValueError, match="one of each"):
         write_test_tsv(tmp_path / "x.tsv", ["a"], ["b"], [])
+
+
+def test_chrf_and_sentence_scores_are_sacrebleus():
+    hyps, refs = ["the house is big", "a cat"], ["the houses are big", "the cat"]
+    assert chrf(hyps, refs) == sacrebleu.corpus_chrf(hyps, [refs]).score
+    (b0, c0), (b1, c1) = sentence_scores(hyps, refs)
+    assert b0 == sacrebleu.sentence_bleu(hyps[0], [refs[0]]).score
+    assert c1 == sacrebleu.sentence_chrf(hyps[1], [refs[1]]).score
+    assert c0 > b0  # "house"/"houses": characters give partial credit where words give none
+    with pytest.raises(ValueError, match="chrf"):
+        chrf("the house", "the house")
