@@ -435,6 +435,7 @@ def to_hf_gpt2(model: GPT):
     if not isinstance(model, GPT):
         raise TypeError(f"to_hf_gpt2: model must be a GPT, got {type(model).__name__}")
     hf = GPT2LMHeadModel(hf_gpt2_config(model.config))
+    hf.loss_type = "ForCausalLM"  # its class name maps to no loss, so transformers would warn on stderr and guess
     ours = model.state_dict()
     theirs = hf.state_dict()
     new = {}

@@ -40,6 +40,7 @@ def test_arguments_not_named_are_held_fixed_not_turned_into_sliders(monkeypatch)
     "controls, message",
     [
         ({"T": (5.0, 0.1, 0.1)}, "empty range"),
+        ({"T": (2.0, 2.0)}, "outside the slider's range"),
         ({"T": (2.0, 5.0, 0.1)}, "outside the slider's range"),
         ({"T": []}, "no options"),
         ({"T": [0.5, 2.0]}, "not one of the options"),
@@ -82,3 +83,16 @@ def test_headless_sweeps_when_asked(monkeypatch):
     calls = []
     widgets.interact(lambda d=256: calls.append(d), d=(1, 1024, 1))
     assert calls == [256, 1, 1024, 1, 1024]  # the default picture, each end, all at min, all at max
+
+
+def test_a_one_value_range_is_held_fixed_not_shown(monkeypatch):
+    monkeypatch.setenv("COURSE_HEADLESS", "0")
+    import ipywidgets
+
+    shown = {}
+    monkeypatch.setattr(ipywidgets, "interact", lambda fn, **kw: shown.update(kw) or fn)
+    widgets.interact(lambda sentence=0, layer=0: None, sentence=(0, 5), layer=(0, 0, 1))  # a one-layer model
+    assert shown["sentence"] == (0, 5) and isinstance(shown["layer"], ipywidgets.fixed)
+    seen = []
+    widgets.sweep(lambda sentence=0, layer=0: seen.append(layer), sentence=(0, 5), layer=(0, 0, 1))
+    assert set(seen) == {0}

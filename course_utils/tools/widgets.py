@@ -40,7 +40,7 @@ def interact(fn: Callable, **controls: Any) -> None:
         return None
     import ipywidgets
 
-    ipywidgets.interact(fn, **controls, **_fixed(fn, controls))
+    ipywidgets.interact(fn, **_moving(controls), **_fixed(fn, controls))
     return None
 
 
@@ -58,8 +58,8 @@ def _check(fn: Callable, controls: dict) -> None:
             )
         if isinstance(spec, tuple) and len(spec) in (2, 3) and all(isinstance(v, (int, float)) for v in spec):
             low, high = spec[:2]
-            if not low < high:
-                raise ValueError(f"interact: {name}={spec} is an empty range; give (min, max) with min < max")
+            if not low <= high:
+                raise ValueError(f"interact: {name}={spec} is an empty range; give (min, max) with min <= max")
             if not low <= default <= high:
                 raise ValueError(
                     f"interact: {fn.__name__}'s default {name}={default!r} lies outside the slider's range "
@@ -75,16 +75,31 @@ def _check(fn: Callable, controls: dict) -> None:
                 )
 
 
+def _one_value(spec: Any) -> bool:
+    """True for a slider whose range holds one value, e.g. (0, 0): the layer slider of a one-layer model."""
+    return (
+        isinstance(spec, tuple)
+        and len(spec) in (2, 3)
+        and all(isinstance(v, (int, float)) for v in spec)
+        and spec[0] == spec[1]
+    )
+
+
 def _fixed(fn: Callable, controls: dict) -> dict:
-    """Every argument of `fn` that is not a control, held at its default (never a slider)."""
+    """Every argument of `fn` that is not a moving control, held at its default (never a slider)."""
     import ipywidgets
 
     params = inspect.signature(fn).parameters
     return {
         name: ipywidgets.fixed(p.default)
         for name, p in params.items()
-        if name not in controls and p.default is not inspect.Parameter.empty
+        if (name not in controls or _one_value(controls[name])) and p.default is not inspect.Parameter.empty
     }
+
+
+def _moving(controls: dict) -> dict:
+    """The controls that can move: a one-value range is shown as nothing, not as a slider stuck in place."""
+    return {name: spec for name, spec in controls.items() if not _one_value(spec)}
 
 
 def _ends(widget) -> list:
@@ -113,7 +128,7 @@ def sweep(fn: Callable, **controls: Any) -> int:
     from IPython.utils.capture import capture_output
 
     _check(fn, controls)
-    form = ipywidgets.interactive(fn, {"manual": True}, **controls, **_fixed(fn, controls))
+    form = ipywidgets.interactive(fn, {"manual": True}, **_moving(controls), **_fixed(fn, controls))
     knobs = {w.description: w for w in form.kwargs_widgets if not isinstance(w, ipywidgets.fixed)}
     defaults = {name: w.value for name, w in knobs.items()}
     fixed = {name: p.default for name, p in inspect.signature(fn).parameters.items() if name not in knobs}
