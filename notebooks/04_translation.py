@@ -1314,13 +1314,16 @@ print(f"exactly right: {exact} of {len(shown)} test sentences")
 # positions. Averaged or for the right head, these often look like a word alignment: the
 # English word attends to the German word it translates. Pick a sentence, a layer and a head
 # (the widget; executed headless it draws the default). The model is the reference model when
-# present, else yours.
+# present, else yours. Labels are whole words: the byte-level tokens of a word are grouped and
+# decoded together (`course_utils.alignment.token_groups`; one token alone may hold half of "ß"
+# and print as "�"), and the attention a word pays is the sum over its tokens.
 
 # %% slideshow={"slide_type": "subslide"}
+from course_utils.alignment import group_attention, token_groups
 from course_utils.tools.widgets import interact
 
 examples = [d for d, _ in (valid_pairs[:8] if len(valid_pairs) >= 8 else valid_pairs)]
-examples = ["Ich bin Student."] + examples
+examples = ["Ich bin Student.", "Die Äußerlichkeiten täuschen."] + examples
 n_layers_dec, n_heads_dec = dec_config.n_decoder_layers, dec_config.n_heads
 
 
@@ -1333,16 +1336,20 @@ def show_alignment(sentence=0, layer=n_layers_dec - 1, head=-1):
     with torch.no_grad():
         _, att = dec_model(src_ids, tgt_in, return_attention=True)
     w = att["cross"][layer][0]  # (heads, T, S)
-    w = w.mean(0) if head < 0 else w[head]
-    src_labels = [dec_tok.decode([i]) for i in src_ids[0].tolist()[:-1]] + ["</s>"]
-    tgt_labels = ["<s>"] + [dec_tok.decode([i]) for i in out]
+    w = w.mean(0) if head < 0 else w[head]  # (T, S) tokens; row t predicts token t of out + </s>
+    src_groups = token_groups(dec_tok, src_ids[0].tolist())  # whole words, decoded as a group (no "�")
+    tgt_groups = token_groups(dec_tok, out + [dec_config.eos_id])
+    w = group_attention(w, tgt_groups, src_groups)  # (English words, German words)
+    src_labels, tgt_labels = [g for g, _ in src_groups], [g for g, _ in tgt_groups]
+    valid_output = "\ufffd" not in dec_tok.decode(out)  # an untrained model may emit bytes that are no text
+    assert all("\ufffd" not in g for g in src_labels + (tgt_labels if valid_output else [])), "a label is cut"
     fig, ax = plt.subplots(figsize=(0.55 * len(src_labels) + 2, 0.4 * len(tgt_labels) + 1.5))
     ax.imshow(w.cpu().numpy(), cmap="viridis", vmin=0)
     ax.set_xticks(range(len(src_labels)), src_labels, rotation=60, ha="right")
-    ax.set_yticks(range(len(tgt_labels)), [f"{t} ->" for t in tgt_labels])
+    ax.set_yticks(range(len(tgt_labels)), tgt_labels)
     ax.set(
-        xlabel="German (source) tokens",
-        ylabel="English prefix (predicts next)",
+        xlabel="German (source) words",
+        ylabel="English word being written",
         title=f"layer {layer}, {'mean of heads' if head < 0 else f'head {head}'}",
     )
     plt.tight_layout()
@@ -1355,8 +1362,8 @@ interact(
 )
 
 # %% [markdown] slideshow={"slide_type": "notes"}
-# Presenter notes (section 10): rows are English positions (the token they are about to
-# predict follows the arrow), columns German tokens. Individual heads are sharper and often
+# Presenter notes (section 10): rows are the English words being written (their tokens'
+# attention averaged), columns German words (their tokens' attention summed). Individual heads are sharper and often
 # specialise (one tracks position, one the verb); the mean is the smoother "alignment". A weak
 # model attends to </s> or the full stop: a sign it has not learned to align yet.
 
