@@ -215,8 +215,10 @@ print(
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# The encoder layer, in the paper's *post-LN* order. `MultiHeadAttention` is the one you wrote
-# in notebook 01 (imported, not re-typed); its masks say `True` where a query **may** attend.
+# The encoder layer, in the paper's *post-LN* order. `MultiHeadAttention` is the course's
+# `course_utils.attention.MultiHeadAttention`, the tested version of what notebook 01 builds
+# (imported, not re-typed; your own exercise answer stays in your copy of 01). Its masks say
+# `True` where a query **may** attend.
 
 
 # %% slideshow={"slide_type": "fragment"}
