@@ -33,11 +33,12 @@
 #
 # **Prerequisites:** notebooks 01 (attention), 02 (positions), 03 (BPE), 04 (training loop).
 #
-# **Run time (2 CPU cores, 2026-12-02):** SMOKE ≈ 1 min. Full mode took **14.4 min** on a
-# 2-core machine shared with other jobs (load 4 to 4.5: the GPT trained at 7,500 characters/s,
-# against 18,200 on an idle machine in an earlier run); on an idle machine it has not been
-# re-timed since the race and the ladder were added. SmolLM2 (load + 15k characters) took
-# 115 s of that run, the ablation ladder 124 s, BERT's fixed budget 240 s.
+# **Run time (2 CPU cores, 2026-12-02):** SMOKE ≈ 1 min. Full mode took **12.0 and 14.4 min**
+# in two runs on a 2-core machine shared with other jobs (load 3.5 to 4.5: the GPT trained at
+# 10,900 and 7,500 characters/s, against 18,200 on an idle machine in an earlier run); it has
+# not been re-timed on an idle machine since the race and the ladder were added. Of those runs,
+# SmolLM2 (loading + 15k characters) took 90 to 115 s, the ablation ladder 115 to 124 s, and
+# BERT its fixed 240 s. The step-budget results were identical in both runs.
 # The GPTs train for a fixed number of **steps** (the same model on any machine, only the time
 # differs); BERT still trains for a fixed number of seconds (240 s), so its results depend on
 # how busy the machine is. Every figure quoted in the text is printed by a cell next to it.
@@ -1495,10 +1496,11 @@ if not SMOKE:  # 3 standard errors above chance
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Same architecture, same steps, same data: the only difference is where the weights start.
 # Report both numbers honestly. With our 4-minute pre-training (still near the word-frequency
-# stage) the pre-trained start gives no clear advantage on two CPU cores: the two printed
-# accuracies lie within a few points of each other, and with 900 test passages one standard
-# error is about 1.5 points, so a gap that small is noise (one full run on 2026-12-02: 27.0 %
-# vs 26.3 %; an earlier one: 24.7 % vs 26.3 %). The advantage appears with real pre-training (bert-base: 3.3
+# stage) the pre-trained start gives no reliable advantage on two CPU cores. BERT trains for a
+# fixed number of seconds, so the gap changes from run to run: full runs gave 24.7 % vs 26.3 %
+# (an earlier run), 27.0 % vs 26.3 % and 30.3 % vs 26.3 % (2026-12-02). With 900 test passages
+# one standard error of the difference is about 2 points, so gaps of that size are not a
+# dependable gain. The advantage appears with real pre-training (bert-base: 3.3
 # billion words, days of TPU time), which is what the GLUE table of Devlin et al. (2019) shows. A good
 # discussion point: what would you need to see the gap here (more pre-training steps, a
 # bigger corpus, fewer labelled examples)?
