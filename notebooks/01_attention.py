@@ -808,10 +808,10 @@ proj_layers = torch.nn.ModuleList(torch.nn.Linear(CROSS_D, CROSS_D, bias=False) 
 crossing = []
 for n_ in CROSS_NS:
     x = torch.randn(1, n_, CROSS_D)
-    q, k, v = (layer(x).view(1, n_, 4, -1).transpose(1, 2) for layer in proj_layers[:3])
     with torch.no_grad():
+        q, k, v = (split_heads(layer(x), 4) for layer in proj_layers[:3])  # (1, 4, n, d/4) each
         t_proj = best_time(lambda: [layer(x) for layer in proj_layers], repeats=COST_REPEATS)
-        t_mix = best_time(lambda: torch.softmax(q @ k.transpose(-2, -1) / 8.0, dim=-1) @ v, repeats=COST_REPEATS)
+        t_mix = best_time(lambda: scaled_dot_product_attention(q, k, v), repeats=COST_REPEATS)
     crossing.append((n_, t_proj, t_mix))
     print(f"n = {n_:>5}: projections {1e3 * t_proj:7.2f} ms, mixing {1e3 * t_mix:7.2f} ms, ratio {t_mix / t_proj:5.2f}")
 measured = next((n_ for n_, tp, tm in crossing if tm > tp), None)
