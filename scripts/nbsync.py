@@ -14,8 +14,9 @@ What one sync does:
 1. reads the cells from the script (from a named .ipynb, its script is written first);
 2. writes notebooks/<name>.ipynb with the course kernelspec and no outputs, each unchanged cell
    keeping its cell id (so the diff shows only what changed);
-3. fills the outputs of cells that start with `# NBVAL_CHECK_OUTPUT` (which nbval re-checks) by
-   executing the notebook once in SMOKE mode into build/nbsync/, never over the source. With
+3. fills the outputs of cells that start with `# NBVAL_CHECK_OUTPUT` (tests/test_notebooks.py checks a
+   SMOKE run prints the same, nbval's --nbval-lax rule) by executing the notebook once in SMOKE mode
+   into build/nbsync/, never over the source. With
    `--no-execute` (and with `--all`, where a checked cell is unchanged) it carries the outputs
    over from the previous .ipynb instead;
 4. rewrites the percent script from the new notebook (scripts/pair_notebooks.py), last, so that
