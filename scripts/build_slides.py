@@ -28,6 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from course_utils.paths import NOTEBOOKS_DIR, ROOT, build_root  # noqa: E402
 
+import slide_layout  # noqa: E402  (scripts/, beside this file)
+
 BUILD = build_root()
 NPM_DIR = BUILD / "vendor"
 NPM_PACKAGES = ["reveal.js@4", "mathjax@2", "jquery@3", "requirejs@2", "@jupyter-widgets/html-manager@1"]
@@ -127,11 +129,18 @@ def _exporter(kind: str):
         c[name].reveal_url_prefix = "vendor/reveal.js"
         c[name].reveal_theme = "white"  # others load web fonts
         c[name].reveal_scroll = False  # the template fits each slide instead (templates/course_reveal)
+        c.TagRemovePreprocessor.enabled = True
+        c.TagRemovePreprocessor.remove_input_tags = {slide_layout.OUTPUTS_ONLY}  # outputs continued on a sub-slide
     return cls(config=c)
 
 
 def convert(executed: Path, kind: str, out: Path) -> Path:
-    body, _ = _exporter(kind).from_filename(str(executed))
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    if kind == "slides":
+        nb = slide_layout.fit_to_slides(nb)  # cut into slides that fit the screen (the file is not changed)
+    body, _ = _exporter(kind).from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
     body = EXTERNAL_MATHJAX.sub("", body)
     external = sorted(set(EXTERNAL_LOAD.findall(body)))
     if external:

@@ -57,9 +57,11 @@ def test_every_png_output_is_written_by_cell_and_order(executed, tmp_path):
 def test_contact_sheet_tiles_all_figures(executed, tmp_path):
     path, _ = executed
     written = figures.extract(path, tmp_path / "figs")
-    sheet = figures.contact_sheet(written, tmp_path / "sheet.png", "01_demo", columns=1)
-    image = plt.imread(sheet)
-    assert image.shape[0] > image.shape[1]  # one column of two figures: taller than wide
+    assert len(written) == 2
+    column = plt.imread(figures.contact_sheet(written, tmp_path / "column.png", "01_demo", columns=1))
+    row = plt.imread(figures.contact_sheet(written, tmp_path / "row.jpg", "01_demo", columns=2))
+    assert column.shape[0] > row.shape[0] and row.shape[1] > column.shape[1]  # two figures under or beside each other
+    assert column.std() > 0.01, "the sheet is blank"
     assert figures.contact_sheet([], tmp_path / "none.png", "empty") is None
 
 
