@@ -4,7 +4,8 @@ A notebook is written to be read, not shown: a section's prose, three code cells
 share one slide. `fit_to_slides(nb)` returns a copy (the notebook on disk is never touched) in which
 
 - the title slide carries the title and its first paragraph; the rest of that cell goes to the notes;
-- a cell that would overflow the slide it joins starts a sub-slide of its own;
+- a cell that would overflow the slide it joins starts a sub-slide of its own (unless all it would
+  leave behind is a line or two of lead-in: then the two stay together, a little smaller);
 - a markdown cell taller than a slide is cut between paragraphs (a list between items);
 - a code cell taller than a slide is cut between top-level statements; its outputs follow on
   sub-slides of their own (the input hidden there, tag `slide-outputs`) when they do not fit beside it;
@@ -45,6 +46,7 @@ MD = {
     "item": 15.7,
     "code": 19.1,
 }
+INTRO, STRETCH = 160, 1.15  # a line or two of lead-in stays with what it introduces, the slide shrunk a little
 TITLE_CHARS = 320  # the title slide keeps its first paragraph up to about three lines
 OUTPUTS_ONLY = "slide-outputs"  # tag of a cell that shows outputs only (build_slides hides its input)
 ITEM = re.compile(r"\s*([-*+]|\d+\.)\s")
@@ -317,7 +319,12 @@ def fit_to_slides(nb):
             kind = slide_type(piece)
             if kind in ("slide", "subslide"):
                 used = h
-            elif h and used + h > SLIDE_HEIGHT and used > 0:
+            elif (
+                h
+                and used + h > SLIDE_HEIGHT
+                and used > 0
+                and not (used <= INTRO and used + h <= STRETCH * SLIDE_HEIGHT)
+            ):
                 _set_type(piece, "subslide")
                 used = h
             else:
