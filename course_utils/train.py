@@ -53,8 +53,10 @@ def warmup_lr(step: int, d_model: int, warmup: int, factor: float = 1.0) -> floa
     """lr(step) = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5), steps counted from 1.
 
     It rises linearly to its peak factor * (d_model * warmup)^-0.5 at step = warmup, then decays
-    as 1/sqrt(step). Adam's first updates are noisy (its variance estimate starts at zero), so a
-    small rate at the start keeps them from wrecking the freshly initialised network.
+    as 1/sqrt(step). Why small steps first: Adam's bias correction makes even its first update
+    full-sized, but its variance estimate rests on a handful of gradients (Liu et al. 2020), and a
+    post-LN transformer's gradients are largest at initialisation (Xiong et al. 2020); notebook 04
+    trains post-LN with and without the warm-up to show it.
 
     >>> round(warmup_lr(4000, 512, 4000), 6)          # the paper's peak: 512^-0.5 * 4000^-0.5
     0.000699
