@@ -19,7 +19,7 @@ LINT_PATHS := course_utils scripts tests benchmarks $(sort $(wildcard notebooks/
 export OMP_WAIT_POLICY := PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup lab kernel test test-fast lint pair run student grade slides figures site train-translator train-gpt bench data data-check models clean distclean
+.PHONY: help setup lab kernel test test-fast lint pair run student grade slides figures site results train-translator train-gpt bench data data-check models clean distclean
 
 help:
 	@echo "make lab        set up .venv and open JupyterLab on notebook 00 (NO_BROWSER=1 for headless)"
@@ -32,6 +32,7 @@ help:
 	@echo "make slides     offline reveal.js decks in build/slides/ (SMOKE figures; FULL=1 runs the notebooks in full mode first)"
 	@echo "make figures    every figure of a SMOKE run as PNG, and a contact sheet per notebook, in build/figures/"
 	@echo "make site       the executed notebooks as offline HTML pages in build/site/"
+	@echo "make results    write the README's results table from results/*.json (make run, in full mode, records there)"
 	@echo "make bench      run the speed benchmarks and print their tables (BENCH_ARGS=--quick for a short run)"
 	@echo "make train-translator  retrain notebook 04's reference translator into build/translator/reference/"
 	@echo "                (the recorded recipe: 100 min on a GPU or CPU; a copy ships in models/translator/)"
@@ -79,7 +80,7 @@ run: setup
 	@mkdir -p build/executed
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (SMOKE=$(SMOKE))"; \
-	  COURSE_SMOKE=$(SMOKE) COURSE_HEADLESS=1 $(BIN)/papermill --kernel python3 --log-level WARNING "$$nb" "build/executed/$$(basename $$nb)" \
+	  COURSE_SMOKE=$(SMOKE) COURSE_HEADLESS=1 COURSE_RECORD_RESULTS=$(if $(filter 1 True true yes,$(SMOKE)),0,1) $(BIN)/papermill --kernel python3 --log-level WARNING "$$nb" "build/executed/$$(basename $$nb)" \
 	    -p SMOKE $(if $(filter 1 True true yes,$(SMOKE)),True,False) || exit 1; \
 	done
 
@@ -97,6 +98,9 @@ figures: setup  ## every figure of a SMOKE run as PNG + a contact sheet per note
 
 site: setup
 	$(PY) scripts/build_slides.py site $(if $(FULL),--full,--smoke)
+
+results: setup  ## the README's results table, from results/*.json (the runs write those)
+	$(PY) scripts/results.py
 
 bench: setup
 	@for b in $(sort $(wildcard benchmarks/*.py)); do echo "== $$b"; $(PY) $$b $(BENCH_ARGS) || exit 1; done

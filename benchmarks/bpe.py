@@ -22,8 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import course_utils  # noqa: E402,F401
+from course_utils.paths import ROOT  # noqa: E402
 from course_utils.bytelevel import ByteLevelBPE, bytes_to_unicode  # noqa: E402
 from course_utils.data import load_austen  # noqa: E402
+from course_utils.tools import results  # noqa: E402
 
 
 def train_tokenizers(text: str, vocab_size: int):
@@ -52,6 +54,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2,048 ids on 500k characters")
     parser.add_argument("--vocab-size", type=int, default=None)
+    parser.add_argument(
+        "--machine", default=None, help="record the figures in results/03.json, e.g. '2-core CPU, idle'"
+    )
     args = parser.parse_args()
 
     text = "".join(load_austen().values())
@@ -98,6 +103,26 @@ def main() -> None:
         f"targets: train <= 30 s: {'met' if ok_train else 'MISSED'}; encode >= 1 MB/s: {'met' if ok_enc else 'MISSED'}"
         + (" (quick run: the targets are for the full run)" if args.quick else "")
     )
+    if args.machine and not args.quick and args.vocab_size in (None, 8192):
+        path = results.record(
+            "03",
+            "bpe-speed",
+            {
+                "train_s_ours": t_ours,
+                "train_s_theirs": t_hf,
+                "encode_mbs_ours": megabytes / e_ours,
+                "encode_mbs_theirs": megabytes / e_hf,
+                "merges": len(mine),
+                "tokens": len(ids_ours),
+            },
+            what=f"8,192-token byte-level BPE on all of Austen ({megabytes:.2f} MB): train / encode",
+            figure="ours {train_s_ours:.2f} s / {encode_mbs_ours:.2f} MB/s; `tokenizers` {train_s_theirs:.2f} s / "
+            "{encode_mbs_theirs:.2f} MB/s"
+            + ("; all {merges:,} merges and {tokens:,} tokens identical" if mine == theirs and same_tokens else ""),
+            machine=args.machine,
+            command="`.venv/bin/python benchmarks/bpe.py --machine '...'`",
+        )
+        print(f"recorded in {path.relative_to(ROOT)}; `make results` writes it into the README")
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@
 # figures above were measured before this section, with 420 s of final training; to keep the
 # whole run within 10 minutes the final training is now 270 s (`TRAIN_SECONDS`), which will
 # lower the 3.89: not yet re-measured. Section 5's warm-up experiment (three runs of 200 steps)
-# adds about a minute more; measured alone (2026-12-02): validation loss 5.59 for post-LN without
-# warm-up, 4.96 with it, 4.79 for pre-LN without.
+# adds about a minute more; measured alone (2026-12-02): validation loss
+# <!-- result 04/warmup/post_none -->5.59 for post-LN without warm-up,
+# <!-- result 04/warmup/post_warm -->4.96 with it, <!-- result 04/warmup/pre_none -->4.79 for pre-LN without.
 
 # %% slideshow={"slide_type": "skip"} tags=["parameters"]
 import os
@@ -800,6 +801,7 @@ print(f"the paper's peak learning rate {warmup_lr(4000, 512, 4000):.2e} at step 
 # from the first step. Predict the three curves before you run it.
 
 # %% slideshow={"slide_type": "subslide"}
+from course_utils.tools import results
 from course_utils.train import train_for
 from course_utils.translation import length_batches, make_translator, mean_loss, seq2seq_loss
 
@@ -856,13 +858,24 @@ for label, h in warm_runs.items():
 if not SMOKE:
     v = {k: h.eval[-1]["valid_loss"] for k, h in warm_runs.items()}
     assert v["post-LN, warm-up"] < v["post-LN, no warm-up"], "post-LN should need its warm-up"
+if results.recording():  # `make run`: the figures the text below quotes, into results/04.json
+    results.record(
+        "04",
+        "warmup",
+        {
+            "post_warm": v["post-LN, warm-up"],
+            "post_none": v["post-LN, no warm-up"],
+            "pre_none": v["pre-LN, no warm-up"],
+        },
+    )
 
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # In our full-mode run (2026-12-02, 2-core CPU, 200 steps of 1,000 tokens, seed 0): post-LN
 # **without** warm-up stalls after its first 25 steps (training loss flat near 6.4 for a hundred
-# steps; validation loss **5.59** at the end), post-LN **with** warm-up gets to **4.96**, and pre-LN
-# with no warm-up at all to **4.79**. The warm-up is what lets post-LN train at this rate; pre-LN
+# steps; validation loss **<!-- result 04/warmup/post_none -->5.59** at the end), post-LN **with**
+# warm-up gets to **<!-- result 04/warmup/post_warm -->4.96**, and pre-LN with no warm-up at all to
+# **<!-- result 04/warmup/pre_none -->4.79**. The warm-up is what lets post-LN train at this rate; pre-LN
 # does not need it, which is one reason the configurations below are pre-LN. (One seed and 200
 # steps: a demonstration of the effect Xiong et al. measured, not a benchmark.)
 
