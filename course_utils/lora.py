@@ -39,6 +39,9 @@ def _check_rank_alpha(r, alpha, fn: str) -> None:
 class LoRALinear(nn.Module):
     """A frozen linear layer plus a trainable low-rank offset: h = base(x) + (alpha/r) B A x.
 
+    rslora=True scales by alpha / sqrt(r) instead (rank-stabilised LoRA, Kalajdzievski 2023; peft's
+    `use_rslora`): with Adam the offset's early growth is then the same at every rank, where
+    alpha / r makes it shrink like 1 / sqrt(r) (notebook 07 measures both).
     base: nn.Linear or QuantizedLinear with in_features = n, out_features = m.
     Parameters: lora_A (r, n), lora_B (m, r); the base's parameters get requires_grad=False.
     forward: (..., n) -> (..., m).
@@ -47,7 +50,7 @@ class LoRALinear(nn.Module):
     32
     """
 
-    def __init__(self, base: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float = 0.0):
+    def __init__(self, base: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float = 0.0, rslora: bool = False):
         super().__init__()
         if not isinstance(base, (nn.Linear, QuantizedLinear)):
             raise TypeError(f"LoRALinear: base must be an nn.Linear or a QuantizedLinear, got {type(base).__name__}")
@@ -58,7 +61,8 @@ class LoRALinear(nn.Module):
                 f"{min(base.in_features, base.out_features)}; a low-rank offset needs r smaller"
             )
         check_number("LoRALinear", "dropout", dropout, low=0, high=1, high_open=True)
-        self.base, self.r, self.alpha, self.scaling = base, r, alpha, alpha / r
+        self.base, self.r, self.alpha = base, r, alpha
+        self.scaling = alpha / math.sqrt(r) if rslora else alpha / r
         for p in base.parameters():
             p.requires_grad_(False)
         ref = next(itertools.chain(base.parameters(), base.buffers()))
@@ -131,12 +135,14 @@ def apply_lora(
     alpha: float = 16.0,
     dropout: float = 0.0,
     freeze: bool = True,
+    rslora: bool = False,
 ) -> list[str]:
     """Wrap every linear layer whose name matches `targets` in a LoRALinear, in place.
 
     targets: module names or name suffixes, e.g. ["query", "value"] as in peft's target_modules.
     freeze: make every other parameter of the model non-trainable (what peft does); unfreeze a
-    new task head yourself afterwards. Returns the wrapped module names.
+    new task head yourself afterwards. rslora: scale by alpha / sqrt(r) (see LoRALinear).
+    Returns the wrapped module names.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"apply_lora: model must be an nn.Module, got {type(model).__name__}")
@@ -157,7 +163,7 @@ def apply_lora(
         for p in model.parameters():
             p.requires_grad_(False)
     for name in names:
-        _replace(model, name, LoRALinear(model.get_submodule(name), r, alpha, dropout))
+        _replace(model, name, LoRALinear(model.get_submodule(name), r, alpha, dropout, rslora=rslora))
     return names
 
 

@@ -53,7 +53,7 @@ PROBE_STEPS = 10 if SMOKE else 300  # full-batch steps to fit the head on frozen
 LR_FULL, LR_LORA, LR_PROBE = 2e-4, 2e-3, 1e-2
 LORA_B_RATIO = 8  # LoRA+: B learns at LR_LORA * this (1 = plain LoRA)
 LORA_RANKS = [1, 4, 16]
-LORA_ALPHA = 8  # alpha = min(LORA_ALPHA, 2 r): the offset is scaled by alpha / r (see section 4)
+LORA_ALPHA = 4  # the study scales every rank's offset by alpha / sqrt(r) (rsLoRA, section 2): 4, 2, 1 at r = 1, 4, 16
 QLORA_RANK = 4
 # fallback backbone when MiniLM is absent: a small BERT (course_utils.bert) pre-trained on Austen here
 SCRATCH_DIM, SCRATCH_LAYERS, SCRATCH_VOCAB = (64, 1, 500) if SMOKE else (128, 2, 5000)
@@ -226,8 +226,12 @@ print(
 # - $A$ starts random (kaiming-uniform, the way `nn.Linear` and `peft` initialise weights),
 #   $B$ starts at **zero**: at step 0 the adapted model *is* the pretrained model, and the first
 #   gradient flows into $B$ (with $A = 0$ too, neither would ever move).
-# - $\alpha / r$ scales the offset so that changing $r$ does not change how big the update is;
-#   you keep the learning rate when you try another rank.
+# - $\alpha / r$ scales the offset. The LoRA paper meant it to keep the update's size when $r$
+#   changes, so that the learning rate need not be retuned. With Adam it does not: Adam moves
+#   every entry of $B$ by about the learning rate per step, whatever $r$ is, so $BA$ grows like
+#   $\sqrt{r}$ and $\frac{\alpha}{r}BA$ *shrinks* like $1/\sqrt{r}$. Rank-stabilised LoRA
+#   (Kalajdzievski 2023, "A Rank Stabilization Scaling Factor for Fine-Tuning with LoRA")
+#   scales by $\alpha / \sqrt{r}$ instead; the end of this section measures both.
 # - The base layer is frozen: `requires_grad = False` on its weight and bias.
 #
 # ### Exercise 1: a LoRA layer (3 points)
@@ -398,10 +402,60 @@ assert all(type(m) is nn.Linear for m in (mlp[0], mlp[2])), "merge_lora leaves p
 assert torch.allclose(mlp(x), before, atol=1e-5), "merging must not change the outputs"
 print(f"wrapped {wrapped}, merged back; largest output difference {(mlp(x) - before).abs().max():.1e}")
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### How big is the update? $\alpha / r$ against $\alpha / \sqrt{r}$, measured
+#
+# One 384 × 384 layer (MiniLM's width), a fixed random target, `UPDATE_STEPS` Adam steps at the
+# same learning rate for every rank; then the size of the learned offset $\lVert s\,BA \rVert_F$,
+# with $s = \alpha / r$ (the paper) or $s = \alpha / \sqrt{r}$ (rsLoRA), $\alpha = 8$. Early
+# steps are where the scaling bites: later the target decides how far the offset goes.
+
+# %% slideshow={"slide_type": "subslide"}
+UPDATE_STEPS, UPDATE_RANKS = 10, [1, 4, 16, 64]
+torch.manual_seed(SEED)
+d = 384
+x_fit, w_target = torch.randn(512, d), torch.randn(d, d) / d**0.5
+update_size = {}
+for scheme, rs in (("alpha / r", False), ("alpha / sqrt(r)", True)):
+    for r in UPDATE_RANKS:
+        torch.manual_seed(SEED + 1)  # the same base layer, the same A (its first r rows) for every run
+        layer = LoRALinear(nn.Linear(d, d), r=r, alpha=8.0, rslora=rs)
+        opt = torch.optim.Adam([layer.lora_A, layer.lora_B], lr=1e-3)
+        for step in range(UPDATE_STEPS):
+            batch = x_fit[step * 32 : (step + 1) * 32]
+            loss = (layer(batch) - layer.base(batch) - batch @ w_target.T).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        update_size[scheme, r] = (layer.scaling * layer.lora_B @ layer.lora_A).norm().item()
+
+fig, ax = plt.subplots(figsize=(6, 3))
+for scheme, marker in (("alpha / r", "o"), ("alpha / sqrt(r)", "s")):
+    ax.plot(UPDATE_RANKS, [update_size[scheme, r] for r in UPDATE_RANKS], marker=marker, label=f"scale {scheme}")
+ax.set(xscale="log", xlabel="rank r (log scale)", ylabel="size of the offset after 10 steps", ylim=(0, None))
+ax.set_xticks(UPDATE_RANKS, [str(r) for r in UPDATE_RANKS])
+ax.set_title("the same learning rate, four ranks: what the scaling does")
+ax.legend()
+plt.show()
+for scheme in ("alpha / r", "alpha / sqrt(r)"):
+    sizes = [update_size[scheme, r] for r in UPDATE_RANKS]
+    print(f"scale {scheme:<16} " + ", ".join(f"r={r}: {v:.3f}" for r, v in zip(UPDATE_RANKS, sizes)))
+ratio_r = update_size["alpha / r", 64] / update_size["alpha / r", 1]
+ratio_rs = update_size["alpha / sqrt(r)", 64] / update_size["alpha / sqrt(r)", 1]
+print(f"r = 64 against r = 1: alpha / r {ratio_r:.2f}x (1 / sqrt(64) = 0.125), alpha / sqrt(r) {ratio_rs:.2f}x")
+assert ratio_r < 0.3 and 0.7 < ratio_rs < 1.5, "alpha / r should shrink the update with the rank, rsLoRA keep it"
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# With $\alpha / r$ the same learning rate gives rank 64 an offset about eight times smaller
+# than rank 1 ($1/\sqrt{64}$); with $\alpha / \sqrt{r}$ the offsets are about the same size. So
+# a fixed $\alpha$ with $\alpha / r$ under-trains large ranks, and $\alpha = 2r$ (a common habit)
+# over-trains them. The study in section 4 therefore scales by $\alpha / \sqrt{r}$.
+
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 2): draw W as a big square and BA as a thin pair; ask why B = 0 at
 # the start (the model must start as the pretrained one) and why not A = 0 too (no gradient).
-# The alpha/r scaling lets you change r without retuning the learning rate. Merging: one add.
+# Then the scaling: ask what Adam does to an entry's step size when the gradient doubles (nothing),
+# and derive sqrt(r) from r independent steps adding up. Merging: one add.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Same numbers as `peft`
@@ -488,6 +542,26 @@ print(
 )
 assert count_parameters(ours, trainable_only=True) == count_parameters(theirs, trainable_only=True)
 assert diff_before < 1e-6 and diff_after < 1e-6, "our LoRA and peft's should agree to 1e-6 (relative)"
+
+# rsLoRA, the scaling section 4 trains with: ours (rslora=True) against peft's use_rslora=True, at r = 16
+ours_rs = copy.deepcopy(bert)
+apply_lora(ours_rs, targets, r=16, alpha=4, rslora=True)
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    theirs_rs = peft.get_peft_model(
+        copy.deepcopy(bert),
+        peft.LoraConfig(r=16, lora_alpha=4, target_modules=targets, lora_dropout=0.0, use_rslora=True),
+    )
+for name, layer in ours_rs.named_modules():
+    if isinstance(layer, LoRALinear):
+        with torch.no_grad():
+            layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=g) * 0.05)
+            twin = theirs_rs.base_model.model.get_submodule(name)
+            twin.lora_A["default"].weight.copy_(layer.lora_A)
+            twin.lora_B["default"].weight.copy_(layer.lora_B)
+diff_rs = rel_diff(outputs(ours_rs), outputs(theirs_rs))
+print(f"rsLoRA (alpha / sqrt(r), r = 16): max |ours - peft use_rslora| / max |peft| {diff_rs:.1e}")
+assert diff_rs < 1e-6, "our rsLoRA scaling and peft's use_rslora should agree"
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 3): the point of copying A and B is that initialisation is random;
@@ -673,11 +747,10 @@ print(
 # 2. **Full fine-tuning:** every weight of the encoder trains, with the head.
 # 3. **LoRA** at $r = 1, 4, 16$ on every linear layer of every block ($W_q, W_k, W_v, W_o$ and the
 #    two feed-forward matrices; QLoRA found that adapting all of them is what matches full
-#    fine-tuning), plus the head. $\alpha = 8$, as in the LoRA paper (fix $\alpha$, vary $r$:
-#    the $\alpha / r$ scaling keeps the size of the update about the same), but at most $2r$.
-#    Both extremes failed in our runs at the learning rate that suits $r = 4$: with $\alpha = 2r$
-#    everywhere, $r = 16$ diverged (16 directions, each scaled by 2); with $\alpha = 8$ everywhere,
-#    $r = 1$ diverged (its single direction scaled by 8). So $r = 1$ uses $\alpha = 2$.
+#    fine-tuning), plus the head, every rank at the same effective scale: the offset scaled by
+#    $\alpha / \sqrt{r}$ with $\alpha$ = `LORA_ALPHA` = 4 (rsLoRA, section 2), i.e. by 4, 2 and 1
+#    at $r$ = 1, 4, 16. (An earlier version used $\alpha / r$ and had to hand-pick $\alpha$ per rank:
+#    $\alpha = 8$ made $r = 1$ diverge, $\alpha = 2r$ made $r = 16$ diverge, as section 2 predicts.)
 #
 # Every fine-tuning run starts from the frozen model's trained head (fine-tuning after a linear
 # probe, "LP-FT": a random head would first send large, useless gradients into the encoder), takes
@@ -871,7 +944,7 @@ results.append(finetune(fresh_classifier(), LR_FULL, "full fine-tuning"))
 lora_models = {}
 for r in LORA_RANKS:
     model = fresh_classifier()
-    apply_lora(model.encoder, LORA_TARGETS, r=r, alpha=min(LORA_ALPHA, 2 * r))  # freezes the encoder's own weights
+    apply_lora(model.encoder, LORA_TARGETS, r=r, alpha=LORA_ALPHA, rslora=True)  # freezes the encoder's own weights
     model.head.requires_grad_(True)
     results.append(finetune(model, LR_LORA, f"LoRA r={r}"))
     lora_models[r] = model
@@ -1374,7 +1447,7 @@ model_q = fresh_classifier()
 fp32_base_bytes = stored_bytes(model_q.encoder)
 quantize_linears(model_q.encoder, fmt="nf4", blocksize=64, double_quant=True, embeddings=True)
 nf4_base_bytes = stored_bytes(model_q.encoder)
-apply_lora(model_q.encoder, LORA_TARGETS, r=QLORA_RANK, alpha=min(LORA_ALPHA, 2 * QLORA_RANK))
+apply_lora(model_q.encoder, LORA_TARGETS, r=QLORA_RANK, alpha=LORA_ALPHA, rslora=True)  # as the study's LoRA
 model_q.head.requires_grad_(True)
 qlora_row = finetune(model_q, LR_LORA, f"QLoRA r={QLORA_RANK}")
 lora_row = next(row for row in results if row["method"] == f"LoRA r={QLORA_RANK}")

@@ -47,17 +47,17 @@ def copy_adapters_into_peft(ours: nn.Module, theirs: nn.Module) -> int:
     return n
 
 
-def make_pair(targets=("query", "value"), r=4, alpha=8, random_b=True):
+def make_pair(targets=("query", "value"), r=4, alpha=8, random_b=True, rslora=False):
     base = tiny_bert()
     ours = copy.deepcopy(base)
-    names = apply_lora(ours, list(targets), r=r, alpha=alpha)
+    names = apply_lora(ours, list(targets), r=r, alpha=alpha, rslora=rslora)
     if random_b:  # B = 0 at init makes "same output" trivial; give B values too
         g = torch.Generator().manual_seed(1)
         for m in ours.modules():
             if isinstance(m, LoRALinear):
                 with torch.no_grad():
                     m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * 0.1)
-    config = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0)
+    config = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0, use_rslora=rslora)
     theirs = peft.get_peft_model(copy.deepcopy(base), config)
     assert copy_adapters_into_peft(ours, theirs) == len(names) == 4
     return ours, theirs
@@ -67,9 +67,9 @@ def run(model, ids):
     return model(input_ids=ids).last_hidden_state
 
 
-@pytest.mark.parametrize("random_b", [False, True])
-def test_same_outputs_as_peft_before_and_after_one_adam_step(random_b):
-    ours, theirs = make_pair(random_b=random_b)
+@pytest.mark.parametrize("random_b, rslora", [(False, False), (True, False), (True, True)])
+def test_same_outputs_as_peft_before_and_after_one_adam_step(random_b, rslora):
+    ours, theirs = make_pair(random_b=random_b, rslora=rslora, r=16 if rslora else 4)  # r=16: sqrt(r) != r / 4
     ids = torch.randint(0, 100, (3, 10), generator=torch.Generator().manual_seed(2))
     target = torch.randn(3, 10, 32, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(run(ours, ids), run(theirs, ids), atol=1e-6, rtol=0)
