@@ -502,16 +502,24 @@ with warnings.catch_warnings():  # peft (0.x) asks transformers for a property i
     theirs = peft.get_peft_model(
         copy.deepcopy(bert), peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0)
     )
+
+
+def share_adapters(ours, theirs, g) -> int:
+    """Give each of our LoRA layers a random B, copy its A and B into peft's twin; return how many."""
+    n = 0
+    for name, layer in ours.named_modules():
+        if isinstance(layer, LoRALinear):
+            with torch.no_grad():
+                layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=g) * 0.05)
+                twin = theirs.base_model.model.get_submodule(name)
+                twin.lora_A["default"].weight.copy_(layer.lora_A)
+                twin.lora_B["default"].weight.copy_(layer.lora_B)
+            n += 1
+    return n
+
+
 g = torch.Generator().manual_seed(SEED)
-n_copied = 0
-for name, layer in ours.named_modules():
-    if isinstance(layer, LoRALinear):
-        with torch.no_grad():
-            layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=g) * 0.05)
-            twin = theirs.base_model.model.get_submodule(name)
-            twin.lora_A["default"].weight.copy_(layer.lora_A)
-            twin.lora_B["default"].weight.copy_(layer.lora_B)
-        n_copied += 1
+n_copied = share_adapters(ours, theirs, g)
 ids = torch.randint(5, min(bert.config.vocab_size, 20000), (2, 12), generator=g)
 
 
@@ -552,13 +560,7 @@ with warnings.catch_warnings():
         copy.deepcopy(bert),
         peft.LoraConfig(r=16, lora_alpha=4, target_modules=targets, lora_dropout=0.0, use_rslora=True),
     )
-for name, layer in ours_rs.named_modules():
-    if isinstance(layer, LoRALinear):
-        with torch.no_grad():
-            layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=g) * 0.05)
-            twin = theirs_rs.base_model.model.get_submodule(name)
-            twin.lora_A["default"].weight.copy_(layer.lora_A)
-            twin.lora_B["default"].weight.copy_(layer.lora_B)
+assert share_adapters(ours_rs, theirs_rs, g) == n_copied
 diff_rs = rel_diff(outputs(ours_rs), outputs(theirs_rs))
 print(f"rsLoRA (alpha / sqrt(r), r = 16): max |ours - peft use_rslora| / max |peft| {diff_rs:.1e}")
 assert diff_rs < 1e-6, "our rsLoRA scaling and peft's use_rslora should agree"
