@@ -34,6 +34,7 @@ LINE, CODE_PAD, OUTPUT_PAD = 19.1, 21, 14
 CODE_COLUMNS, OUTPUT_COLUMNS = 96, 86  # characters per line before the template wraps it
 IMAGE_WIDTH, IMAGE_MAX_HEIGHT, IMAGE_PAD = 940, 560, 55  # a figure is shown at its size, narrowed and capped
 # markdown, fitted by least squares: px per wrapped line of MD_COLUMNS characters, per paragraph, ...
+# (fenced code in markdown was too rare to fit: it gets the code LINE)
 MD_COLUMNS = 100
 MD = {
     "text": 25.9,
@@ -266,10 +267,9 @@ def _outputs(outputs) -> list:
     out = []
     for o in outputs:
         if o.output_type == "stream" and output_height(o) > SLIDE_HEIGHT:
-            lines = o.text.rstrip("\n").split("\n")
-            for i in range(0, len(lines), per_slide):
+            for text in _hard_cut(o.text.rstrip("\n"), per_slide):
                 piece = copy.deepcopy(o)
-                piece.text = "\n".join(lines[i : i + per_slide]) + "\n"
+                piece.text = text + "\n"
                 out.append(piece)
         else:
             out.append(o)
