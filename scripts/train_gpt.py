@@ -56,6 +56,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--eval-every", type=int, default=200, help="steps between held-out scores (and saves)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="run the forward pass in bfloat16 autocast (weights and optimizer stay fp32): ~1.6x on a CPU with AMX",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--chars-per-novel", type=int, default=0, help="use only this many characters of each novel's parts (tests)"
@@ -135,6 +140,12 @@ def main(argv=None) -> int:
     return 0
 
 
+def _loss(model, batch, bf16: bool) -> torch.Tensor:
+    """Mean next-token loss of one batch (inputs, targets); the forward in bfloat16 autocast if asked."""
+    with torch.autocast(batch[0].device.type, dtype=torch.bfloat16, enabled=bf16):
+        return model(*batch)[1]
+
+
 def _train_in_rounds(model, optimizer, train_ids, args, device, lr_by_progress, evaluate) -> dict:
     """Train `args.steps` steps in rounds of `eval_every`, scoring and saving after each round."""
     batches = windows(train_ids, args.max_len, args.batch, args.seed, device)
@@ -150,7 +161,7 @@ def _train_in_rounds(model, optimizer, train_ids, args, device, lr_by_progress, 
             model,
             optimizer,
             batches,
-            lambda m, b: (m(*b)[1], b[0].numel()),
+            lambda m, b: (_loss(m, b, args.bf16), b[0].numel()),
             max_steps=n,
             lr_by_progress=scaled,
             progress=False,

@@ -49,7 +49,7 @@ def test_a_tiny_run_ships_a_checkpoint_that_rescores_to_its_figure(tmp_path, cap
     out = tmp_path / "gpt"
     args = ["--steps", "4", "--eval-every", "2", "--n-layers", "1", "--d-model", "32", "--n-heads", "2"]
     args += ["--max-len", "32", "--batch", "4", "--vocab-size", "300", "--threads", "1", "--out", str(out)]
-    args += ["--chars-per-novel", "20000"]
+    args += ["--chars-per-novel", "20000", "--bf16"]
     assert train_gpt.main(args) == 0
     recipe = json.loads((out / "recipe.json").read_text())
     assert [h["step"] for h in recipe["history"]] == [2, 4] and recipe["parameters"] > 0
