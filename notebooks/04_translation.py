@@ -1438,6 +1438,81 @@ mean_bleu = sum(b for b, _ in plain_scores) / len(plain_scores)
 print(f"mean sentence BLEU of these right translations: {mean_bleu:.1f} (the reference against itself: 100)")
 assert mean_bleu < 20, "these plain translations should share few n-grams with the idioms"
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### The paper's numbers: BLEU against the cost of training
+#
+# Vaswani et al. (2017, Table 2) compare translation systems on WMT 2014 (newstest2014) by BLEU
+# and by an estimate of the floating-point operations their training took (training time × number
+# of GPUs × each GPU's sustained single-precision rate). The table's point is the cost column: on
+# English→German the base Transformer beats every earlier single model and every ensemble, with
+# 3 to 55 times less training (the printout below gives the ratios). Plotted, with the cost of our
+# reference translator for scale,
+# estimated the usual way for a transformer, 6 × parameters × training tokens (Kaplan et al. 2020;
+# its BLEU is on another test set, so it is a line, not a point).
+
+# %% slideshow={"slide_type": "fragment"}
+VASWANI_TABLE_2 = {  # model: (BLEU EN-DE, EN-FR, training FLOPs EN-DE, EN-FR); None: not in the paper
+    # (the paper gives the Transformers one cost for both pairs)
+    "ByteNet": (23.75, None, None, None),
+    "Deep-Att + PosUnk": (None, 39.2, None, 1.0e20),
+    "GNMT + RL": (24.6, 39.92, 2.3e19, 1.4e20),
+    "ConvS2S": (25.16, 40.46, 9.6e18, 1.5e20),
+    "MoE": (26.03, 40.56, 2.0e19, 1.2e20),
+    "Deep-Att + PosUnk ensemble": (None, 40.4, None, 8.0e20),
+    "GNMT + RL ensemble": (26.30, 41.16, 1.8e20, 1.1e21),
+    "ConvS2S ensemble": (26.36, 41.29, 7.7e19, 1.2e21),
+    "Transformer (base)": (27.3, 38.1, 3.3e18, 3.3e18),
+    "Transformer (big)": (28.4, 41.8, 2.3e19, 2.3e19),  # EN-FR 41.0 in the first arXiv version
+}
+our_flops = None
+if ref_dir is not None and (ref_dir / "recipe.json").is_file():
+    import json
+
+    ran = json.loads((ref_dir / "recipe.json").read_text())["results"]
+    our_flops = 6 * ran["parameters"] * ran["target_tokens_per_s"] * ran["train_seconds"]  # 6 N D, D = target tokens
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+for ax, (pair, b, f) in zip(axes, (("EN-DE", 0, 2), ("EN-FR", 1, 3))):
+    for name, row in VASWANI_TABLE_2.items():
+        if row[b] is None or row[f] is None:
+            continue
+        ours = name.startswith("Transformer")
+        ax.scatter(
+            row[f],
+            row[b],
+            marker="*" if ours else "^" if "ensemble" in name else "o",
+            s=120 if ours else 40,
+            c="C3" if ours else "C0",
+        )
+        ax.annotate(name, (row[f], row[b]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    if our_flops:
+        ax.axvline(our_flops, ls=":", c="gray")
+        ax.annotate(
+            f"our reference translator\n{our_flops:.0e} FLOPs",
+            (our_flops, ax.get_ylim()[0]),
+            fontsize=7,
+            xytext=(4, 6),
+            textcoords="offset points",
+        )
+    ax.set(
+        xscale="log",
+        xlabel="training cost (FLOPs, log scale)",
+        ylabel=f"BLEU {pair}, newstest2014",
+        title=f"Vaswani et al. 2017, Table 2: {pair}",
+    )
+plt.tight_layout()
+plt.show()
+base = VASWANI_TABLE_2["Transformer (base)"]
+for name, row in VASWANI_TABLE_2.items():
+    if row[0] is not None and row[2] is not None and not name.startswith("Transformer"):
+        print(
+            f"EN-DE {name:>20}: {row[0]:5.2f} BLEU with {row[2] / base[2]:4.1f}x the base Transformer's training ({base[0]})"
+        )
+assert all(
+    r[0] < base[0] and r[2] > base[2] for n, r in VASWANI_TABLE_2.items() if r[0] and r[2] and "Transformer" not in n
+)
+if our_flops:
+    print(f"our reference translator: {our_flops:.1e} FLOPs, 1/{base[2] / our_flops:,.0f} of the base Transformer's")
+
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Presenter notes (section 9): for the idiom table, read one row aloud and ask the room whether the
 # plain translation is wrong; then ask what a second reference would change (sacreBLEU accepts
