@@ -37,6 +37,7 @@ from course_utils.gpt import GPT, GPTConfig
 from course_utils.language_models import bits_per_char, held_out_texts, load_gpt, windows
 from course_utils.measure import count_parameters
 from course_utils.paths import build_root
+from course_utils.tools import results
 from course_utils.train import save_checkpoint, train_for
 
 
@@ -46,20 +47,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary (256 bytes + merges)")
     p.add_argument("--max-len", type=int, default=256, help="context length in tokens")
     p.add_argument("--n-layers", type=int, default=6)
-    p.add_argument("--n-heads", type=int, default=8)
-    p.add_argument("--d-model", type=int, default=256)
-    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--n-heads", type=int, default=5)
+    p.add_argument("--d-model", type=int, default=320)
+    p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--batch", type=int, default=16, help="windows per step")
-    p.add_argument("--steps", type=int, default=2400)
+    p.add_argument("--steps", type=int, default=5200)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
     p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps, then cosine to lr/10")
     p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--eval-every", type=int, default=200, help="steps between held-out scores (and saves)")
+    p.add_argument("--eval-every", type=int, default=400, help="steps between held-out scores (and saves)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument(
         "--bf16",
-        action="store_true",
-        help="run the forward pass in bfloat16 autocast (weights and optimizer stay fp32): ~1.6x on a CPU with AMX",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the forward pass in bfloat16 autocast (weights and optimizer stay fp32): ~1.6x on a CPU with AMX;"
+        " --no-bf16 for fp32 throughout",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -137,7 +140,40 @@ def main(argv=None) -> int:
     save_checkpoint(args.out / "model.pt", shipped, config, half=True, recipe=recipe, scores=scores, history=history)
     (args.out / "recipe.json").write_text(json.dumps(recipe, indent=1) + "\n")
     print(json.dumps(scores))
+    if results.recording() and not args.chars_per_novel:
+        record_run(recipe, device)
     return 0
+
+
+def record_run(recipe: dict, device) -> None:
+    """Write this run's figures to results/05.json (row `shipped-gpt`), from which the README quotes them."""
+    curve = ", ".join(f"{h['step']}: {h['notebook']:.3f}" for h in recipe["history"])
+    bf16 = ", bf16 autocast" if recipe["bf16"] else ""
+    results.record(
+        "05",
+        "shipped-gpt",
+        dict(
+            bpc_notebook=recipe["scores"]["notebook"],
+            bpc_all=recipe["scores"]["all"],
+            parameters=recipe["parameters"],
+            steps=recipe["steps"],
+            train_minutes=round(recipe["train_seconds"] / 60, 1),
+            tokens_per_s=recipe["tokens_per_s"],
+        ),
+        what=(
+            f"the shipped GPT (`models/gpt`): {recipe['n_layers']} layers × {recipe['d_model']}, "
+            f"{recipe['n_heads']} heads, dropout {recipe['dropout']}, BPE {recipe['vocab_size']} tokens, "
+            f"{recipe['steps']} steps × {recipe['batch']} × {recipe['max_len']} tokens, AdamW {recipe['lr']:g}, "
+            f"warm-up {recipe['warmup']}, cosine to a tenth"
+        ),
+        figure=(
+            "held-out bits per character on the notebook's 120k characters **{bpc_notebook:.3f}** "
+            "(all 403k held-out characters {bpc_all:.4f}); by step " + curve + "; {parameters:,} parameters, "
+            "{train_minutes:.0f} min of training at {tokens_per_s:,} tokens/s"
+        ),
+        machine=("CPU" if str(device) == "cpu" else f"GPU ({device})") + bf16,
+        command="`make train-gpt` (the script's defaults)",
+    )
 
 
 def _loss(model, batch, bf16: bool) -> torch.Tensor:
