@@ -251,6 +251,51 @@ class BertClassifier(nn.Module):
         return self.head(self.dropout(pooled))  # (B, n_classes)
 
 
+class BertForSpans(nn.Module):
+    """Question answering as in SQuAD (Devlin et al., 2019): [CLS] question [SEP] paragraph [SEP] -> the answer's span.
+
+    Two vectors learned in fine-tuning, S and E (one Linear to 2 outputs): token i's start score is
+    S . h_i and its end score E . h_i; the answer is the span (i, j), j >= i, with the largest
+    start + end score (`best_span`). A tagging head (named entities, CoNLL-2003) is the same idea
+    with one Linear to n_tags on every token instead of two scores.
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.bert = BertModel(config)
+        self.span = nn.Linear(config.d_model, 2)
+        self.apply(_init_weights)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None):
+        hidden, _ = self.bert(input_ids, token_type_ids, attention_mask)  # (B, T, C)
+        start, end = self.span(hidden).unbind(-1)  # (B, T) each
+        return start, end
+
+
+def best_span(
+    start: torch.Tensor, end: torch.Tensor, allowed: torch.Tensor, max_len: int = 30
+) -> tuple[int, int, float]:
+    """(i, j, score) maximising start[i] + end[j] over allowed i <= j < i + max_len; one example, (T,) each.
+
+    allowed (T,) bool: the paragraph's positions (an answer never lies in the question or the
+    specials). One (T, T) table of scores, masked to the upper band, then one argmax.
+    """
+    check_tensor("best_span", "start", start, dim=1)
+    if end.shape != start.shape or allowed.shape != start.shape:
+        raise ValueError(
+            f"best_span: start, end, allowed must share one shape (T,), got {start.shape}, {end.shape}, {allowed.shape}"
+        )
+    check_int("best_span", "max_len", max_len)
+    if not allowed.any():
+        raise ValueError("best_span: no position is allowed: mark the paragraph's tokens True in `allowed`")
+    T = len(start)
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    ok = (j >= i) & (j - i < max_len) & allowed[:, None] & allowed[None, :]  # (T, T)
+    scores = (start[:, None] + end[None, :]).masked_fill(~ok, float("-inf"))
+    k = int(scores.argmax())
+    return k // T, k % T, float(scores.view(-1)[k])
+
+
 def _init_weights(module: nn.Module) -> None:
     """BERT's initialisation: normal(0, 0.02) weights, zero biases, LayerNorm (1, 0)."""
     if isinstance(module, (nn.Linear, nn.Embedding)):

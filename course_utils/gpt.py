@@ -273,6 +273,19 @@ class GPT(nn.Module):
         the loss is the mean cross-entropy in nats. With a kv_cache, idx holds only the new
         tokens and their positions continue after the cached ones.
         """
+        logits = self.lm_head(self.hidden_states(idx, kv_cache))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            if targets.shape != idx.shape:
+                raise ValueError(
+                    f"GPT.forward: targets must have idx's shape {tuple(idx.shape)}, got {tuple(targets.shape)}"
+                )
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        return logits, loss
+
+    def hidden_states(self, idx: torch.Tensor, kv_cache: Optional[KVCache] = None) -> torch.Tensor:
+        """idx (B, T) -> the last block's output after the final LayerNorm (B, T, C): what lm_head scores,
+        and what a fine-tuning head reads (GPT-1's classifier on the extract token)."""
         check_tensor("GPT.forward", "idx", idx, dim=2, dtype="int", shape="(B, T)")
         B, T = idx.shape
         t_past = kv_cache.length if kv_cache is not None else 0
@@ -293,15 +306,7 @@ class GPT(nn.Module):
         x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
             x = block(x, kv_cache, i, pos)
-        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
-        loss = None
-        if targets is not None:
-            if targets.shape != idx.shape:
-                raise ValueError(
-                    f"GPT.forward: targets must have idx's shape {tuple(idx.shape)}, got {tuple(targets.shape)}"
-                )
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
-        return logits, loss
+        return self.transformer.ln_f(x)
 
     @torch.no_grad()
     def generate(

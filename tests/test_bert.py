@@ -10,6 +10,8 @@ import torch
 
 import course_utils.bert as bert_module
 from course_utils.bert import (
+    BertForSpans,
+    best_span,
     IGNORE,
     BertClassifier,
     BertConfig,
@@ -151,3 +153,41 @@ def test_pretraining_loss_counts_only_chosen_positions():
 def test_clear_errors(call, err, words):
     with pytest.raises(err, match=words):
         call()
+
+
+# ---------------------------------------------------------------------------------------------
+# BERT's span head (question answering): the best span against brute force
+# ---------------------------------------------------------------------------------------------
+def test_best_span_equals_brute_force_over_allowed_spans():
+    g = torch.Generator().manual_seed(0)
+    for trial in range(300):
+        T = int(torch.randint(2, 25, (1,), generator=g))
+        start, end = torch.randn(T, generator=g), torch.randn(T, generator=g)
+        allowed = torch.rand(T, generator=g) < 0.7
+        allowed[int(torch.randint(T, (1,), generator=g))] = True
+        max_len = int(torch.randint(1, 8, (1,), generator=g))
+        spans = [(i, j) for i in range(T) for j in range(i, min(T, i + max_len)) if allowed[i] and allowed[j]]
+        want = max(spans, key=lambda s: float(start[s[0]] + end[s[1]]))
+        i, j, score = best_span(start, end, allowed, max_len)
+        assert (i, j) == want, trial
+        assert abs(score - float(start[i] + end[j])) < 1e-6
+
+
+def test_best_span_refuses_an_empty_paragraph_and_shape_mismatch():
+    with pytest.raises(ValueError, match="no position is allowed"):
+        best_span(torch.zeros(4), torch.zeros(4), torch.zeros(4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="share one shape"):
+        best_span(torch.zeros(4), torch.zeros(5), torch.ones(4, dtype=torch.bool))
+
+
+def test_span_head_scores_every_token_and_its_best_span_lies_in_the_paragraph():
+    config = BertConfig(
+        vocab_size=30, max_len=16, n_layers=1, n_heads=2, d_model=16, d_ff=32, cls_id=1, sep_id=2, mask_id=3
+    )
+    question, paragraph = [5, 6], [7, 8, 9, 10, 11]
+    ids, types = encode_pair(question, paragraph, config)
+    start, end = BertForSpans(config)(torch.tensor([ids]), torch.tensor([types]))
+    assert start.shape == end.shape == (1, len(ids))
+    allowed = torch.tensor([t == 1 for t in types]) & (torch.tensor(ids) != config.sep_id)
+    i, j, _ = best_span(start[0].detach(), end[0].detach(), allowed)
+    assert 4 <= i <= j <= 8  # inside the paragraph's positions
