@@ -34,7 +34,7 @@
 # **The race, in bits per held-out character** (full mode, 120k characters of Austen; lower is
 # better): the best n-gram, a Kneser–Ney trigram on BPE tokens, scores
 # <!-- result 05/the-race-held-out-bits/best_bpe_kn -->1.660; the GPT this notebook trains in
-# 1,400 steps only <!-- result 05/the-race-held-out-bits/notebook_gpt -->2.412 (its curve is
+# 1,400 steps only <!-- result 05/the-race-held-out-bits/notebook_gpt -->2.414 (its curve is
 # still falling); the same code trained for 5,200 steps (`models/gpt`, 96 CPU minutes)
 # **<!-- result 05/the-race-held-out-bits/shipped_gpt -->1.443**, a fifth of a bit below every
 # n-gram; SmolLM2-135M, a real LLM that has probably read Austen, sets the ceiling at
@@ -42,12 +42,10 @@
 #
 # **Prerequisites:** notebooks 01 (attention), 02 (positions), 03 (BPE), 04 (training loop).
 #
-# **Run time (2 CPU cores, 2026-12-02):** SMOKE ≈ 1 min. Full mode took **12.0 and 14.4 min**
-# in two runs on a 2-core machine shared with other jobs (load 3.5 to 4.5: the GPT trained at
-# 10,900 and 7,500 characters/s, against 18,200 on an idle machine in an earlier run); it has
-# not been re-timed on an idle machine since the race and the ladder were added. Of those runs,
-# SmolLM2 (loading + 15k characters) took 90 to 115 s, the ablation ladder 115 to 124 s, and
-# BERT its fixed 240 s. The step-budget results were identical in both runs.
+# **Run time (2 CPU cores, idle, 2026-12-03):** SMOKE ≈ 35 s. Full mode took **11.2 min**, over
+# the course's 10-minute aim: BERT's fixed 240 s of pre-training, our BERT's label-budget curve
+# 103 s, the GPT-1-style fine-tuning 95 s, the ablation ladder 59 s, the GPT 57 s, MiniLM's
+# live point 49 s and SmolLM2 36 s make most of it.
 # The GPTs train for a fixed number of **steps** (the same model on any machine, only the time
 # differs); BERT still trains for a fixed number of seconds (240 s), so its results depend on
 # how busy the machine is. Every figure quoted in the text is printed by a cell next to it.
@@ -647,7 +645,7 @@ if shipped_bpc is not None:
 if results.recording() and not SMOKE:  # `make run`: the figures the text quotes, into results/05.json
     race_values = dict(best_char_kn=min(bpc_kn), best_bpe_kn=min(bpc_bpe), notebook_gpt=gpt_bpc)
     race_values.update({k: v for k, v in (("shipped_gpt", shipped_bpc), ("smollm", smol_bpc)) if v is not None})
-    results.record("05", "the-race-held-out-bits", race_values)
+    results.record("05", "the-race-held-out-bits", {k: round(v, 6) for k, v in race_values.items()})
 
 fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1.2, 1]})
 ax.plot(gpt_curve["steps"], gpt_curve["bits"], "o-", color="C3", label="GPT (held-out, 20k chars)")
@@ -1479,6 +1477,18 @@ while n_blanks < N_BLANKS:
     n_blanks += 1
 for k, v in hits.items():
     print(f"{k:<24} {v / n_blanks:6.1%}   ({n_blanks} held-out words)")
+verdict = "beats" if hits["BERT top-5"] > hits["5 most frequent words"] else "does not beat"
+print(f"our BERT's top 5 {verdict} the five most frequent words on these blanks")
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# **Read the table with its caveat.** A masked language model first learns word frequencies
+# (it proposes "the" and "," everywhere), and only then starts to use the context on both
+# sides. Our BERT has had four minutes on two CPU cores: its held-out MLM accuracy beats the
+# most-frequent-token baseline (printed after pre-training), yet in our full run of 2026-12-03
+# its top 5 held about half as many of the hidden words as simply guessing the five most
+# frequent words (8.2 and 8.3 against 16.7 % in two runs); the cell's last line says which way this run went. BERT-base read 3.3 billion words for days. What this section proves is the
+# mechanics (masking, NSP, the heads), checked against `transformers`; what pre-training buys
+# a task is measured in section 7, with a real pre-trained encoder beside ours.
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # An MLM first learns word frequencies (it predicts "the" and "," everywhere: the flat start
@@ -1568,8 +1578,8 @@ for b in budgets:
 # steps, from its pre-trained weights and from the same architecture with random weights, three
 # seeds, each start with its own learning rate chosen on validation passages. It takes about
 # half an hour on two CPU cores, so its figures are read from `results/05.json`; the next
-# cell re-runs its first point (10 passages per novel, seed 0) when MiniLM is installed, to show
-# that the recorded figures are this code's.
+# cell re-runs the pre-trained start's first point (10 passages per novel, seed 0) when MiniLM
+# is installed, to show that the recorded figures are this code's.
 
 # %% slideshow={"slide_type": "subslide"}
 from course_utils.finetune import MeanPooledClassifier, load_minilm, minilm_folder, minilm_rows
@@ -1587,22 +1597,20 @@ for b in LABEL_BUDGETS:
         f"random {recorded[f'random_{b}_mean']:.1f} ± {recorded[f'random_{b}_sd']:.1f} %, gain {recorded[f'gain_{b}']:+.1f}"
     )
 mini_live = {}
-if RUN_MINILM and minilm_folder()[0] is not None:
+if RUN_MINILM and minilm_folder()[0] is not None:  # the pre-trained start's first point, seed 0 (~50 s)
     t0 = time.perf_counter()
-    for s, k in zip(STARTS, ("pre_trained", "random")):
-        texts, labels = novel_passages(train_parts, 10, PASSAGE_CHARS, seed=0)
-        seed_everything(0)
-        encoder, mini_tok = load_minilm(pretrained=s == "pre-trained")
-        model = MeanPooledClassifier(encoder, len(titles), mini_tok.pad_token_id).to(device)
-        x, y = minilm_rows(mini_tok, texts), torch.tensor(labels)
-        fine_tune(model, x, y, LABEL_BUDGETS[10], recorded[f"lr_{k}"], 0, device=device, bf16=True, progress=False)
-        mini_live[s] = 100 * accuracy(model, minilm_rows(mini_tok, test_texts), y_test, device)[0]
+    texts, labels = novel_passages(train_parts, 10, PASSAGE_CHARS, seed=0)
+    seed_everything(0)
+    encoder, mini_tok = load_minilm(pretrained=True)
+    model = MeanPooledClassifier(encoder, len(titles), mini_tok.pad_token_id).to(device)
+    x, y = minilm_rows(mini_tok, texts), torch.tensor(labels)
+    fine_tune(model, x, y, LABEL_BUDGETS[10], recorded["lr_pre_trained"], 0, device=device, bf16=True, progress=False)
+    mini_live["pre-trained"] = 100 * accuracy(model, minilm_rows(mini_tok, test_texts), y_test, device)[0]
     print(
-        f"re-run here, 10 per novel, seed 0: pre-trained {mini_live['pre-trained']:.1f} % (recorded "
-        f"{recorded['pre_10_seed0']:.1f}), random {mini_live['random']:.1f} % (recorded {recorded['random_10_seed0']:.1f}); "
-        f"{time.perf_counter() - t0:.0f} s"
+        f"re-run here, pre-trained, 10 per novel, seed 0: {mini_live['pre-trained']:.1f} % "
+        f"(recorded {recorded['pre_10_seed0']:.1f}); {time.perf_counter() - t0:.0f} s"
     )
-    assert mini_live["pre-trained"] - mini_live["random"] >= 10, "pre-trained MiniLM should win by >= 10 points"
+    assert abs(mini_live["pre-trained"] - recorded["pre_10_seed0"]) < 5, "the recorded curve should be this code's"
 else:
     print("MiniLM not re-run:", minilm_folder()[1] or "RUN_MINILM is False")
 assert recorded["gain_10"] >= 10, "the recorded curve: >= 10 points for pre-training at 10 labels per novel"
@@ -1622,7 +1630,9 @@ for ax, acc, name in ((axes[0], ours_acc, "our BERT (4 min of pre-training)"), (
     )
     ax.legend(fontsize=8)
 if mini_live:
-    axes[1].scatter([10, 10], list(mini_live.values()), marker="x", color="k", zorder=5, label="re-run here")
+    axes[1].scatter(
+        [10] * len(mini_live), list(mini_live.values()), marker="x", color="k", zorder=5, label="re-run here"
+    )
     axes[1].legend(fontsize=8)
 top = max(budgets)
 _, pred_top, _ = ours["pre-trained", top][0]
@@ -1655,12 +1665,14 @@ if not SMOKE:  # 3 standard errors above chance
 #   depends most on *which* 10 it was given (seeds from <!-- result 05/label-budget/pre_10_seed2 -->41.7 to
 #   <!-- result 05/label-budget/pre_10_seed0 -->65.0 %), so its mean is lower and
 #   its spread wide; one run would have been an anecdote, three are a first measurement.
-# - **Our four-minute BERT is not yet there.** Its pre-trained and random starts are within a
-#   few points of each other at every budget, inside the seeds' spread (the printed table):
-#   its pre-training stopped near the word-frequency stage (held-out MLM accuracy above, against
-#   the most-frequent-token baseline), and it reads only the first ~50 tokens of a passage.
-#   Pre-training helps a task only once it has learned something the task can use; that took
-#   MiniLM's authors far more text and compute than a lecture has.
+# - **Our four-minute BERT's pre-training does not pay.** Its pre-trained start is no better
+#   than its random one at any budget (in our full runs of 2026-12-03 it was 1.5 to 4 points
+#   *behind*, about one seed's spread; the printed table is this run's). Why: its pre-training
+#   stopped near the word-frequency stage (held-out MLM accuracy above, against the
+#   most-frequent-token baseline, and a top 5 of fill-ins that loses to the five most frequent
+#   words), and it reads only the first ~50 tokens of a passage. Pre-training helps a task only
+#   once it has learned something the task can use; the GPT below, pre-trained for 96 minutes
+#   on the same six novels, shows what a longer pre-training does.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### A GPT fine-tunes too: GPT-1's task tokens
@@ -1704,8 +1716,22 @@ if shipped_dir is not None:
         f"{gpt1_acc['pre-trained']:.1f} %, random {gpt1_acc['random']:.1f} % (MiniLM: {recorded['pre_10_seed0']:.1f} / "
         f"{recorded['random_10_seed0']:.1f} %)"
     )
+    if results.recording() and not SMOKE:
+        results.record(
+            "05", "gpt1-fine-tuning", {"pre": round(gpt1_acc["pre-trained"], 2), "random": round(gpt1_acc["random"], 2)}
+        )
 else:
     print("no GPT in models/gpt or build/gpt/reference: `git checkout -- models/gpt` or `make train-gpt`")
+
+# %% [markdown] slideshow={"slide_type": "fragment"}
+# In our full run (2026-12-03, seed 0) the shipped GPT, fine-tuned this way on 10 passages per
+# novel, reached **<!-- result 05/gpt1-fine-tuning/pre -->85.2 %**, the same network from random
+# weights <!-- result 05/gpt1-fine-tuning/random -->23.5 %, and MiniLM 65.0 % at the same point.
+# Our own GPT beats MiniLM here because its 96 minutes of pre-training were spent on *these six
+# novels*: it has already learned their names, places and habits of speech, which is what the
+# task needs, while MiniLM learned English in general. Pre-training on the task's own domain,
+# long enough to learn something, is what our four-minute BERT lacked. (One seed: treat the
+# gap to MiniLM as indicative, the gap to the random start as clear.)
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Same architecture, same steps, same data: the only difference is where the weights start.
