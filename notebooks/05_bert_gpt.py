@@ -631,7 +631,8 @@ if shipped_bpc is not None:
     smol_shipped = language_models.bits_per_char(
         shipped, torch.tensor(shipped_tok.encode(smol_text)), len(smol_text), device
     )
-    race.append((f"GPT from {shipped_dir.name}/ ({count_parameters(shipped) / 1e6:.1f}M)", shipped_bpc, smol_shipped))
+    name = f"longer-trained GPT ({shipped_dir.parent.name}/{shipped_dir.name}, {count_parameters(shipped) / 1e6:.1f}M)"
+    race.append((name, shipped_bpc, smol_shipped))
 if smol_bpc is not None:
     race.append(("SmolLM2-135M (pretrained; Austen likely seen)", float("nan"), smol_bpc))
 print(f"{'model':<52} {'bits/char':>9} {'on ' + format(len(smol_text), ',') + ' chars':>14}")
@@ -660,7 +661,10 @@ ax.set(xlabel="training step", ylabel="held-out bits per character", title="The 
 ax.legend(fontsize=7)
 names = [r[0] for r in race[1:]]
 vals = [r[2] for r in race[1:]]  # the slice every model (SmolLM2 included) was scored on
-colors = ["C0" if "character" in n else "C1" if "BPE" in n else "black" if "Smol" in n else "C3" for n in names]
+colors = [
+    "C0" if "character" in n else "C1" if "BPE" in n else "black" if "Smol" in n else "C2" if "longer" in n else "C3"
+    for n in names
+]
 ax2.barh(names, vals, color=colors)
 ax2.invert_yaxis()
 ax2.set(xlabel=f"bits per character on the same {len(smol_text):,} held-out characters", title="Every model")
@@ -1559,7 +1563,7 @@ def bert_run(start, per_novel, seed):
 t0 = time.perf_counter()
 ours = {(s, b): [bert_run(s, b, seed) for seed in range(FT_SEEDS)] for b in budgets for s in STARTS}
 ours_acc = {k: np.array([100 * r[0] for r in runs]) for k, runs in ours.items()}  # (seeds,) in %
-sd = lambda a: a.std(ddof=1) if len(a) > 1 else 0.0  # the seeds' sample standard deviation
+sd = lambda a: a.std(ddof=1) if len(a) > 1 else 0.0  # sample standard deviation over seeds
 print(f"our BERT, {FT_SEEDS} seeds per budget, {time.perf_counter() - t0:.0f} s; held-out accuracy, mean ± sd:")
 for b in budgets:
     pre, rnd = ours_acc["pre-trained", b], ours_acc["random", b]
