@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_utils.checks import check_int, check_number
+from course_utils.device import seed_everything
 from course_utils.train import History, train_for
 
 PASSAGE_CHARS = 480  # characters per passage (~90 words, ~120 of MiniLM's tokens; 160 gave too little to go on)
@@ -220,6 +221,27 @@ def fine_tune(
     return train_for(
         model, opt, batches(), loss_fn, max_steps=steps, eval_every=1e9, progress=progress, desc="fine-tuning"
     )
+
+
+def fine_tune_minilm(
+    pretrained: bool,
+    texts: list[str],
+    labels: list[int],
+    steps: int,
+    lr: float,
+    seed: int,
+    device="cpu",
+    max_tokens: int = 128,
+    bf16: bool = True,
+):
+    """MiniLM from its pre-trained weights (or random ones, drawn after seeding) with a mean-pooled head,
+    fine-tuned `steps` steps on (texts, labels), the forward in bf16 autocast by default: (model, tokenizer)."""
+    seed_everything(seed)
+    encoder, tokenizer = load_minilm(pretrained)
+    model = MeanPooledClassifier(encoder, len(set(labels)), tokenizer.pad_token_id).to(device)
+    x, y = minilm_rows(tokenizer, texts, max_tokens), torch.tensor(labels)
+    fine_tune(model, x, y, steps, lr, seed, device=device, bf16=bf16, progress=False)
+    return model, tokenizer
 
 
 @torch.no_grad()

