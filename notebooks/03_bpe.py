@@ -696,10 +696,10 @@ assert same, "same merges must give the same tokens"
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # On this shared 2-core machine the Python version is in the same league as the Rust
 # library. `benchmarks/bpe.py` measures it side by side on all of Austen with 8,192 ids
-# (results/03.json, on an idle 2-core CPU): ours trained in
-# <!-- result 03/bpe-speed/train_s_ours -->1.20 s against <!-- result 03/bpe-speed/train_s_theirs -->1.88 s
-# and encoded <!-- result 03/bpe-speed/encode_mbs_ours -->8.28 MB/s against
-# <!-- result 03/bpe-speed/encode_mbs_theirs -->7.46 MB/s for `encode_batch` on paragraphs (the
+# (results/03.json, on an idle 2-core CPU): ours trained
+# in <!-- result 03/bpe-speed/train_s_ours -->1.20 s against <!-- result 03/bpe-speed/train_s_theirs -->1.88 s
+# and encoded <!-- result 03/bpe-speed/encode_mbs_ours -->8.28 MB/s
+# against <!-- result 03/bpe-speed/encode_mbs_theirs -->7.46 MB/s for `encode_batch` on paragraphs (the
 # numbers above move with the machine's load). Two reasons: most of our time is spent in C (the `regex` split, dict
 # lookups), and the chunk cache turns prose, where a few thousand words repeat, into
 # lookups. On many cores and gigabytes the Rust library wins by far; the lesson is that

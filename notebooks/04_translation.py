@@ -49,9 +49,9 @@
 # figures above were measured before this section, with 420 s of final training; to keep the
 # whole run within 10 minutes the final training is now 270 s (`TRAIN_SECONDS`), which will
 # lower the 3.89: not yet re-measured. Section 5's warm-up experiment (three runs of 200 steps)
-# adds about a minute more; measured alone (2026-12-02): validation loss
-# <!-- result 04/warmup/post_none -->5.59 for post-LN without warm-up,
-# <!-- result 04/warmup/post_warm -->4.96 with it, <!-- result 04/warmup/pre_none -->4.79 for pre-LN without.
+# adds about a minute more; measured alone (2026-12-02): validation
+# loss <!-- result 04/warmup/post_none -->5.59 for post-LN without
+# warm-up, <!-- result 04/warmup/post_warm -->4.96 with it, <!-- result 04/warmup/pre_none -->4.79 for pre-LN without.
 
 # %% slideshow={"slide_type": "skip"} tags=["parameters"]
 import os

@@ -32,13 +32,13 @@
 # - look at real attention heads of a pretrained encoder (when it is installed).
 #
 # **The race, in bits per held-out character** (full mode, 120k characters of Austen; lower is
-# better): the best n-gram, a Kneser–Ney trigram on BPE tokens, scores
-# <!-- result 05/the-race-held-out-bits/best_bpe_kn -->1.660; the GPT this notebook trains in
+# better): the best n-gram, a Kneser–Ney trigram on BPE tokens,
+# scores <!-- result 05/the-race-held-out-bits/best_bpe_kn -->1.660; the GPT this notebook trains in
 # 1,400 steps only <!-- result 05/the-race-held-out-bits/notebook_gpt -->2.414 (its curve is
 # still falling); the same code trained for 5,200 steps (`models/gpt`, 96 CPU minutes)
 # **<!-- result 05/the-race-held-out-bits/shipped_gpt -->1.443**, a fifth of a bit below every
-# n-gram; SmolLM2-135M, a real LLM that has probably read Austen, sets the ceiling at
-# <!-- result 05/the-race-held-out-bits/smollm -->1.245 on a 15k-character slice.
+# n-gram; SmolLM2-135M, a real LLM that has probably read Austen, sets the ceiling
+# at <!-- result 05/the-race-held-out-bits/smollm -->1.245 on a 15k-character slice.
 #
 # **Prerequisites:** notebooks 01 (attention), 02 (positions), 03 (BPE), 04 (training loop).
 #
@@ -1652,16 +1652,16 @@ if not SMOKE:  # 3 standard errors above chance
 # **What the curves say** (the figures are printed above; MiniLM's from `results/05.json`):
 # - **Real pre-training pays, at every budget.** With 10 labelled passages per novel, MiniLM
 #   from its pre-trained weights reaches <!-- result 05/label-budget/pre_10_mean -->55.4 % on the
-#   held-out passages, the same network from random weights
-#   <!-- result 05/label-budget/random_10_mean -->24.9 % (chance 16.7 %): a gain of
-#   <!-- result 05/label-budget/gain_10 -->30.6 points, three times the course's target of 10. With
+#   held-out passages, the same network from random
+#   weights <!-- result 05/label-budget/random_10_mean -->24.9 % (chance 16.7 %): a gain
+#   of <!-- result 05/label-budget/gain_10 -->30.6 points, three times the course's target of 10. With
 #   400 per novel the random start climbs to <!-- result 05/label-budget/random_400_mean -->48.2 %,
 #   still below what the pre-trained one reached with **10**: forty times fewer labels for a
 #   better classifier. That is what pre-training buys, in labels.
-# - The gain in points is not largest at the smallest budget (it peaks at 50 per novel,
-#   <!-- result 05/label-budget/gain_50 -->46 points): with 10 passages the pre-trained start
-#   depends most on *which* 10 it was given (seeds from <!-- result 05/label-budget/pre_10_seed2 -->41.7 to
-#   <!-- result 05/label-budget/pre_10_seed0 -->65.0 %), so its mean is lower and
+# - The gain in points is not largest at the smallest budget (it peaks at 50 per
+#   novel, <!-- result 05/label-budget/gain_50 -->46 points): with 10 passages the pre-trained start
+#   depends most on *which* 10 it was given (seeds from <!-- result 05/label-budget/pre_10_seed2 -->41.7
+#   to <!-- result 05/label-budget/pre_10_seed0 -->65.0 %), so its mean is lower and
 #   its spread wide; one run would have been an anecdote, three are a first measurement.
 # - **Our four-minute BERT's pre-training does not pay.** Its pre-trained start is no better
 #   than its random one at any budget (in our full runs of 2026-12-03 it was 1.5 to 4 points

@@ -49,6 +49,18 @@ def test_every_quoted_figure_agrees_with_its_results_file():
     assert tagged >= 7, "the tagged quotes (<!-- result nb/row/key -->) went missing"
 
 
+def test_no_tagged_quote_starts_a_markdown_line():
+    """A line that starts with `<!--` opens an HTML block in Markdown: the paragraph breaks there and the
+    following lines render as raw HTML (seen in JupyterLab). The tag must follow a word on its line."""
+    bad = [
+        f"{name}: {line.strip()[:60]!r}"
+        for name, text in _quoting_texts()
+        for line in text.splitlines()
+        if line.lstrip().startswith("<!-- result ")
+    ]
+    assert bad == [], "move the word before each tag onto its line:\n" + "\n".join(bad)
+
+
 @pytest.fixture
 def store(tmp_path):
     results.record(
