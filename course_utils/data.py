@@ -41,6 +41,7 @@ FASHION_CLASSES = [
 ]
 _SOURCES = {  # first path component -> (data set, Debian package that rebuilds it, build_data.py argument)
     "de_en_pairs.tsv": ("German-English pairs", "trans-de-en", "pairs"),
+    "es_en_bible.tsv": ("Spanish-English Bible verses", "sword-text-sparv sword-text-web", "bible"),
     "austen": ("Jane Austen's novels", "r-cran-janeaustenr", "austen"),
     "fashion_mnist": ("Fashion-MNIST", "dataset-fashion-mnist", "fashion"),
 }
@@ -108,17 +109,27 @@ def status() -> dict[str, bool]:
     return result
 
 
-def load_translation_pairs(split: str | None = None) -> list[tuple[str, str]]:
-    """(german, english) sentence pairs from the Ding dictionary, ~18k of them.
+TRANSLATION_CORPORA = {  # corpus -> (file, source-language column)
+    "ding": ("de_en_pairs.tsv", "de"),  # German -> English dictionary examples, ~18k short sentences
+    "bible": ("es_en_bible.tsv", "es"),  # Spanish -> English Bible verses, ~31k, longer and regular
+}
+
+
+def load_translation_pairs(split: str | None = None, corpus: str = "ding") -> list[tuple[str, str]]:
+    """(source, english) sentence pairs: German from the Ding dictionary (~18k) or Spanish Bible verses (~31k).
 
     split: "train" (~90 %), "valid" (~5 %), "test" (~5 %) or None for all. The split
-    is fixed in the file (a hash of the German sentence), so every run agrees.
+    is fixed in the file (a hash of the source sentence), so every run agrees.
+    corpus: "ding" (German-English, the default) or "bible" (Spanish-English, data/README.md).
     """
     if split not in (None, "train", "valid", "test"):
         raise ValueError(f"load_translation_pairs: split must be 'train', 'valid', 'test' or None, got {split!r}")
-    with open(data_path("de_en_pairs.tsv"), encoding="utf-8", newline="") as f:
+    if corpus not in TRANSLATION_CORPORA:
+        raise ValueError(f"load_translation_pairs: corpus must be one of {list(TRANSLATION_CORPORA)}, got {corpus!r}")
+    name, source = TRANSLATION_CORPORA[corpus]
+    with open(data_path(name), encoding="utf-8", newline="") as f:
         rows = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        return [(r["de"], r["en"]) for r in rows if split is None or r["split"] == split]
+        return [(r[source], r["en"]) for r in rows if split is None or r["split"] == split]
 
 
 def load_austen() -> dict[str, str]:

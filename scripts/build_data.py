@@ -1,7 +1,8 @@
 """Rebuild every file in data/ from its Debian source package, then write data/SHA256SUMS.
 
-    apt-get install trans-de-en dataset-fashion-mnist r-cran-janeaustenr
-    python scripts/build_data.py            # all three data sets
+    apt-get install trans-de-en dataset-fashion-mnist r-cran-janeaustenr sword-text-sparv sword-text-web
+    pip install rdata pysword               # readers for the R data and the SWORD modules
+    python scripts/build_data.py            # all four data sets
     python scripts/build_data.py austen     # just one
 
 The course ships the results in git, so students never need this; it exists so
@@ -22,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for course_utils.paths
 from course_utils.paths import data_dir  # noqa: E402
+from course_utils.tools import bible  # noqa: E402  (the SWORD reader)
 from course_utils.tools.ding import DING, PACKAGE, ding_pairs, read_dictionary  # noqa: E402  (the Ding parser)
 
 DATA = data_dir()  # data/ of the repository ($COURSE_DATA_DIR rebuilds another copy)
@@ -66,6 +68,19 @@ def build_pairs() -> None:
     out = DATA / "de_en_pairs.tsv"
     out.write_text("split\tde\ten\n" + "\n".join(rows) + "\n", encoding="utf-8")
     print(f"{out}: {len(rows)} pairs")
+
+
+# --- Spanish-English Bible verses ----------------------------------------
+def build_bible() -> None:
+    """data/es_en_bible.tsv: verse pairs of the Reina-Valera 1909 and the World English Bible."""
+    for module in (bible.SPANISH, bible.ENGLISH):
+        need(bible.SWORD / "mods.d" / f"{module}.conf", bible.PACKAGES)
+    pairs = list(bible.verse_pairs(bible.verses(bible.SPANISH), bible.verses(bible.ENGLISH)))
+    kept = bible.aligned(pairs)
+    rows = [f"{split_of(es)}\t{key}\t{es}\t{en}" for key, es, en in kept]
+    out = DATA / "es_en_bible.tsv"
+    out.write_text("split\tverse\tes\ten\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    print(f"{out}: {len(kept)} verse pairs ({len(pairs) - len(kept)} misaligned dropped)")
 
 
 # --- Jane Austen ---------------------------------------------------------
@@ -118,7 +133,7 @@ def write_checksums() -> None:
     print("\n".join(lines))
 
 
-BUILDERS = {"pairs": build_pairs, "austen": build_austen, "fashion": build_fashion}
+BUILDERS = {"pairs": build_pairs, "bible": build_bible, "austen": build_austen, "fashion": build_fashion}
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -60,6 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=build_root() / "translator" / "reference",
         help="output folder (default build/translator/reference, under $COURSE_BUILD_DIR when set)",
     )
+    p.add_argument("--corpus", default="ding", help="ding (German-English) or bible (Spanish-English)")
     p.add_argument("--vocab", type=int, default=3000, help="shared BPE vocabulary size")
     p.add_argument("--d-model", type=int, default=192)
     p.add_argument("--n-heads", type=int, default=4)
@@ -111,7 +112,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def train(args, device) -> None:
     """Train with the recipe in `args`; write model.pt (fp16, with the recipe and training figures) and the tokenizer."""
-    train_pairs, valid = load_translation_pairs("train"), load_translation_pairs("valid")
+    train_pairs, valid = load_translation_pairs("train", args.corpus), load_translation_pairs("valid", args.corpus)
     tok = shared_tokenizer(train_pairs, args.vocab, cache=str(args.out / "tokenizer"), progress=True)
     train_ids, valid_ids = encode_pairs(tok, train_pairs), encode_pairs(tok, valid)
     model, opt, sched = make_translator(vars(args), tok, device)  # the recipe: the arguments by name
@@ -155,8 +156,8 @@ def evaluate(args, device) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: train first (drop --eval-only)")
     model, tok, notes = load_translator(args.out, device)
-    valid = load_translation_pairs("valid")[: args.limit_eval]
-    test = load_translation_pairs("test")[: args.limit_eval]
+    valid = load_translation_pairs("valid", args.corpus)[: args.limit_eval]
+    test = load_translation_pairs("test", args.corpus)[: args.limit_eval]
     t0 = time.perf_counter()
     valid_src, valid_ref = [d for d, _ in valid], [e for _, e in valid]
     cap = dict(max_new_tokens=args.max_new_tokens, progress=True)

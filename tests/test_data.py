@@ -24,6 +24,22 @@ def test_translation_pairs():
 def test_translation_split_validation():
     with pytest.raises(ValueError, match="split"):
         data.load_translation_pairs("dev")
+    with pytest.raises(ValueError, match="corpus must be one of"):
+        data.load_translation_pairs("train", corpus="europarl")
+
+
+def test_bible_verse_pairs():
+    pairs = data.load_translation_pairs(corpus="bible")
+    assert len(pairs) >= 30_000
+    splits = {s: data.load_translation_pairs(s, "bible") for s in ("train", "valid", "test")}
+    assert sum(map(len, splits.values())) == len(pairs)
+    assert 1300 <= len(splits["test"]) <= 1700 and 1300 <= len(splits["valid"]) <= 1700
+    assert not {es for es, _ in splits["test"]} & {es for es, _ in splits["train"]}, "test verses leak into train"
+    assert ("Y lloró Jesús.", "Jesus wept.") in pairs  # John 11:35, aligned verse for verse
+    for es, en in pairs:
+        assert "<" not in es + en and "  " not in es + en, (es, en)  # markup and stray spaces cleaned
+        assert 0.5 <= len(en.split()) / len(es.split()) <= 2.0, (es, en)  # misaligned chapters dropped
+    assert not any("Glossary" in en for _, en in pairs), "the WEB glossary is not a verse"
 
 
 def test_austen():
