@@ -42,6 +42,14 @@ FASHION_CLASSES = [
 _SOURCES = {  # first path component -> (data set, Debian package that rebuilds it, build_data.py argument)
     "de_en_pairs.tsv": ("German-English pairs", "trans-de-en", "pairs"),
     "es_en_bible.tsv": ("Spanish-English Bible verses", "sword-text-sparv sword-text-web", "bible"),
+    "de_en_libreoffice.tsv": ("German-English LibreOffice strings", "libreoffice-l10n-de", "libreoffice"),
+    "de_en_wesnoth.tsv": (
+        "German-English Wesnoth dialogue",
+        " ".join(
+            f"wesnoth-1.16-{c}" for c in "did dm dw ei httt l low nr sof sota sotbe thot trow tsg ttb utbs".split()
+        ),
+        "wesnoth",
+    ),
     "austen": ("Jane Austen's novels", "r-cran-janeaustenr", "austen"),
     "fashion_mnist": ("Fashion-MNIST", "dataset-fashion-mnist", "fashion"),
 }
@@ -112,24 +120,42 @@ def status() -> dict[str, bool]:
 TRANSLATION_CORPORA = {  # corpus -> (file, source-language column)
     "ding": ("de_en_pairs.tsv", "de"),  # German -> English dictionary examples, ~18k short sentences
     "bible": ("es_en_bible.tsv", "es"),  # Spanish -> English Bible verses, ~31k, longer and regular
+    "libreoffice": ("de_en_libreoffice.tsv", "de"),  # German -> English interface strings, ~12k, literal
+    "wesnoth": ("de_en_wesnoth.tsv", "de"),  # German -> English game dialogue, ~11k, freely translated
 }
 
 
 def load_translation_pairs(split: str | None = None, corpus: str = "ding") -> list[tuple[str, str]]:
-    """(source, english) sentence pairs: German from the Ding dictionary (~18k) or Spanish Bible verses (~31k).
+    """(source, english) sentence pairs of one corpus, or of a union such as "ding+libreoffice".
 
     split: "train" (~90 %), "valid" (~5 %), "test" (~5 %) or None for all. The split
     is fixed in the file (a hash of the source sentence), so every run agrees.
-    corpus: "ding" (German-English, the default) or "bible" (Spanish-English, data/README.md).
+    corpus: "ding" (German-English dictionary examples, the default), "libreoffice"
+    (German-English interface strings), "wesnoth" (German-English game dialogue), "bible"
+    (Spanish-English verses; data/README.md),
+    or corpora of one source language joined by "+", in that order.
     """
     if split not in (None, "train", "valid", "test"):
         raise ValueError(f"load_translation_pairs: split must be 'train', 'valid', 'test' or None, got {split!r}")
-    if corpus not in TRANSLATION_CORPORA:
-        raise ValueError(f"load_translation_pairs: corpus must be one of {list(TRANSLATION_CORPORA)}, got {corpus!r}")
-    name, source = TRANSLATION_CORPORA[corpus]
-    with open(data_path(name), encoding="utf-8", newline="") as f:
-        rows = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        return [(r[source], r["en"]) for r in rows if split is None or r["split"] == split]
+    parts = corpus.split("+") if isinstance(corpus, str) else [corpus]
+    unknown = [c for c in parts if c not in TRANSLATION_CORPORA]
+    if unknown:
+        raise ValueError(
+            f"load_translation_pairs: corpus must be one of {list(TRANSLATION_CORPORA)}, or several of one "
+            f"language joined by '+' (e.g. 'ding+libreoffice'); got {corpus!r}"
+        )
+    languages = {TRANSLATION_CORPORA[c][1] for c in parts}
+    if len(languages) > 1:
+        raise ValueError(
+            f"load_translation_pairs: {corpus!r} joins source languages {sorted(languages)}; join one only"
+        )
+    pairs = []
+    for c in parts:
+        name, source = TRANSLATION_CORPORA[c]
+        with open(data_path(name), encoding="utf-8", newline="") as f:
+            rows = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            pairs += [(r[source], r["en"]) for r in rows if split is None or r["split"] == split]
+    return pairs
 
 
 def load_austen() -> dict[str, str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for course_utils.paths
 from course_utils.paths import data_dir  # noqa: E402
 from course_utils.tools import bible  # noqa: E402  (the SWORD reader)
+from course_utils.tools import catalogues  # noqa: E402  (the gettext reader)
 from course_utils.tools.ding import DING, PACKAGE, ding_pairs, read_dictionary  # noqa: E402  (the Ding parser)
 
 DATA = data_dir()  # data/ of the repository ($COURSE_DATA_DIR rebuilds another copy)
@@ -83,6 +84,26 @@ def build_bible() -> None:
     print(f"{out}: {len(kept)} verse pairs ({len(pairs) - len(kept)} misaligned dropped)")
 
 
+# --- German-English strings of LibreOffice and Wesnoth ------------------
+def _build_strings(name: str, folder: Path, probe: str) -> None:
+    need(folder / probe, catalogues.PACKAGES[name])
+    pairs = catalogues.string_pairs(folder)
+    rows = [f"{split_of(de)}\t{de}\t{en}" for de, en in pairs]
+    out = DATA / f"de_en_{name}.tsv"
+    out.write_text("split\tde\ten\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    print(f"{out}: {len(rows)} string pairs")
+
+
+def build_libreoffice() -> None:
+    """data/de_en_libreoffice.tsv: LibreOffice's German interface strings beside their English originals."""
+    _build_strings("libreoffice", catalogues.LIBREOFFICE, "sw.mo")
+
+
+def build_wesnoth() -> None:
+    """data/de_en_wesnoth.tsv: the German dialogue of Wesnoth's sixteen campaigns beside the English."""
+    _build_strings("wesnoth", catalogues.WESNOTH, "wesnoth-httt.mo")
+
+
 # --- Jane Austen ---------------------------------------------------------
 def _r_object(blob: bytes):
     """One object of an R lazy-load database: 4-byte length, a compression byte, payload."""
@@ -133,7 +154,14 @@ def write_checksums() -> None:
     print("\n".join(lines))
 
 
-BUILDERS = {"pairs": build_pairs, "bible": build_bible, "austen": build_austen, "fashion": build_fashion}
+BUILDERS = {
+    "pairs": build_pairs,
+    "bible": build_bible,
+    "libreoffice": build_libreoffice,
+    "wesnoth": build_wesnoth,
+    "austen": build_austen,
+    "fashion": build_fashion,
+}
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

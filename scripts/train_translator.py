@@ -60,7 +60,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=build_root() / "translator" / "reference",
         help="output folder (default build/translator/reference, under $COURSE_BUILD_DIR when set)",
     )
-    p.add_argument("--corpus", default="ding", help="ding (German-English) or bible (Spanish-English)")
+    p.add_argument(
+        "--corpus",
+        default="ding",
+        help="ding, libreoffice (German-English), bible (Spanish-English), or a union: ding+libreoffice",
+    )
     p.add_argument("--vocab", type=int, default=3000, help="shared BPE vocabulary size")
     p.add_argument("--d-model", type=int, default=192)
     p.add_argument("--n-heads", type=int, default=4)

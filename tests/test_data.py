@@ -26,20 +26,34 @@ def test_translation_split_validation():
         data.load_translation_pairs("dev")
     with pytest.raises(ValueError, match="corpus must be one of"):
         data.load_translation_pairs("train", corpus="europarl")
+    with pytest.raises(ValueError, match="one only"):
+        data.load_translation_pairs("train", corpus="ding+bible")  # German and Spanish sources
 
 
-def test_bible_verse_pairs():
-    pairs = data.load_translation_pairs(corpus="bible")
-    assert len(pairs) >= 30_000
-    splits = {s: data.load_translation_pairs(s, "bible") for s in ("train", "valid", "test")}
+@pytest.mark.parametrize(
+    ("corpus", "example"),
+    [
+        ("libreoffice", ("Text einfügen", "Insert Text")),
+        ("wesnoth", ("Nein! Das ist das Ende!", "No! This is the end!")),
+    ],
+)
+def test_catalogue_strings(corpus, example):
+    pairs = data.load_translation_pairs(corpus=corpus)
+    assert len(pairs) >= 10_000
+    splits = {s: data.load_translation_pairs(s, corpus) for s in ("train", "valid", "test")}
     assert sum(map(len, splits.values())) == len(pairs)
-    assert 1300 <= len(splits["test"]) <= 1700 and 1300 <= len(splits["valid"]) <= 1700
-    assert not {es for es, _ in splits["test"]} & {es for es, _ in splits["train"]}, "test verses leak into train"
-    assert ("Y lloró Jesús.", "Jesus wept.") in pairs  # John 11:35, aligned verse for verse
-    for es, en in pairs:
-        assert "<" not in es + en and "  " not in es + en, (es, en)  # markup and stray spaces cleaned
-        assert 0.5 <= len(en.split()) / len(es.split()) <= 2.0, (es, en)  # misaligned chapters dropped
-    assert not any("Glossary" in en for _, en in pairs), "the WEB glossary is not a verse"
+    assert not {de for de, _ in splits["test"]} & {de for de, _ in splits["train"]}, "test strings leak into train"
+    assert len({en for _, en in pairs}) == len(pairs), "one translation per English original"
+    assert example in pairs
+    for de, en in pairs:
+        for text in (de, en):  # accelerators ("Re_place", "~All"), contexts ("race^"), placeholders, markup removed
+            assert "~" not in text and not re.search(r"_\w|%\d|\$\(|<|^[a-z_]+\^", text), (de, en)
+        assert len(de.split()) >= 2 and len(en.split()) >= 2 and de != en, (de, en)
+
+
+def test_union_of_corpora():
+    union = data.load_translation_pairs("test", "ding+libreoffice")
+    assert union == data.load_translation_pairs("test") + data.load_translation_pairs("test", "libreoffice")
 
 
 def test_austen():
