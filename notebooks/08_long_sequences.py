@@ -407,6 +407,8 @@ print(
 # %% slideshow={"slide_type": "fragment"}
 from tqdm.auto import tqdm
 
+from course_utils.tools.results import record, recording
+
 timings = []
 with torch.no_grad():
     for n in tqdm(SPARSE_NS, desc="timing"):
@@ -432,6 +434,13 @@ print(
     if crossover
     else f"no crossover up to n = {SPARSE_NS[-1]} (SMOKE sizes are too short; full mode goes further)"
 )
+if recording() and not SMOKE:  # `make run`: the figures the notes quote, into results/08.json
+    n_last, t_masked, t_sparse = timings[-1]
+    record(
+        "08",
+        "block-sparse-vs-masked-full",
+        {"crossover": crossover or 0, "speedup": round(t_masked / t_sparse, 2), "n": n_last},
+    )
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.loglog(SPARSE_NS, [t[1] * 1e3 for t in timings], "o-", label="masked full attention")
@@ -446,7 +455,8 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "notes"}
 # The assert is the important part: block-sparse is not an approximation of the masked version,
 # it IS the masked version, minus the wasted work. The crossover on a busy 2-core CPU was at
-# 1,024 tokens in full mode (2,048 in one noisier run; benchmarks/long_attention.py prints it). On a GPU the story is the same but the
+# n = <!-- result 08/block-sparse-vs-masked-full/crossover -->1,024 tokens in full mode (2,048 in one noisier
+# run; benchmarks/long_attention.py prints it). On a GPU the story is the same but the
 # kernels must be written per block (BigBird's "blockified" gathers, Triton block-sparse kernels).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -665,6 +675,12 @@ else:
         f"n x{n1 // n0}: naive memory x{naive1 / naive0:.0f} (n^2 predicts {(n1 // n0) ** 2}), "
         f"tiled x{flash1 / flash0:.1f} (n predicts {n1 // n0})"
     )
+    if recording() and not SMOKE:  # into results/08.json
+        record(
+            "08",
+            "peak-memory-at-n-16k",
+            {"n": n1, "naive_mib": round(naive1 / 2**20, 1), "tiled_mib": round(flash1 / 2**20, 2)},
+        )
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **What PyTorch does.** Our loops are slow Python; the real FlashAttention is one fused GPU
@@ -856,6 +872,9 @@ for n_new in tqdm(KV_LENGTHS, desc="generating"):
         f"speed-up x{t_without / t_with:.1f}, identical tokens"
     )
 print("\n" + "".join(chars[i] for i in with_cache[0].tolist()))
+if recording() and not SMOKE:  # into results/08.json
+    n_new, t_without, t_with = results[-1]
+    record("08", "kv-cache-speed-up-512", {"n": n_new, "notebook_speedup": round(t_without / t_with, 2)})
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(KV_LENGTHS, [r[1] / r[2] for r in results], "o-")
