@@ -752,6 +752,9 @@ for name, bpc in ladder_bpc.items():
     delta = "" if previous is None or name.startswith("full, no") else f"{bpc - previous:+.3f}"
     print(f"{name:<24} {ladder_params[name]:10,} {bpc:9.3f} {delta:>18}")
     previous = bpc if not name.startswith("full, no") else previous
+if results.recording() and not SMOKE:  # `make run`: into results/05.json, row each-part-of-the-gpt
+    keys = ["bigram", "one_head", "four_heads", "mlp", "layer_norm", "no_residuals"]  # ladder's rungs, in order
+    results.record("05", "each-part-of-the-gpt", {k: round(v, 3) for k, v in zip(keys, ladder_bpc.values())})
 fig, ax = plt.subplots(figsize=(7, 3))
 ax.bar(list(ladder_bpc), list(ladder_bpc.values()), color=["C0"] * 5 + ["C3"])
 ax.axhline(ladder_bpc["bigram"], color="gray", ls=":", lw=1)
