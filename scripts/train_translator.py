@@ -1,4 +1,4 @@
-"""Train the reference German->English translator of notebook 04 and ship it as a small checkpoint.
+"""Train the reference German->English translator of notebook 04 (LibreOffice's strings) and ship it as a small checkpoint.
 
     python scripts/train_translator.py                       # the recorded recipe (GPU if present)
     python scripts/train_translator.py --seconds 600 --out build/translator/try   # any variation
@@ -62,8 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         "--corpus",
-        default="ding",
-        help="ding, libreoffice (German-English), bible (Spanish-English), or a union: ding+libreoffice",
+        default="libreoffice",
+        help="libreoffice (the recorded recipe), ding, wesnoth (German-English), bible (Spanish-English), "
+        "or a union of one language: ding+libreoffice",
     )
     p.add_argument("--vocab", type=int, default=3000, help="shared BPE vocabulary size")
     p.add_argument("--d-model", type=int, default=192)
@@ -82,7 +83,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=2000, help="padded tokens per batch")
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--lr-factor", type=float, default=0.7, help="multiplies the paper's schedule")
-    p.add_argument("--seconds", type=float, default=6000.0, help="training time budget")
+    p.add_argument("--seconds", type=float, default=6600.0, help="training time budget (a cap: --max-steps ends first)")
     p.add_argument("--cooldown", type=float, default=0.2, help="last fraction of the budget with the rate falling to 0")
     p.add_argument(
         "--short-seconds",
@@ -91,13 +92,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="curriculum: the first seconds see only the shorter half of the pairs (notebook 04 gives it "
         "30 %% of its budget; 0, the shipped model's recipe, turns it off)",
     )
-    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-steps", type=int, default=4800, help="step budget (the same model on every machine)")
     p.add_argument("--beam", type=int, default=4)
     p.add_argument(
         "--alpha",
         type=float,
         default=1.5,
-        help="length penalty exponent (standard beam search, validation BLEU: 1.5 5.57, 1.0 5.49, 0.6 5.16)",
+        help="length penalty exponent (validation BLEU of the shipped model: 1.5 37.30, 1.0 37.03, 0.6 36.85)",
     )
     p.add_argument(
         "--limit-eval", type=int, default=None, help="decode only the first N validation/test sentences (quick checks)"

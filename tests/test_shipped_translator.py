@@ -52,7 +52,7 @@ def test_recipe_is_recorded_once_in_the_configs_names(shipped):
 
 def test_test_bleu_is_recomputable_from_the_shipped_translations(shipped):
     rows, results = shipped["rows"], shipped["recipe"]["results"]
-    test = load_translation_pairs("test")
+    test = load_translation_pairs("test", shipped["recipe"]["recipe"].get("corpus", "ding"))  # the corpus it learned
     assert shipped["header"] == ["de", "reference", "translation"] == list(TEST_TSV_HEADER)
     assert [(r[0], r[1]) for r in rows] == test, "test.tsv must hold the whole test split, in order"
     score = bleu([r[2] for r in rows], [r[1] for r in rows])
