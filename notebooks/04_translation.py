@@ -30,7 +30,7 @@
 # **Prerequisites:** notebooks 01 (attention and masks), 02 (sinusoidal positions), 03 (BPE).
 #
 # **Run time** on a 2-core CPU (2026-12-04, otherwise idle): SMOKE ≈ 35 s; full **10.4 min**
-# (the number task 70 s, the warm-up demonstration 1 min, 3 configurations × 30 s, then the
+# (the number task 70 s, the warm-up demonstration 2 min, 3 configurations × 30 s, then the
 # winner 270 s more, tokenizer, evaluation and decoding the rest). GPU: not measured (none was
 # available).
 #
