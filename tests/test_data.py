@@ -51,9 +51,65 @@ def test_catalogue_strings(corpus, example):
         assert len(de.split()) >= 2 and len(en.split()) >= 2 and de != en, (de, en)
 
 
+def _mo(entries: list[tuple[str, str]]) -> bytes:
+    """A little-endian gettext .mo file holding `entries` (original, translation), as msgfmt writes one."""
+    import struct
+
+    originals = [o.encode() for o, _ in entries]
+    translations = [t.encode() for _, t in entries]
+    n, head = len(entries), 28
+    table_o, table_t = head, head + 8 * n
+    offset, blobs, rows_o, rows_t = table_t + 8 * n, b"", [], []
+    for column, rows in ((originals, rows_o), (translations, rows_t)):
+        for b in column:
+            rows.append((len(b), offset + len(blobs)))
+            blobs += b + b"\0"
+    out = struct.pack("<7I", 0x950412DE, 0, n, table_o, table_t, 0, 0)
+    out += b"".join(struct.pack("<2I", *r) for r in rows_o + rows_t)
+    return out + blobs
+
+
+def test_read_mo_drops_header_context_and_plural_and_rejects_other_files(tmp_path):
+    from course_utils.tools import catalogues
+
+    mo = tmp_path / "x.mo"
+    mo.write_bytes(
+        _mo(
+            [
+                ("", "Content-Type: text/plain; charset=UTF-8"),  # the header entry
+                ("menu\x04Re_place ~All", "Alle er_setzen"),  # a context, accelerators
+                ("%1 file\x00%1 files", "%1 Datei\x00%1 Dateien"),  # a plural, with placeholders
+                ("Insert Text", "Text einfügen"),
+                ("Insert Text", "Text hinzufügen"),  # a second translation of one original: the first wins
+                ("Reports", "Berichte"),  # one word: a label, not text
+            ]
+        )
+    )
+    assert list(catalogues.read_mo(mo))[:2] == [("Re_place ~All", "Alle er_setzen"), ("%1 file", "%1 Datei")]
+    assert catalogues.string_pairs(tmp_path) == [("Alle ersetzen", "Replace All"), ("Text einfügen", "Insert Text")]
+    bad = tmp_path / "y.mo"
+    bad.write_bytes(b"not a catalogue at all")
+    with pytest.raises(ValueError, match="not a gettext .mo file"):
+        list(catalogues.read_mo(bad))
+
+
 def test_union_of_corpora():
     union = data.load_translation_pairs("test", "ding+libreoffice")
     assert union == data.load_translation_pairs("test") + data.load_translation_pairs("test", "libreoffice")
+
+
+def test_bible_verse_pairs():
+    pairs = data.load_translation_pairs(corpus="bible")
+    assert len(pairs) >= 30_000
+    splits = {s: data.load_translation_pairs(s, "bible") for s in ("train", "valid", "test")}
+    assert sum(map(len, splits.values())) == len(pairs)
+    assert 1300 <= len(splits["test"]) <= 1700 and 1300 <= len(splits["valid"]) <= 1700
+    assert not {es for es, _ in splits["test"]} & {es for es, _ in splits["train"]}, "test verses leak into train"
+    assert ("Y lloró Jesús.", "Jesus wept.") in pairs  # John 11:35, aligned verse for verse
+    for es, en in pairs:
+        assert "<" not in es + en and "  " not in es + en, (es, en)  # markup and stray spaces cleaned
+        assert 0.5 <= len(en.split()) / len(es.split()) <= 2.0, (es, en)  # misaligned chapters dropped
+    assert not any("Glossary" in en for _, en in pairs), "the WEB glossary is not a verse"
 
 
 def test_austen():
