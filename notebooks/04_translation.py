@@ -1462,10 +1462,11 @@ for i, (b, c) in zip(sample, per_sentence):
 exact = sum(h.strip() == r.strip() for _, r, h in shown)
 short = [(r, h) for _, r, h in shown if len(r.split()) <= SHORT_WORDS]
 short_exact = sum(h.strip() == r.strip() for r, h in short)
+short_chrf = [c for _, c in sentence_scores([h for _, h in short], [r for r, _ in short])]
 print(f"exactly right: {exact} of {len(shown)} test sentences")
 print(
     f"of the {len(short)} short ones (<= {SHORT_WORDS} English words): {short_exact} word for word as the reference, "
-    f"mean chrF {sum(c for _, c in sentence_scores([h for _, h in short], [r for r, _ in short])) / max(1, len(short)):.1f}"
+    f"mean chrF {sum(short_chrf) / max(1, len(short_chrf)):.1f}"
 )
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
