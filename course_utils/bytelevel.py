@@ -382,6 +382,33 @@ class ByteLevelBPE:
             )
         return tok
 
+    @classmethod
+    def from_merges(
+        cls, merges: Iterable[tuple[str, str]], special_tokens: Iterable[str] = (), use_regex: bool | None = None
+    ) -> "ByteLevelBPE":
+        """A tokenizer from merges in `tokenizers`' notation, in rank order (the inverse of `merges_as_strings`).
+
+        This is how a pretrained model's merge list (a GGUF file's `tokenizer.ggml.merges`, a
+        `merges.txt`) becomes our tokenizer: merge k gets id 256 + k, as if we had learned it.
+
+        >>> ByteLevelBPE.from_merges([("Ġ", "t"), ("h", "e"), ("Ġt", "he")]).tokens(" the")
+        [' the']
+        """
+        tok = cls(special_tokens=special_tokens, use_regex=use_regex)
+        ids = {_B2U[b]: b for b in range(256)}  # GPT-2 stand-in string -> our id
+        for k, (a, b) in enumerate(merges):
+            if a not in ids or b not in ids:
+                raise ValueError(
+                    f"ByteLevelBPE.from_merges: merge {k} ({a!r}, {b!r}) uses a token no earlier merge made; "
+                    "give the merges in rank order, written with GPT-2's byte stand-ins"
+                )
+            new = 256 + k
+            tok.merges[(ids[a], ids[b])] = new
+            tok.vocab[new] = tok.vocab[ids[a]] + tok.vocab[ids[b]]
+            ids.setdefault(a + b, new)
+        tok._assign_special_ids()
+        return tok
+
     # ------------------------------------------------------------------ the reference library
     def merges_as_strings(self) -> list[tuple[str, str]]:
         """Merges in `tokenizers`' notation (bytes written with GPT-2's stand-in characters).

@@ -158,12 +158,20 @@ def rope_angles(positions: torch.Tensor, d: int, base: float = 10000.0) -> torch
     return positions.to(torch.float64)[..., None] * frequencies(d, base).to(positions.device)
 
 
-def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0) -> torch.Tensor:
+def apply_rope(
+    x: torch.Tensor,
+    positions: torch.Tensor | None = None,
+    base: float = 10000.0,
+    angle_dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """Rotary position embedding: rotate each consecutive pair (x[2i], x[2i+1]) by angle pos * w_i.
 
     x: (..., T, d) with d even, e.g. queries or keys (B, h, T, d_head).
     positions: (T,) or anything broadcastable to x.shape[:-1] (e.g. (B, 1, T) for per-row
     offsets); defaults to 0 .. T-1. Returns a tensor of x's shape and dtype.
+    angle_dtype: the precision of the angles pos * w_i. float64 by default (see the module's
+    concessions); a pretrained model trained with float32 angles (Llama in `transformers`) is
+    matched more closely with float32: at position 300 the two differ by ~1e-5 rad.
 
         y[2i]   = x[2i] cos(pos w_i) - x[2i+1] sin(pos w_i)
         y[2i+1] = x[2i] sin(pos w_i) + x[2i+1] cos(pos w_i)
@@ -188,7 +196,9 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
         raise ValueError(
             f"apply_rope: positions must end in a dimension of size T={T}, got shape {tuple(positions.shape)}"
         )
-    if x.device.type == "mps":  # MPS has no float64: accept float32 angles there
+    if angle_dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"apply_rope: angle_dtype must be torch.float32 or torch.float64, got {angle_dtype}")
+    if x.device.type == "mps" or angle_dtype == torch.float32:  # (MPS has no float64: float32 angles there)
         angles = positions.to(x.device, torch.float32)[..., None] * frequencies(d, base).to(x.device, torch.float32)
     else:
         angles = rope_angles(positions.to(x.device), d, base)  # (..., T, d/2) float64

@@ -263,3 +263,14 @@ def test_docstring_examples():
 
     failed, attempted = doctest.testmod(positional, verbose=False)
     assert attempted >= 6 and failed == 0
+
+
+def test_rope_angles_in_float32_are_close_and_a_bad_dtype_is_refused():
+    """float32 angles (Llama's, notebook 09) differ from float64 ones only by rounding, growing with position."""
+    x = torch.randn(1, 2, 400, 64, dtype=torch.float64)
+    exact = apply_rope(x)
+    rounded = apply_rope(x, angle_dtype=torch.float32)
+    err = (exact - rounded).abs().amax(dim=(0, 1, 3))  # (T,)
+    assert float(err[0]) == 0.0 and 0 < float(err.max()) < 1e-3 and float(err[300:].max()) > float(err[:30].max())
+    with pytest.raises(ValueError, match="angle_dtype"):
+        apply_rope(x, angle_dtype=torch.float16)
