@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_utils.attention import merge_heads, scaled_dot_product_attention, split_heads
-from course_utils.checks import check_fields, check_int, check_number, check_tensor
+from course_utils.checks import check_choice, check_fields, check_int, check_number, check_tensor
 from course_utils.gguf_file import GGUFFile, read_gguf
 from course_utils.kvcache import KVCache, shifted_causal_mask
 from course_utils.positional import apply_rope
@@ -55,6 +55,8 @@ __all__ = [
     "Llama",
     "load_gguf",
     "hf_rows",
+    "hf_llama_config",
+    "to_hf_llama",
 ]
 
 
@@ -64,7 +66,9 @@ class LlamaConfig:
 
     n_heads query heads and n_kv_heads key/value heads (n_heads a multiple of it) over d_model
     features; d_ff the width of the SwiGLU MLP; rope_base the base of RoPE's wavelengths;
-    norm_eps RMSNorm's epsilon; max_len the longest context the model was trained for.
+    norm_eps RMSNorm's epsilon; max_len the longest context the model was trained for;
+    rope_angles the precision of RoPE's angles: "float32", as Llama computes them in training
+    (transformers' LlamaRotaryEmbedding), or "float64", notebook 02's more exact default.
     """
 
     vocab_size: int = 49152
@@ -77,6 +81,7 @@ class LlamaConfig:
     rope_base: float = 100000.0
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
+    rope_angles: str = "float32"
 
     def __post_init__(self):
         check_fields("LlamaConfig", self, ("vocab_size", "max_len", "n_layers", "n_heads", "n_kv_heads", "d_model"))
@@ -92,6 +97,7 @@ class LlamaConfig:
             )
         check_number("LlamaConfig", "rope_base", self.rope_base, low=1, low_open=True)
         check_number("LlamaConfig", "norm_eps", self.norm_eps, low=0, low_open=True)
+        check_choice("LlamaConfig", "rope_angles", self.rope_angles, ("float32", "float64"))
 
     @property
     def head_size(self) -> int:
@@ -175,10 +181,9 @@ class LlamaAttention(nn.Module):
         q = split_heads(self.q_proj(x), c.n_heads)  # (B, h, T, d_head)
         k = split_heads(self.k_proj(x), c.n_kv_heads)  # (B, h_kv, T, d_head)
         v = split_heads(self.v_proj(x), c.n_kv_heads)
-        # float32 angles, as Llama computes them in training (transformers' LlamaRotaryEmbedding): float64
-        # angles are more exact but move SmolLM2's logits by ~2e-4 at position 300
-        q = apply_rope(q, positions, c.rope_base, angle_dtype=torch.float32)
-        k = apply_rope(k, positions, c.rope_base, angle_dtype=torch.float32)
+        angles = torch.float32 if c.rope_angles == "float32" else torch.float64  # see LlamaConfig
+        q = apply_rope(q, positions, c.rope_base, angle_dtype=angles)
+        k = apply_rope(k, positions, c.rope_base, angle_dtype=angles)
         t_past = 0
         if kv_cache is not None:
             t_past = kv_cache.stored(layer)
@@ -354,3 +359,53 @@ def hf_rows(n_heads: int, head_size: int) -> torch.Tensor:
     check_int("hf_rows", "n_heads", n_heads)
     half = torch.arange(head_size).reshape(head_size // 2, 2).T.reshape(head_size)  # 0, 2, 4, ..., 1, 3, 5, ...
     return (torch.arange(n_heads)[:, None] * head_size + half).reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the bridge to transformers (the reference implementation)
+# ---------------------------------------------------------------------------------------------
+def hf_llama_config(config: LlamaConfig):
+    """The `transformers.LlamaConfig` of our sizes: the one place our names meet theirs."""
+    import transformers  # optional: only for comparisons
+
+    return transformers.LlamaConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.d_model,
+        intermediate_size=config.d_ff,
+        num_hidden_layers=config.n_layers,
+        num_attention_heads=config.n_heads,
+        num_key_value_heads=config.n_kv_heads,
+        max_position_embeddings=config.max_len,
+        rope_theta=config.rope_base,
+        rms_norm_eps=config.norm_eps,
+        tie_word_embeddings=config.tie_embeddings,
+        attention_bias=False,
+        mlp_bias=False,
+    )
+
+
+def to_hf_llama(model: Llama):
+    """`transformers.LlamaForCausalLM` (eval, float32) with our model's weights; q/k rows put back in its order.
+
+    A quick reference when loading the GGUF file with `transformers` is too slow (SMOKE runs), and the
+    base model `peft` adapts in notebook 09's comparison.
+    """
+    import transformers  # optional: only for comparisons
+
+    if not isinstance(model, Llama):
+        raise TypeError(f"to_hf_llama: model must be a Llama, got {type(model).__name__}")
+    c = model.config
+    hf = transformers.LlamaForCausalLM(hf_llama_config(c))
+    q_rows, k_rows = hf_rows(c.n_heads, c.head_size), hf_rows(c.n_kv_heads, c.head_size)
+    state = {"model.embed_tokens.weight": model.embed.weight, "model.norm.weight": model.norm.weight}
+    if not c.tie_embeddings:
+        state["lm_head.weight"] = model.lm_head.weight
+    parts = {"attn_norm": "input_layernorm", "mlp_norm": "post_attention_layernorm", "attn": "self_attn", "mlp": "mlp"}
+    for name, p in model.blocks.state_dict().items():
+        i, part, *rest = name.split(".")
+        w = p[q_rows] if rest[0] == "q_proj" else p[k_rows] if rest[0] == "k_proj" else p
+        state[".".join(["model.layers", i, parts[part], *rest])] = w.detach().clone()
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise ValueError(f"to_hf_llama: names do not match transformers' ({unexpected[:2]}, {missing[:2]})")
+    return hf.float().eval()

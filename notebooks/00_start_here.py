@@ -104,6 +104,7 @@ print("example pair:", pairs[0])
 # | 06 Vision Transformer | a ViT on Fashion-MNIST, attention maps | `transformers`' ViT | `vit` |
 # | 07 LoRA and QLoRA | LoRA, absmax and NF4 quantization | `peft` (and `bitsandbytes` on a GPU) | `lora`, `quant` |
 # | 08 Long sequences | BigBird masks, block-sparse and tiled attention, a KV cache | exact attention | `attention` |
+# | 09 A real LLM | SmolLM2-135M from its GGUF file in our own Llama, QLoRA | `transformers`' Llama, `gguf`, `peft` | `gguf_file`, `llama`, `pretrained_tokenizer` |
 #
 # Measured run times for each notebook are in its title cell and in the README.
 

@@ -13,7 +13,7 @@ from gguf.quants import quantize as gguf_quantize
 
 import course_utils.llama as llama_module
 from course_utils.language_models import load_smollm, smollm_files
-from course_utils.llama import LlamaConfig, RMSNorm, expand_kv_heads, hf_rows, load_gguf
+from course_utils.llama import LlamaConfig, RMSNorm, expand_kv_heads, hf_rows, load_gguf, to_hf_llama
 
 transformers = pytest.importorskip("transformers")
 TINY = dict(vocab_size=96, max_len=64, n_layers=2, n_heads=4, n_kv_heads=2, d_model=64, d_ff=96)
@@ -46,6 +46,8 @@ def test_config_refuses_bad_sizes():
         LlamaConfig(n_heads=9, n_kv_heads=2)
     with pytest.raises(ValueError, match="even size"):
         LlamaConfig(d_model=60, n_heads=4, n_kv_heads=1)
+    with pytest.raises(ValueError, match="rope_angles"):
+        LlamaConfig(rope_angles="float16")
     with pytest.raises(ValueError, match="reads 'llama'"):
         LlamaConfig.from_gguf({"general.architecture": "gpt2"})
 
@@ -179,3 +181,18 @@ def test_smollm2_logits_and_greedy_tokens_equal_transformers(smollm):
     greedy = ours.generate(p, 50)
     assert torch.equal(greedy, ours.generate(p, 50, use_cache=False))
     assert torch.equal(greedy, ref.generate(p, max_new_tokens=50, do_sample=False))
+
+
+def test_to_hf_llama_equals_the_model_transformers_loads(tiny_file):
+    ours = load_gguf(tiny_file)
+    ref = transformers.AutoModelForCausalLM.from_pretrained(
+        tiny_file.parent, gguf_file=tiny_file.name, dtype=torch.float32
+    ).eval()
+    hf = to_hf_llama(ours)
+    for name, p in ref.state_dict().items():
+        assert torch.equal(hf.state_dict()[name], p), name
+    x = torch.randint(0, TINY["vocab_size"], (2, 30), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(hf(x).logits, ref(x).logits, atol=0, rtol=0)
+    with pytest.raises(TypeError, match="must be a Llama"):
+        to_hf_llama(ref)

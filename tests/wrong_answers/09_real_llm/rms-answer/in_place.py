@@ -1,0 +1,5 @@
+# expect: changed its input
+def rms_norm(x, weight, eps=1e-5):
+    """x / sqrt(mean(x^2 over the last dim) + eps) * weight; same shape as x."""
+    x /= torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)
+    return weight * x
