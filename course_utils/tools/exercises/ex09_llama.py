@@ -63,6 +63,8 @@ def rms_norm_properties(rms_norm) -> None:
     y = call(rms_norm, x, w, 1e-6)
     expect_shape(y, x.shape, "rms_norm's output for x of shape (2, 3, 8)")
     expect_dtype(y, torch.float32, "rms_norm's output")
+    on = "a batch of random vectors"
+    expect_close(y, _rms_reference(x, w, 1e-6), "rms_norm's output", mistakes=_rms_mistakes(x, w, 1e-6), on=on)
     expect_close(
         call(rms_norm, 2 * x, w, 1e-6), y, "rms_norm(2 x) (it should equal rms_norm(x): scale-free)", atol=1e-4
     )
@@ -107,6 +109,8 @@ def expand_kv_properties(expand_kv) -> None:
     x = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
     y = call(expand_kv, x, 3)
     expect_shape(y, (2, 9, 4, 5), "expand_kv's output for 3 key/value heads and n_rep = 3")
+    on = "3 key/value heads, n_rep = 3"
+    expect_close(y, llama.expand_kv_heads(x, 3), "expand_kv's output", mistakes=_expand_mistakes(x, 3), on=on)
     expect_close(call(expand_kv, x, 1), x, "expand_kv(x, 1) (one query head per key/value head: nothing to repeat)")
 
 
@@ -147,15 +151,14 @@ def _block_variant(block, x, positions, kind: str) -> torch.Tensor:
     """The block's output computed with one known mistake."""
     c, a, m = block.attn.config, block.attn, block.mlp
     T = x.shape[1]
-    h = block.attn_norm(x)
+    h = x if kind == "post_norm" else block.attn_norm(x)
     q, k, v = (
         attention.split_heads(p(h), n)
         for p, n in ((a.q_proj, c.n_heads), (a.k_proj, c.n_kv_heads), (a.v_proj, c.n_kv_heads))
     )
-    pos = torch.arange(T) if kind == "positions" else positions
-    if kind != "no_rope":
-        q = positional.apply_rope(q, pos, c.rope_base, angle_dtype=torch.float32)
-        k = positional.apply_rope(k, pos, c.rope_base, angle_dtype=torch.float32)
+    if kind != "no_rope":  # (positions shifted by a constant give the same output: RoPE sees offsets only)
+        q = positional.apply_rope(q, positions, c.rope_base, angle_dtype=torch.float32)
+        k = positional.apply_rope(k, positions, c.rope_base, angle_dtype=torch.float32)
     n_rep = c.n_heads // c.n_kv_heads
     if kind == "tiled":
         k, v = k.repeat(1, n_rep, 1, 1), v.repeat(1, n_rep, 1, 1)
@@ -181,7 +184,6 @@ BLOCK_MISTAKES = {
     "no_residual": "the residual connections are missing: each sub-layer's output is added to its input, x + attn(norm(x))",
     "post_norm": "the norms come after the additions (post-norm); Llama normalises each sub-layer's input: x + attn(norm(x))",
     "no_rope": "the queries and keys are not rotated: apply RoPE (apply_rope) to q and k at their positions",
-    "positions": "the positions given are ignored: rotate q and k at `positions`, not at 0 .. T-1",
     "tiled": "the key/value heads are tiled (repeat) instead of repeated in place: query head j reads key/value head j // n_rep",
     "no_mask": "there is no causal mask: each position may see only itself and the past",
     "gelu": "the MLP uses GELU: SwiGLU gates with SiLU, down(silu(gate(x)) * up(x))",
@@ -202,8 +204,10 @@ def llama_block_properties(llama_block) -> None:
     block = random_block(0)
     x = torch.randn(2, 6, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        out = call(llama_block, x, block, torch.arange(6), forbidden=FORBIDDEN_BLOCK)
+        out = call(llama_block, x, block, torch.arange(6) + 3, forbidden=FORBIDDEN_BLOCK)
         expect_shape(out, (2, 6, 32), "the block's output for x of shape (2, 6, 32)")
+        _expect_llama_block(out, block, x, torch.arange(6) + 3, "random weights, positions 3 to 8")
+        out = call(llama_block, x, block, torch.arange(6), forbidden=FORBIDDEN_BLOCK)
         x2 = x.clone()
         x2[:, -1] += 1.0
         out2 = call(llama_block, x2, block, torch.arange(6), forbidden=FORBIDDEN_BLOCK)
@@ -237,7 +241,7 @@ def check_llama_block(llama_block) -> None:
             random_block(4),
             torch.randn(1, 5, 32, generator=g),
             torch.arange(11, 16),
-            "positions 11 to 15 (after a cache)",
+            "positions 11 to 15",
         ),
         (
             random_block(5, n_heads=6, n_kv_heads=2, d_model=48),
@@ -302,6 +306,7 @@ def dequantize_block_properties(dequantize_block) -> None:
     out = call(dequantize_block, block)
     expect_shape(out, (32,), "the dequantized block")
     expect_dtype(out, torch.float32, "the dequantized block")
+    _expect_block(out, block, "codes 0..15, then 15..0")
     expect(
         bool(((out >= -1.5 - 1e-6) & (out <= -1.5 + 15 * 0.25 + 1e-6)).all()),
         "every weight of a Q4_1 block lies between m (code 0) and m + 15 d (code 15).",
@@ -358,6 +363,8 @@ def attend_properties(attend_to_cache) -> None:
     q, k, v = _qkv_cache(2, 6, 3, 5, 4, seed=0)
     out = call(attend_to_cache, q, k, v)
     expect_shape(out, (2, 6, 1, 4), "the new token's output for 6 query heads over 3 cached key/value heads")
+    on = "6 query heads over 3 cached key/value heads, 5 positions"
+    expect_close(out, _attend_reference(q, k, v), "the new token's output", mistakes=_attend_mistakes(q, k, v), on=on)
     q1, k1, v1 = _qkv_cache(1, 4, 2, 1, 3, seed=1)
     out1 = call(attend_to_cache, q1, k1, v1)
     expect_shape(out1, (1, 4, 1, 3), "the output over a cache of one position")
