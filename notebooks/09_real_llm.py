@@ -33,9 +33,10 @@
 # **Prerequisites:** notebooks 01 (attention), 02 (RoPE), 03 (byte-level BPE), 05 (a GPT, sampling),
 # 07 (NF4, LoRA), 08 (the KV cache).
 #
-# **Run time** on a 2-core CPU (papermill, 2026-12-04, the machine shared with one other job):
-# SMOKE (the first 2 of the 30 blocks, two training steps) ≈ 30 s, full 8.5 min, of which
-# QLoRA takes 4 min, the speed measurement 1.5 min and loading `transformers`' reference 20 s.
+# **Run time** on a 2-core CPU (papermill, 2026-12-04, the machine shared with one light job):
+# SMOKE (the first 2 of the 30 blocks, two training steps) ≈ 30 s, full ≈ 7.5 min, of which
+# QLoRA with its evaluations takes 4 min, the speed measurement and the comparison with `peft`
+# a minute each, and `transformers` loading the reference from the file 17 s.
 # No GPU was measured; the notebook's timings and memory are CPU measurements (`DEVICE = "cpu"`).
 
 # %% slideshow={"slide_type": "skip"} tags=["parameters"]
@@ -468,26 +469,68 @@ assert same, "greedy generation differs between our model (with / without cache)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Why $10^{-4}$ and not $0$? Both models compute the same function in float32 but in a
-# different order (fused kernels, another matmul split), and the rounding differs. One choice
-# matters more than the others: the angles of RoPE. Notebook 02 computes them in float64; Llama
-# computes them in float32, as it did in training, and far into a text ($\theta = p\,\omega_i$
-# for a position $p$ in the hundreds) float32 rounds the angle by about $10^{-5}$ radians.
-# `LlamaConfig.rope_angles` switches between the two; measured on a passage of Austen:
+# different order (fused kernels, another split of each matrix product, RMSNorm's float32 mean),
+# and each order rounds differently. Those roundings add up along the text, so the gap grows
+# with the position. One of them is a choice we made: the precision of RoPE's angles
+# $\theta = p\,\omega_i$. Notebook 02 computes them in float64; Llama computes them in float32,
+# as it did in training, which rounds the angle by about $10^{-5}$ radians at a position $p$ in
+# the hundreds. `LlamaConfig.rope_angles` switches between the two. Measured on a passage of
+# Austen, position by position:
 
 # %% slideshow={"slide_type": "fragment"}
 from course_utils.data import load_austen
 
 passage = torch.tensor([hf_tokenizer(load_austen()["Emma"][20_000:23_000])["input_ids"][:ROPE_TOKENS]])  # (1, T)
+gaps = {}
 with torch.no_grad():
     hf_passage = hf_model(input_ids=passage).logits
     for angles in ("float32", "float64"):
         model.config.rope_angles = angles
-        gap = (model(passage)[0] - hf_passage).abs().amax(-1)[0]  # (T,) the largest error at each position
+        gaps[angles] = (model(passage)[0] - hf_passage).abs().amax(-1)[0]  # (T,) the largest error at each position
+        g_ = gaps[angles]
         print(
-            f"RoPE angles in {angles}: max |ours - transformers| = {float(gap.max()):.1e} over {passage.shape[1]} tokens"
-            f" (first 30 positions {float(gap[:30].max()):.1e})"
+            f"RoPE angles in {angles}: max |ours - transformers| {float(g_[:30].max()):.1e} over the first 30 tokens, "
+            f"{float(g_.max()):.1e} over all {passage.shape[1]}"
         )
-model.config.rope_angles = "float32"  # Llama's arithmetic: what "equal to the reference" means for a trained model
+model.config.rope_angles = "float32"  # Llama's own arithmetic, the model's default
+
+fig, ax = plt.subplots(figsize=(6, 2.8))
+for angles, g_ in gaps.items():
+    ax.semilogy(g_.numpy(), lw=1, label=f"RoPE angles in {angles}")
+ax.axhline(1e-4, color="gray", ls=":", label="1e-4")
+ax.set(xlabel="position in the passage", ylabel="max |logit difference|", title="ours vs transformers, float32")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Read the plot: the gap is a few $10^{-5}$ over the first tokens and grows along the passage,
+# past $10^{-4}$ a few hundred tokens in, whichever precision the angles have; neither precision
+# is closer to `transformers` everywhere. A gap made of roundings looks like this: small,
+# growing slowly, never a jump. A real mistake looks different. Here is one: the query and key
+# rows put in `transformers`' order (`hf_rows`) while our `apply_rope` still rotates consecutive
+# pairs, the one detail of the file that section 2 warned about:
+
+# %% slideshow={"slide_type": "fragment"}
+from course_utils.llama import hf_rows
+
+c = model.config
+swapped = {}
+with torch.no_grad():
+    for b in model.blocks:  # the wrong layout, in place (restored below)
+        for proj, heads in ((b.attn.q_proj, c.n_heads), (b.attn.k_proj, c.n_kv_heads)):
+            swapped[proj] = proj.weight.data
+            proj.weight.data = proj.weight.data[hf_rows(heads, c.head_size)]
+    wrong_logits = model(batch)[0]
+    wrong_tokens = model.generate(prompt_ids, GREEDY_TOKENS)
+    for proj, w in swapped.items():
+        proj.weight.data = w
+wrong_err = max(float((wrong_logits[r, : len(i)] - hf_logits[r, : len(i)]).abs().max()) for r, i in enumerate(ids))
+n_same = int((wrong_tokens[0] == greedy["ours, KV cache"][0]).cumprod(0).sum()) - prompt_ids.shape[1]
+print(
+    f"wrong RoPE layout: max |ours - transformers| = {wrong_err:.1f} on the prompts; greedy tokens agree for {n_same} steps"
+)
+print(repr(hf_tokenizer.decode(wrong_tokens[0, prompt_ids.shape[1] :])))
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # If time allows, show the logit error growing with the layer index (hidden states after each

@@ -13,7 +13,15 @@ from gguf.quants import quantize as gguf_quantize
 
 import course_utils.llama as llama_module
 from course_utils.language_models import load_smollm, smollm_files
-from course_utils.llama import LlamaConfig, RMSNorm, expand_kv_heads, hf_rows, load_gguf, to_hf_llama
+from course_utils.llama import (
+    LlamaConfig,
+    RMSNorm,
+    expand_kv_heads,
+    hf_llama_config,
+    hf_rows,
+    load_gguf,
+    to_hf_llama,
+)
 
 transformers = pytest.importorskip("transformers")
 TINY = dict(vocab_size=96, max_len=64, n_layers=2, n_heads=4, n_kv_heads=2, d_model=64, d_ff=96)
@@ -62,20 +70,7 @@ def tiny_file(tmp_path_factory):
     """A random 2-layer Llama from transformers, written to GGUF as llama.cpp does (q/k permuted, Q4_1 / Q8_0)."""
     c = LlamaConfig(**TINY)
     torch.manual_seed(0)
-    hf = transformers.LlamaForCausalLM(
-        transformers.LlamaConfig(
-            vocab_size=c.vocab_size,
-            hidden_size=c.d_model,
-            intermediate_size=c.d_ff,
-            num_hidden_layers=c.n_layers,
-            num_attention_heads=c.n_heads,
-            num_key_value_heads=c.n_kv_heads,
-            max_position_embeddings=c.max_len,
-            rope_theta=c.rope_base,
-            rms_norm_eps=c.norm_eps,
-            tie_word_embeddings=True,
-        )
-    )
+    hf = transformers.LlamaForCausalLM(hf_llama_config(c))  # only its random weights are used: the file says the sizes
     folder = tmp_path_factory.mktemp("tiny_llama")
     w = gguf.GGUFWriter(str(folder / "tiny.gguf"), "llama")
     for key, value in (
