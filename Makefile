@@ -13,6 +13,8 @@ LAB_ARGS   ?=
 LAB_ROOT   ?= .
 LAB_NOTEBOOK ?= notebooks/00_start_here.ipynb
 NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+# make run NB=09: that notebook only
+RUN_NOTEBOOKS = $(if $(NB),$(sort $(wildcard notebooks/$(NB)*.ipynb)),$(NOTEBOOKS))
 # what ruff checks and formats; tests/test_lint.py runs the same over the same paths (keep in step)
 LINT_PATHS := course_utils scripts tests benchmarks $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
 # why: OpenMP's busy-wait made training 5x slower on a shared 2-core machine (CONTRIBUTING.md, "Known gotchas")
@@ -26,7 +28,7 @@ help:
 	@echo "make test       set up .venv and run the whole test suite (notebooks in SMOKE mode)"
 	@echo "make lint       ruff check + ruff format --check (also part of make test, as tests/test_lint.py)"
 	@echo "make pair       rewrite each notebooks/NN_*.py percent script from its .ipynb (see CONTRIBUTING.md)"
-	@echo "make run        execute every notebook into build/executed/ (full mode; SMOKE=1 for smoke)"
+	@echo "make run        execute every notebook into build/executed/ (full mode; SMOKE=1 for smoke; NB=09 for one)"
 	@echo "make student    write student versions of the notebooks into student/ (never overwrites your edits)"
 	@echo "make grade      grade your notebooks in student/ (CLASS=dir grades a class in nbgrader's layout)"
 	@echo "make slides     offline reveal.js decks in build/slides/ (SMOKE figures; FULL=1 runs the notebooks in full mode first)"
@@ -80,7 +82,8 @@ pair: setup
 
 run: setup
 	@mkdir -p build/executed
-	@for nb in $(NOTEBOOKS); do \
+	@test -n "$(RUN_NOTEBOOKS)" || { echo "make run: no notebook matches NB=$(NB) (e.g. NB=09 or NB=09_real_llm)"; exit 1; }
+	@for nb in $(RUN_NOTEBOOKS); do \
 	  echo "== $$nb (SMOKE=$(SMOKE))"; \
 	  COURSE_SMOKE=$(SMOKE) COURSE_HEADLESS=1 COURSE_RECORD_RESULTS=$(if $(filter 1 True true yes,$(SMOKE)),0,1) $(BIN)/papermill --kernel python3 --log-level WARNING "$$nb" "build/executed/$$(basename $$nb)" \
 	    -p SMOKE $(if $(filter 1 True true yes,$(SMOKE)),True,False) || exit 1; \
