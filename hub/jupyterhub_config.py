@@ -27,6 +27,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from course_utils.tools.hub import shared_environment_problem
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PREFIX = Path(sys.prefix)  # the course's virtual environment: the kernel, JupyterLab and nbgrader of every user
@@ -40,6 +42,9 @@ STATE = Path(env("COURSE_HUB_STATE", str(Path(env("COURSE_BUILD_DIR", str(ROOT /
 USERNAME = r"^[a-z][a-z0-9_-]{0,31}$"  # what useradd accepts everywhere; JupyterHub lower-cases names first
 PROXY = PREFIX / "node" / "node_modules" / ".bin" / "configurable-http-proxy"  # `make hub` installs it (npm)
 
+PROBLEM = shared_environment_problem()
+if PROBLEM:
+    sys.exit(f"make hub: {PROBLEM}")
 STATE.mkdir(parents=True, exist_ok=True)
 c = get_config()  # noqa: F821 (JupyterHub's config loader defines it)
 

@@ -25,6 +25,7 @@ Students fetch and submit from JupyterLab's Assignments tab (nbgrader's assignme
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import stat
@@ -35,6 +36,7 @@ from pathlib import Path
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
+from course_utils.paths import ROOT
 from course_utils.tools import autograde
 from course_utils.tools.feedback import finish_page
 
@@ -62,6 +64,29 @@ def exchange_root(path: Path | str | None = None) -> Path:
     if stat.S_IMODE(root.stat().st_mode) & 0o777 != 0o777:
         raise HubError(f"the exchange folder {root} has mode {oct(stat.S_IMODE(root.stat().st_mode))}, not 1777; {fix}")
     return root
+
+
+def shared_environment_problem(paths: list[Path] | None = None) -> str | None:
+    """Why other Unix users could not run the course's environment, or None when they can.
+
+    Every student's server runs this virtual environment's Python as that student, so the checkout,
+    the environment and the Python it was made from must be readable and searchable by everyone. A
+    venv made from a Python under /root (pyenv) fails that; make it from the system's.
+
+    >>> shared_environment_problem([Path("/usr/bin")]) is None
+    True
+    """
+    if paths is None:
+        paths = [ROOT, Path(sys.prefix), Path(os.path.realpath(sys.executable)), Path(sys.base_prefix)]
+    for path in paths:
+        for part in [path, *path.parents]:
+            if part.exists() and stat.S_IMODE(part.stat().st_mode) & 0o005 != 0o005:
+                return (
+                    f"{part} is not readable and searchable by other users, so students' servers cannot run "
+                    f"{sys.executable}: build the environment from a Python everyone can run "
+                    "(as root: `make distclean && make PYTHON=/usr/bin/python3 hub-setup`), in a checkout others can read"
+                )
+    return None
 
 
 def _api(course: Path, exchange: Path, timeout: int = 120, **coursedir) -> NbGraderAPI:
@@ -116,7 +141,9 @@ def collect(
     aid = _one(assignment, notebooks)
     root = exchange_root(exchange)
     if not (root / COURSE_ID / "inbound").is_dir():
-        raise HubError(f"{aid} was never released to {root} (no {root / COURSE_ID / 'inbound'}): `make release NB={aid}`")
+        raise HubError(
+            f"{aid} was never released to {root} (no {root / COURSE_ID / 'inbound'}): `make release NB={aid}`"
+        )
     _check(_api(course, root, submitted_directory=COLLECTED).collect(aid), f"collect {aid}")
     return {
         p.parent.parent.name: p for p in sorted((course / COLLECTED).glob(f"*/{aid}/{aid}.ipynb")) if p.parent.is_dir()
@@ -135,7 +162,32 @@ def grade_collected(
     collected = course / COLLECTED
     if not any(collected.glob(f"*/{aid}/{aid}.ipynb")):
         raise HubError(f"no collected submission of {aid} in {collected}: run `make collect NB={aid}` first")
-    return autograde.grade(class_dir=collected, course=course, notebooks=notebooks, out=out, timeout=timeout, only=[aid])
+    with _autograded_stays_writable():
+        return autograde.grade(
+            class_dir=collected, course=course, notebooks=notebooks, out=out, timeout=timeout, only=[aid]
+        )
+
+
+@contextlib.contextmanager
+def _autograded_stays_writable():
+    """nbgrader leaves autograded notebooks read-only (444), then `autograde.grade` adds its notes to them.
+
+    Root writes through 444, so `make grade` as root never noticed; the hub's instructor is not root.
+    The autograded copies live in the instructor's private course root, so 644 gives nothing away.
+    (The lasting fix is `c.Autograde.permissions = 644` in autograde._config.)
+    """
+    original = autograde._config
+
+    def config(course: Path, timeout: int):
+        c = original(course, timeout)
+        c.Autograde.permissions = 644  # nbgrader reads these digits as octal
+        return c
+
+    autograde._config = config
+    try:
+        yield
+    finally:
+        autograde._config = original
 
 
 def release_feedback(
@@ -180,7 +232,9 @@ def release_feedback(
 def main(argv: list[str] | None = None) -> int:
     """The command line; exit code 0 on success, 1 with a line saying what to fix otherwise."""
     parser = argparse.ArgumentParser(
-        prog="python -m course_utils.tools.hub", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m course_utils.tools.hub",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in [
@@ -191,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         p = sub.add_parser(name, help=text)
         p.add_argument("notebook", nargs="?", help="the notebook, e.g. 01_attention")
-        p.add_argument("--exchange", type=Path, help=f"the exchange folder (default ${EXCHANGE_ENV} or {DEFAULT_EXCHANGE})")
+        p.add_argument(
+            "--exchange", type=Path, help=f"the exchange folder (default ${EXCHANGE_ENV} or {DEFAULT_EXCHANGE})"
+        )
         if name == "autograde":
             p.add_argument("--timeout", type=int, default=120, help="seconds per cell before it is interrupted")
     args = parser.parse_args(argv)
