@@ -30,7 +30,6 @@ import os
 import shutil
 import stat
 import sys
-import warnings
 from pathlib import Path
 
 from nbgrader.apps import NbGraderAPI
@@ -196,8 +195,8 @@ def release_feedback(
     notebooks: Path = autograde.NOTEBOOKS,
     out: Path = autograde.OUT,
     exchange=None,
-) -> list[str]:
-    """Release the feedback pages of the graded, collected submissions; returns the students who get one.
+) -> tuple[list[str], list[str]]:
+    """Release the feedback pages of the graded, collected submissions: (students who get one, pages left out).
 
     nbgrader names a released page by a hash of the submission's secret, so each page travels with the
     timestamp.txt and submission_secret.txt collected with that submission.
@@ -209,12 +208,12 @@ def release_feedback(
         raise HubError(f"no feedback pages of {aid} in {course / 'feedback'}: run `make autograde NB={aid}` first")
     staged = course / RELEASED_FEEDBACK
     shutil.rmtree(staged, ignore_errors=True)
-    students = []
+    students, left_out = [], []
     for page in pages:
         student = page.parent.parent.name
         submission = course / COLLECTED / student / aid
         if not (submission / "submission_secret.txt").exists():
-            warnings.warn(f"{student}/{aid}: graded but not collected through the exchange; no feedback released")
+            left_out.append(f"{student}/{aid}: graded, but not collected through the exchange (`make collect`)")
             continue
         dest = staged / student / aid
         dest.mkdir(parents=True)
@@ -226,7 +225,7 @@ def release_feedback(
     if students:
         api = _api(course, root, submitted_directory=COLLECTED, feedback_directory=RELEASED_FEEDBACK)
         _check(api.release_feedback(aid), f"release the feedback of {aid}")
-    return students
+    return students, left_out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
                 print("\n" + autograde._where(grading, autograde.OUT))
             return 1 if grading.problems or not grading.scores else 0
         else:
-            got = release_feedback(args.notebook, exchange=args.exchange)
+            got, left_out = release_feedback(args.notebook, exchange=args.exchange)
             print(f"feedback released to {len(got)} student(s): {', '.join(got) or 'none'}")
+            for line in left_out:
+                print(f"NO FEEDBACK RELEASED: {line}")
     except HubError as e:
         print(f"{args.command.upper()} FAILED: {e}", file=sys.stderr)
         return 1
