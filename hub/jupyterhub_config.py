@@ -58,7 +58,6 @@ c.ConfigurableHTTPProxy.command = [str(PROXY)]
 c.ConfigurableHTTPProxy.pid_file = str(STATE / "proxy.pid")
 c.JupyterHub.db_url = f"sqlite:///{STATE / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(STATE / "jupyterhub_cookie_secret")
-c.JupyterHub.check_running_servers = True  # servers outlive a hub restart
 # Behind a TLS proxy (Caddy, nginx: hub/README.md) the hub still serves plain HTTP on loopback.
 
 # --- accounts -----------------------------------------------------------------------------------
