@@ -79,8 +79,8 @@ hub: hub-setup
 release collect autograde feedback: setup
 	@COURSE_EXCHANGE='$(EXCHANGE)' $(PY) -m course_utils.tools.hub $@ $(NB) $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
-test-hub: hub-setup  ## the class loop end to end on a real hub (root; about 3 min); not part of make test
-	COURSE_TEST_HUB=1 $(PY) -m pytest -m hub tests/test_hub.py $(PYTEST_ARGS)
+test-hub: hub-setup  ## the class loop end to end on a real hub (root, ~80 s); make test runs it too once the hub extra is in
+	$(PY) -m pytest tests/test_hub.py tests/test_hub_files.py $(PYTEST_ARGS)
 
 kernel: setup
 	@mkdir -p $(VENV)/share/jupyter/lab/settings  # JupyterLab's defaults for this course: no news, no update checks
