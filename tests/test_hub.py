@@ -1,7 +1,7 @@
 """A whole class on one JupyterHub, end to end: release, fetch, submit, collect, autograde, feedback, isolation.
 
-The test starts the course's hub (hub/jupyterhub_config.py, unchanged but for environment variables:
-free loopback ports, temporary state, homes and exchange) and drives it through its REST API with a
+The test starts the course's hub with `make hub` (hub/jupyterhub_config.py, unchanged but for
+environment variables: free loopback ports, temporary state, homes and exchange) and drives it through its REST API with a
 token for scripted administration. An instructor and three students get real Unix accounts (the
 hub's pre-spawn hook creates them, as on a real server) and a real single-user server each, so
 "no student can read another's work" is checked by the kernel's file permissions, not by a
@@ -48,6 +48,8 @@ VENV_BIN = Path(sys.executable).parent
 PROXY = Path(sys.prefix) / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
 WRONG = ROOT / "tests" / "wrong_answers" / AID
 SHOTS = build_root() / "screenshots"
+# this environment, which is set up already: make must never reinstall it from inside the test
+MAKE_ARGS = [f"VENV={sys.prefix}", "-o", f"{sys.prefix}/.installed"]
 
 
 def _why_not() -> str | None:
@@ -164,6 +166,23 @@ def _kill_users_processes(names: list[str]) -> None:
                     os.kill(int(entry.name), signal.SIGKILL)
 
 
+def _stop_group(proc: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM the process group of `make hub` (the hub stops its servers and proxy), SIGKILL what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.poll()  # reap make itself
+        try:
+            os.killpg(proc.pid, 0)  # anyone left in the group?
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _exists(name: str) -> bool:
     try:
         pwd.getpwnam(name)
@@ -182,8 +201,8 @@ def hub():
     h.exchange.chmod(0o1777)
     log = open(tmp / "hub.log", "wb")
     proc = subprocess.Popen(
-        [str(VENV_BIN / "jupyterhub"), "-f", str(ROOT / "hub" / "jupyterhub_config.py")],
-        cwd=tmp,
+        ["make", "--no-print-directory", *MAKE_ARGS, "-o", f"{sys.prefix}/.hub-installed", "hub"],
+        cwd=ROOT,
         env=h.env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -202,14 +221,7 @@ def hub():
             pytest.fail("the hub did not answer within 60 s:\n" + h.log.read_text()[-3000:])
         yield h
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # the hub stops the servers it started, then the proxy
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop_group(proc)
         log.close()
         kept = build_root() / "hub-test"
         kept.mkdir(parents=True, exist_ok=True)
@@ -281,7 +293,7 @@ def _fill_in(hub: Hub, name: str, kind: str) -> None:
 def _make(hub: Hub, target: str) -> subprocess.CompletedProcess:
     done = hub.run_as(
         hub.instructor,
-        ["make", "--no-print-directory", "-o", ".venv/.installed", target, f"NB={AID}", f"EXCHANGE={hub.exchange}"],
+        ["make", "--no-print-directory", *MAKE_ARGS, target, f"NB={AID}", f"EXCHANGE={hub.exchange}"],
         COURSE_BUILD_DIR=str(hub.build()),
     )
     assert done.returncode == 0, (

@@ -57,7 +57,10 @@ def exchange_root(path: Path | str | None = None) -> Path:
     their submissions into it. `make hub` creates it so.
     """
     root = Path(path or os.environ.get(EXCHANGE_ENV) or DEFAULT_EXCHANGE)
-    fix = f"create it as root: `mkdir -p {root} && chmod 1777 {root}` (make hub does), or set {EXCHANGE_ENV}"
+    fix = (
+        f"create it as root: `mkdir -p {root} && chmod 1777 {root}` (make hub does), "
+        f"or name the right one: make ... EXCHANGE=<folder> (${EXCHANGE_ENV})"
+    )
     if not root.is_dir():
         raise HubError(f"the exchange folder {root} does not exist; {fix}")
     if stat.S_IMODE(root.stat().st_mode) & 0o777 != 0o777:
