@@ -333,6 +333,8 @@ def test_a_class_on_the_hub_end_to_end(hub):
     t0 = time.monotonic()
     _start_servers(hub)
     RESULT["server_mib"] = max(_user_rss_mib(n) for n in hub.students)  # an idle JupyterLab, no kernel yet
+    status, services = hub.request("GET", "/hub/api/services")
+    assert status == 200 and "idle-culler" in services, f"the idle culler is not a service of the hub: {services}"
     # a student's server has no formgrader; the instructor's has
     assert hub.as_user(hub.students[0], "GET", "/formgrader/")[0] == 404
     assert hub.as_user(hub.instructor, "GET", "/formgrader/")[0] == 200

@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -197,3 +199,11 @@ def test_the_shared_environment_check_names_the_folder(tmp_path):
     assert hub.shared_environment_problem([private]) is None or str(private) not in hub.shared_environment_problem(
         [private]
     )
+
+
+def test_the_image_entrypoint_is_valid_shell():
+    script = HUB / "k8s-entrypoint.sh"
+    assert os.access(script, os.X_OK), "hub/k8s-entrypoint.sh must be executable (the image runs it)"
+    done = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert '"/srv/course/hub/k8s-entrypoint.sh"' in DOCKERFILE.read_text()
