@@ -138,7 +138,7 @@ if env("COURSE_HUB_API_TOKEN"):
     c.JupyterHub.load_roles.append(
         {
             "name": "course-admin",
-            "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "admin-ui"],
+            "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "list:services", "read:services"],
             "services": ["course-admin"],
         }
     )

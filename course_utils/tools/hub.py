@@ -114,7 +114,9 @@ def _check(result: dict, what: str) -> str:
 def _one(assignment: str | None, notebooks: Path) -> str:
     known = autograde.assignments(notebooks)
     if not assignment:
-        raise HubError(f"name the notebook, e.g. `make release NB={known[1] if len(known) > 1 else known[0]}`")
+        raise HubError(
+            f"name the notebook, e.g. NB={known[1] if len(known) > 1 else known[0]} (make) or as the argument"
+        )
     if assignment.endswith(".ipynb"):
         assignment = Path(assignment).stem
     if assignment not in known:
@@ -147,9 +149,7 @@ def collect(
             f"{aid} was never released to {root} (no {root / COURSE_ID / 'inbound'}): `make release NB={aid}`"
         )
     _check(_api(course, root, submitted_directory=COLLECTED).collect(aid), f"collect {aid}")
-    return {
-        p.parent.parent.name: p for p in sorted((course / COLLECTED).glob(f"*/{aid}/{aid}.ipynb")) if p.parent.is_dir()
-    }
+    return {p.parent.parent.name: p for p in sorted((course / COLLECTED).glob(f"*/{aid}/{aid}.ipynb"))}
 
 
 def grade_collected(
