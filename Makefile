@@ -79,7 +79,7 @@ hub: hub-setup
 release collect autograde feedback: setup
 	@COURSE_EXCHANGE='$(EXCHANGE)' $(PY) -m course_utils.tools.hub $@ $(NB) $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
-test-hub: hub-setup  ## the class loop end to end on a real hub (root, ~80 s); make test runs it too once the hub extra is in
+test-hub: hub-setup  ## the class loop end to end on a real hub (root, ~60 s); make test runs it too once the hub extra is in
 	$(PY) -m pytest tests/test_hub.py tests/test_hub_files.py $(PYTEST_ARGS)
 
 kernel: setup

@@ -12,7 +12,7 @@ Unix user (runuser), with the commands `make release/collect/autograde/feedback`
 Needs root (to create users and start servers as them), the hub extra and configurable-http-proxy
 (`make hub-setup`), and an environment other users can run (a venv made from /usr/bin/python3, not
 from a Python under /root); skipped with the reason otherwise. It creates and removes everything
-itself (users, homes, ports, processes), also when it fails. About 80 s on 2 shared cores: part of
+itself (users, homes, ports, processes), also when it fails. About 60 s on 2 shared cores: part of
 `make test` where it can run; `make test-hub` sets up the hub extra and runs it alone (marker `hub`).
 """
 
