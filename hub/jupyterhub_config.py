@@ -46,6 +46,7 @@ PROBLEM = shared_environment_problem()
 if PROBLEM:
     sys.exit(f"make hub: {PROBLEM}")
 STATE.mkdir(parents=True, exist_ok=True)
+STATE.chmod(0o700)  # the database holds every password's bcrypt hash and the API tokens' hashes
 c = get_config()  # noqa: F821 (JupyterHub's config loader defines it)
 
 # --- where it listens ---------------------------------------------------------------------------

@@ -1,13 +1,13 @@
 """A whole class on one JupyterHub, end to end: release, fetch, submit, collect, autograde, feedback, isolation.
 
 The test starts the course's hub with `make hub` (hub/jupyterhub_config.py, unchanged but for
-environment variables: free loopback ports, temporary state, homes and exchange) and drives it through its REST API with a
-token for scripted administration. An instructor and three students get real Unix accounts (the
+environment variables: free loopback ports, temporary state, homes and exchange) and drives it
+through its REST API with a token for scripted administration. An instructor and three students get real Unix accounts (the
 hub's pre-spawn hook creates them, as on a real server) and a real single-user server each, so
 "no student can read another's work" is checked by the kernel's file permissions, not by a
 simulation: a student's fetch, answers, submission and feedback fetch all go through that
 student's own server, running as that student. The instructor's steps run as the instructor's
-Unix user (runuser), with the commands `make release/collect/autograde/feedback` run.
+Unix user (runuser), with the instructor's commands: `make release/collect/autograde/feedback`.
 
 Needs root (to create users and start servers as them), the hub extra and configurable-http-proxy
 (`make hub-setup`), and an environment other users can run (a venv made from /usr/bin/python3, not
@@ -401,6 +401,7 @@ def test_a_class_on_the_hub_end_to_end(hub):
             "the instructor's source (solutions, hidden tests)": course / "source" / AID / f"{AID}.ipynb",
             "the collected submissions": course / "collected" / others[0] / AID / f"{AID}.ipynb",
             "the gradebook": course / "gradebook.db",
+            "the hub's database (password hashes)": hub.tmp / "state" / "jupyterhub.sqlite",
             **{f"{o}'s home": p for o, p in zip(others, theirs)},
             **{f"{o}'s answers": p / AID / f"{AID}.ipynb" for o, p in zip(others, theirs)},
         }
