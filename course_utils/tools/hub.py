@@ -19,7 +19,7 @@ uses (build/nbgrader/, moved by $COURSE_BUILD_DIR), with the exchange at $COURSE
   to build/grading/feedback/vendor (in a student's fetched copy the formulas stay as TeX), and
   without server paths; each student fetches only their own (nbgrader names the file by a hash
   of a secret only that student's submission holds).
-Students fetch and submit from JupyterLab's Assignments tab (nbgrader's assignment_list extension).
+Students fetch and submit from JupyterLab's Nbgrader → Assignment List (nbgrader's assignment_list extension).
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "release":
             where = release(args.notebook, exchange=args.exchange)
-            print(f"released {where.name} to {where}; students fetch it from JupyterLab's Assignments tab")
+            print(f"released {where.name} to {where}; students fetch it from JupyterLab's Nbgrader → Assignment List")
         elif args.command == "collect":
             got = collect(args.notebook, exchange=args.exchange)
             print(f"collected {len(got)} submission(s) into {autograde.COURSE / COLLECTED}: {', '.join(got) or 'none'}")
