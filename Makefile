@@ -21,7 +21,7 @@ LINT_PATHS := course_utils scripts tests benchmarks $(sort $(wildcard notebooks/
 export OMP_WAIT_POLICY := PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup lab kernel test test-fast lint pair run student grade slides figures site results train-translator train-gpt label-budget bench data data-check models clean distclean
+.PHONY: help setup hub-setup hub release collect autograde feedback test-hub lab kernel test test-fast lint pair run student grade slides figures site results train-translator train-gpt label-budget bench data data-check models clean distclean
 
 help:
 	@echo "make lab        set up .venv and open JupyterLab on notebook 00 (NO_BROWSER=1 for headless)"
@@ -31,6 +31,9 @@ help:
 	@echo "make run        execute every notebook into build/executed/ (full mode; SMOKE=1 for smoke; NB=09 for one)"
 	@echo "make student    write student versions of the notebooks into student/ (never overwrites your edits)"
 	@echo "make grade      grade your notebooks in student/ (CLASS=dir grades a class in nbgrader's layout)"
+	@echo "make hub        (root) JupyterHub for a class on this server, on 127.0.0.1:8000 (hub/README.md)"
+	@echo "make release NB=01_attention   generate the student version and release it to the hub's students"
+	@echo "make collect NB=...  make autograde NB=...  make feedback NB=...   the rest of the class loop"
 	@echo "make slides     offline reveal.js decks in build/slides/ (SMOKE figures; FULL=1 runs the notebooks in full mode first)"
 	@echo "make figures    every figure of a SMOKE run as PNG, and a contact sheet per notebook, in build/figures/"
 	@echo "make site       the executed notebooks as offline HTML pages in build/site/"
@@ -56,6 +59,30 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 setup: $(VENV)/.installed
+
+# --- a class on one JupyterHub (hub/README.md) ---------------------------------------------------
+# nbgrader's exchange: students submit into it, the instructor releases and collects through it
+EXCHANGE   ?= $(or $(COURSE_EXCHANGE),/srv/nbgrader/exchange)
+HUB_PROXY  ?= configurable-http-proxy@4.6.3
+
+$(VENV)/.hub-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,hub]'
+	@command -v npm >/dev/null || { echo "make hub needs npm (apt-get install npm) for configurable-http-proxy"; exit 1; }
+	npm install --no-audit --no-fund --loglevel=error --prefix $(VENV)/node '$(HUB_PROXY)'
+	@touch $@
+
+hub-setup: $(VENV)/.hub-installed
+
+hub: hub-setup
+	@test "$$(id -u)" = 0 || { echo "make hub runs as root: it creates a Unix account per user and starts each server as that user (hub/README.md)"; exit 1; }
+	@mkdir -p '$(EXCHANGE)' && chmod 1777 '$(EXCHANGE)'
+	COURSE_EXCHANGE='$(EXCHANGE)' $(BIN)/jupyterhub -f hub/jupyterhub_config.py
+
+release collect autograde feedback: setup
+	@COURSE_EXCHANGE='$(EXCHANGE)' $(PY) -m course_utils.tools.hub $@ $(NB) $(if $(TIMEOUT),--timeout $(TIMEOUT))
+
+test-hub: hub-setup  ## the class loop end to end on a real hub (root, ~60 s); make test runs it too once the hub extra is in
+	$(PY) -m pytest tests/test_hub.py tests/test_hub_files.py $(PYTEST_ARGS)
 
 kernel: setup
 	@mkdir -p $(VENV)/share/jupyter/lab/settings  # JupyterLab's defaults for this course: no news, no update checks
