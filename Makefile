@@ -16,7 +16,7 @@ NOTEBOOKS  := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 # make run NB=09: that notebook only
 RUN_NOTEBOOKS = $(if $(NB),$(sort $(wildcard notebooks/$(NB)*.ipynb)),$(NOTEBOOKS))
 # what ruff checks and formats; tests/test_lint.py runs the same over the same paths (keep in step)
-LINT_PATHS := course_utils scripts tests benchmarks $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
+LINT_PATHS := course_utils scripts tests benchmarks hub $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
 # why: OpenMP's busy-wait made training 5x slower on a shared 2-core machine (CONTRIBUTING.md, "Known gotchas")
 export OMP_WAIT_POLICY := PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1

@@ -12,7 +12,7 @@ import pair_notebooks  # scripts/ is on sys.path (tests/conftest.py)
 import pytest
 from notebook_runner import ROOT
 
-LINT_PATHS = ["course_utils", "scripts", "tests", "benchmarks"]  # keep in step with LINT_PATHS in the Makefile
+LINT_PATHS = ["course_utils", "scripts", "tests", "benchmarks", "hub"]  # keep in step with LINT_PATHS in the Makefile
 
 
 def lint_paths() -> list[str]:

@@ -89,6 +89,10 @@ def _config(course: Path, timeout: int) -> Config:
     c.CourseDirectory.course_id = "transformers-course"
     c.Execute.timeout = timeout  # per cell: a student's infinite loop costs that exercise only
     c.Execute.interrupt_on_timeout = True
+    # nbgrader leaves autograded copies read-only (444) and `grade` then writes its notes into them: only root
+    # writes through 444 (a hub's instructor is not root). They live in the instructor's course root: 644 gives
+    # nothing away. nbgrader reads these digits as octal.
+    c.Autograde.permissions = 644
     c.Autograde.sanitize_preprocessors = [
         ClearOutput,
         DeduplicateIds,

@@ -25,7 +25,6 @@ Students fetch and submit from JupyterLab's Nbgrader → Assignment List (nbgrad
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import stat
@@ -164,32 +163,9 @@ def grade_collected(
     collected = course / COLLECTED
     if not any(collected.glob(f"*/{aid}/{aid}.ipynb")):
         raise HubError(f"no collected submission of {aid} in {collected}: run `make collect NB={aid}` first")
-    with _autograded_stays_writable():
-        return autograde.grade(
-            class_dir=collected, course=course, notebooks=notebooks, out=out, timeout=timeout, only=[aid]
-        )
-
-
-@contextlib.contextmanager
-def _autograded_stays_writable():
-    """nbgrader leaves autograded notebooks read-only (444), then `autograde.grade` adds its notes to them.
-
-    Root writes through 444, so `make grade` as root never noticed; the hub's instructor is not root.
-    The autograded copies live in the instructor's private course root, so 644 gives nothing away.
-    (The lasting fix is `c.Autograde.permissions = 644` in autograde._config.)
-    """
-    original = autograde._config
-
-    def config(course: Path, timeout: int):
-        c = original(course, timeout)
-        c.Autograde.permissions = 644  # nbgrader reads these digits as octal
-        return c
-
-    autograde._config = config
-    try:
-        yield
-    finally:
-        autograde._config = original
+    return autograde.grade(
+        class_dir=collected, course=course, notebooks=notebooks, out=out, timeout=timeout, only=[aid]
+    )
 
 
 def release_feedback(

@@ -1,6 +1,5 @@
 # expect: the queries and keys are not rotated
 from course_utils.attention import causal_mask, merge_heads, scaled_dot_product_attention, split_heads
-from course_utils.positional import apply_rope
 
 
 def llama_block(x, block, positions):
