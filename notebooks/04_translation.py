@@ -29,18 +29,18 @@
 #
 # **Prerequisites:** notebooks 01 (attention and masks), 02 (sinusoidal positions), 03 (BPE).
 #
-# **Run time** on a 2-core CPU (2026-12-04, otherwise idle): SMOKE ≈ 35 s; full **10.4 min**
-# (the number task 70 s, the warm-up demonstration 2 min, 3 configurations × 30 s, then the
-# winner 270 s more, tokenizer, evaluation and decoding the rest). GPU: not measured (none was
+# **Run time** on a 2-core CPU (2026-12-04, otherwise idle): SMOKE ≈ 35 s; full **10.0 min**
+# (600 s of cells: the number task 85 s, the warm-up demonstration 100 s, 3 configurations × 30 s,
+# then the winner 240 s more, tokenizer, evaluation and decoding the rest). GPU: not measured (none was
 # available).
 #
 # **Measured in full mode** on that machine, on LibreOffice's German interface strings (section 4
 # says why this corpus): the winning configuration (d = 128, 2 + 2 layers, pre-LN, 2k shared
-# vocabulary, batches of 1,500 tokens, the shorter half of the pairs for its first 135 s) trained
-# at <!-- result 04/notebook-translator/tokens_per_s -->5,343 target tokens/s,
-# for <!-- result 04/notebook-translator/epochs -->10.2 epochs in 300 s; its **test BLEU
-# is <!-- result 04/notebook-translator/test_bleu -->20.30**, its
-# chrF <!-- result 04/notebook-translator/test_chrf -->44.1 (586 strings, beam 4, α = 1.5). The
+# vocabulary, batches of 1,500 tokens, the shorter half of the pairs for its first 90 s) trained
+# at <!-- result 04/notebook-translator/tokens_per_s -->5,153 target tokens/s,
+# for <!-- result 04/notebook-translator/epochs -->8.9 epochs in 270 s; its **test BLEU
+# is <!-- result 04/notebook-translator/test_bleu -->20.36**, its
+# chrF <!-- result 04/notebook-translator/test_chrf -->43.6 (586 strings, beam 4, α = 1.5). The
 # reference model shipped in `models/translator/` (the same code, d = 192, 3 + 3 layers, 4,800
 # steps, 80 minutes on one CPU thread, 58 epochs) reaches test
 # BLEU <!-- result 04/reference-translator/test_bleu -->36.44,
@@ -53,9 +53,9 @@
 # **The number task (section 3b)**: 400 steps, then exact match on 500 held-out numbers,
 # **<!-- result 04/notebook-translator/num_exact -->98.8 %** in this run, and the map crosses
 # ("ninety" attends to "neunzig", not to the units before it). Section 5's warm-up experiment
-# (three runs of 200 steps): validation loss <!-- result 04/warmup/post_none -->6.10 for post-LN
-# without warm-up, <!-- result 04/warmup/post_warm -->5.41 with it,
-# and <!-- result 04/warmup/pre_none -->4.66 for pre-LN without.
+# (three runs of 150 steps): validation loss <!-- result 04/warmup/post_none -->6.11 for post-LN
+# without warm-up, <!-- result 04/warmup/post_warm -->5.57 with it,
+# and <!-- result 04/warmup/pre_none -->4.95 for pre-LN without.
 
 # %% slideshow={"slide_type": "skip"} tags=["parameters"]
 import os
@@ -137,11 +137,11 @@ COMPARE_CONFIGS = (
 )
 COMPARE_SECONDS = 2 if SMOKE else 30
 FINAL_CONFIG = "best"  # a key of COMPARE_CONFIGS, or "best": lowest validation loss above
-TRAIN_SECONDS = 6 if SMOKE else 270  # more training for the chosen configuration (it keeps its weights)
+TRAIN_SECONDS = 6 if SMOKE else 240  # more training for the chosen configuration (it keeps its weights)
 COOLDOWN = 0.2  # the learning rate falls linearly to 0 over this last fraction of it
-SHORT_SECONDS = 4 if SMOKE else 135  # curriculum: a model's first seconds see only the shorter half (0: off)
+SHORT_SECONDS = 4 if SMOKE else 90  # curriculum: a model's first seconds see only the shorter half (0: off)
 WARMUP = 20 if SMOKE else 100  # warm-up steps (the paper: 4000, for 100,000 steps)
-WARMUP_DEMO_STEPS = 8 if SMOKE else 200  # section 5: post-LN with and without warm-up, pre-LN without
+WARMUP_DEMO_STEPS = 8 if SMOKE else 150  # section 5: post-LN with and without warm-up, pre-LN without
 DROPOUT = 0.1  # unless a configuration sets its own "dropout"
 SMOOTHING = 0.1  # label smoothing epsilon (the paper: 0.1)
 BEAM_SIZE = 4
@@ -892,12 +892,12 @@ if results.recording():  # `make run`: the figures the text below quotes, into r
 
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# In our full-mode run (2026-12-04, 2-core CPU, LibreOffice's strings, 200 steps of 1,000
+# In our full-mode run (2026-12-04, 2-core CPU, LibreOffice's strings, 150 steps of 1,000
 # tokens, seed 0): post-LN **without** warm-up stalls after its first 25 steps (training loss flat
-# near 6.4 to the end; validation loss **<!-- result 04/warmup/post_none -->6.10** at the end), post-LN **with**
-# warm-up gets to **<!-- result 04/warmup/post_warm -->5.41**, and pre-LN with no warm-up at all to
-# **<!-- result 04/warmup/pre_none -->4.66**. The warm-up is what lets post-LN train at this rate; pre-LN
-# does not need it, which is one reason the configurations below are pre-LN. (One seed and 200
+# near 6.4 to the end; validation loss **<!-- result 04/warmup/post_none -->6.11** at the end), post-LN **with**
+# warm-up gets to **<!-- result 04/warmup/post_warm -->5.57**, and pre-LN with no warm-up at all to
+# **<!-- result 04/warmup/pre_none -->4.95**. The warm-up is what lets post-LN train at this rate; pre-LN
+# does not need it, which is one reason the configurations below are pre-LN. (One seed and 150
 # steps: a demonstration of the effect Xiong et al. measured, not a benchmark.)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -1011,8 +1011,8 @@ print("the notebook's loss == course_utils.train.label_smoothed_cross_entropy")
 # with care, since bigger vocabularies have fewer, harder tokens.) Smaller batches mean more,
 # noisier updates per second; with a budget of minutes, the number of updates often decides.
 #
-# Every model also starts with a **curriculum**: for its first `SHORT_SECONDS` of training (135 s,
-# 30 % of the comparison plus the final training) it sees only the shorter half of the pairs,
+# Every model also starts with a **curriculum**: for its first `SHORT_SECONDS` of training (90 s,
+# a third of the winner's 270 s of training) it sees only the shorter half of the pairs,
 # and then all of them (`curriculum_batches` in `course_utils.translation`, a dozen lines).
 # Short pairs teach word order and frequent words cheaply, before long ones add their noise. In
 # a step-matched test (section 7's table) this raised validation BLEU from 3.2 and 3.3 to 3.7
