@@ -254,7 +254,7 @@ def rms_norm(x, weight, eps=1e-5):
 
 # %% nbgrader={"grade": true, "grade_id": "rms-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} slideshow={"slide_type": "fragment"} tags=["raises-exception"]
 import torch
-from course_utils.tools.exercises.ex09_llama import check_rms_norm, rms_norm_properties
+from course_utils.tools.exercises.ex09_llama import check_rms_norm, rms_norm_properties, rms_norm_reference
 from course_utils.tools.grading import call, expect_close
 
 rms_norm_properties(rms_norm)  # shape, dtype, rms_norm(2x) == rms_norm(x)
@@ -311,9 +311,7 @@ check_expand_kv(expand_kv)
 from course_utils import llama
 from transformers.models.llama.modeling_llama import repeat_kv
 
-rms_fn = use_or_reference(
-    rms_norm, lambda x, w, eps=1e-5: w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)), "rms_norm"
-)
+rms_fn = use_or_reference(rms_norm, rms_norm_reference, "rms_norm")
 expand_fn = use_or_reference(expand_kv, llama.expand_kv_heads, "expand_kv")
 x = torch.randn(2, 7, 576)
 norm = llama.RMSNorm(576, eps=1e-5)
@@ -640,18 +638,13 @@ check_attend_to_cache(attend_to_cache)
 # the block's causal attention over the whole sequence.
 
 # %% slideshow={"slide_type": "fragment"}
-from course_utils.attention import merge_heads, scaled_dot_product_attention, split_heads
+from course_utils.attention import merge_heads, split_heads
 from course_utils.kvcache import KVCache
 from course_utils.positional import apply_rope
+from course_utils.tools.exercises.ex09_llama import attend_to_cache_reference
 
 
-def attend_reference(q, k_cache, v_cache):
-    n_rep = q.shape[1] // k_cache.shape[1]
-    k, v = llama.expand_kv_heads(k_cache, n_rep), llama.expand_kv_heads(v_cache, n_rep)
-    return scaled_dot_product_attention(q, k, v)[0]
-
-
-attend_fn = use_or_reference(attend_to_cache, attend_reference, "attend_to_cache")
+attend_fn = use_or_reference(attend_to_cache, attend_to_cache_reference, "attend_to_cache")
 block0, c = model.blocks[0], model.config
 seq = prompt_ids[:, :12]  # (1, 12): 11 prompt tokens, then the new one
 with torch.no_grad():

@@ -139,6 +139,17 @@ def test_cache_gives_the_same_tokens_and_logits(tiny_file):
         model.generate(x, 60)
 
 
+def test_generation_stops_once_every_row_produced_stop_id(tiny_file):
+    model = load_gguf(tiny_file)
+    x = torch.randint(0, TINY["vocab_size"], (2, 7), generator=torch.Generator().manual_seed(2))
+    free = model.generate(x, 20)[:, 7:]  # (2, 20) greedy, no stop
+    for stop in free[0].tolist()[:5]:  # a token row 0 produces: generation ends when row 1 has produced it too
+        out = model.generate(x, 20, stop_id=stop)[:, 7:]
+        first = [row.index(stop) if stop in row else 19 for row in free.tolist()]
+        assert out.shape[1] == max(first) + 1, f"stop_id={stop}: ran {out.shape[1]} steps, expected {max(first) + 1}"
+        assert torch.equal(out, free[:, : out.shape[1]]), "a stop id must not change the tokens before it"
+
+
 def test_first_layers_only(tiny_file):
     one = load_gguf(tiny_file, n_layers=1)
     full = load_gguf(tiny_file)

@@ -30,13 +30,16 @@ __all__ = [
     "check_dequantize_block",
     "attend_properties",
     "check_attend_to_cache",
+    "rms_norm_reference",
+    "attend_to_cache_reference",
 ]
 
 
 # ---- Exercise 2: RMSNorm -------------------------------------------------------------------------
 
 
-def _rms_reference(x, weight, eps):
+def rms_norm_reference(x, weight, eps=1e-5):
+    """What rms_norm must return: the normalised x scaled by weight (the fallback of a student copy)."""
     return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
 
@@ -64,7 +67,7 @@ def rms_norm_properties(rms_norm) -> None:
     expect_shape(y, x.shape, "rms_norm's output for x of shape (2, 3, 8)")
     expect_dtype(y, torch.float32, "rms_norm's output")
     on = "a batch of random vectors"
-    expect_close(y, _rms_reference(x, w, 1e-6), "rms_norm's output", mistakes=_rms_mistakes(x, w, 1e-6), on=on)
+    expect_close(y, rms_norm_reference(x, w, 1e-6), "rms_norm's output", mistakes=_rms_mistakes(x, w, 1e-6), on=on)
     expect_close(
         call(rms_norm, 2 * x, w, 1e-6), y, "rms_norm(2 x) (it should equal rms_norm(x): scale-free)", atol=1e-4
     )
@@ -87,7 +90,7 @@ def check_rms_norm(rms_norm) -> None:
         w = torch.rand(x.shape[-1], generator=g, dtype=x.dtype) + 0.5
         y = call(rms_norm, x, w, eps)
         expect_dtype(y, x.dtype, f"rms_norm's output (on {on})")
-        expect_close(y, _rms_reference(x, w, eps), "rms_norm's output", mistakes=_rms_mistakes(x, w, eps), on=on)
+        expect_close(y, rms_norm_reference(x, w, eps), "rms_norm's output", mistakes=_rms_mistakes(x, w, eps), on=on)
 
 
 # ---- Exercise 3: the GQA key/value expansion ------------------------------------------------------
@@ -326,7 +329,8 @@ def check_dequantize_block(dequantize_block) -> None:
 # ---- Exercise 5: the new token's attention over the cache -----------------------------------------
 
 
-def _attend_reference(q, k_cache, v_cache):
+def attend_to_cache_reference(q, k_cache, v_cache):
+    """What attend_to_cache must return: (B, h, 1, d), each query head over its key/value head's cache."""
     n_rep = q.shape[1] // k_cache.shape[1]
     k, v = llama.expand_kv_heads(k_cache, n_rep), llama.expand_kv_heads(v_cache, n_rep)
     return attention.scaled_dot_product_attention(q, k, v)[0]
@@ -364,7 +368,9 @@ def attend_properties(attend_to_cache) -> None:
     out = call(attend_to_cache, q, k, v)
     expect_shape(out, (2, 6, 1, 4), "the new token's output for 6 query heads over 3 cached key/value heads")
     on = "6 query heads over 3 cached key/value heads, 5 positions"
-    expect_close(out, _attend_reference(q, k, v), "the new token's output", mistakes=_attend_mistakes(q, k, v), on=on)
+    expect_close(
+        out, attend_to_cache_reference(q, k, v), "the new token's output", mistakes=_attend_mistakes(q, k, v), on=on
+    )
     q1, k1, v1 = _qkv_cache(1, 4, 2, 1, 3, seed=1)
     out1 = call(attend_to_cache, q1, k1, v1)
     expect_shape(out1, (1, 4, 1, 3), "the output over a cache of one position")
@@ -387,5 +393,5 @@ def check_attend_to_cache(attend_to_cache) -> None:
         expect_shape(out, (B, h, 1, d), f"the new token's output (on {on})")
         expect_dtype(out, dtype, f"the new token's output (on {on})")
         expect_close(
-            out, _attend_reference(q, k, v), "the new token's output", mistakes=_attend_mistakes(q, k, v), on=on
+            out, attend_to_cache_reference(q, k, v), "the new token's output", mistakes=_attend_mistakes(q, k, v), on=on
         )
