@@ -652,7 +652,15 @@ with torch.no_grad():
     full = block0.attn(h, torch.arange(12))  # causal attention over all 12 (after o_proj)
     cache = KVCache(1, 16)
     block0.attn(h[:, :11], torch.arange(11), cache, 0)  # the prefill fills the cache
-    x_new = h[:, 11:]
+print(f"the prefill cached {cache.length} positions; the full causal attention gives {tuple(full.shape)}")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# Now the new token alone: its query, key and value, rotated to position 11; its key and value
+# join the cache, and `attend_to_cache` mixes the 12 cached values for its one query.
+
+# %% slideshow={"slide_type": "fragment"}
+with torch.no_grad():
+    x_new = h[:, 11:]  # (1, 1, d)
     q_new = apply_rope(
         split_heads(block0.attn.q_proj(x_new), c.n_heads), torch.tensor([11]), c.rope_base, torch.float32
     )
