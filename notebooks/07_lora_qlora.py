@@ -66,9 +66,7 @@ SMOLLM_STEPS = 4
 import course_utils  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import copy
 import importlib.util
-import itertools
 import math
-import random
 import re
 import time
 import warnings
@@ -86,7 +84,7 @@ from course_utils.data import load_austen
 from course_utils.device import get_device, seed_everything
 from course_utils.bert import IGNORE, BertConfig, BertForPreTraining
 from course_utils.bert_data import mask_tokens
-from course_utils.lora import LoRALinear, apply_lora, lora_param_groups, merge_lora
+from course_utils.lora import LoRALinear, apply_lora, merge_lora
 from course_utils.measure import count_parameters, peak_memory
 from course_utils.quant import (
     NF4_PUBLISHED,
@@ -582,37 +580,18 @@ assert diff_rs < 1e-6, "our rsLoRA scaling and peft's use_rslora should agree"
 # test set, so no test passage has a neighbour in the training set. Classes are balanced.
 
 # %% slideshow={"slide_type": "subslide"}
+from course_utils.lora_study import passages, which_novel
+
 books = load_austen()
 TITLES = list(books)
-
-
-def passages(text: str, n_words: int) -> list[str]:
-    """Consecutive, non-overlapping passages of n_words words; chapter headings removed."""
-    words = re.sub(r"\b(CHAPTER|Chapter|VOLUME)\s+[IVXLC\d]+\b", " ", text).split()
-    return [" ".join(words[i : i + n_words]) for i in range(0, len(words) - n_words + 1, n_words)]
-
-
-def split_book(ps: list[str], n_stretches: int = 20, test_every: int = 5) -> tuple[list[str], list[str]]:
-    """Cut a book into stretches; every `test_every`-th stretch is test."""
-    size = math.ceil(len(ps) / n_stretches)
-    train = [p for i, p in enumerate(ps) if (i // size) % test_every != test_every - 1]
-    test = [p for i, p in enumerate(ps) if (i // size) % test_every == test_every - 1]
-    return train, test
-
-
-rng = random.Random(SEED)
-train_items, test_items, pretrain_texts = [], [], []
-for label, title in enumerate(TITLES):
-    tr, te = split_book(passages(books[title], PASSAGE_WORDS))
-    train_items += [(p, label) for p in rng.sample(tr, N_TRAIN_PER_BOOK)]
-    test_items += [(p, label) for p in rng.sample(te, N_TEST_PER_BOOK)]
-    pretrain_texts += tr  # the fallback encoder pre-trains on training stretches only
-rng.shuffle(train_items)
+# passages of PASSAGE_WORDS words; each novel in 20 stretches, every fifth one test (`split_book`)
+data = which_novel(books, SEED, PASSAGE_WORDS, N_TRAIN_PER_BOOK, N_TEST_PER_BOOK)
+train_items, test_items = data["train"], data["test"]
+pretrain_texts = data["pretrain"]  # the fallback encoder pre-trains on training stretches only
 print(
     f"{len(train_items)} training and {len(test_items)} test passages, {len(TITLES)} classes, chance = {1 / len(TITLES):.1%}"
 )
 print("example:", train_items[0][0], "->", TITLES[train_items[0][1]])
-
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The pretrained encoder
@@ -625,17 +604,8 @@ print("example:", train_items[0][0], "->", TITLES[train_items[0][1]])
 # much weaker, but every code path below runs the same way. Either way a sentence is the mean of
 # its token vectors (mean pooling), and a linear head maps it to the six novels.
 
-
 # %% slideshow={"slide_type": "subslide"}
-class HFEncoder(nn.Module):
-    """A transformers encoder as (ids, mask) -> token vectors (B, T, D)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+from course_utils.lora_study import HFEncoder  # (ids, mask) -> the encoder's token vectors (B, T, D)
 
 
 class WordTokenizer:
@@ -808,64 +778,15 @@ expect_choice(
 )
 ### END HIDDEN TESTS
 
-
 # %% slideshow={"slide_type": "subslide"}
-class Classifier(nn.Module):
-    """Encoder -> mean over real tokens -> linear head: (B, T) ids -> (B, n_classes) logits."""
+from course_utils.lora_study import Classifier, accuracy, batched_features, finetune, fresh_classifier, linear_probe
 
-    def __init__(self, encoder: nn.Module, head: nn.Linear):
-        super().__init__()
-        self.encoder, self.head = encoder, head
-
-    def features(self, ids, mask):  # (B, T) -> (B, D)
-        h = self.encoder(ids, mask)
-        m = mask.unsqueeze(-1).to(h.dtype)
-        return (h * m).sum(1) / m.sum(1).clamp_min(1)
-
-    def forward(self, ids, mask):
-        return self.head(self.features(ids, mask))
-
-
-@torch.no_grad()
-def batched_features(encoder_model: Classifier, X, M, batch=64) -> torch.Tensor:
-    encoder_model.eval()
-    return torch.cat(
-        [
-            encoder_model.features(X[i : i + batch].to(device), M[i : i + batch].to(device)).cpu()
-            for i in range(0, len(X), batch)
-        ]
-    )
-
-
-@torch.no_grad()
-def accuracy(model: Classifier, X=None, M=None, Y=None, batch=64) -> float:
-    X, M, Y = (X_test, M_test, Y_test) if X is None else (X, M, Y)
-    model.eval()
-    hits = sum(
-        (model(X[i : i + batch].to(device), M[i : i + batch].to(device)).argmax(-1).cpu() == Y[i : i + batch])
-        .sum()
-        .item()
-        for i in range(0, len(X), batch)
-    )
-    return hits / len(Y)
-
-
+# Classifier: encoder -> mean over the real tokens -> linear head, (B, T) ids -> (B, 6) logits
 # 1. frozen + head (the linear probe); its head starts every other run
 start = time.perf_counter()
 frozen = Classifier(copy.deepcopy(pretrained), nn.Linear(HIDDEN, len(TITLES))).to(device)
-feat_train, feat_test = batched_features(frozen, X_train, M_train), batched_features(frozen, X_test, M_test)
-seed_everything(SEED)
-probe = nn.Linear(HIDDEN, len(TITLES))
-opt = torch.optim.AdamW(probe.parameters(), lr=LR_PROBE, weight_decay=0.01)
-train_for(
-    probe,
-    opt,
-    itertools.repeat((feat_train, Y_train)),
-    lambda m, b: (F.cross_entropy(m(b[0]), b[1]), len(b[1])),
-    max_steps=PROBE_STEPS,
-    clip_grad=None,
-    desc="linear probe on frozen features",
-)  # full-batch steps
+feat_train = batched_features(frozen, X_train, M_train)  # (1200, HIDDEN), computed once
+probe = linear_probe(feat_train, Y_train, len(TITLES), LR_PROBE, PROBE_STEPS, SEED)  # full-batch AdamW steps
 frozen.head.load_state_dict(probe.state_dict())
 frozen_time = time.perf_counter() - start
 
@@ -886,7 +807,7 @@ results = [
         method="frozen + head",
         trainable=count_parameters(probe),
         total=count_parameters(frozen),
-        accuracy=accuracy(frozen),
+        accuracy=accuracy(frozen, X_test, M_test, Y_test),
         peak_MB=(stored_bytes(frozen) + frozen_peak) / 2**20,
         seconds=frozen_time,
     )
@@ -895,60 +816,29 @@ print(results[0])
 
 
 # %% slideshow={"slide_type": "subslide"}
-def finetune(model: Classifier, lr: float, label: str) -> dict:
-    """FT_STEPS AdamW steps on the training passages (same batches for every method); returns the row."""
-    groups = lora_param_groups(model, lr, b_ratio=LORA_B_RATIO)  # LoRA+: lora_B at lr * ratio; full FT has no lora_B
-    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=[g["lr"] for g in groups], total_steps=FT_STEPS, pct_start=0.1
-    )
-    order = torch.randperm(len(Y_train), generator=torch.Generator().manual_seed(SEED))
-    model.train()
-
-    def step(i):
-        idx = order[(i * BATCH_SIZE + torch.arange(BATCH_SIZE)) % len(order)]
-        loss = F.cross_entropy(model(X_train[idx].to(device), M_train[idx].to(device)), Y_train[idx].to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        return loss.item()
-
-    start = time.perf_counter()
-    peak, _ = peak_memory(lambda: step(0))  # activations + gradients + Adam states appear in step 1
-    for i in tqdm(range(1, FT_STEPS), desc=label, leave=False):
-        step(i)
-    seconds = time.perf_counter() - start
-    trainable, total = count_parameters(model, trainable_only=True), count_parameters(model)
-    adam_bytes = sum(t.numel() * t.element_size() for s in opt.state.values() for t in s.values() if torch.is_tensor(t))
+def study_row(model: Classifier, lr: float, label: str) -> dict:
+    """FT_STEPS steps of `lora_study.finetune` (the same batches for every method), then the table's row."""
+    info = finetune(model, X_train, M_train, Y_train, lr, FT_STEPS, BATCH_SIZE, LORA_B_RATIO, SEED, desc=label)
     return dict(
         method=label,
-        trainable=trainable,
-        total=total,
-        accuracy=accuracy(model),
-        peak_MB=(stored_bytes(model) + peak) / 2**20,
-        seconds=seconds,
-        adam_MB=adam_bytes / 2**20,
+        trainable=count_parameters(model, trainable_only=True),
+        total=count_parameters(model),
+        accuracy=accuracy(model, X_test, M_test, Y_test),
+        peak_MB=(stored_bytes(model) + info["peak_bytes"]) / 2**20,
+        seconds=info["seconds"],
+        adam_MB=info["adam_bytes"] / 2**20,
     )
-
-
-def fresh_classifier() -> Classifier:
-    """A copy of the pretrained encoder with the linear probe's head, everything trainable."""
-    seed_everything(SEED)
-    head = nn.Linear(HIDDEN, len(TITLES))
-    head.load_state_dict(probe.state_dict())
-    return Classifier(copy.deepcopy(pretrained), head).to(device).requires_grad_(True)
 
 
 # 2. full fine-tuning
-results.append(finetune(fresh_classifier(), LR_FULL, "full fine-tuning"))
+results.append(study_row(fresh_classifier(pretrained, probe, SEED), LR_FULL, "full fine-tuning"))
 # 3. LoRA at several ranks: only A, B (and the head) train
 lora_models = {}
 for r in LORA_RANKS:
-    model = fresh_classifier()
+    model = fresh_classifier(pretrained, probe, SEED)
     apply_lora(model.encoder, LORA_TARGETS, r=r, alpha=LORA_ALPHA, rslora=True)  # freezes the encoder's own weights
     model.head.requires_grad_(True)
-    results.append(finetune(model, LR_LORA, f"LoRA r={r}"))
+    results.append(study_row(model, LR_LORA, f"LoRA r={r}"))
     lora_models[r] = model
 for row in results[1:]:
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
@@ -984,15 +874,28 @@ import re
 
 from course_utils.tools import results as measured  # `results` above is this study's list of rows
 
-if measured.recording():  # `make run`: the accuracies the text below quotes, into results/07.json
+
+def keys_of(method: str) -> str:
+    """'LoRA r=4' -> 'lora_r_4': a method's name in results/07.json."""
+    return re.sub(r"\W+", "_", method).strip("_").lower()
+
+
+if measured.recording() and backbone_name == "minilm":  # `make run`: the figures the text quotes, into results/07.json
+    keys = {name: keys_of(name) for name in study.index}
     measured.record(
         "07",
         "lora-study-rslora",
-        {re.sub(r"\W+", "_", name).strip("_").lower(): 100 * acc for name, acc in study["accuracy"].items()},
+        {
+            **{keys[n]: round(100 * row["accuracy"], 2) for n, row in study.iterrows()},
+            **{f"{keys[n]}_trained_pct": round(row["trainable %"], 3) for n, row in study.iterrows()},
+            **{f"{keys[n]}_peak_mb": round(row["peak_MB"], 1) for n, row in study.iterrows()},
+            **{f"{keys[n]}_s": round(row["seconds"], 1) for n, row in study.iterrows()},
+        },
         what="which Austen novel (6 classes, 1,500 test passages), MiniLM, 200 steps each, one seed; "
         "LoRA+ on every linear layer, scaled by alpha / sqrt(r) with alpha 4 (rsLoRA); test accuracy %",
         figure="frozen {frozen_head:.1f}, full {full_fine_tuning:.1f}, LoRA r=1 {lora_r_1:.1f}, "
-        "r=4 {lora_r_4:.1f}, r=16 {lora_r_16:.1f}",
+        "r=4 {lora_r_4:.1f}, r=16 {lora_r_16:.1f} %; LoRA r=4 trains {lora_r_4_trained_pct:.2f} % of the weights, "
+        "peak memory {lora_r_4_peak_mb:.0f} vs {full_fine_tuning_peak_mb:.0f} MB",
         machine="2-core CPU",
         command="`make run` (notebook 07)",
     )
@@ -1054,6 +957,56 @@ handles = ax2.get_legend_handles_labels()[0] + ax2b.get_legend_handles_labels()[
 ax2.legend(handles=handles, loc="upper right", fontsize=8)  # inside the axes, clear of the tick labels
 plt.tight_layout()
 plt.show()
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### One run is one draw: the study at three seeds
+#
+# The table above comes from one seed: one draw of passages, of the probe's start, of LoRA's $A$
+# and of the batch order. With 1,500 test passages the standard error of one accuracy is already
+# about 1.2 points, and a seed moves more than the test set. And its learning rates were picked by
+# hand, LoRA's more carefully than full fine-tuning's. `make lora-seeds` (`scripts/lora_seeds.py`,
+# ~35 min on two cores, with this notebook's recipe from `course_utils.lora_study`) repeats the
+# study fairly: every method tries its rate above times ½, 1 and 2 on validation passages (from
+# the training stretches, never a training passage), keeps the best, and then runs three seeds.
+# The cell below reads its recorded figures and puts this run beside them.
+
+# %% slideshow={"slide_type": "subslide"}
+try:
+    seeds = measured.row("07", "lora-seeds")["values"]
+except (FileNotFoundError, KeyError) as err:
+    seeds = None
+    print(f"no recorded seeds run ({err}); `make lora-seeds` makes one")
+if seeds is not None:
+    names = [n for n in study.index if f"{keys_of(n)}_mean" in seeds]
+    spread = pd.DataFrame(
+        {
+            "mean %": [seeds[f"{keys_of(n)}_mean"] for n in names],
+            "sd": [seeds[f"{keys_of(n)}_sd"] for n in names],
+            "seeds %": [
+                ", ".join(f"{v:.1f}" for k, v in sorted(seeds.items()) if k.startswith(f"{keys_of(n)}_seed"))
+                for n in names
+            ],
+            "rate chosen": [seeds.get(f"{keys_of(n)}_lr", LR_PROBE) for n in names],
+            "this run %": [100 * study.loc[n, "accuracy"] for n in names],
+        },
+        index=names,
+    )
+    display(spread.style.format({"mean %": "{:.1f}", "sd": "{:.1f}", "rate chosen": "{:g}", "this run %": "{:.1f}"}))
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    x = np.arange(len(names))
+    ax.errorbar(
+        x, spread["mean %"], yerr=spread["sd"], fmt="s", ms=8, capsize=6, color="tab:blue", label="3 seeds: mean ± sd"
+    )
+    for i, n in enumerate(names):
+        each = [v for k, v in seeds.items() if k.startswith(f"{keys_of(n)}_seed")]
+        ax.scatter([i] * len(each), each, color="k", s=12, zorder=3, label="one seed" if i == 0 else None)
+    ax.scatter(x, spread["this run %"], marker="x", color="tab:red", s=50, zorder=4, label="this run")
+    ax.set_xticks(x, names, fontsize=9)
+    ax.margins(x=0.1, y=0.2)
+    ax.set(ylabel="test accuracy (%)", title="which Austen novel: the study at three seeds (MiniLM, 200 steps)")
+    ax.legend(fontsize=8, loc="lower right")
+    plt.tight_layout()
+    plt.show()
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -1465,13 +1418,13 @@ print(
 )
 
 # %% slideshow={"slide_type": "subslide"}
-model_q = fresh_classifier()
+model_q = fresh_classifier(pretrained, probe, SEED)
 fp32_base_bytes = stored_bytes(model_q.encoder)
 quantize_linears(model_q.encoder, fmt="nf4", blocksize=64, double_quant=True, embeddings=True)
 nf4_base_bytes = stored_bytes(model_q.encoder)
 apply_lora(model_q.encoder, LORA_TARGETS, r=QLORA_RANK, alpha=LORA_ALPHA, rslora=True)  # as the study's LoRA
 model_q.head.requires_grad_(True)
-qlora_row = finetune(model_q, LR_LORA, f"QLoRA r={QLORA_RANK}")
+qlora_row = study_row(model_q, LR_LORA, f"QLoRA r={QLORA_RANK}")
 lora_row = next(row for row in results if row["method"] == f"LoRA r={QLORA_RANK}")
 adapter_bytes = sum(p.numel() * p.element_size() for p in model_q.parameters() if p.requires_grad)
 
@@ -1510,6 +1463,28 @@ print(
 # 4.127 bits of 32 is 12.9 %; biases and LayerNorms stay fp32, a large share only in SMOKE's tiny model
 limit = 0.35 if SMOKE else 0.20
 assert ratio <= limit, f"the 4-bit base should take at most {limit:.0%} of fp32 memory, measured {ratio:.1%}"
+from course_utils.tools import results as recorded  # (`measured` above is a bit count)
+
+if recorded.recording() and backbone_name == "minilm":  # the figures the next cell quotes
+    recorded.record(
+        "07",
+        "qlora",
+        {
+            "qlora": round(100 * qlora_row["accuracy"], 2),
+            "lora": round(100 * lora_row["accuracy"], 2),
+            "base_pct": round(100 * ratio, 2),
+            "base_fp32_mb": round(fp32_base_bytes / 2**20, 2),
+            "base_nf4_mb": round(nf4_base_bytes / 2**20, 2),
+            "peak_lora_mb": round(lora_row["peak_MB"], 1),
+            "peak_qlora_mb": round(qlora_row["peak_MB"], 1),
+        },
+        what=f"QLoRA r={QLORA_RANK} (NF4 base, double quantization) against LoRA r={QLORA_RANK} on the fp32 base, "
+        "the study's recipe; test accuracy %, stored base weights, peak of a training step",
+        figure="QLoRA {qlora:.1f} % vs LoRA {lora:.1f} %; base weights {base_fp32_mb:.1f} -> {base_nf4_mb:.1f} MB "
+        "({base_pct:.1f} %); peak {peak_lora_mb:.0f} -> {peak_qlora_mb:.0f} MB",
+        machine="2-core CPU",
+        command="`make run` (notebook 07)",
+    )
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # In our full-mode run: NF4 base weights 13.0 % of their fp32 size (measured), QLoRA r=4 reached
