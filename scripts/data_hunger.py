@@ -107,7 +107,7 @@ def main(argv=None) -> int:
             ),
             figure="; ".join(f"{n:,}: ViT {{vit_{n}:.1f}}, CNN {{cnn_{n}:.1f}} (gap {{gap_{n}:+.1f}})" for n in sizes)
             + "; {minutes:.0f} min",
-            machine="2-core CPU",
+            machine=f"2-core CPU, {torch.get_num_threads()} thread(s)",
             command="`make data-hunger`",
         )
     return 0

@@ -10,8 +10,8 @@ the training stretches, never a training passage) with seed 0, and the best rate
 with --seeds seeds, each a new draw of passages, linear probe, adapters and batch order
 (`course_utils.lora_study`, the notebook's own recipe: LP-FT, 200 steps of 16, LoRA+ with B at
 8 times the rate, every rank scaled by alpha / sqrt(r) with alpha 4). Prints the validation
-grid and a table of test accuracy, mean ± standard deviation over the seeds; with
-COURSE_RECORD_RESULTS=1 writes results/07.json row `lora-seeds`.
+grid and a table of test accuracy, mean ± standard deviation over seeds; with
+COURSE_RECORD_RESULTS=1 writes results/07.json row `lora-seed-study`.
 """
 
 from __future__ import annotations
@@ -170,11 +170,11 @@ def main(argv=None) -> int:
 
 
 def record(values: dict, args, methods: dict) -> None:
-    """results/07.json row `lora-seeds`: every mean, spread, seed, chosen rate and validation score."""
+    """results/07.json row `lora-seed-study`: every mean, spread, seed, chosen rate and validation score."""
     cells = "; ".join(f"{m} {{{key(m)}_mean:.1f}} ± {{{key(m)}_sd:.1f}} %" for m in ["frozen + head", *methods])
     results.record(
         "07",
-        "lora-seeds",
+        "lora-seed-study",
         values,
         what=(
             f"notebook 07's study with {args.seeds} seeds: which Austen novel ({6 * args.test} test passages per seed), "

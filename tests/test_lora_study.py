@@ -166,3 +166,23 @@ def test_the_seeds_script_runs_end_to_end_and_refuses_bad_arguments():
     for method in ("full fine-tuning", "LoRA r=1", "frozen + head"):
         assert f"{method}:" in out.split("test accuracy")[1], f"{method} missing from the table:\n{out}"
     assert out.count("seed 1, ") == 2, "seed 1 should run each method once, at its chosen rate"
+
+
+def test_notebook_07_trains_with_the_rates_the_seeds_run_chose():
+    """07's parameters cell says its rates were chosen on validation by `make lora-seeds`: they must be its winners."""
+    import ast
+    import re
+
+    from course_utils.tools import results
+
+    chosen = results.row("07", "lora-seed-study")["values"]
+    source = (ROOT / "notebooks" / "07_lora_qlora.py").read_text(encoding="utf-8")
+    full = float(re.search(r"^LR_FULL, LR_PROBE = ([\d.e-]+),", source, re.M).group(1))
+    lora = ast.literal_eval(re.search(r"^LR_LORA = (\{[^}]*\})", source, re.M).group(1))
+    assert full == chosen["full_fine_tuning_lr"], (
+        f"LR_FULL {full:g}, but make lora-seeds chose {chosen['full_fine_tuning_lr']:g}"
+    )
+    for r, lr in lora.items():
+        assert lr == chosen[f"lora_r_{r}_lr"], (
+            f"LR_LORA[{r}] = {lr:g}, but make lora-seeds chose {chosen[f'lora_r_{r}_lr']:g}"
+        )
