@@ -667,7 +667,8 @@ with torch.no_grad():
     k_new = apply_rope(
         split_heads(block0.attn.k_proj(x_new), c.n_kv_heads), torch.tensor([11]), c.rope_base, torch.float32
     )
-    k_all, v_all = cache.update(0, k_new, split_heads(block0.attn.v_proj(x_new), c.n_kv_heads))  # (1, 3, 12, 64)
+    v_new = split_heads(block0.attn.v_proj(x_new), c.n_kv_heads)
+    k_all, v_all = cache.update(0, k_new, v_new)  # (1, 3, 12, 64): 3 key/value heads, 12 positions
     step = block0.attn.o_proj(merge_heads(attend_fn(q_new, k_all, v_all)))  # (1, 1, d)
 err = float((step[0, 0] - full[0, -1]).abs().max())
 print(f"cache holds {tuple(k_all.shape)} (3 key/value heads); one cached step vs full causal attention: {err:.1e}")
