@@ -25,9 +25,9 @@
 #
 # **Prerequisites:** notebook 00; PyTorch tensors, `nn.Module`, a training loop; matrix products.
 #
-# **Run time** (measured on a 2-core CPU that was shared with other jobs, load average ≈ 15,
-# so these are upper bounds): SMOKE 50–65 s (13 s of CPU time), full 4–5 min (75 s of CPU
-# time; the two training runs are most of it). Not measured on a GPU.
+# **Run time** on a 2-core CPU: full 59 s of cells on an idle machine (2026-12-04; the two
+# training runs are most of it), 4–5 min when the cores were shared with other jobs (load ≈ 15);
+# SMOKE about 15 s. Not measured on a GPU.
 # What lands in `course_utils.attention` is used again by notebooks 04–08.
 
 # %% slideshow={"slide_type": "skip"} tags=["parameters"]
@@ -254,6 +254,19 @@ print(
     f"word accuracy on {len(test_sents)} held-out sentences: with attention {overall(pred_attn):.1%}, "
     f"without {overall(pred_plain):.1%}"
 )
+from course_utils.tools.results import record, recording
+
+if recording() and not SMOKE:  # `make run`: into results/01.json (the README's table reads it)
+    record(
+        "01",
+        "gru-reversal",
+        {"attention": round(100 * overall(pred_attn), 2), "plain": round(100 * overall(pred_plain), 2)},
+        what=f"GRU seq2seq reversing sentences, with vs without attention, {TRAIN_STEPS} steps each; "
+        f"words right (incl. <eos>) on {len(test_sents)} held-out sentences, %",
+        figure="{attention:.1f} % with attention vs {plain:.1f} % without",
+        machine="2-core CPU",
+        command="`make run` (notebook 01)",
+    )
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.5))
 ax1.plot(losses_attn, label="with attention")
@@ -720,6 +733,22 @@ print(
     f"float64 {worst[torch.float64]:.1e}"
 )
 assert worst[torch.float32] < 1e-6 and worst[torch.float64] < 1e-10
+if recording() and not SMOKE:
+    record(
+        "01",
+        "attention-vs-pytorch",
+        {
+            "sdpa_f32": worst[torch.float32],
+            "sdpa_f64": worst[torch.float64],
+            "mha_self": err_self,
+            "mha_cross": err_cross,
+        },
+        what="our attention vs `F.scaled_dot_product_attention` (20 random shapes and masks) / `nn.MultiheadAttention` "
+        "(self + causal, cross + padding): largest difference",
+        figure="{sdpa_f32:.1e} (float32), {sdpa_f64:.1e} (float64) / {mha_self:.1e}, {mha_cross:.1e}",
+        machine="2-core CPU",
+        command="`make run` (asserted in notebook 01)",
+    )
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### What the heads of the section-1 model look at
@@ -815,6 +844,18 @@ for n_ in CROSS_NS:
     crossing.append((n_, t_proj, t_mix))
     print(f"n = {n_:>5}: projections {1e3 * t_proj:7.2f} ms, mixing {1e3 * t_mix:7.2f} ms, ratio {t_mix / t_proj:5.2f}")
 measured = next((n_ for n_, tp, tm in crossing if tm > tp), None)
+if recording() and not SMOKE:  # timings: noisy, reported and never asserted
+    record(
+        "01",
+        "projections-vs-mixing",
+        {**{f"ratio_{n_}": round(tm / tp, 2) for n_, tp, tm in crossing}, "crossover": measured or 0},
+        what=f"one self-attention layer, d = {CROSS_D}, 4 heads: time of the mixing (2n²d) over the projections "
+        f"(4nd²), counted crossover n = 2d = {2 * CROSS_D}",
+        figure=", ".join(f"n = {n_}: {{ratio_{n_}:.2f}}" for n_, _, _ in crossing)
+        + "; the mixing first takes longer at n = {crossover} (0: not reached)",
+        machine="2-core CPU (timings are noisy)",
+        command="`make run` (notebook 01, section 7)",
+    )
 print(
     f"counted crossover n = 2d = {2 * CROSS_D}; measured here: "
     + (f"the mixing first takes longer at n = {measured}" if measured else f"not reached by n = {CROSS_NS[-1]}")
