@@ -30,9 +30,9 @@
 # **Prerequisites:** notebook 01 (attention: queries, keys, softmax), a little trigonometry
 # ($\sin(a+b)$, $\cos(a+b)$) and a 2×2 rotation matrix.
 #
-# **Run time**, measured on a 2-core CPU that other jobs were sharing (load average ≈ 12, so
-# these are upper bounds): **SMOKE ≈ 45 s, full ≈ 3 to 4 min**, of which the nine small
-# training runs of section 6 take ≈ 2 min. Not measured on a GPU (nothing here needs one).
+# **Run time** on a 2-core CPU: **full 44 s of cells** on an idle machine (2026-12-04; most of it
+# the nine small training runs of section 6), 3 to 4 min when other jobs shared the cores (load
+# ≈ 12); SMOKE ≈ 15 s. Not measured on a GPU (nothing here needs one).
 
 # %% slideshow={"slide_type": "skip"} tags=["parameters"]
 import os
@@ -795,6 +795,26 @@ for kind in KINDS:
         f"{kind:>10}  {acc[seen].mean():10.2f}  {acc[near].mean():10.2f}  {acc[far].mean():10.2f}  "
         f"{train_seconds[kind]:6.1f} s"
     )
+from course_utils.tools.results import record, recording
+
+if recording() and not SMOKE:  # `make run`: the figures the text below quotes, into results/02.json
+    record(
+        "02",
+        "copy-3-back",
+        {
+            f"{kind.lower()}_{part}": round(float(results[kind].mean(0)[span].mean()), 3)
+            for kind in KINDS
+            for part, span in (("seen", seen), ("near", near), ("far", far))
+        },
+        what=f"copy-{TASK_SHIFT}-back, trained on length {TRAIN_LEN} ({EXP_SEEDS} runs of {EXP_STEPS} steps), "
+        f"accuracy at positions < {TRAIN_LEN} / {TRAIN_LEN}–{2 * TRAIN_LEN - 1} / {2 * TRAIN_LEN}–{TEST_LEN - 1}",
+        figure=", ".join(
+            f"{k} {{{k.lower()}_seen:.2f}} / {{{k.lower()}_near:.2f}} / {{{k.lower()}_far:.2f}}" for k in KINDS
+        )
+        + f" (chance {1 / TASK_VOCAB:.2f})",
+        machine="2-core CPU",
+        command="`make run` (notebook 02)",
+    )
 
 # %% slideshow={"slide_type": "subslide"}
 positions = np.arange(TASK_SHIFT, TEST_LEN)
@@ -818,9 +838,15 @@ ax.legend(loc="center right")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **What happens past the longest trained position.** Measured in full mode (3 runs of 500
-# steps each; your numbers are in the table above), accuracy at positions below 24 / 24–47 / 48–95:
-# learned 1.00 / 0.07 / 0.06, sinusoidal 1.00 / 0.26 / 0.15, RoPE 1.00 / 0.86 / 0.16, chance 0.06.
+# **What happens past the longest trained position.** Measured in full mode (2026-12-04, 3 runs of
+# 500 steps each; your numbers are in the table above), accuracy at positions below 24 / 24–47 /
+# 48–95: learned <!-- result 02/copy-3-back/learned_seen -->1.00
+# / <!-- result 02/copy-3-back/learned_near -->0.07 / <!-- result 02/copy-3-back/learned_far -->0.06,
+# sinusoidal <!-- result 02/copy-3-back/sinusoidal_seen -->1.00
+# / <!-- result 02/copy-3-back/sinusoidal_near -->0.26
+# / <!-- result 02/copy-3-back/sinusoidal_far -->0.15,
+# RoPE <!-- result 02/copy-3-back/rope_seen -->1.00 / <!-- result 02/copy-3-back/rope_near -->0.86
+# / <!-- result 02/copy-3-back/rope_far -->0.16, chance 0.06.
 # - **Learned** falls to chance at exactly position `TRAIN_LEN`: the rows of its table past
 #   that point are the random numbers they started as, so the model has no idea where it
 #   is. (A table with only `TRAIN_LEN` rows could not even be run on longer inputs.)
