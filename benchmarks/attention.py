@@ -25,6 +25,7 @@ import torch.nn.functional as F  # noqa: E402
 from course_utils.attention import scaled_dot_product_attention  # noqa: E402
 from course_utils.measure import time_and_memory  # noqa: E402
 from course_utils.device import get_device  # noqa: E402
+from course_utils.tools import results  # noqa: E402
 
 
 def run(ns, batch=1, heads=4, d_head=64, device="cpu", dtype=torch.float32, repeats=3, causal=False):
@@ -82,3 +83,20 @@ if __name__ == "__main__":
         rows,
         "time and peak extra memory of one forward pass (memory: torch allocations, CUDA allocator or CPU profiler)",
     )
+    n, t_o, t_f, m_o, m_f = next(r for r in rows if r[0] == 4096) if any(r[0] == 4096 for r in rows) else rows[-1]
+    if results.recording() and not ARGS.quick and device.type == "cpu":  # COURSE_RECORD_RESULTS=1: results/01.json
+        results.record(
+            "01",
+            "naive-vs-fused-attention",
+            {
+                "n": n,
+                "time_x": round(t_o / t_f, 2),
+                "ours_mib": round(m_o / 2**20, 1),
+                "fused_mib": round(m_f / 2**20, 1),
+            },
+            what=f"our attention vs fused `F.scaled_dot_product_attention`, n = {n}, {ARGS.heads} heads × {ARGS.d_head}, "
+            "one forward pass, best of 3",
+            figure="{time_x:.1f}× the time, {ours_mib:.0f} MiB vs {fused_mib:.1f} MiB of peak extra memory",
+            machine=f"2-core CPU, {torch.get_num_threads()} threads",
+            command="`COURSE_RECORD_RESULTS=1 .venv/bin/python benchmarks/attention.py`",
+        )

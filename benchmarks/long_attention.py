@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from course_utils.attention import scaled_dot_product_attention  # noqa: E402
 from course_utils.flash import tiled_attention  # noqa: E402
 from course_utils.measure import best_time, peak_rss  # noqa: E402
+from course_utils.tools import results  # noqa: E402
 from course_utils.sparse import bigbird_layout, block_sparse_attention, expand_layout  # noqa: E402
 
 BIGBIRD = dict(block=64, window=1, n_global=2, n_random=3)  # BigBird-base's block pattern
@@ -128,6 +129,18 @@ def main() -> None:
             print(f"{n:>6} {tf * 1e3:>17.1f} {ts * 1e3:>18.1f} {tf / ts:>8.2f}x {frac:>10.1%}")
         c = crossover(rows)
         print(f"crossover: block-sparse is faster from n = {c} on" if c else "crossover: not reached")
+        if results.recording() and not args.quick:  # COURSE_RECORD_RESULTS=1: into results/08.json
+            results.record(
+                "08",
+                "block-sparse-vs-masked",
+                {**{f"speedup_{n}": round(tf / ts, 2) for n, tf, ts, _ in rows}, "crossover": c or 0},
+                what=f"block-sparse vs masked full attention (batch 1, 2 heads, d 64, BigBird {BIGBIRD}), "
+                f"best of {args.repeats}; load average {load:.1f}",
+                figure="faster from n = {crossover} (0: never); "
+                + ", ".join(f"{{speedup_{n}:.1f}}× at {n:,}" for n, *_ in rows if n >= 2048),
+                machine=f"2-core CPU, {torch.get_num_threads()} threads",
+                command="`COURSE_RECORD_RESULTS=1 .venv/bin/python benchmarks/long_attention.py --skip memory kv`",
+            )
 
     if "memory" not in args.skip:
         ns = [1024, 2048, 4096] if args.quick else [1024, 2048, 4096, 8192, 16384]
