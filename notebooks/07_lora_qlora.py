@@ -971,7 +971,7 @@ plt.show()
 # and of the batch order. With 1,500 test passages the standard error of one accuracy is already
 # about 1.2 points, and a seed moves more than the test set. And its learning rates were picked by
 # hand, LoRA's more carefully than full fine-tuning's. `make lora-seeds` (`scripts/lora_seeds.py`,
-# ~35 min on two cores, with this notebook's recipe from `course_utils.lora_study`) repeats the
+# 45 min on two cores, with this notebook's recipe from `course_utils.lora_study`) repeats the
 # study fairly: every method tries ½, 1 and 2 times a starting rate (2e-4 for full fine-tuning,
 # 2e-3 for LoRA) on validation passages (from the training stretches, never a training passage),
 # keeps the best (the rates in the parameters cell), and then runs three seeds. The cell below

@@ -1,13 +1,14 @@
 """How sure is notebook 07's LoRA study? Full fine-tuning and LoRA at every rank, several seeds, each its own learning rate.
 
-    python scripts/lora_seeds.py               # the recorded run (~35 min on 2 CPU cores)
+    python scripts/lora_seeds.py               # the recorded run (~45 min on 2 CPU cores)
     python scripts/lora_seeds.py --seeds 1 --ranks 4 --factors 1 --steps 20   # a quick look
 
-Notebook 07 runs its study once (one seed, learning rates picked by hand). Here every method
-gets the same search: its notebook rate times each of --factors (½, 1, 2 by default: full
+Notebook 07 runs its study once (one seed). Here every method gets the same search: a starting
+rate (07's first, hand-picked ones) times each of --factors (½, 1, 2 by default: full
 fine-tuning 1e-4 / 2e-4 / 4e-4, LoRA 1e-3 / 2e-3 / 4e-3), scored on validation passages (from
 the training stretches, never a training passage) with seed 0, and the best rate then runs
-with --seeds seeds, each a new draw of passages, linear probe, adapters and batch order
+with --seeds seeds, each a new draw of passages, linear probe, adapters and batch order; the
+notebook trains with the winners (tests/test_lora_study.py checks that).
 (`course_utils.lora_study`, the notebook's own recipe: LP-FT, 200 steps of 16, LoRA+ with B at
 8 times the rate, every rank scaled by alpha / sqrt(r) with alpha 4). Prints the validation
 grid and a table of test accuracy, mean ± standard deviation over seeds; with
@@ -43,7 +44,7 @@ from course_utils.lora_study import (
 from course_utils.tools import results
 
 # notebook 07's recipe (its full-mode parameters)
-LR = {"full": 2e-4, "lora": 2e-3}  # the notebook's rates: the centre of each method's search
+LR = {"full": 2e-4, "lora": 2e-3}  # the starting rates (07's hand-picked ones): the centre of each method's search
 LR_PROBE, PROBE_STEPS, B_RATIO, ALPHA = 1e-2, 300, 8, 4
 TARGETS = ["query", "key", "value", "output.dense", "intermediate.dense"]  # every linear layer of every block
 
@@ -179,7 +180,8 @@ def record(values: dict, args, methods: dict) -> None:
         what=(
             f"notebook 07's study with {args.seeds} seeds: which Austen novel ({6 * args.test} test passages per seed), "
             f"MiniLM, {args.steps} steps of {args.batch}, LoRA+ and alpha / sqrt(r) (alpha {ALPHA}); every method's rate "
-            f"chosen on validation from its notebook rate x {args.factors}; test accuracy %, mean ± sd over seeds"
+            f"chosen on validation from {args.factors} x a starting rate ({LR['full']:g} full, {LR['lora']:g} LoRA); "
+            "test accuracy %, mean ± sd over seeds"
         ),
         figure=cells + "; {minutes:.0f} min",
         machine="2-core CPU",
