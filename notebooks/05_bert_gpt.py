@@ -1028,6 +1028,21 @@ print(
     f"{KV_DEMO_TOKENS} tokens from a {count_parameters(wide) / 1e6:.1f}M-parameter GPT: without cache "
     f"{timings[False][0]:.2f} s, with cache {timings[True][0]:.2f} s -> {timings[False][0] / timings[True][0]:.1f}x faster"
 )
+if results.recording() and not SMOKE:  # speeds are reported, never asserted: into results/05.json
+    results.record(
+        "05",
+        "gpt-speed",
+        {
+            "train_chars_per_s": round(gpt_curve["tokens_per_s"]),
+            "kv_speedup": round(timings[False][0] / timings[True][0], 2),
+            "kv_params_m": round(count_parameters(wide) / 1e6, 1),
+        },
+        what=f"the notebook's GPT training speed ({GPT_STEPS} steps); KV-cache speed-up, greedy, {KV_DEMO_TOKENS} "
+        "tokens from a wider GPT with random weights",
+        figure="{train_chars_per_s:,} characters/s; {kv_speedup:.1f}× with the cache ({kv_params_m:.1f}M parameters)",
+        machine=f"2-core CPU, {torch.get_num_threads()} threads",
+        command="`make run` (notebook 05)",
+    )
 
 # %% [markdown] slideshow={"slide_type": "notes"}
 # Exercise 4 asks for a prediction before the entropy table; once it is shown, ask the room
