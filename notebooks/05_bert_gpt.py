@@ -42,12 +42,11 @@
 #
 # **Prerequisites:** notebooks 01 (attention), 02 (positions), 03 (BPE), 04 (training loop).
 #
-# **Run time (2 CPU cores):** SMOKE ≈ 40 s. Full mode is over the course's 10-minute aim: 11.2 min
-# on 2026-12-03 (BERT then trained for 240 s), 13.4 min of cells on 2026-12-04 with BERT at 2,000
-# steps, on a day when the same steps ran about 1.5 times slower (the GPT's 1,400 steps: 91 s
-# against 57 s). The slow cells: BERT's pre-training 163 s, the GPT-1-style fine-tuning 154 s, our
-# BERT's label-budget curve 118 s, the GPT 91 s, the ablation ladder 78 s, MiniLM's live point
-# 71 s, the shipped GPT and SmolLM2 64 s, the fill-in table 21 s.
+# **Run time (2 CPU cores):** SMOKE ≈ 40 s. Full mode **9.9 min of cells** on an idle machine
+# (2026-12-04; the slow cells: BERT's pre-training 125 s, the GPT-1-style fine-tuning 124 s, our
+# BERT's label-budget curve 93 s, the GPT 59 s, MiniLM's live point 56 s, the ablation ladder 50 s,
+# the shipped GPT and SmolLM2 41 s, the fill-in table 16 s), 13.4 min earlier the same day on a
+# busier machine, where the same steps ran about 1.5 times slower.
 # Every model trains for a fixed number of **steps** with a fixed seed: the same model, and the
 # same figures, on any machine; only the time differs. Every figure quoted in the text is
 # printed by a cell next to it.
