@@ -985,14 +985,17 @@ except (FileNotFoundError, KeyError) as err:
     print(f"no recorded seeds run ({err}); `make lora-seeds` makes one")
 if seeds is not None:
     names = [n for n in study.index if f"{keys_of(n)}_mean" in seeds]
+    n_seeds = sum(k.startswith("full_fine_tuning_seed") for k in seeds)
+
+    def per_seed(method: str) -> list[float]:
+        """The method's test accuracy at seed 0, 1, ... of the recorded run."""
+        return [seeds[f"{keys_of(method)}_seed{i}"] for i in range(n_seeds)]
+
     spread = pd.DataFrame(
         {
             "mean %": [seeds[f"{keys_of(n)}_mean"] for n in names],
             "sd": [seeds[f"{keys_of(n)}_sd"] for n in names],
-            "seeds %": [
-                ", ".join(f"{v:.1f}" for k, v in sorted(seeds.items()) if k.startswith(f"{keys_of(n)}_seed"))
-                for n in names
-            ],
+            "seeds %": [", ".join(f"{v:.1f}" for v in per_seed(n)) for n in names],
             "rate chosen": [seeds.get(f"{keys_of(n)}_lr", LR_PROBE) for n in names],
             "this run %": [100 * study.loc[n, "accuracy"] for n in names],
         },
@@ -1012,8 +1015,7 @@ if seeds is not None:
         label="3 seeds: mean ± sd",
     )
     for i, n in enumerate(names):
-        each = [v for k, v in seeds.items() if k.startswith(f"{keys_of(n)}_seed")]
-        ax.scatter([i] * len(each), each, color="k", s=12, zorder=3, label="one seed each" if i == 0 else None)
+        ax.scatter([i] * n_seeds, per_seed(n), color="k", s=12, zorder=3, label="one seed each" if i == 0 else None)
     this_run = "this run" + (" (SMOKE: a tiny run)" if SMOKE else " (= seed 0)")
     ax.scatter(x + 0.12, spread["this run %"], marker="x", color="tab:red", s=50, zorder=4, label=this_run)
     ax.set_xticks(x, names, fontsize=9)
@@ -1023,16 +1025,10 @@ if seeds is not None:
     plt.tight_layout()
     plt.show()
     # paired by seed: the same passages, probe and batches for both methods, so the luck of the draw cancels
-    full_seeds = [v for k, v in sorted(seeds.items()) if k.startswith("full_fine_tuning_seed")]
-    for n in names[2:]:
-        gaps = [
-            a - b
-            for a, b in zip([v for k, v in sorted(seeds.items()) if k.startswith(f"{keys_of(n)}_seed")], full_seeds)
-        ]
+    for n in [n for n in names if n.startswith("LoRA")]:
+        gaps = [a - b for a, b in zip(per_seed(n), per_seed("full fine-tuning"))]
         print(
-            f"{n} - full fine-tuning, seed by seed: "
-            + ", ".join(f"{g:+.1f}" for g in gaps)
-            + f" points (mean {np.mean(gaps):+.1f})"
+            f"{n} - full fine-tuning, seed by seed: {', '.join(f'{g:+.1f}' for g in gaps)} points (mean {np.mean(gaps):+.1f})"
         )
 
 

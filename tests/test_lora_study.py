@@ -68,6 +68,9 @@ def test_passages_and_stretches():
 def test_bad_requests_say_what_to_change(kwargs, words):
     with pytest.raises(ValueError, match=words):
         which_novel(books(), passage_words=10, **kwargs)
+
+
+def test_no_books_says_where_they_come_from():
     with pytest.raises(ValueError, match="load_austen"):
         which_novel({})
 
